@@ -1,0 +1,6 @@
+// pgcutoverctl entry point (placeholder until the control issues land).
+#include <cstdio>
+int main() {
+  std::puts("pgcutoverctl: not built yet");
+  return 0;
+}

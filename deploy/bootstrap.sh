@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for pgcutover: installs every package the build, tests,
+# demo and benchmarks need, makes sure the unprivileged user that runs test PostgreSQL
+# servers exists, then configures and builds (RelWithDebInfo) into build/.
+# Idempotent: a second run installs nothing and only rebuilds what changed.
+#
+#   deploy/bootstrap.sh              install + build
+#   deploy/bootstrap.sh --no-build   install only
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+build_dir=${PGCUTOVER_BUILD_DIR:-$top/build}
+do_build=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) do_build=0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bootstrap.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+# Everything comes from Debian 12's own archive.
+packages=(
+  build-essential cmake pkg-config ccache git clang clang-format libclang-rt-14-dev
+  libboost1.81-dev libssl-dev libpq-dev prometheus-cpp-dev libtomlplusplus-dev
+  libgtest-dev googletest
+  postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
+  python3 python3-psycopg python3-asyncpg python3-yaml python3-matplotlib
+  iproute2 procps util-linux
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "bootstrap.sh: run as root or install sudo" >&2; exit 2; }
+  sudo_cmd=(sudo)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq || true
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's postgresql package starts a cluster on 5432; the tests do not need it and it
+# only takes memory. Leave it if the admin uses it, but never depend on it.
+
+# PostgreSQL refuses to run as root; CI runs as root. Test clusters run as this user.
+pg_user=${PGCUTOVER_PG_USER:-pgcutover}
+if [ "$(id -u)" -eq 0 ] && ! id "$pg_user" >/dev/null 2>&1; then
+  useradd --system --create-home --home-dir "/var/lib/$pg_user" --shell /bin/bash "$pg_user"
+fi
+
+# node-postgres for the driver tests comes from the npm registry (not in Debian 12).
+if command -v npm >/dev/null && [ -f "$top/tests/integration/drivers/package.json" ]; then
+  if [ ! -d "$top/tests/integration/drivers/node_modules/pg" ]; then
+    (cd "$top/tests/integration/drivers" && npm install --no-audit --no-fund --silent >/dev/null)
+  fi
+fi
+
+if [ "$do_build" -eq 1 ]; then
+  launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  cmake -S "$top" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)"
+fi
