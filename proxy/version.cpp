@@ -1,6 +1,0 @@
-// Marker so the library is never empty while the tree grows.
-namespace pgcutover::proxy {
-const char* version() {
-  return "0.1.0";
-}
-}  // namespace pgcutover::proxy
