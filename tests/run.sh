@@ -24,7 +24,10 @@ if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
   fuzz_dir="$top/build-fuzz"
   echo "== tests: fuzz smoke run in $fuzz_dir"
   launcher=()
-  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  if command -v ccache >/dev/null; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
+  fi
   cmake -S "$top" -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_FUZZ=ON \
     -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" >/dev/null
   cmake --build "$fuzz_dir" --target fuzz_all -j "$jobs"
