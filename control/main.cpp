@@ -1,6 +1,11 @@
-// pgcutoverctl entry point (placeholder until the control issues land).
-#include <cstdio>
-int main() {
-  std::puts("pgcutoverctl: not built yet");
-  return 0;
+// pgcutoverctl: the operator CLI (see docs/cli.md, or pgcutoverctl --help).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "control/cli.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return pgcutover::control::run_cli(args, std::cout, std::cerr);
 }

@@ -1,0 +1,47 @@
+// What pgcutoverctl needs to know about the world: the source and target databases, the
+// proxies' admin endpoints and pool sizes. Read from the same TOML file as the proxy
+// (proxy/config.h), with --source-url / --target-url overriding the backends.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/pg_conn.h"
+
+namespace pgcutover::control {
+
+struct ProxyAdminEndpoint {
+  std::string admin_url;  // http://host:port
+  std::string token;      // bearer token; never printed
+};
+
+struct ControlSettings {
+  std::optional<ConnSpec> source;
+  std::optional<ConnSpec> target;
+  std::string source_origin = "--source-url";  // where the source came from, for messages
+  std::string target_origin = "--target-url";
+  std::vector<ProxyAdminEndpoint> proxies;
+  bool have_config = false;
+  // From [proxy]: what preflight compares against target max_connections.
+  int default_pool_size = 0;
+  int pool_count = 0;  // (database, user) pools per proxy
+  std::string proxy_listen_addr;
+  // Addresses the proxies connect to the source from (--proxy-addr): their sessions are
+  // expected; any other client session on the source bypasses the proxy.
+  std::vector<std::string> proxy_addrs;
+  std::string journal;
+};
+
+struct SettingsOverrides {
+  std::string config_path;  // -c/--config, or $PGCUTOVER_CONFIG
+  std::string source_url;   // --source-url
+  std::string target_url;   // --target-url
+  std::vector<std::string> proxy_addrs;
+};
+
+// Loads settings; on failure returns nullopt with a message saying what to fix.
+std::optional<ControlSettings> load_settings(const SettingsOverrides& overrides,
+                                             std::string& error);
+
+}  // namespace pgcutover::control
