@@ -1,0 +1,22 @@
+// Pieces shared by the SCRAM files of protocol/; not part of the API (see auth.h).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace pgcutover::protocol {
+
+// RFC 5802 section 3 keys for one password, salt and iteration count.
+struct ScramKeys {
+  std::array<std::uint8_t, 32> client_key{};
+  std::array<std::uint8_t, 32> stored_key{};
+  std::array<std::uint8_t, 32> server_key{};
+};
+ScramKeys derive_scram_keys(std::string_view password, std::string_view salt, int iterations);
+
+// A positive decimal int with nothing else around it ("i=" and the verifier's count).
+std::optional<int> parse_scram_iterations(std::string_view digits);
+
+}  // namespace pgcutover::protocol
