@@ -47,6 +47,11 @@ const OptionSpec kMethod = {"method", 0, "METHOD",
                             "replication method: logical | external | dump "
                             "(default: the one recorded by replicate start)"};
 
+const OptionSpec kSubscriber = {
+    "subscriber-url", 0, "URL",
+    "target connection for the subscription (CREATE/DROP SUBSCRIPTION need superuser on "
+    "PostgreSQL 15, rds_superuser on RDS); default: the target URL"};
+
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> kCommands = {
       {"preflight",
@@ -60,7 +65,8 @@ const std::vector<CommandSpec>& commands() {
          "it, method-specific problems are warnings and the report names the possible methods"},
         {"proxy-addr", 0, "ADDR",
          "address the proxies connect to the source from (repeatable); sessions from any "
-         "other address are reported as bypassing the proxy"}},
+         "other address are reported as bypassing the proxy"},
+        kSubscriber},
        "0 no check failed (warnings allowed), 1 at least one check failed, 2 usage or "
        "connection error",
        cmd_preflight},
@@ -102,14 +108,15 @@ const std::vector<CommandSpec>& commands() {
          "continues in the background when it runs out"},
         {"slot-timeout", 0, "SECONDS",
          "logical: bound on creating the replication slot, which waits for running "
-         "transactions on the source (default 60)"}},
+         "transactions on the source (default 60)"},
+        kSubscriber},
        "0 streaming (or set up, with --no-wait), 1 not possible here or wait timed out, "
        "2 usage or connection error",
        cmd_replicate_start},
       {"replicate status",
        "show replication state, per-table progress and lag",
        "Shows the recorded method, the state of each table (logical), and the lag.",
-       {kMethod},
+       {kMethod, kSubscriber},
        "0 replication streaming, 1 not running / not caught up / broken, 2 usage or "
        "connection error",
        cmd_replicate_status},
@@ -118,7 +125,7 @@ const std::vector<CommandSpec>& commands() {
        "logical: drops the subscription (target), the publications and the slot (source).\n"
        "external: drops the pgcutover.heartbeat table on both sides.\n"
        "Tables and data on the target are left alone.",
-       {kMethod},
+       {kMethod, kSubscriber},
        "0 stopped (or nothing to stop), 1 something could not be removed (the message says "
        "what to drop by hand), 2 usage or connection error",
        cmd_replicate_stop},

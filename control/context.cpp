@@ -39,6 +39,14 @@ std::optional<PgConn> CommandContext::connect(const std::optional<ConnSpec>& spe
   return c;
 }
 
+std::optional<ConnSpec> CommandContext::subscriber_spec() {
+  if (!args.has("subscriber-url")) return settings.target;
+  std::string e;
+  auto spec = ConnSpec::parse(args.get("subscriber-url"), e);
+  if (!spec) fail(kExitUsage, "--subscriber-url: " + e);
+  return spec;
+}
+
 int CommandContext::fail(int exit_code, const std::string& message) {
   *err << "pgcutoverctl: " << message << "\n";
   if (json) {

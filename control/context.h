@@ -30,6 +30,10 @@ struct CommandContext {
   std::optional<PgConn> connect(const std::optional<ConnSpec>& spec, const std::string& role,
                                 const std::string& origin);
 
+  // --subscriber-url (a target role allowed to CREATE SUBSCRIPTION), else the target.
+  // Prints the problem and returns nullopt when the URL does not parse.
+  std::optional<ConnSpec> subscriber_spec();
+
   // Prints an error for a human (stderr) and, with --json, a {"ok":false,...} document.
   int fail(int exit_code, const std::string& message);
   void print_json(const boost::json::value& v);

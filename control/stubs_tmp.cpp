@@ -5,7 +5,7 @@ namespace pgcutover::control {
   int n(CommandContext& ctx) {                              \
     return ctx.fail(kExitUsage, #n " not implemented yet"); \
   }
-STUB(cmd_preflight)
+
 STUB(cmd_schema_copy)
 STUB(cmd_schema_diff)
 STUB(cmd_replicate_start)
