@@ -24,6 +24,10 @@
 #   pgc_make_tls <dir> [label]           test CA + server cert for localhost/127.0.0.1 in <dir>
 #                                        (ca.crt, ca.key, server.crt, server.key); for proxies.
 #   pgc_free_port                        a loopback port the kernel says is free right now.
+#   pgc_wait_until <seconds> <command...>
+#                                        runs <command> every 0.1 s until it succeeds (0) or
+#                                        <seconds> pass (1): the way scripts wait, never a bare
+#                                        sleep.
 #
 # As a command (what the C++ fixture tests/lib/pg_cluster.h runs; prints key=value lines):
 #   pgcluster.sh start --shape heroku|rds|plain [--name N] [--base DIR] [--owner-pid PID]
@@ -351,7 +355,16 @@ pgc__watchdog() {
   local owner=$1 dir=$2
   # A poll, not a synchronisation: the owner is not our child, so wait(2) cannot see it exit.
   while kill -0 "$owner" 2>/dev/null && [ -f "$dir/cluster.env" ]; do sleep 1; done
-  if [ -f "$dir/cluster.env" ]; then pgc__stop_dir "$dir"; fi
+  [ -f "$dir/cluster.env" ] || return 0
+  pgc__stop_dir "$dir"
+  # The owner is gone, so nobody adds clusters to its per-run base directory any more: the
+  # last watchdog out removes it (rmdir fails harmlessly while a sibling is still there).
+  local base
+  base=$(dirname "$dir")
+  if [ -f "$base/.pgcluster-base" ] && [ "$(ls -A "$base")" = .pgcluster-base ]; then
+    rm -f "$base/.pgcluster-base"
+    rmdir "$base" 2>/dev/null || true
+  fi
 }
 
 pgc__stop_dir() {
@@ -584,6 +597,7 @@ pgc__ensure_base() {
   if [ -z "$PGC_BASE" ]; then
     PGC_BASE=$(mktemp -d /tmp/pgcutover-test.XXXXXX) || return 1
     chmod 755 "$PGC_BASE"
+    : >"$PGC_BASE/.pgcluster-base" # lets the watchdogs remove it if this shell is killed
     PGC_BASE_OWNED=1
   fi
   if [ -z "$(trap -p EXIT)" ]; then
@@ -683,6 +697,16 @@ pgc_admin_psql() {
   shift
   dir=$(pgc__dir_of "$name") || return 1
   psql -X -v ON_ERROR_STOP=1 -d "$(pgc__admin_conninfo "$dir" app)" "$@"
+}
+
+pgc_wait_until() {
+  local deadline
+  deadline=$(pgc__deadline "$1")
+  shift
+  until "$@"; do
+    pgc__before "$deadline" || return 1
+    sleep 0.1
+  done
 }
 
 pgc_make_tls() {
