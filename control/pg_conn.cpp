@@ -176,11 +176,16 @@ std::optional<PgConn> PgConn::connect(const ConnSpec& spec, std::chrono::seconds
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     // libpq joins multiple attempts with newlines; keep them on one line each side.
     std::replace(msg.begin(), msg.end(), '\n', ' ');
+    std::replace(msg.begin(), msg.end(), '\t', ' ');
     error.message =
         "cannot connect to " + std::string(role) + " (" + spec.display() + "): " + redact(msg);
     error.sqlstate.clear();
     return std::nullopt;
   }
+  // Server NOTICEs ("schema already exists, skipping") are expected chatter for an idempotent
+  // tool; errors still arrive as results.
+  PQsetNoticeProcessor(
+      c.conn_.get(), [](void*, const char*) {}, nullptr);
   return c;
 }
 

@@ -6,8 +6,6 @@ namespace pgcutover::control {
     return ctx.fail(kExitUsage, #n " not implemented yet"); \
   }
 
-STUB(cmd_schema_copy)
-STUB(cmd_schema_diff)
 STUB(cmd_replicate_start)
 STUB(cmd_replicate_status)
 STUB(cmd_replicate_stop)
