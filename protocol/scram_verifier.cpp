@@ -53,8 +53,9 @@ ScramKeys derive_scram_keys(std::string_view password, std::string_view salt, in
 }
 
 std::optional<int> parse_scram_iterations(std::string_view digits) {
-  // Digits only: no sign, no spaces, no overflow (at most INT_MAX, as PostgreSQL's int).
-  if (digits.empty() || digits.size() > 10) return std::nullopt;
+  // RFC 5802 section 7: posit-number = %x31-39 *DIGIT. Digits only, no leading zero, no sign,
+  // no spaces, no overflow (at most INT_MAX, as PostgreSQL's int).
+  if (digits.empty() || digits.size() > 10 || digits[0] == '0') return std::nullopt;
   long long v = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return std::nullopt;

@@ -202,6 +202,7 @@ TEST(AuthScram, MalformedVerifiersAreRejected) {
            good + ":x",                                     // extra field
            "SCRAM-SHA-256$0:" + good.substr(19),            // zero iterations
            "SCRAM-SHA-256$-1:" + good.substr(19),           // negative
+           "SCRAM-SHA-256$04096:" + good.substr(19),        // leading zero (RFC 5802)
            "SCRAM-SHA-256$99999999999:" + good.substr(19),  // overflow
            "SCRAM-SHA-256$4096" + good.substr(19),          // missing ':'
            "SCRAM-SHA-256$4096:$" + good.substr(44),        // empty salt
@@ -339,6 +340,7 @@ TEST(AuthScram, ClientRejectsServerThatDoesNotExtendItsNonce) {
   EXPECT_FALSE(step("r=abcdef,s=QUJD,i=0"));
   EXPECT_FALSE(step("r=abcdef,s=QUJD,i=-1"));
   EXPECT_FALSE(step("r=abcdef,s=QUJD,i=4096x"));
+  EXPECT_FALSE(step("r=abcdef,s=QUJD,i=04096")) << "leading zero";
   EXPECT_FALSE(step("r=abcdef,s=QUJD,i=2000000000")) << "over the iteration cap";
   EXPECT_FALSE(step("r=abcdef,s=QUJD")) << "no count";
   EXPECT_FALSE(step("m=x,r=abcdef,s=QUJD,i=1"));
