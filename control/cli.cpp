@@ -106,6 +106,7 @@ const std::vector<CommandSpec>& commands() {
         {"wait-timeout", 0, "SECONDS",
          "bound on waiting for streaming / the first heartbeat (default 3600); replication "
          "continues in the background when it runs out"},
+        {"jobs", 'j', "N", "dump: parallel pg_dump/pg_restore workers at cutover (default 4)"},
         {"slot-timeout", 0, "SECONDS",
          "logical: bound on creating the replication slot, which waits for running "
          "transactions on the source (default 60)"},

@@ -6,10 +6,6 @@ namespace pgcutover::control {
     return ctx.fail(kExitUsage, #n " not implemented yet"); \
   }
 
-STUB(cmd_replicate_start)
-STUB(cmd_replicate_status)
-STUB(cmd_replicate_stop)
-STUB(cmd_lag)
 STUB(cmd_validate)
 STUB(cmd_status)
 }  // namespace pgcutover::control
