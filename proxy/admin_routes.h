@@ -1,0 +1,31 @@
+// The admin API's endpoints (docs/admin-api.md), wiring AdminServer to the CutoverEngine and
+// Metrics. Request bodies are flat JSON objects; unknown keys are refused (400) so a typo
+// never silently becomes a default.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "proxy/admin_server.h"
+#include "proxy/cutover_engine.h"
+
+namespace pgcutover::proxy {
+
+class Metrics;
+
+struct AdminRouteOptions {
+  // GET /metrics without a token (for a Prometheus that cannot send one). Default: token.
+  bool metrics_public = false;
+  // GET /readyz: true when the proxy is accepting clients and has a usable pool. Unset: ready
+  // once the admin server runs.
+  std::function<bool()> ready;
+};
+
+void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& metrics,
+                           AdminRouteOptions options = {});
+
+// JSON renderings (exposed for tests and for pgcutoverctl's expectations).
+std::string render_result(const CommandResult& r);
+std::string render_status(const CutoverStatus& s);
+
+}  // namespace pgcutover::proxy
