@@ -35,6 +35,7 @@
 #   pgcluster.sh replica --primary-dir DIR [--name N] [--base DIR] [--owner-pid PID]
 #   pgcluster.sh promote --dir DIR
 #   pgcluster.sh stop --dir DIR
+#   pgcluster.sh stop-all --base DIR     every cluster under DIR, then DIR itself
 #   pgcluster.sh env --dir DIR
 #   pgcluster.sh tls --dir DIR [--label L]
 #   pgcluster.sh free-port
@@ -56,6 +57,8 @@
 #   --max-connections N (default 200), --app-user U (default app), --set GUC=VALUE (repeatable),
 #   --owner-pid PID (command mode; default: the caller): a watchdog stops the cluster when PID
 #   exits, so a crashed or killed test leaks no server. 0 disables the watchdog (demo --keep).
+#   Sourced, the owner is the sourcing shell ($$) unless PGC_OWNER_PID says otherwise; set
+#   PGC_BASE beforehand to choose the run directory (it is then left for the caller to remove).
 #
 # Servers run as the unprivileged user ${PGCUTOVER_PG_USER:-pgcutover} when invoked as root
 # (PostgreSQL refuses root), as the current user otherwise. The superuser is `postgres`,
@@ -569,6 +572,18 @@ pgc__main() {
         env) pgc__env_get "$dir" name >/dev/null && cat "$dir/cluster.env" ;;
       esac
       ;;
+    stop-all)
+      if [ "${1:-}" != --base ] || [ -z "${2:-}" ]; then pgc__die "usage: stop-all --base DIR"; fi
+      for dir in "$2"/*/; do
+        if [ -f "$dir/cluster.env" ]; then pgc__stop_dir "${dir%/}"; fi
+      done
+      # A directory the harness made (marked) goes entirely; one the caller chose only if empty.
+      if [ -f "$2/.pgcluster-base" ]; then
+        rm -rf "$2"
+      else
+        rmdir "$2" 2>/dev/null || pgc__die "$2 is not empty; left in place"
+      fi
+      ;;
     tls)
       while [ $# -gt 0 ]; do
         case "$1" in
@@ -630,7 +645,7 @@ pgc_start() {
   [ -z "${PGC_DIRS[$name]:-}" ] || pgc__die "cluster '$name' already started" || return 1
   pgc__ensure_base || return 1
   record=$(bash "$PGC_SELF" start --name "$name" --shape "$shape" --base "$PGC_BASE" \
-    --owner-pid "$$" "$@") || return 1
+    --owner-pid "${PGC_OWNER_PID:-$$}" "$@") || return 1
   pgc__adopt "$name" "$record"
   echo "pgcluster: started $name ($(pgc_get "$name" shape)) on" \
     "127.0.0.1:$(pgc_get "$name" port) in ${PGC_DIRS[$name]}" >&2
@@ -643,7 +658,7 @@ pgc_start_replica() {
   [ -z "${PGC_DIRS[$name]:-}" ] || pgc__die "cluster '$name' already started" || return 1
   pgc__ensure_base || return 1
   record=$(bash "$PGC_SELF" replica --name "$name" --primary-dir "${PGC_DIRS[$primary]}" \
-    --base "$PGC_BASE" --owner-pid "$$") || return 1
+    --base "$PGC_BASE" --owner-pid "${PGC_OWNER_PID:-$$}") || return 1
   pgc__adopt "$name" "$record"
   echo "pgcluster: started $name (replica of $primary) on 127.0.0.1:$(pgc_get "$name" port)" >&2
 }
