@@ -6,6 +6,5 @@ namespace pgcutover::control {
     return ctx.fail(kExitUsage, #n " not implemented yet"); \
   }
 
-STUB(cmd_validate)
 STUB(cmd_status)
 }  // namespace pgcutover::control
