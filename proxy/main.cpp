@@ -1,6 +1,114 @@
-// pgcutover-proxy entry point (placeholder until the data-plane issue lands).
+// pgcutover-proxy: the PostgreSQL proxy the application's DATABASE_URL points at.
+//
+//   pgcutover-proxy -c /etc/pgcutover/pgcutover.toml
+//   pgcutover-proxy --check -c FILE     validate the configuration and exit
+//
+// Exit codes: 0 clean shutdown, 1 runtime failure (cannot listen), 2 bad configuration.
+#include <signal.h>
+
 #include <cstdio>
-int main() {
-  std::puts("pgcutover-proxy: not built yet");
-  return 0;
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "proxy/data_plane.h"
+#include "proxy/log.h"
+#include "proxy/settings.h"
+#include "proxy/state_file.h"
+
+#ifndef PGCUTOVER_VERSION
+#define PGCUTOVER_VERSION "0.1.0"
+#endif
+
+namespace {
+
+void usage(std::FILE* out) {
+  std::fputs(
+      "Usage: pgcutover-proxy [-c FILE] [--check]\n"
+      "PostgreSQL proxy and pooler that can move an application between databases.\n\n"
+      "  -c, --config FILE  configuration file (default /etc/pgcutover/pgcutover.toml)\n"
+      "      --check        validate the configuration (and TLS files, state file) and exit\n"
+      "  -h, --help         show this help\n"
+      "  -V, --version      show the version\n\n"
+      "Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT shut down gracefully.\n"
+      "Exit status: 0 ok, 1 runtime error, 2 bad configuration or usage.\n",
+      out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace pgcutover::proxy;
+  std::string config_path = "/etc/pgcutover/pgcutover.toml";
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return 0;
+    } else if (a == "-V" || a == "--version") {
+      std::printf("pgcutover-proxy %s\n", PGCUTOVER_VERSION);
+      return 0;
+    } else if (a == "--check") {
+      check_only = true;
+    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      config_path = a.substr(9);
+    } else {
+      std::fprintf(stderr, "pgcutover-proxy: unknown argument '%s' (try --help)\n", a.c_str());
+      return 2;
+    }
+  }
+  // A client vanishing mid-write must be an error code, not a signal that kills the proxy.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::shared_ptr<const Settings> settings;
+  try {
+    settings = Settings::build(Config::load(config_path));
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "pgcutover-proxy: %s\n", e.what());
+    return 2;
+  }
+  log::Level level;
+  if (log::parse_level(settings->config.proxy.log_level, level)) log::set_level(level);
+
+  // Which backend is active is state, not config: the state file wins over initial_backend.
+  ActiveBackend active{settings->config.cutover.initial_backend, 0};
+  StateFileRead state = read_state_file(settings->config.proxy.state_file);
+  if (state.status == StateFileStatus::kError) {
+    std::fprintf(stderr, "pgcutover-proxy: %s\n", state.error.c_str());
+    return 2;
+  }
+  if (state.status == StateFileStatus::kOk) {
+    if (!settings->endpoint(state.state.backend)) {
+      std::fprintf(stderr,
+                   "pgcutover-proxy: %s: active backend \"%s\" has no [backends.%s] in %s\n",
+                   settings->config.proxy.state_file.c_str(), state.state.backend.c_str(),
+                   state.state.backend.c_str(), config_path.c_str());
+      return 2;
+    }
+    active = state.state;
+  }
+  if (check_only) {
+    std::printf("pgcutover-proxy: %s is valid (active backend: %s, epoch %llu)\n",
+                config_path.c_str(), active.backend.c_str(),
+                static_cast<unsigned long long>(active.epoch));
+    return 0;
+  }
+  if (state.status == StateFileStatus::kMissing) {
+    // Record the starting point now, so that the state file always exists once we serve.
+    if (std::string err = write_state_file(settings->config.proxy.state_file, active);
+        !err.empty()) {
+      std::fprintf(stderr, "pgcutover-proxy: proxy.state_file: %s\n", err.c_str());
+      return 2;
+    }
+  }
+  try {
+    DataPlane plane(settings, active);
+    return plane.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pgcutover-proxy: %s\n", e.what());
+    return 1;
+  }
 }

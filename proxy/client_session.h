@@ -1,0 +1,120 @@
+// One client connection, as one coroutine that reads top to bottom: startup (SSL/GSSENC
+// negotiation, CancelRequest, StartupMessage), authentication, then relay until the end, and
+// one cleanup (finish) that turns the end status into the FATAL the client sees and decides
+// whether the server connection may go back to the pool.
+//
+// The relay: this coroutine reads the client and forwards to the server; while a server
+// connection is assigned, a second coroutine (server_reader) reads the server and forwards to
+// the client. In transaction mode the server connection goes back to the pool at
+// ReadyForQuery 'I' when nothing is outstanding: every Query/FunctionCall/Sync forwarded expects
+// one ReadyForQuery, and Parse/Bind/Describe/Execute/Close/Flush without a Sync keep the
+// connection assigned (DESIGN-NOTES "Wire protocol").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/asio.h"
+#include "proxy/byte_buffer.h"
+#include "proxy/cancel_registry.h"
+#include "proxy/server_connection.h"
+#include "proxy/session_params.h"
+#include "proxy/stats.h"
+
+namespace pgcutover::proxy {
+
+class Shard;
+class ServerPool;
+struct Settings;
+
+// Why a session ended; finish() maps it to the FATAL (if any) and the server's fate.
+enum class EndReason {
+  kClientTerminate,  // Terminate message: normal
+  kClientClosed,     // EOF or read/write error on the client side
+  kClientProtocol,   // malformed bytes from the client (08P01)
+  kMessageTooLarge,  // over max_message_size (08P01)
+  kLoginTimeout,     // client_login_timeout
+  kTlsRequired,      // plaintext while client_tls = require (28000)
+  kTlsFailed,        // TLS handshake failed
+  kAuthFailed,       // 28P01
+  kTooManyClients,   // max_client_conn (53300)
+  kUnsupported,      // e.g. replication connections (0A000)
+  kServerLogin,      // could not get a first server connection at login
+  kServerLost,       // server connection died while assigned (08006)
+  kParamSync,        // the client's settings were refused by the server
+  kIdleTimeout,      // client_idle_timeout (57P05)
+  kShutdown,         // SIGTERM (57P01)
+  kCancelRequest,    // the connection was a CancelRequest: closes silently
+};
+
+struct EndStatus {
+  EndReason reason = EndReason::kClientClosed;
+  std::string sqlstate;  // overrides the default for the reason when set
+  std::string message;
+};
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+ public:
+  ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::uint64_t id);
+  ~ClientSession();
+
+  awaitable<void> run();
+  std::uint64_t id() const { return id_; }
+
+  // Shard thread only.
+  void request_shutdown();        // end at the next transaction boundary
+  void terminate(EndStatus why);  // end now
+  void forward_cancel();          // a CancelRequest with this session's key arrived
+  bool in_transaction() const;
+
+ private:
+  awaitable<std::optional<EndStatus>> startup();
+  awaitable<std::optional<EndStatus>> authenticate();
+  awaitable<EndStatus> relay();
+  awaitable<void> finish(EndStatus status);
+
+  // relay helpers
+  awaitable<bool> read_client();  // false: the session must end (ending_ is set)
+  awaitable<std::optional<EndStatus>> attach();
+  awaitable<void> server_reader(std::shared_ptr<ClientSession> self, ServerConnection* conn);
+  void on_server_message(char type, protocol::Bytes body, bool& release_point);
+  void account_client_message(char type);
+  void detach(bool reuse);
+  void end_with(EndStatus status);
+  awaitable<bool> write_client(const std::string& bytes);
+  void refresh_busy();
+  void set_state(ClientState s);
+
+  Shard& shard_;
+  std::shared_ptr<const Settings> settings_;  // the snapshot this session started with
+  std::shared_ptr<Stream> client_;
+  std::uint64_t id_;
+  ClientState state_ = ClientState::kLogin;
+  ByteBuffer cin_;
+  std::string user_;
+  std::string database_;
+  protocol::StartupPacket startup_;
+  CancelRegistry::Key cancel_key_{};
+  bool registered_ = false;
+  ServerPool* pool_ = nullptr;
+  ParamMap desired_;  // what the client believes its settings are
+
+  // relay state
+  std::unique_ptr<ServerConnection> server_;
+  int outstanding_ = 0;       // ReadyForQuery messages still expected
+  bool ext_pending_ = false;  // extended-protocol messages forwarded since the last Sync
+  bool copy_in_ = false;      // server sent CopyInResponse; client has not ended the copy
+  char last_rfq_ = 'I';
+  bool writing_to_server_ = false;
+  bool busy_ = false;
+  bool shutdown_requested_ = false;
+  bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
+  std::optional<EndStatus> ending_;
+  int readers_ = 0;
+  asio::steady_timer reader_done_;
+  asio::steady_timer idle_timer_;
+};
+
+}  // namespace pgcutover::proxy

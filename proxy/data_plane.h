@@ -1,0 +1,57 @@
+// The whole proxy process: the shards, the state shared across them (cancel registry, client
+// count, the active backend), and the process-level events: SIGHUP reload, SIGTERM/SIGINT
+// graceful shutdown. The cutover engine (issue 5) drives pause/flip through the hooks here.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proxy/cancel_registry.h"
+#include "proxy/settings.h"
+#include "proxy/state_file.h"
+
+namespace pgcutover::proxy {
+
+class Shard;
+
+class DataPlane {
+ public:
+  DataPlane(std::shared_ptr<const Settings> settings, ActiveBackend active);
+  ~DataPlane();
+
+  // Opens listeners, starts the shards, waits for SIGTERM/SIGINT (handles SIGHUP meanwhile),
+  // shuts down gracefully. Returns the process exit code.
+  int run();
+
+  CancelRegistry& cancels() { return cancels_; }
+  std::atomic<int>& client_count() { return clients_; }
+  // A CancelRequest arrived on some shard: route it to the shard owning the session.
+  void route_cancel(CancelRegistry::Key key);
+
+  // ---- hooks for the cutover engine and the admin API ----
+  std::vector<Shard*> shards();
+  ActiveBackend active() const;
+  // Persists (state file) and then switches every shard to `backend` under `epoch`.
+  // Returns "" on success or the error (unknown backend, state file write failure).
+  std::string retarget(const std::string& backend, std::uint64_t epoch);
+  std::shared_ptr<const Settings> settings() const;
+  // Reloads the config file: on success every shard gets the new settings (existing sessions
+  // keep theirs); on failure the old config stays and the error is logged. Returns the error.
+  std::string reload();
+  void request_shutdown();
+
+ private:
+  mutable std::mutex mutex_;  // guards settings_ and active_
+  std::shared_ptr<const Settings> settings_;
+  ActiveBackend active_;
+  CancelRegistry cancels_;
+  std::atomic<int> clients_{0};
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::function<void()> shutdown_;
+};
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,184 @@
+#include "proxy/server_pool.h"
+
+#include "proxy/log.h"
+#include "proxy/shard.h"
+#include "proxy/stats.h"
+
+namespace pgcutover::proxy {
+
+ServerPool::ServerPool(Shard& shard, std::string database, std::string user)
+    : shard_(shard), database_(std::move(database)), user_(std::move(user)) {}
+
+ServerPool::~ServerPool() {
+  *alive_ = false;
+  stats().servers[static_cast<int>(ServerState::kIdle)].fetch_sub(
+      static_cast<std::int64_t>(idle_.size()), std::memory_order_relaxed);
+}
+
+bool ServerPool::usable(ServerConnection& c, Clock::time_point now) const {
+  const auto& cfg = shard_.settings()->config.proxy;
+  if (c.epoch != shard_.epoch()) return false;
+  if (cfg.server_lifetime.count() > 0 && now - c.created > cfg.server_lifetime) return false;
+  // Health check before reuse: an idle server has nothing to say. Data or EOF now means it
+  // was terminated (admin command, restart, idle timeout on the server side).
+  if (c.stream->readable_or_closed() || !c.in.empty()) return false;
+  return true;
+}
+
+void ServerPool::close_conn(std::unique_ptr<ServerConnection> conn, const char* why) {
+  log::debug("server_closed", {{"server_id", std::to_string(conn->id)}, {"reason", why}});
+  conn.reset();
+  --open_;
+  wake_one_for_slot();
+}
+
+void ServerPool::wake_one_for_slot() {
+  if (waiters_.empty()) return;
+  Waiter* w = waiters_.front();
+  waiters_.pop_front();
+  w->slot_freed = true;
+  w->served = true;
+  w->timer->cancel();
+}
+
+awaitable<ServerPool::Lease> ServerPool::acquire() {
+  auto now = Clock::now();
+  const auto settings = shard_.settings();
+  const auto deadline = now + settings->config.proxy.query_wait_timeout;
+  bool counted_wait = false;
+  for (;;) {
+    now = Clock::now();
+    while (!idle_.empty()) {
+      std::unique_ptr<ServerConnection> c = std::move(idle_.back());
+      idle_.pop_back();
+      stats().servers[static_cast<int>(ServerState::kIdle)].fetch_sub(1, std::memory_order_relaxed);
+      if (!usable(*c, now)) {
+        close_conn(std::move(c), "unusable at checkout");
+        continue;
+      }
+      stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1,
+                                                                        std::memory_order_relaxed);
+      co_return Lease{std::move(c), {}};
+    }
+    if (open_ < shard_.pool_size()) {
+      ++open_;
+      auto endpoint = shard_.endpoint();
+      std::uint64_t epoch = shard_.epoch();
+      auto alive = alive_;
+      stats().servers[static_cast<int>(ServerState::kLogin)].fetch_add(1,
+                                                                       std::memory_order_relaxed);
+      ConnectResult r = co_await connect_server(
+          endpoint, epoch, settings->config.proxy.server_connect_timeout, settings->server_limits);
+      stats().servers[static_cast<int>(ServerState::kLogin)].fetch_sub(1,
+                                                                       std::memory_order_relaxed);
+      if (!*alive) co_return Lease{nullptr, {"08006", "pool closed"}};
+      if (!r.conn) {
+        --open_;
+        wake_one_for_slot();  // let the next waiter try (it may succeed, or report its own error)
+        co_return Lease{nullptr, std::move(r.error)};
+      }
+      if (!welcome_ && r.conn->epoch == shard_.epoch()) welcome_ = r.conn->initial_reported;
+      stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1,
+                                                                        std::memory_order_relaxed);
+      co_return Lease{std::move(r.conn), {}};
+    }
+    if (now >= deadline) break;
+    if (!counted_wait) {
+      stats().pool_waits_total.fetch_add(1, std::memory_order_relaxed);
+      counted_wait = true;
+    }
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_at(deadline);
+    Waiter w{&timer, nullptr};
+    auto it = waiters_.insert(waiters_.end(), &w);
+    auto alive = alive_;
+    co_await timer.async_wait(use_nothrow);
+    if (!*alive) co_return Lease{nullptr, {"08006", "pool closed"}};
+    if (!w.served) waiters_.erase(it);
+    if (w.conn) co_return Lease{std::move(w.conn), {}};
+    // slot_freed: capacity to connect; loop. Timer expired: loop once more, then give up.
+  }
+  stats().pool_wait_timeouts_total.fetch_add(1, std::memory_order_relaxed);
+  co_return Lease{
+      nullptr,
+      {"57014", "canceling statement: no server connection available within query_wait_timeout"}};
+}
+
+void ServerPool::release(std::unique_ptr<ServerConnection> conn, Return how) {
+  if (!conn) {
+    log::error("bug_release_null_server", {{"pool_user", user_}});
+    return;
+  }
+  stats().servers[static_cast<int>(ServerState::kActive)].fetch_sub(1, std::memory_order_relaxed);
+  if (how == Return::kClose || conn->epoch != shard_.epoch() || !conn->in.empty() ||
+      shard_.stopping()) {
+    close_conn(std::move(conn), how == Return::kClose ? "not reusable" : "stale");
+    return;
+  }
+  conn->last_used = Clock::now();
+  if (!waiters_.empty()) {
+    // Hand it straight to the longest waiter: FIFO fairness, no idle round trip.
+    Waiter* w = waiters_.front();
+    waiters_.pop_front();
+    w->served = true;
+    stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1, std::memory_order_relaxed);
+    w->conn = std::move(conn);
+    w->timer->cancel();
+    return;
+  }
+  stats().servers[static_cast<int>(ServerState::kIdle)].fetch_add(1, std::memory_order_relaxed);
+  idle_.push_back(std::move(conn));
+}
+
+void ServerPool::maintain(Clock::time_point now) {
+  const auto& cfg = shard_.settings()->config.proxy;
+  // Oldest-used first: front of the deque.
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    ServerConnection& c = **it;
+    bool idle_too_long = cfg.server_idle_timeout.count() > 0 &&
+                         now - c.last_used > cfg.server_idle_timeout &&
+                         open_ > shard_.min_pool_size();
+    bool too_old = cfg.server_lifetime.count() > 0 && now - c.created > cfg.server_lifetime;
+    bool broken = c.stream->readable_or_closed();
+    if (idle_too_long || too_old || broken || c.epoch != shard_.epoch()) {
+      std::unique_ptr<ServerConnection> dead = std::move(*it);
+      it = idle_.erase(it);
+      stats().servers[static_cast<int>(ServerState::kIdle)].fetch_sub(1, std::memory_order_relaxed);
+      close_conn(std::move(dead), broken          ? "closed by server"
+                                  : idle_too_long ? "idle timeout"
+                                  : too_old       ? "lifetime"
+                                                  : "stale epoch");
+    } else {
+      ++it;
+    }
+  }
+  while (open_ < shard_.min_pool_size()) {
+    ++open_;
+    asio::co_spawn(shard_.executor(), open_spare(), asio::detached);
+  }
+}
+
+awaitable<void> ServerPool::open_spare() {
+  auto settings = shard_.settings();
+  auto alive = alive_;
+  stats().servers[static_cast<int>(ServerState::kLogin)].fetch_add(1, std::memory_order_relaxed);
+  ConnectResult r = co_await connect_server(shard_.endpoint(), shard_.epoch(),
+                                            settings->config.proxy.server_connect_timeout,
+                                            settings->server_limits);
+  stats().servers[static_cast<int>(ServerState::kLogin)].fetch_sub(1, std::memory_order_relaxed);
+  if (!*alive) co_return;
+  if (!r.conn) {
+    --open_;
+    co_return;
+  }
+  if (!welcome_ && r.conn->epoch == shard_.epoch()) welcome_ = r.conn->initial_reported;
+  stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1, std::memory_order_relaxed);
+  release(std::move(r.conn), Return::kReuse);
+}
+
+void ServerPool::on_retarget() {
+  welcome_.reset();
+  maintain(Clock::now());
+}
+
+}  // namespace pgcutover::proxy

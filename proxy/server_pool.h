@@ -1,0 +1,76 @@
+// Server connections of one (database, user) client key on one shard. Every connection goes to
+// the shard's active backend with that backend's credentials. Single-threaded (the shard's
+// thread): no locks. Waiting clients queue FIFO with a bound (query_wait_timeout).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/asio.h"
+#include "proxy/server_connection.h"
+
+namespace pgcutover::proxy {
+
+class Shard;
+
+class ServerPool {
+ public:
+  ServerPool(Shard& shard, std::string database, std::string user);
+  ~ServerPool();
+
+  struct Lease {
+    std::unique_ptr<ServerConnection> conn;
+    ServerError error;  // when conn is null
+  };
+  // An idle healthy connection of the current epoch, a new one when below the pool size, or
+  // the next one released, within query_wait_timeout.
+  awaitable<Lease> acquire();
+
+  enum class Return { kReuse, kClose };
+  // kReuse only for a connection known clean: ReadyForQuery 'I' with nothing outstanding, or
+  // after a successful DISCARD ALL. Anything else is closed (never reused dirty).
+  void release(std::unique_ptr<ServerConnection> conn, Return how);
+
+  // Periodic: reap idle connections (server_idle_timeout, server_lifetime, stale epoch) and
+  // open up to min_pool_size.
+  void maintain(Clock::time_point now);
+  // Retarget: forget the welcome parameters and close idle connections of older epochs; busy
+  // ones are closed when released.
+  void on_retarget();
+
+  // ParameterStatus set of a fresh server connection (what a new client is told at login).
+  const ParamMap* welcome() const { return welcome_ ? &*welcome_ : nullptr; }
+
+  std::size_t open_count() const { return open_; }
+  std::size_t idle_count() const { return idle_.size(); }
+  std::size_t waiting_count() const { return waiters_.size(); }
+  const std::string& database() const { return database_; }
+  const std::string& user() const { return user_; }
+
+ private:
+  struct Waiter {
+    asio::steady_timer* timer;
+    std::unique_ptr<ServerConnection> conn;
+    bool slot_freed = false;
+    bool served = false;
+  };
+  bool usable(ServerConnection& c, Clock::time_point now) const;
+  void close_conn(std::unique_ptr<ServerConnection> conn, const char* why);
+  void wake_one_for_slot();
+  awaitable<void> open_spare();
+
+  Shard& shard_;
+  std::string database_;
+  std::string user_;
+  std::deque<std::unique_ptr<ServerConnection>> idle_;  // most recently used at the back
+  std::list<Waiter*> waiters_;
+  std::size_t open_ = 0;  // idle + assigned + connecting
+  std::optional<ParamMap> welcome_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,68 @@
+// Counters and gauges of the data plane as plain atomics: the hot path only does relaxed
+// increments; proxy/metrics.* and the admin API read them to export without touching the
+// session code. One process-wide instance, shared by all shards.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace pgcutover::proxy {
+
+// Client session states (PgBouncer's client lists). Changed in exactly one place:
+// ClientSession::set_state().
+enum class ClientState : std::uint8_t {
+  kLogin,    // startup + authentication
+  kIdle,     // logged in, no server connection, between transactions
+  kWaiting,  // queued for a server connection
+  kHeld,     // held at the gate by a cutover pause
+  kActive,   // has a server connection
+  kClosing,
+};
+inline constexpr std::size_t kClientStateCount = 6;
+std::string_view to_string(ClientState s);
+
+enum class ServerState : std::uint8_t {
+  kLogin,   // connecting / TLS / authenticating
+  kIdle,    // in the pool
+  kActive,  // assigned to a client
+};
+inline constexpr std::size_t kServerStateCount = 3;
+std::string_view to_string(ServerState s);
+
+struct Stats {
+  using Counter = std::atomic<std::uint64_t>;
+  using Gauge = std::atomic<std::int64_t>;
+
+  std::array<Gauge, kClientStateCount> clients{};
+  std::array<Gauge, kServerStateCount> servers{};
+  Counter client_connections_total{0};
+  Counter server_connections_total{0};
+  Counter transactions_total{0};  // server connection released in transaction mode, or
+                                  // RFQ 'I' after a transaction in session mode
+  Counter queries_total{0};       // Query and Sync messages relayed
+  Counter client_bytes_received{0};
+  Counter client_bytes_sent{0};
+  Counter server_bytes_received{0};
+  Counter server_bytes_sent{0};
+  Counter client_tls_handshakes_total{0};
+  Counter server_tls_handshakes_total{0};
+  Counter tls_handshake_failures_total{0};
+  Counter auth_failures_total{0};
+  Counter pool_waits_total{0};  // a client had to queue for a server connection
+  Counter pool_wait_timeouts_total{0};
+  Counter param_syncs_total{0};     // SETs sent to bring a server connection in line
+  Counter cancels_total{0};         // CancelRequests forwarded to a backend
+  Gauge held_clients{0};            // waiting at a closed gate
+  Gauge servers_in_transaction{0};  // server connections assigned and not idle
+  // ErrorResponses sent or relayed to clients, by SQLSTATE class (first character digit or
+  // letter mapped to 0..35; index 36 = malformed).
+  std::array<Counter, 37> errors_by_class{};
+
+  void count_error(std::string_view sqlstate);
+};
+
+Stats& stats();
+
+}  // namespace pgcutover::proxy
