@@ -6,11 +6,17 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <cstdlib>
+#include <filesystem>
 #include <future>
 #include <optional>
 
@@ -344,6 +350,58 @@ TEST_F(AdminServerTest, LongCommandDoesNotBlockOthers) {
   Resp p = pause.get();
   EXPECT_EQ(p.status, 409);
   EXPECT_NE(p.body.find("\"result\":\"preempted\""), std::string::npos) << p.body;
+}
+
+// TLS: with cert and key configured the API speaks HTTPS (TLS 1.2+) and still checks the token.
+TEST_F(AdminServerTest, TlsServesHttpsAndRefusesPlaintext) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("pgcutover-admin-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+  std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 -keyout " + key +
+      " -out " + cert + " >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "openssl CLI unavailable";
+  AdminServerOptions o;
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  o.read_timeout = 500ms;
+  start({}, o);
+
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.set_verify_mode(asio::ssl::verify_none);  // self-signed test certificate
+  beast::ssl_stream<beast::tcp_stream> tls(ioc, ctx);
+  beast::get_lowest_layer(tls).expires_after(10s);
+  beast::get_lowest_layer(tls).connect(
+      tcp::endpoint(asio::ip::make_address("127.0.0.1"), server->port()));
+  tls.handshake(asio::ssl::stream_base::client);
+  for (auto token : {std::optional<std::string>{}, std::optional<std::string>{kToken}}) {
+    http::request<http::string_body> req{http::verb::get, "/v1/status", 11};
+    if (token) req.set(http::field::authorization, "Bearer " + *token);
+    http::write(tls, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(tls, buf, res);
+    EXPECT_EQ(res.result_int(), token ? 200u : 401u);
+    if (!token) {  // 401 closes the connection: reconnect
+      beast::get_lowest_layer(tls).close();
+      tls = beast::ssl_stream<beast::tcp_stream>(ioc, ctx);
+      beast::get_lowest_layer(tls).expires_after(10s);
+      beast::get_lowest_layer(tls).connect(
+          tcp::endpoint(asio::ip::make_address("127.0.0.1"), server->port()));
+      tls.handshake(asio::ssl::stream_base::client);
+    }
+  }
+  // Plain HTTP to the TLS port gets no HTTP answer.
+  Client plain(server->port());
+  asio::write(plain.stream().socket(), asio::buffer(std::string("GET /healthz HTTP/1.1\r\n\r\n")));
+  char b[256];
+  boost::system::error_code ec;
+  plain.stream().expires_after(5s);
+  std::size_t n = plain.stream().read_some(asio::buffer(b), ec);
+  EXPECT_EQ(std::string(b, n).find("HTTP/1.1 200"), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 // A second server on a port already in use fails to start with a message, no exception.
