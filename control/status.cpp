@@ -59,8 +59,10 @@ int cmd_status(CommandContext& ctx) {
         proxies_ok++;
         lines.push_back("  " + p.admin_url + "  " + field(s, {"state"}) + ", epoch " +
                         field(s, {"epoch"}) + ", backend " +
-                        field(s, {"active_backend", "backend"}) + ", clients " +
-                        field(s, {"clients", "client_count"}));
+                        field(s, {"backend", "active_backend"}) + ", held clients " +
+                        field(s, {"held_clients"}) + ", transactions in flight " +
+                        field(s, {"transactions_in_flight"}) +
+                        (field(s, {"read_only"}) == "true" ? ", READ-ONLY" : ""));
       }
     }
     proxies.push_back(o);
