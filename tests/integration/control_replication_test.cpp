@@ -185,7 +185,10 @@ TEST(control_replication, ExternalMethodMeasuresHeartbeatLagOfForeignReplication
 
   // The foreign replication, set up by hand.
   app.exec("CREATE PUBLICATION foreign_pub FOR TABLE orders");
-  target->query("CREATE SUBSCRIPTION foreign_sub CONNECTION '" + source->app_conninfo() +
+  std::string conninfo_literal;
+  for (char c : source->app_conninfo())
+    conninfo_literal += c == '\'' ? std::string("''") : std::string(1, c);
+  target->query("CREATE SUBSCRIPTION foreign_sub CONNECTION '" + conninfo_literal +
                 "' PUBLICATION foreign_pub");
   ASSERT_TRUE(eventually([&] { return target->query("SELECT count(*) FROM orders") == "1000"; },
                          seconds(60)));
