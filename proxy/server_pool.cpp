@@ -58,6 +58,7 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
       }
       stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1,
                                                                         std::memory_order_relaxed);
+      if (!welcome_) welcome_ = c->initial_reported;
       co_return Lease{std::move(c), {}};
     }
     if (open_ < shard_.pool_size()) {
@@ -95,7 +96,10 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
     co_await timer.async_wait(use_nothrow);
     if (!*alive) co_return Lease{nullptr, {"08006", "pool closed"}};
     if (!w.served) waiters_.erase(it);
-    if (w.conn) co_return Lease{std::move(w.conn), {}};
+    if (w.conn) {
+      if (!welcome_) welcome_ = w.conn->initial_reported;
+      co_return Lease{std::move(w.conn), {}};
+    }
     // slot_freed: capacity to connect; loop. Timer expired: loop once more, then give up.
   }
   stats().pool_wait_timeouts_total.fetch_add(1, std::memory_order_relaxed);

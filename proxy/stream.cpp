@@ -1,5 +1,6 @@
 #include "proxy/stream.h"
 
+#include <openssl/x509_vfy.h>
 #include <poll.h>
 
 #include <boost/asio/connect.hpp>
@@ -68,7 +69,14 @@ awaitable<error_code> Stream::tls_connect(asio::ssl::context& ctx, const std::st
   if (!verify_host.empty()) {
     // Checks the certificate's SAN/CN against the host name we connected to (libpq's
     // verify-full), on top of the chain check configured in the context.
-    SSL_set1_host(tls->native_handle(), verify_host.c_str());
+    error_code not_ip;
+    asio::ip::make_address(verify_host, not_ip);
+    if (!not_ip) {
+      // An IP address is matched against the certificate's IP SANs, as libpq does.
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls->native_handle()), verify_host.c_str());
+    } else {
+      SSL_set1_host(tls->native_handle(), verify_host.c_str());
+    }
   }
   auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
   transport_ = std::move(tls);

@@ -1,0 +1,107 @@
+# Shared by the test_proxy_*.sh integration tests (sourced, not a test itself): real
+# PostgreSQL clusters from tests/lib/pgcluster.sh, the real pgcutover-proxy binary, a client TLS
+# certificate made at test time, a config written per test, bounded waits only.
+set -euo pipefail
+
+top=${PGCUTOVER_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+PROXY_BIN=${PGCUTOVER_PROXY_BIN:-$top/build/proxy/pgcutover-proxy}
+[ -x "$PROXY_BIN" ] || { echo "pgcutover-proxy not built: $PROXY_BIN" >&2; exit 1; }
+# shellcheck source=../lib/pgcluster.sh
+. "$top/tests/lib/pgcluster.sh"
+
+PROXY_DIR=$(mktemp -d /tmp/pgcutover-proxy-test.XXXXXX)
+chmod 755 "$PROXY_DIR"
+PROXY_PID=""
+PROXY_USER_PASSWORD="proxy-pw-$$"
+
+proxy_cleanup() {
+  local rc=$?
+  if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
+    kill -KILL "$PROXY_PID" 2>/dev/null || true
+  fi
+  if [ $rc -ne 0 ] && [ -f "$PROXY_DIR/proxy.log" ]; then
+    echo "---- last lines of the proxy log ----" >&2
+    tail -n 40 "$PROXY_DIR/proxy.log" >&2 || true
+  fi
+  pgc_stop_all || true
+  rm -rf "$PROXY_DIR"
+  exit $rc
+}
+trap proxy_cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+pass() { echo "ok - $*"; }
+
+# The proxy's own server certificate for client TLS (CA in $PROXY_DIR/tls/ca.crt).
+pgc_make_tls "$PROXY_DIR/tls" proxy >/dev/null
+
+PROXY_PORT=$(pgc_free_port)
+
+# proxy_write_config <file> <pool_mode> <pool_size> <client_tls> [extra toml appended]
+proxy_write_config() {
+  local file=$1 mode=$2 size=$3 tls=$4 extra=${5:-}
+  cat >"$file" <<EOT
+[proxy]
+listen_addr = "127.0.0.1"
+listen_port = $PROXY_PORT
+threads = ${PROXY_THREADS:-2}
+pool_mode = "$mode"
+default_pool_size = $size
+max_client_conn = 2000
+query_wait_timeout = 30
+client_login_timeout = 5
+server_connect_timeout = 5
+shutdown_timeout = 5
+state_file = "$PROXY_DIR/state.json"
+log_level = "info"
+
+[proxy.tls]
+client_tls = "$tls"
+cert_file = "$PROXY_DIR/tls/server.crt"
+key_file = "$PROXY_DIR/tls/server.key"
+
+[users.app]
+password = "\${PROXY_TEST_PASSWORD}"
+
+[backends.source]
+url = "\${PROXY_TEST_SOURCE_URL}"
+
+[backends.target]
+url = "\${PROXY_TEST_TARGET_URL}"
+$extra
+EOT
+}
+
+proxy_ready() { pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" -t 1; }
+
+# proxy_start <config>: starts the binary and waits (bounded) until it accepts.
+proxy_start() {
+  PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD "$PROXY_BIN" -c "$1" >>"$PROXY_DIR/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  pgc_wait_until 15 proxy_ready || fail "proxy did not start accepting on $PROXY_PORT"
+}
+
+# proxy_stop: SIGTERM, bounded wait for exit.
+proxy_stop() {
+  [ -n "$PROXY_PID" ] || return 0
+  kill -TERM "$PROXY_PID" 2>/dev/null || true
+  pgc_wait_until 15 bash -c "! kill -0 $PROXY_PID 2>/dev/null" || fail "proxy did not exit after SIGTERM"
+  wait "$PROXY_PID" 2>/dev/null || true
+  PROXY_PID=""
+}
+
+# Connection string to the proxy; $1 = sslmode (default verify-full against the proxy's CA).
+proxy_dsn() {
+  local sslmode=${1:-verify-full}
+  echo "host=127.0.0.1 port=$PROXY_PORT user=app dbname=app password=$PROXY_USER_PASSWORD sslmode=$sslmode sslrootcert=$PROXY_DIR/tls/ca.crt"
+}
+
+# psql through the proxy, unaligned, tuples only.
+proxy_psql() {
+  local dsn=$1
+  shift
+  timeout 60 psql -X -q -v ON_ERROR_STOP=1 -At "$dsn" "$@"
+}
