@@ -312,7 +312,8 @@ TEST(ProtocolMessages, ErrorNoticePrefersNonLocalizedSeverity) {
   EXPECT_EQ(e->fields[4].code, 'Z');
   EXPECT_EQ(e->fields[4].value, "future");
   // Old servers send only 'S'.
-  e = parse_error_notice(as_bytes("SERROR\0\0"s));
+  const std::string old_server = "SERROR\0\0"s;  // views point into it: keep it alive
+  e = parse_error_notice(as_bytes(old_server));
   ASSERT_TRUE(e);
   EXPECT_EQ(e->severity, "ERROR");
 }
