@@ -265,6 +265,29 @@ TEST(AuthScram, ServerYesFlagNeedsMatchingChannelBindingAttribute) {
   EXPECT_FALSE(server.authenticated());
 }
 
+// A client that supports channel binding but was not offered -PLUS sends "y,,": accepted,
+// with c=eSws (base64 of "y,,") in the final message and the proof computed over it.
+TEST(AuthScram, ServerAcceptsYesFlagWithMatchingProof) {
+  ScramServer server(rfc_verifier());
+  server.set_nonce_for_testing(std::string(kRfcServerNonce));
+  const ScramStep first = server.handle_client_first("y,,n=,r=rOprNGfwEbeRWgbNEkqO");
+  ASSERT_TRUE(first.ok) << first.error;
+  const std::string salt = *base64_decode(kRfcSaltB64);
+  unsigned char salted[32];
+  PKCS5_PBKDF2_HMAC("pencil", 6, reinterpret_cast<const unsigned char*>(salt.data()),
+                    static_cast<int>(salt.size()), 4096, EVP_sha256(), 32, salted);
+  const std::string client_key =
+      hmac(std::string(reinterpret_cast<char*>(salted), 32), "Client Key");
+  const std::string without_proof = "c=eSws,r=rOprNGfwEbeRWgbNEkqO" + std::string(kRfcServerNonce);
+  std::string proof =
+      hmac(sha256(client_key), "n=,r=rOprNGfwEbeRWgbNEkqO," + first.message + "," + without_proof);
+  for (std::size_t i = 0; i < proof.size(); ++i) proof[i] ^= client_key[i];
+  const ScramStep verdict =
+      server.handle_client_final(without_proof + ",p=" + base64_encode(proof));
+  EXPECT_TRUE(verdict.ok) << verdict.error;
+  EXPECT_TRUE(server.authenticated());
+}
+
 TEST(AuthScram, ServerRefusesChannelBindingRequest) {
   const ScramStep s = server_first_for("p=tls-server-end-point,,n=,r=abc");
   EXPECT_FALSE(s.ok);
