@@ -148,7 +148,7 @@ class CutoverEngine::CommandSlot {
   std::string running_;
 };
 
-CutoverEngine::CutoverEngine(DataPlane& data_plane, StateStore& store, CutoverOptions options,
+CutoverEngine::CutoverEngine(TrafficControl& data_plane, StateStore& store, CutoverOptions options,
                              Metrics* metrics)
     : dp_(data_plane), store_(store), options_(std::move(options)), metrics_(metrics) {
   backend_ = options_.active_backend;

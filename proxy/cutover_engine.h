@@ -1,5 +1,5 @@
 // The cutover state machine: pause (drain), flip, resume, revert, read-only, prewarm.
-// Pure logic: it drives the data plane through the DataPlane interface and persists through
+// Pure logic: it drives the data plane through the TrafficControl interface and persists through
 // StateStore, so it is unit-tested with fakes (tests/unit/cutover_engine_test.cpp) and wired to
 // the real proxy by an adapter. States and their timeouts are documented in docs/cutover.md.
 //
@@ -10,8 +10,8 @@
 // interrupts the drain (the pause answers kPreempted) and then resumes. status() never blocks
 // on a command.
 //
-// The engine never calls DataPlane or StateStore while holding its own mutex, so those may call
-// back into notify_transaction_end() from any thread.
+// The engine never calls TrafficControl or StateStore while holding its own mutex, so those may
+// call back into notify_transaction_end() from any thread.
 #pragma once
 
 #include <atomic>
@@ -75,9 +75,9 @@ struct SessionInfo {
 
 // Implemented by the proxy: one object spanning all shards. Every method is thread-safe, must
 // not throw, and returns promptly (post to the shards, do not wait for them) unless stated.
-class DataPlane {
+class TrafficControl {
  public:
-  virtual ~DataPlane() = default;
+  virtual ~TrafficControl() = default;
   // No new transaction starts: a client between transactions that sends a query is held (its
   // bytes buffered) until open_gate(). Transactions already running continue.
   virtual void close_gate() = 0;
@@ -201,7 +201,7 @@ struct CutoverStatus {
 class CutoverEngine {
  public:
   // `metrics` may be null. Starts the dead-man timer thread.
-  CutoverEngine(DataPlane& data_plane, StateStore& store, CutoverOptions options,
+  CutoverEngine(TrafficControl& data_plane, StateStore& store, CutoverOptions options,
                 Metrics* metrics = nullptr);
   ~CutoverEngine();
   CutoverEngine(const CutoverEngine&) = delete;
@@ -253,7 +253,7 @@ class CutoverEngine {
   int wait_drained(Clock::time_point deadline);
   void dead_man_loop();
 
-  DataPlane& dp_;
+  TrafficControl& dp_;
   StateStore& store_;
   const CutoverOptions options_;
   Metrics* metrics_;

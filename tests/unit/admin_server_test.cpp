@@ -86,7 +86,7 @@ class Client {
   beast::flat_buffer buffer_;
 };
 
-class FakeDataPlane : public DataPlane {
+class FakeDataPlane : public TrafficControl {
  public:
   void close_gate() override {}
   void open_gate() override {}

@@ -48,9 +48,9 @@ class Events {
   std::vector<std::string> events_;
 };
 
-class FakeDataPlane : public DataPlane {
+class FakeTraffic : public TrafficControl {
  public:
-  explicit FakeDataPlane(Events& ev) : ev_(ev) {}
+  explicit FakeTraffic(Events& ev) : ev_(ev) {}
 
   void close_gate() override {
     ev_.add("close_gate");
@@ -160,7 +160,7 @@ class CutoverEngineTest : public ::testing::Test {
   void TearDown() override { dp.engine = nullptr; }
 
   Events ev;
-  FakeDataPlane dp{ev};
+  FakeTraffic dp{ev};
   FakeStore store{ev};
   Metrics metrics{{"source", "target"}};
 };
