@@ -2,6 +2,9 @@
 // shapes they claim (what Heroku and RDS refuse, they refuse too), and they leave nothing behind.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -119,7 +122,7 @@ TEST(harness, LogicalSourceReplicatesToRdsTarget) {
                 " PUBLICATION pub");
   app.exec("INSERT INTO t VALUES (3, 'c')");
   EXPECT_TRUE(
-      eventually([&] { return target->query("SELECT count(*) FROM t") == "3"; }, seconds(30)))
+      eventually([&] { return target->query("SELECT count(*) FROM t") == "3"; }, seconds(60)))
       << target->query("SELECT count(*) FROM t");
   target->query("DROP SUBSCRIPTION sub");
 }
@@ -160,6 +163,41 @@ TEST(harness, ClusterIsGoneAfterFixtureIsDestroyed) {
   EXPECT_TRUE(eventually([&] { return !process_is_running(postmaster); }, seconds(10)));
 }
 
+// A test process that dies without running destructors (crash, CTest's timeout kill) leaks
+// nothing either: the script's watchdog notices the owner is gone.
+TEST(harness, ClusterOfADeadTestProcessIsRemovedByTheWatchdog) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    std::string line;
+    try {
+      auto cluster = PgCluster::start(Shape::kPlain, "orphan");
+      line = cluster->dir() + " " + std::to_string(cluster->port()) + "\n";
+      if (write(fds[1], line.data(), line.size()) < 0) _exit(2);
+    } catch (...) {
+      _exit(1);
+    }
+    _exit(0);  // no destructors, no stop()
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child could not start a cluster";
+  std::string dir = out.substr(0, out.find(' '));
+  int port = std::stoi(out.substr(out.find(' ') + 1));
+
+  // The watchdog polls once a second.
+  EXPECT_TRUE(eventually([&] { return !std::filesystem::exists(dir); }, seconds(60))) << dir;
+  EXPECT_TRUE(eventually([&] { return !port_is_open(port); }, seconds(60))) << port;
+}
+
 // Followers and read replicas: a streaming replica sees the primary's writes and can be promoted.
 TEST(harness, ReplicaStreamsFromPrimaryAndCanBePromoted) {
   auto primary = PgCluster::start(Shape::kHeroku, "primary");
@@ -172,7 +210,7 @@ TEST(harness, ReplicaStreamsFromPrimaryAndCanBePromoted) {
   on_primary.exec("CREATE TABLE t AS SELECT 42 AS v");
   EXPECT_TRUE(eventually(
       [&] { return replica->query("SELECT to_regclass('public.t') IS NOT NULL") == "t"; },
-      seconds(30)));
+      seconds(60)));
   // Same roles and password, over TLS, like a Heroku follower.
   PgConn app = PgConn::connect(replica->app_conninfo());
   ASSERT_TRUE(app.ok()) << app.error();

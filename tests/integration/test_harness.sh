@@ -63,6 +63,19 @@ out=$(psql -X -d "${TARGET_URL%%\?*}?sslmode=disable" -c 'SELECT 1' 2>&1 || true
 expect_match "target refuses a plaintext TCP connection" 'no encryption' "$out"
 expect_eq "target has wal_level=logical" "logical" "$(pgc_psql target -At -c 'SHOW wal_level')"
 
+echo "# a port taken between choosing it and binding it: the start retries on another"
+# PGC_FIRST_PORT forces the first attempt onto the source's port, which is certainly taken.
+PGC_FIRST_PORT=$SOURCE_PORT pgc_start retried plain 2>"$PGC_BASE/retried.err"
+expect_match "the clash was detected in the server log" 'port [0-9]+ was taken meanwhile' \
+  "$(cat "$PGC_BASE/retried.err")"
+if [ "$RETRIED_PORT" != "$SOURCE_PORT" ]; then
+  pass "the retried cluster got another port ($RETRIED_PORT)"
+else
+  fail "the retried cluster reports the source's port"
+fi
+expect_eq "the retried cluster answers" "1" "$(pgc_psql retried -At -c 'SELECT 1')"
+pgc_stop retried
+
 echo "# pgbench over TLS against the source, and a replica that follows it"
 if pgbench -i -s 1 -q "$SOURCE_URL" >"$SOURCE_DIR/pgbench-init.log" 2>&1; then
   pass "pgbench -i -s 1 against the source over TLS"
@@ -81,10 +94,10 @@ pgc_start_replica follower source
 follower_has_history() {
   [ "$(pgc_psql follower -At -c 'SELECT count(*) FROM pgbench_history' 2>/dev/null)" = 200 ]
 }
-if pgc_wait_until 30 follower_has_history; then
+if pgc_wait_until 60 follower_has_history; then
   pass "follower streams the source's pgbench data"
 else
-  fail "follower did not catch up within 30 s"
+  fail "follower did not catch up within 60 s"
 fi
 
 echo "# clean-up: nothing outlives the script that started it"
@@ -116,8 +129,8 @@ for how in exit fail kill; do
   read -r child_dir child_port <"$probe/cluster"
   # The watchdog polls once a second; allow it a generous bound. The child's per-run base
   # directory must go too.
-  if pgc_wait_until 20 dir_gone "$child_dir" && pgc_wait_until 20 port_closed "$child_port" &&
-    pgc_wait_until 20 dir_gone "$(dirname "$child_dir")"; then
+  if pgc_wait_until 60 dir_gone "$child_dir" && pgc_wait_until 60 port_closed "$child_port" &&
+    pgc_wait_until 60 dir_gone "$(dirname "$child_dir")"; then
     pass "cluster removed and port closed after the script ended ($how)"
   else
     fail "cluster of the '$how' child still there: $child_dir, port $child_port"

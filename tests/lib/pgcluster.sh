@@ -284,6 +284,9 @@ pgc__start_server() {
   local dir=$1 attempt port log=$1/postgres.log
   for ((attempt = 1; attempt <= PGC_START_ATTEMPTS; attempt++)); do
     port=$(pgc_free_port)
+    # Test hook: PGC_FIRST_PORT forces the first attempt onto a port, e.g. a taken one, to
+    # exercise the retry below (test_harness.sh does).
+    if [ "$attempt" -eq 1 ] && [ -n "${PGC_FIRST_PORT:-}" ]; then port=$PGC_FIRST_PORT; fi
     pgc__env_set "$dir" port "$port"
     pgc__write_conf "$dir" "$port"
     : >"$log"
@@ -354,10 +357,19 @@ pgc__start_watchdog() {
   (cd / && exec setsid bash "$PGC_SELF" __watchdog "$owner" "$dir") </dev/null >/dev/null 2>&1 &
 }
 
+# True while <pid> exists and is not a zombie. Not `kill -0`: that fails with EPERM for an
+# owner of another user (runuser, sudo), which would read as "exited".
+pgc__alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 pgc__watchdog() {
   local owner=$1 dir=$2
   # A poll, not a synchronisation: the owner is not our child, so wait(2) cannot see it exit.
-  while kill -0 "$owner" 2>/dev/null && [ -f "$dir/cluster.env" ]; do sleep 1; done
+  while pgc__alive "$owner" && [ -f "$dir/cluster.env" ]; do sleep 1; done
   [ -f "$dir/cluster.env" ] || return 0
   pgc__stop_dir "$dir"
   # The owner is gone, so nobody adds clusters to its per-run base directory any more: the
