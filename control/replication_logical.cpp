@@ -248,14 +248,15 @@ int logical_start(CommandContext& ctx) {
                           " cannot CREATE SUBSCRIPTION on the target\n  fix: pass "
                           "--subscriber-url with a superuser / rds_superuser role");
     // The subscription applies into existing tables: the schema must be there and match.
-    auto s = read_schema(*source, e);
-    auto t = s ? read_schema(*state_conn, e) : std::nullopt;
-    if (!s || !t) return ctx.fail(kExitUsage, "reading catalogs: " + e.message);
-    if (t->relations == 0)
+    auto source_schema = read_schema(*source, e);
+    auto target_schema = source_schema ? read_schema(*state_conn, e) : std::nullopt;
+    if (!source_schema || !target_schema)
+      return ctx.fail(kExitUsage, "reading catalogs: " + e.message);
+    if (target_schema->relations == 0)
       return ctx.fail(kExitCheckFailed,
                       "the target has no tables yet\n  fix: run `pgcutoverctl schema copy` first");
     std::vector<SchemaDifference> blocking;
-    for (const auto& d : diff_schemas(*s, *t))
+    for (const auto& d : diff_schemas(*source_schema, *target_schema))
       if (d.object.rfind("table ", 0) == 0 || d.object.rfind("column ", 0) == 0)
         blocking.push_back(d);
     if (!blocking.empty()) {
