@@ -62,8 +62,8 @@
 #
 # Servers run as the unprivileged user ${PGCUTOVER_PG_USER:-pgcutover} when invoked as root
 # (PostgreSQL refuses root), as the current user otherwise. The superuser is `postgres`,
-# reachable only over the cluster's unix socket with peer authentication mapped from root, the
-# server user and the invoking user.
+# reachable only over the cluster's unix socket, with peer authentication mapped from the
+# server user and from the user who started the cluster (root in CI).
 #
 # Every function that changes anything runs in command mode (a child bash with errexit, whose
 # exit status is checked): bash ignores `set -e` inside functions called from a condition, so
