@@ -319,6 +319,20 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
   co_return std::nullopt;
 }
 
+const std::string& ClientSession::desired_key() {
+  if (desired_changed_) {
+    desired_key_.clear();
+    for (const auto& [name, value] : desired_) {
+      desired_key_ += name;
+      desired_key_ += '\0';
+      desired_key_ += value;
+      desired_key_ += '\0';
+    }
+    desired_changed_ = false;
+  }
+  return desired_key_;
+}
+
 awaitable<bool> ClientSession::write_client(const std::string& bytes) {
   auto [ec, n] = co_await client_->write(asio::buffer(bytes));
   if (ec) co_return false;
@@ -497,7 +511,9 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   std::unique_ptr<ServerConnection> conn = std::move(lease.conn);
   // Bring the server connection's settings in line with what this client believes.
   std::vector<std::string> changed, reset;
-  std::string sql = build_sync_query(desired_, conn->params, changed, reset);
+  std::string sql;
+  if (conn->synced_for != desired_key())
+    sql = build_sync_query(desired_, conn->params, changed, reset);
   if (!sql.empty()) {
     stats().param_syncs_total.fetch_add(1, std::memory_order_relaxed);
     InternalQueryResult r = co_await run_internal_query(*conn, sql, settings_->server_limits);
@@ -522,7 +538,9 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
       }
     }
     for (const std::string& name : reset) conn->params.set_unreported.erase(name);
+    desired_changed_ = true;
   }
+  conn->synced_for = desired_key();
   if (ending_) {
     pool_->release(std::move(conn), ServerPool::Return::kReuse);
     set_state(ClientState::kIdle);
@@ -566,7 +584,11 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
       if (auto p = protocol::parse_parameter_status(body)) {
         std::string name(p->name);
         server_->params.reported[name] = std::string(p->value);
-        if (is_tracked_reported(name)) desired_[name] = std::string(p->value);
+        server_->synced_for.clear();
+        if (is_tracked_reported(name)) {
+          desired_[name] = std::string(p->value);
+          desired_changed_ = true;
+        }
       }
       break;
     }

@@ -239,6 +239,7 @@ awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> e
 awaitable<InternalQueryResult> run_internal_query(ServerConnection& conn, std::string_view sql,
                                                   const protocol::Limits& limits) {
   InternalQueryResult r;
+  conn.synced_for.clear();  // whatever it runs may change settings
   std::string out;
   protocol::append_query(out, sql);
   if (auto [ec, n] = co_await conn.stream->write(asio::buffer(out)); ec) {

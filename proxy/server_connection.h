@@ -30,6 +30,10 @@ struct ServerConnection {
   ParamMap initial_reported;  // what the server reported at login (the pool's welcome set)
   Clock::time_point created;
   Clock::time_point last_used;
+  // The serialized settings of the client this connection was last brought in line with
+  // (empty: unknown). A client with the same settings skips the comparison entirely, which is
+  // the common case (every client of an app sends the same startup parameters).
+  std::string synced_for;
   ByteBuffer in{8 * 1024};  // bytes read from the server and not yet relayed
   std::uint64_t id = 0;
 
