@@ -70,6 +70,7 @@ struct ChunkResult {
   int attempts = 1;
   std::string error;
   std::vector<Mismatch> mismatches;
+  std::vector<KeyRange> in_flight;  // ranges still changing on the source while compared
 };
 
 struct ChunkTask {
@@ -108,82 +109,111 @@ std::optional<std::vector<std::string>> median_key(PgConn& conn, const TableInfo
   return key;
 }
 
-void bisect(PgConn& source, PgConn& target, const TableInfo& t, const KeyRange& r,
-            const ChunkDigest& s, const ChunkDigest& d, int depth, std::vector<Mismatch>& out) {
+// Both sides' digests at (nearly) the same moment: the target's digest runs on its own
+// thread, so a replicated change can only fall between them within the replication lag.
+std::pair<ChunkDigest, ChunkDigest> digest_both(PgConn& source, PgConn& target, const TableInfo& t,
+                                                const KeyRange& r) {
+  ChunkDigest d;
+  std::thread other([&] { d = digest(target, t, r); });
+  ChunkDigest s = digest(source, t, r);
+  other.join();
+  return {s, d};
+}
+
+// The differing keys of a small range.
+std::vector<std::string> differing_keys(PgConn& source, PgConn& target, const TableInfo& t,
+                                        const KeyRange& r) {
+  std::vector<std::string> keys;
+  auto a = row_hashes(source, t, r), b = row_hashes(target, t, r);
+  for (const auto& [k, h] : a) {
+    auto it = b.find(k);
+    if (it == b.end())
+      keys.push_back("(" + k + ") only on source");
+    else if (it->second != h)
+      keys.push_back("(" + k + ") differs");
+  }
+  for (const auto& [k, h] : b)
+    if (!a.count(k)) keys.push_back("(" + k + ") only on target");
+  return keys;
+}
+
+struct CheckContext {
+  PgConn& source;
+  PgConn& target;
+  const TableInfo& table;
+  std::string method;
+  int retries;
+};
+
+// Compares one key range, and narrows a difference down. While replication runs, a
+// difference is re-checked after the target has applied the source's current position
+// (`retries` times); one that does not go away is split at the median key and each half
+// checked the same way, so a busy chunk shrinks to the few rows that are really changing
+// right now ("in flight") and a real difference shrinks to its keys. Without replication
+// (dump) there is nothing to wait for: a difference is real and only bisected.
+void check_range(CheckContext& c, const KeyRange& r, int depth, ChunkResult& out) {
+  const TableInfo& t = c.table;
+  bool replicating = c.method == "logical" || c.method == "external";
+  auto [s, d] = digest_both(c.source, c.target, t, r);
+  if (!s.ok || !d.ok) {
+    out.kind = ChunkResult::kError;
+    out.error = s.ok ? "target: " + d.error : "source: " + s.error;
+    return;
+  }
+  if (depth == 0) {
+    out.rows = s.rows;
+    out.bytes = s.bytes;
+  }
+  bool stable = !replicating;  // both digests unchanged across a catch-up
+  for (int attempt = 0; !(s == d) && replicating && attempt < c.retries; ++attempt) {
+    out.attempts++;
+    if (!wait_caught_up(c.source, c.target, c.method, std::chrono::seconds(30))) {
+      out.in_flight.push_back(r);
+      out.error = "the target did not catch up within 30s";
+      return;
+    }
+    auto [s2, d2] = digest_both(c.source, c.target, t, r);
+    if (!s2.ok || !d2.ok) break;
+    stable = s2 == s && d2 == d;
+    s = s2;
+    d = d2;
+    if (stable) break;
+  }
+  if (s == d) return;
+
   bool leaf = t.primary_key.empty() || depth >= kMaxDepth || std::max(s.rows, d.rows) <= kLeafRows;
   std::optional<std::vector<std::string>> mid;
   if (!leaf) {
-    mid = s.rows >= d.rows ? median_key(source, t, r, s.rows) : median_key(target, t, r, d.rows);
+    mid =
+        s.rows >= d.rows ? median_key(c.source, t, r, s.rows) : median_key(c.target, t, r, d.rows);
     // A median equal to the lower bound cannot split further.
     if (!mid || (!r.lower.empty() && *mid == r.lower)) leaf = true;
   }
   if (leaf) {
-    Mismatch m{r, s.rows, d.rows, {}};
-    if (!t.primary_key.empty() && std::max(s.rows, d.rows) <= kLeafRows * 4) {
-      auto a = row_hashes(source, t, r), b = row_hashes(target, t, r);
-      for (const auto& [k, h] : a) {
-        auto it = b.find(k);
-        if (it == b.end())
-          m.keys.push_back("(" + k + ") only on source");
-        else if (it->second != h)
-          m.keys.push_back("(" + k + ") differs");
-      }
-      for (const auto& [k, h] : b)
-        if (!a.count(k)) m.keys.push_back("(" + k + ") only on target");
+    if (!stable) {
+      out.in_flight.push_back(r);
+      return;
     }
-    out.push_back(std::move(m));
+    Mismatch m{r, s.rows, d.rows, {}};
+    if (!t.primary_key.empty() && std::max(s.rows, d.rows) <= kLeafRows * 4)
+      m.keys = differing_keys(c.source, c.target, t, r);
+    out.mismatches.push_back(std::move(m));
     return;
   }
-  KeyRange left{r.lower, *mid}, right{*mid, r.upper};
-  for (const auto& half : {left, right}) {
-    ChunkDigest hs = digest(source, t, half), ht = digest(target, t, half);
-    if (!hs.ok || !ht.ok) {
-      out.push_back({half, hs.rows, ht.rows, {"(could not narrow: " + hs.error + ht.error + ")"}});
-      continue;
-    }
-    if (!(hs == ht)) bisect(source, target, t, half, hs, ht, depth + 1, out);
-  }
+  check_range(c, KeyRange{r.lower, *mid}, depth + 1, out);
+  check_range(c, KeyRange{*mid, r.upper}, depth + 1, out);
 }
 
-// Compares one chunk. While replication runs, a difference is only believed once the target
-// has applied everything the source had when its digest was taken, and the source's digest
-// has not moved since; a chunk whose source keeps changing is "in flight".
 ChunkResult compare_chunk(PgConn& source, PgConn& target, const TableInfo& t, const KeyRange& r,
                           const std::string& method, int retries) {
   ChunkResult res;
-  ChunkDigest s = digest(source, t, r);
-  ChunkDigest d = digest(target, t, r);
-  if (!s.ok || !d.ok) {
-    res.kind = ChunkResult::kError;
-    res.error = s.ok ? "target: " + d.error : "source: " + s.error;
-    return res;
+  CheckContext c{source, target, t, method, retries};
+  check_range(c, r, 0, res);
+  if (res.kind != ChunkResult::kError) {
+    res.kind = !res.mismatches.empty()  ? ChunkResult::kMismatch
+               : !res.in_flight.empty() ? ChunkResult::kInFlight
+                                        : ChunkResult::kMatch;
   }
-  res.rows = s.rows;
-  res.bytes = s.bytes;
-  bool replicating = method == "logical" || method == "external";
-  bool source_moved = false;
-  for (int attempt = 0; !(s == d) && replicating && attempt < retries; ++attempt) {
-    res.attempts++;
-    if (!wait_caught_up(source, target, method, std::chrono::seconds(30))) {
-      res.kind = ChunkResult::kInFlight;
-      res.error = "the target did not catch up within 30s";
-      return res;
-    }
-    d = digest(target, t, r);
-    if (s == d) break;
-    ChunkDigest s2 = digest(source, t, r);
-    source_moved = !(s2 == s);
-    if (!source_moved) break;  // stable source, caught-up target, still different: real
-    s = s2;
-    d = digest(target, t, r);
-  }
-  if (s == d) return res;
-  if (source_moved) {
-    res.kind = ChunkResult::kInFlight;
-    return res;
-  }
-  res.kind = ChunkResult::kMismatch;
-  bisect(source, target, t, r, s, d, 0, res.mismatches);
   return res;
 }
 
@@ -367,6 +397,7 @@ int cmd_validate(CommandContext& ctx) {
     size_t chunks = 0, mismatched = 0, in_flight = 0, errors = 0;
     std::vector<std::string> lines;
     json::array mismatches;
+    json::array in_flight_ranges;
   };
   std::vector<TableReport> reports(tables.size());
   std::sort(outcomes.begin(), outcomes.end(), [](const Outcome& a, const Outcome& b) {
@@ -383,8 +414,11 @@ int cmd_validate(CommandContext& ctx) {
         break;
       case ChunkResult::kInFlight:
         tr.in_flight++;
-        tr.lines.push_back("still in flight: " + describe_range(t, o.range) +
-                           (o.result.error.empty() ? "" : " (" + o.result.error + ")"));
+        for (const auto& r : o.result.in_flight) {
+          tr.lines.push_back("still in flight: " + describe_range(t, r) +
+                             (o.result.error.empty() ? "" : " (" + o.result.error + ")"));
+          tr.in_flight_ranges.emplace_back(describe_range(t, r));
+        }
         break;
       case ChunkResult::kError:
         tr.errors++;
@@ -392,6 +426,10 @@ int cmd_validate(CommandContext& ctx) {
         break;
       case ChunkResult::kMismatch:
         tr.mismatched++;
+        for (const auto& r : o.result.in_flight) {
+          tr.lines.push_back("still in flight: " + describe_range(t, r));
+          tr.in_flight_ranges.emplace_back(describe_range(t, r));
+        }
         for (const auto& m : o.result.mismatches) {
           std::string keys;
           for (const auto& k : m.keys) keys += (keys.empty() ? "" : "; ") + k;
@@ -433,7 +471,8 @@ int cmd_validate(CommandContext& ctx) {
                               {"bytes", r.bytes},
                               {"mismatched_chunks", r.mismatched},
                               {"in_flight_chunks", r.in_flight},
-                              {"mismatches", r.mismatches}});
+                              {"mismatches", r.mismatches},
+                              {"in_flight", r.in_flight_ranges}});
   }
   bool ok = bad == 0 && flight == 0 && errors == 0;
   double mbps = total_bytes / 1048576.0 / std::max(secs, 0.001);
