@@ -13,6 +13,19 @@ export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
 cfg=$PROXY_DIR/proxy.toml
 dsn=$(proxy_dsn verify-full)
 
+# ---- bad configuration: message naming file, key and problem; exit code 2; --check ----
+printf '[proxy]\npool_mode = "statement"\n[backends.source]\nurl = "postgres://a@h/d"\n' >"$PROXY_DIR/bad.toml"
+set +e
+msg=$("$PROXY_BIN" -c "$PROXY_DIR/bad.toml" 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] || fail "bad config: exit code $rc, want 2"
+echo "$msg" | grep -q "$PROXY_DIR/bad.toml: proxy.pool_mode: unknown value \"statement\"" || fail "bad config message: $msg"
+proxy_write_config "$cfg" transaction 4 require
+PROXY_TEST_PASSWORD=x "$PROXY_BIN" --check -c "$cfg" | grep -q "is valid" || fail "--check on a good file"
+"$PROXY_BIN" --version | grep -q "pgcutover-proxy" || fail "--version"
+pass "bad config: exit 2 with file, key and problem; --check and --version"
+
 # ---- transaction mode, client TLS required, server TLS require (source) ----
 proxy_write_config "$cfg" transaction 4 require
 proxy_start "$cfg"

@@ -188,8 +188,12 @@ def main():
         proxy.start(extra="max_client_conn = 2\nmax_message_size = 4096\n")
         run_limits(proxy)
         proxy.stop()
+        proxy.start()
+        run_shutdown(proxy, admin)
         print("all session checks passed")
     except BaseException:
+        import traceback
+        traceback.print_exc()
         try:
             with open(proxy.log) as f:
                 sys.stderr.write("---- proxy log tail ----\n" + "".join(f.readlines()[-40:]))
@@ -197,8 +201,10 @@ def main():
             pass
         raise
     finally:
-        proxy.stop()
-        admin.close()
+        try:
+            proxy.stop()
+        finally:
+            admin.close()
         subprocess.run(["bash", PGCLUSTER, "stop", "--dir", src["dir"]], capture_output=True)
 
 
@@ -402,6 +408,36 @@ def run_limits(proxy):
     c1.close()
     c2.close()
     ok("max_client_conn: the client over the limit gets 'sorry, too many clients already'")
+
+
+def run_shutdown(proxy, admin):
+    # SIGTERM: a transaction in progress finishes and commits; an idle client is told 57P01;
+    # then the proxy exits on its own, well before shutdown_timeout.
+    idle = proxy.connect()
+    idle.execute("select 1")  # before busy takes the pool's only server connection
+    busy = psycopg.connect(proxy.dsn(), autocommit=False, prepare_threshold=None)
+    busy.execute("insert into pipe_t values (555)")
+    proxy.proc.terminate()
+    busy.execute("insert into pipe_t values (556)")
+    busy.commit()
+    try:
+        idle.execute("select 1")
+        fail("idle client still served after SIGTERM")
+    except psycopg.OperationalError as e:
+        if "terminating connection due to administrator command" not in str(e):
+            fail(f"idle client: unexpected error {e!r}")
+    try:
+        rc = proxy.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        fail("proxy did not exit after its last transaction ended")
+    proxy.proc = None
+    if rc != 0:
+        fail(f"proxy exit code {rc} after SIGTERM")
+    if admin.execute("select count(*) from pipe_t where x in (555, 556)").fetchone()[0] != 2:
+        fail("the transaction in flight at SIGTERM was not committed")
+    busy.close()
+    idle.close()
+    ok("SIGTERM: in-flight transaction committed, idle client got 57P01, proxy exited 0")
 
 
 if __name__ == "__main__":
