@@ -169,6 +169,7 @@ void ClientSession::request_shutdown() {
 void ClientSession::forward_cancel() {
   if (!server_) return;  // nothing running: PostgreSQL would find nothing to cancel either
   stats().cancels_total.fetch_add(1, std::memory_order_relaxed);
+  server_->cancel_sent = true;
   log::info("cancel_forwarded",
             {{"session", std::to_string(id_)}, {"server_id", std::to_string(server_->id)}});
   asio::co_spawn(shard_.executor(),

@@ -36,6 +36,10 @@ struct ServerConnection {
   std::string synced_for;
   ByteBuffer in{8 * 1024};  // bytes read from the server and not yet relayed
   std::uint64_t id = 0;
+  // A CancelRequest was sent for this connection's backend process. It may land after the
+  // query it was meant for has finished, so this connection is closed instead of pooled: a
+  // late cancel must never hit the next client's query.
+  bool cancel_sent = false;
 
   ~ServerConnection();
 };
