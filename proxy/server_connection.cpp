@@ -191,7 +191,7 @@ ServerConnection::~ServerConnection() {
 
 awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> endpoint,
                                         std::uint64_t epoch, asio::chrono::milliseconds timeout,
-                                        const protocol::Limits& limits) {
+                                        protocol::Limits limits) {
   ConnectResult r;
   auto ex = co_await asio::this_coro::executor;
   auto conn = std::make_unique<ServerConnection>();

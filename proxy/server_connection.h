@@ -59,7 +59,7 @@ struct ConnectResult {
 // Opens, secures and logs in one server connection within `timeout`.
 awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> endpoint,
                                         std::uint64_t epoch, asio::chrono::milliseconds timeout,
-                                        const protocol::Limits& limits);
+                                        protocol::Limits limits);
 
 // Runs one simple Query on an idle connection and consumes every response up to
 // ReadyForQuery, updating the connection's reported parameters. Ok only when the server

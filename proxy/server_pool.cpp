@@ -46,8 +46,9 @@ void ServerPool::wake_one_for_slot() {
 
 awaitable<ServerPool::Lease> ServerPool::acquire() {
   auto now = Clock::now();
-  const auto settings = shard_.settings();
-  const auto deadline = now + settings->config.proxy.query_wait_timeout;
+  // No copy of the settings pointer here: its reference count is shared by every shard, and
+  // this runs once per transaction.
+  const auto deadline = now + shard_.settings()->config.proxy.query_wait_timeout;
   bool counted_wait = false;
   for (;;) {
     now = Clock::now();
@@ -72,7 +73,8 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
       stats().servers[static_cast<int>(ServerState::kLogin)].fetch_add(1,
                                                                        std::memory_order_relaxed);
       ConnectResult r = co_await connect_server(
-          endpoint, epoch, settings->config.proxy.server_connect_timeout, settings->server_limits);
+          endpoint, epoch, shard_.settings()->config.proxy.server_connect_timeout,
+          shard_.settings()->server_limits);
       stats().servers[static_cast<int>(ServerState::kLogin)].fetch_sub(1,
                                                                        std::memory_order_relaxed);
       if (!*alive) co_return Lease{nullptr, {"08006", "pool closed"}};

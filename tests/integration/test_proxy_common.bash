@@ -48,6 +48,7 @@ proxy_write_config() {
 listen_addr = "127.0.0.1"
 listen_port = $PROXY_PORT
 threads = ${PROXY_THREADS:-2}
+unix_socket_dir = "${PROXY_UNIX_DIR:-}"
 pool_mode = "$mode"
 default_pool_size = $size
 max_client_conn = 2000

@@ -98,7 +98,7 @@ proxy_stop
 
 # ---- session mode, client TLS allowed, one shard and a pool of one: the second client gets
 # the very server connection the first one used, so DISCARD ALL between clients is observable.
-PROXY_THREADS=1 proxy_write_config "$cfg" session 1 allow
+PROXY_THREADS=1 PROXY_UNIX_DIR=$PROXY_DIR proxy_write_config "$cfg" session 1 allow
 proxy_start "$cfg"
 out=$(proxy_psql "$(proxy_dsn disable)" <<'SQL'
 set application_name = 'leaky';
@@ -114,6 +114,9 @@ out=$(proxy_psql "$dsn" -c "select pg_backend_pid()" -c "show application_name" 
   -c "select count(*) from pg_class where relname = 'tmp_x' and relpersistence = 't'")
 [ "$out" = "$(printf '%s\npsql\n0\n0' "$first_pid")" ] || fail "session state leaked to the next client in session mode (or another server connection was used): $out"
 pass "session mode: SET, temp table and PREPARE do not reach the next client (DISCARD ALL)"
+out=$(proxy_psql "host=$PROXY_DIR port=$PROXY_PORT user=app dbname=app password=$PROXY_USER_PASSWORD" -c "select 'via unix socket'")
+[ "$out" = "via unix socket" ] || fail "unix socket listener: $out"
+pass "client over the unix socket (unix_socket_dir)"
 PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 4 -j 2 -t 100 \
   -h 127.0.0.1 -p "$PROXY_PORT" -U app app >"$PROXY_DIR/pgbench.log" 2>&1 || { cat "$PROXY_DIR/pgbench.log"; fail "pgbench in session mode"; }
 grep -q "number of failed transactions: 0 " "$PROXY_DIR/pgbench.log" || fail "pgbench failures in session mode"

@@ -188,7 +188,8 @@ def main():
         proxy.start(extra="max_client_conn = 2\nmax_message_size = 4096\n")
         run_limits(proxy)
         proxy.stop()
-        proxy.start()
+        proxy.start(extra='[auth]\nauth_type = "md5"\n')
+        run_md5(proxy)
         run_shutdown(proxy, admin)
         print("all session checks passed")
     except BaseException:
@@ -408,6 +409,26 @@ def run_limits(proxy):
     c1.close()
     c2.close()
     ok("max_client_conn: the client over the limit gets 'sorry, too many clients already'")
+
+
+def run_md5(proxy):
+    # auth_type = "md5": the proxy asks for md5 (code 5) and libpq logs in with it.
+    s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    s.sendall(startup_packet({"user": "app", "database": "app"}))
+    t, body = read_msg(s)
+    s.close()
+    if t != b"R" or struct.unpack("!I", body[:4])[0] != 5 or len(body) != 8:
+        fail(f"expected AuthenticationMD5Password, got {t} {body!r}")
+    with proxy.connect() as conn:
+        if conn.execute("select 11").fetchone()[0] != 11:
+            fail("md5 login through the proxy")
+    try:
+        proxy.connect(password="wrong")
+        fail("md5 accepted a wrong password")
+    except psycopg.OperationalError as e:
+        if 'password authentication failed for user "app"' not in str(e):
+            fail(f"md5 wrong password: unexpected error {e!r}")
+    ok("auth_type = md5: AuthenticationMD5Password, login works, wrong password refused")
 
 
 def run_shutdown(proxy, admin):
