@@ -31,6 +31,7 @@ struct CtlRun {
 // Runs the real binary (CTest sets PGCUTOVER_CTL_BIN), capturing both streams.
 CtlRun ctl(std::vector<std::string> args) {
   const char* bin = std::getenv("PGCUTOVER_CTL_BIN");
+  if (bin == nullptr) bin = PGCUTOVER_CTL_BIN_PATH;
   args.insert(args.begin(), bin ? bin : "pgcutoverctl");
   auto r = control::run_client_tool(args, control::ConnSpec{});
   return {r.exit_code, r.output, r.errors};

@@ -33,6 +33,7 @@ struct CtlRun {
 
 CtlRun ctl(std::vector<std::string> args) {
   const char* bin = std::getenv("PGCUTOVER_CTL_BIN");
+  if (bin == nullptr) bin = PGCUTOVER_CTL_BIN_PATH;
   args.insert(args.begin(), bin ? bin : "pgcutoverctl");
   auto r = control::run_client_tool(args, control::ConnSpec{});
   return {r.exit_code, r.output, r.errors, r.seconds};
