@@ -6,9 +6,11 @@ Proves: session parameters follow each client (two clients with different TimeZo
 application_name never see each other's, also from startup options); cancel of pg_sleep(30)
 returns 57014 within a second and an unknown cancel key is dropped silently; a wrong password
 and an unknown user are byte-for-byte the same 28P01 ErrorResponse after a full SCRAM exchange;
-pipelined extended-protocol batches (with an error in the middle) stay correct; a client that
+pipelined extended-protocol batches (with an error in the middle) stay correct; Flush without
+Sync keeps the server connection assigned until the Sync; md5 auth works; a client that
 vanishes mid-transaction leaves no open transaction behind; max_message_size (08P01),
-client_login_timeout and max_client_conn (53300) refuse with proper errors.
+client_login_timeout and max_client_conn (53300) refuse with proper errors; SIGTERM lets the
+transaction in flight commit, tells idle clients 57P01 and exits 0.
 """
 
 import base64
@@ -66,7 +68,7 @@ class Proxy:
         subprocess.run(["bash", PGCLUSTER, "tls", "--dir", os.path.join(workdir, "tls"), "--label", "proxy"],
                        check=True, capture_output=True)
 
-    def start(self, extra=""):
+    def start(self, extra="", query_wait_timeout=20):
         cfg = os.path.join(self.dir, "proxy.toml")
         with open(cfg, "w") as f:
             f.write(f"""
@@ -75,7 +77,7 @@ listen_port = {self.port}
 threads = 1
 pool_mode = "transaction"
 default_pool_size = 1
-query_wait_timeout = 20
+query_wait_timeout = {query_wait_timeout}
 client_login_timeout = 1
 state_file = "{self.dir}/state.json"
 {extra}
@@ -188,8 +190,9 @@ def main():
         proxy.start(extra="max_client_conn = 2\nmax_message_size = 4096\n")
         run_limits(proxy)
         proxy.stop()
-        proxy.start(extra='[auth]\nauth_type = "md5"\n')
+        proxy.start(extra='[auth]\nauth_type = "md5"\n', query_wait_timeout=1)
         run_md5(proxy)
+        run_flush_without_sync(proxy)
         run_shutdown(proxy, admin)
         print("all session checks passed")
     except BaseException:
@@ -429,6 +432,62 @@ def run_md5(proxy):
         if 'password authentication failed for user "app"' not in str(e):
             fail(f"md5 wrong password: unexpected error {e!r}")
     ok("auth_type = md5: AuthenticationMD5Password, login works, wrong password refused")
+
+
+def md5_login(port):
+    """A raw protocol client logged in with md5 (the proxy instance uses auth_type = md5)."""
+    import hashlib
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(startup_packet({"user": "app", "database": "app"}))
+    t, body = read_msg(s)
+    salt = body[4:8]
+    inner = hashlib.md5((PASSWORD + "app").encode()).hexdigest()
+    resp = ("md5" + hashlib.md5(inner.encode() + salt).hexdigest()).encode() + b"\0"
+    s.sendall(b"p" + struct.pack("!I", len(resp) + 4) + resp)
+    while True:
+        t, body = read_msg(s)
+        if t == b"E":
+            fail(f"raw md5 login failed: {error_fields(body)}")
+        if t == b"Z":
+            return s
+
+
+def msg(t, payload):
+    return t + struct.pack("!I", len(payload) + 4) + payload
+
+
+def run_flush_without_sync(proxy):
+    # Parse/Bind/Execute + Flush without Sync: the client waits for results with no
+    # ReadyForQuery coming, so its server connection must stay assigned (pool of one: another
+    # client waiting for it gets query_wait_timeout), and go back only after the Sync.
+    s = md5_login(proxy.port)
+    s.sendall(msg(b"P", b"\0select 41 + 1\0\0\0") + msg(b"B", b"\0\0\0\0\0\0\0\0") +
+              msg(b"E", b"\0\0\0\0\0") + msg(b"H", b""))
+    seen = []
+    while b"C" not in seen:
+        t, body = read_msg(s)
+        seen.append(t)
+        if t == b"D" and body[-2:] != b"42":
+            fail(f"unexpected row {body!r}")
+    if seen != [b"1", b"2", b"D", b"C"]:
+        fail(f"unexpected responses before Sync: {seen}")
+    other = proxy.connect()
+    try:
+        other.execute("select 1")
+        fail("the server connection was released before Sync (another client got it)")
+    except errors.QueryCanceled as e:
+        if "query_wait_timeout" not in str(e):
+            fail(f"unexpected error for the waiting client: {e!r}")
+    s.sendall(msg(b"S", b""))
+    t, body = read_msg(s)
+    if t != b"Z" or body != b"I":
+        fail(f"expected ReadyForQuery I after Sync, got {t} {body!r}")
+    if other.execute("select 2").fetchone()[0] != 2:
+        fail("server connection not released after Sync")
+    s.sendall(msg(b"X", b""))
+    s.close()
+    other.close()
+    ok("Parse/Bind/Execute/Flush without Sync keeps the server connection assigned until Sync")
 
 
 def run_shutdown(proxy, admin):
