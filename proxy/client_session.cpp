@@ -341,18 +341,24 @@ awaitable<bool> ClientSession::write_client(const std::string& bytes) {
   co_return true;
 }
 
-awaitable<bool> ClientSession::read_client() {
+// Arms client_idle_timeout; called whenever the client becomes idle between transactions
+// (before a read, and when its server connection is released while that read is pending).
+void ClientSession::arm_idle_timer() {
   const auto idle = settings_->config.proxy.client_idle_timeout;
-  bool armed = false;
-  if (idle.count() > 0 && !in_transaction()) {
-    armed = true;
-    idle_timer_.expires_after(idle);
-    std::weak_ptr<ClientSession> weak = weak_from_this();
-    idle_timer_.async_wait([weak](error_code ec) {
-      if (ec) return;
-      if (auto s = weak.lock()) s->terminate({EndReason::kIdleTimeout, {}, {}});
-    });
-  }
+  if (idle.count() <= 0) return;
+  idle_timer_.expires_after(idle);
+  std::weak_ptr<ClientSession> weak = weak_from_this();
+  idle_timer_.async_wait([weak](error_code ec) {
+    if (ec) return;
+    // A transaction may have started since the timer was armed: only an idle client ends.
+    if (auto s = weak.lock(); s && !s->in_transaction())
+      s->terminate({EndReason::kIdleTimeout, {}, {}});
+  });
+}
+
+awaitable<bool> ClientSession::read_client() {
+  const bool armed = settings_->config.proxy.client_idle_timeout.count() > 0;
+  if (armed && !in_transaction()) arm_idle_timer();
   std::size_t room = 0;
   std::uint8_t* p = cin_.prepare(4096, room);
   auto [ec, n] = co_await client_->read_some(asio::buffer(p, room));
@@ -668,6 +674,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       if (settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
         detach(conn->in.empty());
         refresh_busy();
+        arm_idle_timer();
         if (shutdown_requested_) terminate({EndReason::kShutdown, {}, {}});
         break;
       }
@@ -675,6 +682,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         terminate({EndReason::kShutdown, {}, {}});
         break;
       }
+      arm_idle_timer();  // session mode: idle between transactions from here
     }
     std::size_t room = 0;
     std::uint8_t* p = conn->in.prepare(4096, room);

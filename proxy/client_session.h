@@ -77,6 +77,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // relay helpers
   awaitable<bool> read_client();  // false: the session must end (ending_ is set)
+  void arm_idle_timer();
   awaitable<std::optional<EndStatus>> attach();
   awaitable<void> server_reader(std::shared_ptr<ClientSession> self, ServerConnection* conn);
   void on_server_message(char type, protocol::Bytes body, bool& release_point);

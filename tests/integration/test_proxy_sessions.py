@@ -10,7 +10,8 @@ pipelined extended-protocol batches (with an error in the middle) stay correct; 
 Sync keeps the server connection assigned until the Sync; md5 auth works; a client that
 vanishes mid-transaction leaves no open transaction behind; max_message_size (08P01),
 client_login_timeout and max_client_conn (53300) refuse with proper errors; SIGTERM lets the
-transaction in flight commit, tells idle clients 57P01 and exits 0.
+transaction in flight commit, tells idle clients 57P01 and exits 0; server_idle_timeout and
+client_idle_timeout (57P05) end idle connections.
 """
 
 import base64
@@ -194,6 +195,9 @@ def main():
         run_md5(proxy)
         run_flush_without_sync(proxy)
         run_shutdown(proxy, admin)
+        proxy.start(extra="client_idle_timeout = 0.5\nserver_idle_timeout = 0.5\n")
+        run_idle_timeouts(proxy, admin)
+        proxy.stop()
         print("all session checks passed")
     except BaseException:
         import traceback
@@ -488,6 +492,27 @@ def run_flush_without_sync(proxy):
     s.close()
     other.close()
     ok("Parse/Bind/Execute/Flush without Sync keeps the server connection assigned until Sync")
+
+
+def run_idle_timeouts(proxy, admin):
+    # server_idle_timeout: the pooled server connection is closed once idle long enough.
+    app_backends = "select count(*) from pg_stat_activity where usename = 'app'"
+    conn = proxy.connect()
+    conn.execute("select 1")
+    if admin.execute(app_backends).fetchone()[0] != 1:
+        fail("expected one server connection from the proxy")
+    wait_until(10, lambda: admin.execute(app_backends).fetchone()[0] == 0, "server_idle_timeout to close the idle server connection")
+    ok("server_idle_timeout closes idle server connections")
+    # client_idle_timeout: the idle client is told 57P05 and closed.
+    wait_until(10, lambda: "reason=idle_timeout" in open(proxy.log).read(), "client_idle_timeout to end the idle client")
+    try:
+        conn.execute("select 1")
+        fail("idle client still served after client_idle_timeout")
+    except psycopg.OperationalError as e:
+        if "idle-session timeout" not in str(e):
+            fail(f"idle client: unexpected error {e!r}")
+    conn.close()
+    ok("client_idle_timeout ends an idle client with 57P05")
 
 
 def run_shutdown(proxy, admin):
