@@ -52,6 +52,39 @@ const OptionSpec kSubscriber = {
     "target connection for the subscription (CREATE/DROP SUBSCRIPTION need superuser on "
     "PostgreSQL 15, rds_superuser on RDS); default: the target URL"};
 
+const OptionSpec kSourceSubscriber = {
+    "source-subscriber-url", 0, "URL",
+    "source connection for replication DDL and the reverse subscription (superuser on "
+    "PostgreSQL 15); default: the source URL. Without superuser there is no reverse replication"};
+const OptionSpec kFenceRole = {"fence-role", 0, "ROLE",
+                               "application role to fence (repeatable; default: the URL's user)"};
+
+const std::vector<OptionSpec> kCutoverOptions = {
+    {"dry-run", 0, nullptr, "check the preconditions and show the plan; pause nothing"},
+    {"to", 0, "BACKEND", "flip: the destination backend (only: target)"},
+    {"method", 0, "METHOD", "replication method (default: the recorded one)"},
+    {"journal", 0, "FILE", "journal file (default: [control] journal)"},
+    {"max-lag-bytes", 0, "N", "logical: refuse when the slot is further behind (default 16 MB)"},
+    {"max-lag", 0, "SECONDS", "external: refuse when a heartbeat takes longer (default 5)"},
+    {"max-validation-age", 0, "SECONDS",
+     "refuse when the last validation is older (default 86400; 0: do not check)"},
+    {"drain-timeout", 0, "SECONDS", "per-proxy drain bound of the pause (default 5)"},
+    {"max-pause", 0, "SECONDS", "dead-man timer of the pause (default 30)"},
+    {"catch-up-timeout", 0, "SECONDS", "bound on the catch-up barrier (default 10)"},
+    {"sequence-margin", 0, "N", "increments added to each sequence (default 1000)"},
+    {"smoke-url", 0, "URL",
+     "a client URL through one proxy for the smoke test (default $PGCUTOVER_SMOKE_URL)"},
+    {"admin-timeout", 0, "SECONDS", "bound on each admin API call (default 5)"},
+    {"publisher-url", 0, "URL", "the source as the target server reaches it"},
+    {"reverse-publisher-url", 0, "URL",
+     "the target as the source server reaches it (reverse subscription; default: target URL)"},
+    {"accept-data-loss", 0, nullptr, "revert without reverse replication"},
+    {"jobs", 'j', "N", "dump method: parallel pg_dump/pg_restore workers (default 4)"},
+    kSubscriber,
+    kSourceSubscriber,
+    kFenceRole,
+};
+
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> kCommands = {
       {"preflight",
@@ -169,6 +202,39 @@ const std::vector<CommandSpec>& commands() {
        {},
        "0 shown, 2 usage error (unreachable databases or proxies are part of the report)",
        cmd_status},
+      {"flip", "move traffic from source to target: the orchestrated cutover",
+       "1 preconditions (proxies RUNNING on one epoch, lag, validation age, target prewarmed),\n"
+       "2 pause every proxy, 3 fence the source (app roles read-only, their sessions ended),\n"
+       "4 catch-up barrier (source position read once after the fence), 5 sequences,\n"
+       "6 reverse replication (point of no return when impossible), 7 flip every proxy +\n"
+       "smoke test, 8 resume. Each step is journaled (fsync); a failure before 8 rolls back.",
+       kCutoverOptions,
+       "0 flipped (or rehearsed), 1 a precondition failed or the flip was rolled back, 2 usage "
+       "or connection error",
+       cmd_flip},
+      {"revert", "move traffic back from target to source (the flip's path the other way)",
+       "Lossless when reverse replication ran (subscription pgcutover_reverse on the source):\n"
+       "pause, fence the target, wait for the source to have the target's last write,\n"
+       "sequences, restore forward replication, flip every proxy to source, resume.",
+       kCutoverOptions, "0 reverted, 1 refused or rolled back, 2 usage or connection error",
+       cmd_revert},
+      {"recover", "finish or roll back a flip/revert whose controller died (reads the journal)",
+       "Reads the journal: a run that died before its flip step is rolled back (resume on the\n"
+       "side being left, undo fence and replication swap); one that reached the flip step is\n"
+       "finished (flip remaining proxies, resume). Run it with the same options as the flip.",
+       kCutoverOptions,
+       "0 recovered or nothing to do, 1 recovery failed, 2 usage or connection error", cmd_recover},
+      {"finalize",
+       "after the rollback window: drop replication both ways, remove the fence",
+       "Drops subscriptions, slots and publications in both directions, removes the fence on\n"
+       "the source, and prints what to do with the Heroku add-on. Refuses unless every proxy\n"
+       "runs on target (--force).",
+       {kSubscriber,
+        kSourceSubscriber,
+        kFenceRole,
+        {"force", 0, nullptr, "finalize even when a proxy is not on target"}},
+       "0 done, 1 refused or something left (printed), 2 usage or connection error",
+       cmd_finalize},
   };
   return kCommands;
 }
@@ -344,8 +410,10 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
   }
 
   // Numeric options are checked here once, so handlers can trust them.
-  for (const char* n : {"connect-timeout", "wait-timeout", "slot-timeout", "interval", "count",
-                        "jobs", "sample-percent", "chunk-rows", "retries", "max-lag"}) {
+  for (const char* n :
+       {"connect-timeout", "wait-timeout", "slot-timeout", "interval", "count", "jobs",
+        "sample-percent", "chunk-rows", "retries", "max-lag", "max-lag-bytes", "max-validation-age",
+        "drain-timeout", "max-pause", "catch-up-timeout", "sequence-margin", "admin-timeout"}) {
     if (!ctx.args.has(n)) continue;
     std::string v = ctx.args.get(n);
     char* end = nullptr;

@@ -16,5 +16,10 @@ int cmd_replicate_stop(CommandContext& ctx);
 int cmd_lag(CommandContext& ctx);
 int cmd_validate(CommandContext& ctx);
 int cmd_status(CommandContext& ctx);
+// The cutover (flip.cpp, finalize.cpp): issue 7.
+int cmd_flip(CommandContext& ctx);
+int cmd_revert(CommandContext& ctx);
+int cmd_recover(CommandContext& ctx);
+int cmd_finalize(CommandContext& ctx);
 
 }  // namespace pgcutover::control
