@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# pgcutoverctl flip/revert/recover with two real proxies over a real logical replication:
+#  - a proxy unreachable at step 2 aborts the flip with the other one resumed on the source;
+#  - the controller killed after each step (PGCUTOVER_CRASH_AFTER_STEP) leaves both proxies on
+#    one backend, and `recover` finishes or rolls back (then `revert` brings it back);
+#  - pgbench tpcb-like, 16 clients split over the two proxies, runs through the flip with zero
+#    failed transactions, the ledger of acknowledged inserts arrives whole on the target, and
+#    the printed write pause is below 1 s;
+#  - writes made on the target after the flip survive `revert` (reverse replication).
+. "$(dirname "$0")/test_proxy_common.bash"
+
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
+[ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
+P1_PID="" P2_PID=""
+flip_cleanup() {
+  local rc=$?
+  for p in $P1_PID $P2_PID; do kill -KILL "$p" 2>/dev/null || true; done
+  if [ $rc -ne 0 ]; then
+    for f in "$PROXY_DIR"/p*.log "$PROXY_DIR"/ctl.*; do
+      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
+    done
+  fi
+  pgc_stop_all || true
+  rm -rf "$PROXY_DIR"
+  exit $rc
+}
+trap flip_cleanup EXIT
+
+pgc_start src heroku --logical >/dev/null
+pgc_start tgt rds >/dev/null
+export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
+TOKEN="tok-$$-$RANDOM"
+export PGCUTOVER_TEST_TOKEN=$TOKEN
+JOURNAL=$PROXY_DIR/flip.journal
+P1_PORT=$(pgc_free_port) P2_PORT=$(pgc_free_port) A1_PORT=$(pgc_free_port) A2_PORT=$(pgc_free_port)
+
+write_proxy_config() { # <file> <listen port> <admin port> <state file>
+  PROXY_PORT=$2 proxy_write_config "$1" transaction 10 require "
+[cutover]
+max_pause = 30
+
+[admin]
+listen_addr = \"127.0.0.1\"
+listen_port = $3
+token = \"\${PGCUTOVER_TEST_TOKEN}\"
+
+[control]
+journal = \"$JOURNAL\"
+
+[[control.proxies]]
+admin_url = \"http://127.0.0.1:$A1_PORT\"
+token = \"\${PGCUTOVER_TEST_TOKEN}\"
+
+[[control.proxies]]
+admin_url = \"http://127.0.0.1:$A2_PORT\"
+token = \"\${PGCUTOVER_TEST_TOKEN}\"
+"
+  sed -i "s|state_file = .*|state_file = \"$4\"|" "$1"
+}
+write_proxy_config "$PROXY_DIR/p1.toml" "$P1_PORT" "$A1_PORT" "$PROXY_DIR/state1.json"
+write_proxy_config "$PROXY_DIR/p2.toml" "$P2_PORT" "$A2_PORT" "$PROXY_DIR/state2.json"
+CFG=$PROXY_DIR/p1.toml
+
+admin_ready() { curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/v1/status"; }
+start_proxy() { # <n>
+  local port admin
+  if [ "$1" = 1 ]; then port=$P1_PORT admin=$A1_PORT; else port=$P2_PORT admin=$A2_PORT; fi
+  PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD "$PROXY_BIN" -c "$PROXY_DIR/p$1.toml" >>"$PROXY_DIR/p$1.log" 2>&1 &
+  if [ "$1" = 1 ]; then P1_PID=$!; else P2_PID=$!; fi
+  pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "$port" -t 1 || fail "proxy $1 does not accept on $port"
+  pgc_wait_until 15 admin_ready "$admin" ||
+    fail "proxy $1 does not serve the admin API on $admin (is the admin API wired into pgcutover-proxy?)"
+}
+# "<state> <backend> <epoch>" of proxy <admin port>
+proxy_status() {
+  curl -s -m 3 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/v1/status" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["state"], d["backend"], d["epoch"])'
+}
+# Both proxies RUNNING on backend $1 (bounded wait: a resume may still be on its way).
+both_running_on() {
+  [ "$(proxy_status "$A1_PORT" | cut -d' ' -f1-2)" = "running $1" ] &&
+    [ "$(proxy_status "$A2_PORT" | cut -d' ' -f1-2)" = "running $1" ]
+}
+# Never split: both proxies on the same backend, whatever their state.
+same_backend() {
+  [ "$(proxy_status "$A1_PORT" | cut -d' ' -f2)" = "$(proxy_status "$A2_PORT" | cut -d' ' -f2)" ]
+}
+
+ctl() { # pgcutoverctl with the common options; output in $PROXY_DIR/ctl.out
+  timeout 120 "$CTL_BIN" "$@" -c "$CFG" --subscriber-url "$TGT_ADMIN_URL" \
+    --source-subscriber-url "$SRC_ADMIN_URL" --reverse-publisher-url "$TGT_ADMIN_URL" \
+    --smoke-url "$(PROXY_PORT=$P1_PORT proxy_dsn require)" >"$PROXY_DIR/ctl.out" 2>"$PROXY_DIR/ctl.err"
+}
+
+# ---- data, schema, replication, validation ----
+export PGPASSWORD=$SRC_APP_PASSWORD
+timeout 120 pgbench -i -q -s 1 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
+pgc_psql src -qc "CREATE TABLE ledger (id bigserial PRIMARY KEY, client int NOT NULL, at timestamptz DEFAULT now())"
+pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+"$CTL_BIN" schema copy --source-url "$SRC_URL" --target-url "$TGT_URL" >/dev/null || fail "schema copy"
+"$CTL_BIN" replicate start --method logical --source-url "$SRC_URL" --target-url "$TGT_URL" \
+  --subscriber-url "$TGT_ADMIN_URL" --wait-timeout 120 >/dev/null || fail "replicate start"
+"$CTL_BIN" validate --source-url "$SRC_URL" --target-url "$TGT_URL" --jobs 2 >/dev/null || fail "validate"
+start_proxy 1
+start_proxy 2
+pass "two proxies on the source, logical replication streaming, validated"
+
+ctl flip --dry-run || { cat "$PROXY_DIR/ctl.out"; fail "flip --dry-run"; }
+both_running_on source || fail "dry run changed a proxy"
+pass "flip --dry-run checks everything and changes nothing"
+
+# ---- a proxy unreachable at step 2 ----
+rc=0
+PGCUTOVER_TEST_HOOK_BEFORE_STEP="pause:kill -KILL $P2_PID" ctl flip || rc=$?
+[ $rc = 1 ] || fail "flip with proxy 2 gone exited $rc, expected 1"
+wait "$P2_PID" 2>/dev/null || true
+P2_PID=""
+[ "$(proxy_status "$A1_PORT" | cut -d' ' -f1-2)" = "running source" ] || fail "proxy 1 not resumed on the source"
+[ "$(pgc_admin_psql src -XAtc "select coalesce(array_to_string(setconfig, ','), '') from pg_db_role_setting s join pg_roles r on r.oid = s.setrole where rolname = 'app'")" = "" ] ||
+  fail "the source is still fenced after the abort"
+start_proxy 2
+both_running_on source || fail "proxy 2 did not come back on the source"
+pass "proxy unreachable at step 2: flip aborted (exit 1), proxy 1 resumed on the source, fence removed"
+
+# ---- the controller killed after each step ----
+for step in preconditions pause fence catch_up sequences replication flip resume; do
+  rc=0
+  PGCUTOVER_CRASH_AFTER_STEP=$step ctl flip || rc=$?
+  [ $rc = 99 ] || fail "crash after $step: exit $rc, expected 99"
+  same_backend || fail "crash after $step: proxies split ($(proxy_status "$A1_PORT") / $(proxy_status "$A2_PORT"))"
+  ctl recover || { cat "$PROXY_DIR/ctl.out"; fail "recover after a crash after $step"; }
+  action=$(grep -o 'roll_back\|finish' "$PROXY_DIR/ctl.out" | head -1)
+  if [ "$action" = finish ]; then
+    pgc_wait_until 5 both_running_on target || fail "recover ($step) finished but proxies are not running on target"
+    ctl revert || { cat "$PROXY_DIR/ctl.out"; fail "revert after recover ($step)"; }
+  fi
+  pgc_wait_until 5 both_running_on source || fail "after crash at $step: proxies not running on the source"
+  echo "   crash after $step: recover chose $action"
+done
+pass "controller killed after every step: never split, recover finished or rolled back"
+
+# ---- the flip under pgbench ----
+cat >"$PROXY_DIR/ledger.sql" <<'SQL'
+INSERT INTO ledger (client) VALUES (:client_id);
+SQL
+base=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
+hist0=$(pgc_admin_psql src -XAtc "select count(*) from pgbench_history")
+export PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require
+run_bench() { # <port> <log> <seconds>
+  timeout 120 pgbench -n -c 8 -j 1 -T "$3" -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" \
+    -h 127.0.0.1 -p "$1" -U app app >"$2" 2>&1
+}
+run_bench "$P1_PORT" "$PROXY_DIR/bench1.log" 10 &
+b1=$!
+run_bench "$P2_PORT" "$PROXY_DIR/bench2.log" 10 &
+b2=$!
+pgc_wait_until 10 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from ledger') -gt $((base + 50)) ]" ||
+  fail "pgbench does not write"
+ctl flip --json || { cat "$PROXY_DIR/ctl.out"; fail "flip under load"; }
+pause_ms=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["write_pause_ms"]))' "$PROXY_DIR/ctl.out")
+wait $b1 || { cat "$PROXY_DIR/bench1.log"; fail "pgbench through proxy 1 failed"; }
+wait $b2 || { cat "$PROXY_DIR/bench2.log"; fail "pgbench through proxy 2 failed"; }
+acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
+tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
+for l in "$PROXY_DIR"/bench[12].log; do
+  grep -q "number of failed transactions: 0 " "$l" || { cat "$l"; fail "failed transactions in $l"; }
+done
+want=$((base + $(acked "$PROXY_DIR/bench1.log") + $(acked "$PROXY_DIR/bench2.log")))
+want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench1.log") + $(tpcb "$PROXY_DIR/bench2.log")))
+got=$(pgc_admin_psql tgt -XAtc "select count(*) from ledger")
+got_distinct=$(pgc_admin_psql tgt -XAtc "select count(distinct id) from ledger")
+got_hist=$(pgc_admin_psql tgt -XAtc "select count(*) from pgbench_history")
+[ "$got" = "$want" ] && [ "$got_distinct" = "$want" ] || fail "ledger on target: $got rows ($got_distinct distinct), acknowledged $want"
+[ "$got_hist" = "$want_hist" ] || fail "pgbench_history on target: $got_hist rows, acknowledged $want_hist"
+[ "$pause_ms" -lt 1000 ] || fail "write pause $pause_ms ms (>= 1 s)"
+both_running_on target || fail "not running on target after the flip"
+pass "flip under pgbench (16 clients, 2 proxies): 0 failed, ledger $got/$want rows, history $got_hist/$want_hist, write pause $pause_ms ms"
+
+# ---- writes on the target, then revert: nothing lost ----
+run_bench "$P1_PORT" "$PROXY_DIR/bench3.log" 3 || { cat "$PROXY_DIR/bench3.log"; fail "pgbench on target"; }
+want=$((want + $(acked "$PROXY_DIR/bench3.log")))
+ctl revert || { cat "$PROXY_DIR/ctl.out"; fail "revert"; }
+got=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
+[ "$got" = "$want" ] || fail "ledger on source after revert: $got rows, acknowledged $want"
+both_running_on source || fail "not running on source after revert"
+pass "revert after writes on the target: ledger $got/$want rows on the source"
