@@ -192,7 +192,8 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& 
       RouteAccess::kPublic);
   server.route(
       "GET", "/metrics",
-      [m = &metrics](const HttpRequest&) {
+      [m = &metrics, before = options.before_metrics](const HttpRequest&) {
+        if (before) before();
         HttpReply r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         r.body = m->render_text();

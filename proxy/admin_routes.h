@@ -19,6 +19,8 @@ struct AdminRouteOptions {
   // GET /readyz: true when the proxy is accepting clients and has a usable pool. Unset: ready
   // once the admin server runs.
   std::function<bool()> ready;
+  // Called before every /metrics rendering (copies the data plane's counters in).
+  std::function<void()> before_metrics;
 };
 
 void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& metrics,

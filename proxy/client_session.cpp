@@ -548,6 +548,21 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     desired_changed_ = true;
   }
   conn->synced_for = desired_key();
+  if (bool want = shard_.plane().read_only(); conn->read_only != want) {
+    // Read-only mode: every new transaction on this connection is read-only; the server
+    // itself answers writes with 25006, so no statement has to be parsed here.
+    InternalQueryResult r = co_await run_internal_query(
+        *conn,
+        want ? "SET default_transaction_read_only = on" : "SET default_transaction_read_only = off",
+        settings_->server_limits);
+    if (!r.ok) {
+      pool_->release(std::move(conn), ServerPool::Return::kClose);
+      set_state(ClientState::kIdle);
+      co_return EndStatus{EndReason::kServerLogin, "08006",
+                          "server connection lost while preparing it"};
+    }
+    conn->read_only = want;
+  }
   if (ending_) {
     pool_->release(std::move(conn), ServerPool::Return::kReuse);
     set_state(ClientState::kIdle);
@@ -744,7 +759,10 @@ awaitable<void> ClientSession::finish(EndStatus status) {
       InternalQueryResult r =
           co_await run_internal_query(*server_, "DISCARD ALL", settings_->server_limits);
       clean = r.ok;
-      if (clean) server_->params.set_unreported.clear();
+      if (clean) {
+        server_->params.set_unreported.clear();
+        server_->read_only = false;  // DISCARD ALL reset default_transaction_read_only too
+      }
     }
     // A client that vanished mid-transaction leaves the server in an unknown state: close it.
     detach(clean);

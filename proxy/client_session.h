@@ -62,6 +62,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   awaitable<void> run();
   std::uint64_t id() const { return id_; }
+  const std::string& user() const { return user_; }
+  const std::string& database() const { return database_; }
 
   // Shard thread only.
   void request_shutdown();        // end at the next transaction boundary

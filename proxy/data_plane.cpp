@@ -159,6 +159,8 @@ int DataPlane::run() {
   auto begin_shutdown = [&] {
     if (stopping) return;
     stopping = true;
+    // A paused gate must not hold sessions past shutdown: the cutover engine reopens it.
+    if (on_shutdown_begin_) on_shutdown_begin_();
     log::info("shutdown_started",
               {{"timeout_s",
                 std::to_string(this->settings()->config.proxy.shutdown_timeout.count() / 1000.0)}});

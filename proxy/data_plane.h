@@ -43,6 +43,12 @@ class DataPlane {
   // keep theirs); on failure the old config stays and the error is logged. Returns the error.
   std::string reload();
   void request_shutdown();
+  // Called on the main thread when a graceful shutdown begins (before sessions are told).
+  void on_shutdown_begin(std::function<void()> fn) { on_shutdown_begin_ = std::move(fn); }
+  // Read-only mode (the dump method's window): server connections are switched to
+  // default_transaction_read_only when a client next gets one, so writes fail with 25006.
+  bool read_only() const { return read_only_.load(std::memory_order_relaxed); }
+  void set_read_only(bool on) { read_only_.store(on, std::memory_order_relaxed); }
 
  private:
   mutable std::mutex mutex_;  // guards settings_ and active_
@@ -50,8 +56,10 @@ class DataPlane {
   ActiveBackend active_;
   CancelRegistry cancels_;
   std::atomic<int> clients_{0};
+  std::atomic<bool> read_only_{false};
   std::vector<std::unique_ptr<Shard>> shards_;
   std::function<void()> shutdown_;
+  std::function<void()> on_shutdown_begin_;
 };
 
 }  // namespace pgcutover::proxy

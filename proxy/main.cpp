@@ -11,6 +11,7 @@
 #include <iostream>
 #include <string>
 
+#include "proxy/control_plane.h"
 #include "proxy/data_plane.h"
 #include "proxy/log.h"
 #include "proxy/settings.h"
@@ -106,7 +107,16 @@ int main(int argc, char** argv) {
   }
   try {
     DataPlane plane(settings, active);
-    return plane.run();
+    ControlPlane control(plane, *settings);
+    std::string error;
+    if (!control.start(error)) {
+      std::fprintf(stderr, "pgcutover-proxy: admin API: %s\n", error.c_str());
+      return 1;
+    }
+    plane.on_shutdown_begin([&control] { control.stop(); });
+    int rc = plane.run();
+    control.stop();
+    return rc;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pgcutover-proxy: %s\n", e.what());
     return 1;

@@ -35,31 +35,31 @@ const prometheus::Histogram::BucketBoundaries kPauseBuckets = {
 
 }  // namespace
 
-std::string_view to_string(ClientState s) {
+std::string_view to_string(ClientStateLabel s) {
   switch (s) {
-    case ClientState::kActive:
+    case ClientStateLabel::kActive:
       return "active";
-    case ClientState::kIdle:
+    case ClientStateLabel::kIdle:
       return "idle";
-    case ClientState::kWaiting:
+    case ClientStateLabel::kWaiting:
       return "waiting";
-    case ClientState::kHeld:
+    case ClientStateLabel::kHeld:
       return "held";
-    case ClientState::kLogin:
+    case ClientStateLabel::kLogin:
       return "login";
   }
   return "unknown";
 }
 
-std::string_view to_string(ServerState s) {
+std::string_view to_string(ServerStateLabel s) {
   switch (s) {
-    case ServerState::kActive:
+    case ServerStateLabel::kActive:
       return "active";
-    case ServerState::kIdle:
+    case ServerStateLabel::kIdle:
       return "idle";
-    case ServerState::kLogin:
+    case ServerStateLabel::kLogin:
       return "login";
-    case ServerState::kTested:
+    case ServerStateLabel::kTested:
       return "tested";
   }
   return "unknown";
@@ -92,7 +92,7 @@ Metrics::Metrics(const std::vector<std::string>& backends)
 
   for (std::size_t i = 0; i < kClientStates; ++i) {
     client_connections_[i] = &client_connections_family_->Add(
-        {{"state", std::string(to_string(static_cast<ClientState>(i)))}});
+        {{"state", std::string(to_string(static_cast<ClientStateLabel>(i)))}});
   }
   held_clients_ = &held_clients_family_->Add({});
   transactions_ = &transactions_family_->Add({});
@@ -141,7 +141,7 @@ BackendMetrics& Metrics::add_backend(const std::string& name) {
   m->name = name;
   for (std::size_t i = 0; i < kServerStates; ++i) {
     m->server_connections[i] = &server_connections_family_->Add(
-        {{"backend", name}, {"state", std::string(to_string(static_cast<ServerState>(i)))}});
+        {{"backend", name}, {"state", std::string(to_string(static_cast<ServerStateLabel>(i)))}});
   }
   m->auth_failures = &backend_auth_failures_family_->Add({{"backend", name}});
   m->active = &active_backend_family_->Add({{"backend", name}});

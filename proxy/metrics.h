@@ -91,9 +91,9 @@ struct MetricFamilyInfo {
   std::string_view help;
 };
 
-enum class ClientState { kActive, kIdle, kWaiting, kHeld, kLogin };
+enum class ClientStateLabel { kActive, kIdle, kWaiting, kHeld, kLogin };
 inline constexpr std::size_t kClientStates = 5;
-enum class ServerState { kActive, kIdle, kLogin, kTested };
+enum class ServerStateLabel { kActive, kIdle, kLogin, kTested };
 inline constexpr std::size_t kServerStates = 4;
 enum class Side { kClient, kServer };
 enum class Direction { kReceived, kSent };
@@ -102,8 +102,8 @@ enum class TlsResult { kOk, kError };
 enum class CutoverStateLabel { kRunning, kPausing, kPaused, kFlipping };
 inline constexpr std::size_t kCutoverStates = 4;
 
-std::string_view to_string(ClientState s);
-std::string_view to_string(ServerState s);
+std::string_view to_string(ClientStateLabel s);
+std::string_view to_string(ServerStateLabel s);
 std::string_view to_string(CutoverStateLabel s);
 
 // Metrics of one configured backend, created by Metrics::add_backend(). Pools cache a pointer.
@@ -113,7 +113,7 @@ struct BackendMetrics {
   prometheus::Counter* auth_failures = nullptr;
   prometheus::Gauge* active = nullptr;
 
-  prometheus::Gauge& connections(ServerState s) const {
+  prometheus::Gauge& connections(ServerStateLabel s) const {
     return *server_connections[static_cast<std::size_t>(s)];
   }
 };
@@ -134,7 +134,7 @@ class Metrics {
   // nullptr when the backend was never added. Takes a lock.
   BackendMetrics* backend(std::string_view name);
 
-  prometheus::Gauge& client_connections(ClientState s) {
+  prometheus::Gauge& client_connections(ClientStateLabel s) {
     return *client_connections_[static_cast<std::size_t>(s)];
   }
   prometheus::Gauge& held_clients() { return *held_clients_; }

@@ -40,6 +40,8 @@ struct ServerConnection {
   // query it was meant for has finished, so this connection is closed instead of pooled: a
   // late cancel must never hit the next client's query.
   bool cancel_sent = false;
+  // default_transaction_read_only as the proxy last set it (read-only mode).
+  bool read_only = false;
 
   ~ServerConnection();
 };

@@ -56,6 +56,12 @@ class Shard {
   void add_session(const std::shared_ptr<ClientSession>& session);
   void remove_session(std::uint64_t id);
   std::shared_ptr<ClientSession> find_session(std::uint64_t id);
+  // Calls f(ClientSession&) for every live session (shard thread only).
+  template <class F>
+  void for_each_session(F&& f) {
+    for (auto& [id, weak] : sessions_)
+      if (auto s = weak.lock()) f(*s);
+  }
   void busy_changed(bool busy) { busy_ += busy ? 1 : -1; }
 
   // ---- lifecycle ----

@@ -33,11 +33,15 @@ std::string_view to_string(ServerState s) {
 }
 
 void Stats::count_error(std::string_view sqlstate) {
-  std::size_t index = 36;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'Z') return 10 + (c - 'A');
+    return -1;
+  };
+  std::size_t index = kErrorClasses - 1;
   if (sqlstate.size() == 5) {
-    char c = sqlstate[0];
-    if (c >= '0' && c <= '9') index = static_cast<std::size_t>(c - '0');
-    if (c >= 'A' && c <= 'Z') index = 10 + static_cast<std::size_t>(c - 'A');
+    int a = digit(sqlstate[0]), b = digit(sqlstate[1]);
+    if (a >= 0 && b >= 0) index = static_cast<std::size_t>(a * 36 + b);
   }
   errors_by_class[index].fetch_add(1, std::memory_order_relaxed);
 }

@@ -56,9 +56,10 @@ struct Stats {
   Counter cancels_total{0};         // CancelRequests forwarded to a backend
   Gauge held_clients{0};            // waiting at a closed gate
   Gauge servers_in_transaction{0};  // server connections assigned and not idle
-  // ErrorResponses sent or relayed to clients, by SQLSTATE class (first character digit or
-  // letter mapped to 0..35; index 36 = malformed).
-  std::array<Counter, 37> errors_by_class{};
+  // ErrorResponses sent or relayed to clients, by SQLSTATE class: the two class characters
+  // (digit or upper-case letter, 0..35 each) as c0 * 36 + c1; the last index = malformed.
+  static constexpr std::size_t kErrorClasses = 36 * 36 + 1;
+  std::array<Counter, kErrorClasses> errors_by_class{};
 
   void count_error(std::string_view sqlstate);
 };

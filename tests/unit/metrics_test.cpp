@@ -40,14 +40,15 @@ TEST(Metrics, FamilyNamesFollowConventions) {
 TEST(Metrics, AccessorsAreCachedAndCount) {
   Metrics m({"source"});
   EXPECT_EQ(&m.transactions(), &m.transactions());
-  EXPECT_EQ(&m.client_connections(ClientState::kHeld), &m.client_connections(ClientState::kHeld));
+  EXPECT_EQ(&m.client_connections(ClientStateLabel::kHeld),
+            &m.client_connections(ClientStateLabel::kHeld));
   m.transactions().Increment();
   m.transactions().Increment();
-  m.client_connections(ClientState::kHeld).Set(3);
+  m.client_connections(ClientStateLabel::kHeld).Set(3);
   m.bytes(Side::kClient, Direction::kReceived).Increment(100);
   m.tls_handshakes(Side::kServer, TlsResult::kError).Increment();
   m.pause_duration().Observe(0.12);
-  m.add_backend("source").connections(ServerState::kIdle).Set(7);
+  m.add_backend("source").connections(ServerStateLabel::kIdle).Set(7);
   std::string text = m.render_text();
   EXPECT_NE(text.find("pgcutover_transactions_total 2"), std::string::npos) << text;
   EXPECT_NE(text.find("pgcutover_client_connections{state=\"held\"} 3"), std::string::npos);
