@@ -30,7 +30,7 @@ pgc_start src heroku --logical >/dev/null
 pgc_start tgt rds >/dev/null
 export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
 TOKEN="tok-$$-$RANDOM"
-export PGCUTOVER_TEST_TOKEN=$TOKEN
+export PGCUTOVER_TEST_TOKEN=$TOKEN PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD # the controller reads the same config
 JOURNAL=$PROXY_DIR/flip.journal
 P1_PORT=$(pgc_free_port) P2_PORT=$(pgc_free_port) A1_PORT=$(pgc_free_port) A2_PORT=$(pgc_free_port)
 
