@@ -123,7 +123,7 @@ bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publi
         "CREATE SUBSCRIPTION " + quote_ident(link.subscription) + " CONNECTION " +
         subscriber.quote_literal(publisher_conninfo) + " PUBLICATION " + pub_list +
         " WITH (create_slot = false, slot_name = " + subscriber.quote_literal(link.slot) +
-        ", copy_data = false)");
+        ", copy_data = false, synchronous_commit = 'on')");  // see replication_logical.cpp
     if (!r) {
       error = "CREATE SUBSCRIPTION " + link.subscription + ": " + redact(r.error().message);
       return false;
