@@ -64,12 +64,6 @@ if command -v npm >/dev/null && [ -f "$top/tests/integration/drivers/package.jso
 fi
 
 if [ "$do_build" -eq 1 ]; then
-  launcher=()
-  if command -v ccache >/dev/null; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    # Fresh clones live at other paths: make cache hits independent of where the tree is.
-    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
-  fi
-  cmake -S "$top" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
-  cmake --build "$build_dir" -j "$(nproc)"
+  # The build recipe is shared with deploy/docker/Dockerfile.
+  PGCUTOVER_BUILD_DIR=$build_dir "$here/build.sh"
 fi
