@@ -243,12 +243,13 @@ struct Cutover {
     // Replication health: how far behind the destination is right now.
     if (method == "logical") {
       auto link = current_link();
-      // A subscription created moments ago (by a revert) connects within a second or two:
-      // give it a bounded 10 s before calling the slot inactive.
+      // A subscription created moments ago (by a revert or a rollback) creates or reconnects
+      // to its slot within a second or two: give it a bounded 10 s, while the slot is missing
+      // or inactive, before calling replication not running.
       for (int i = 0; i < 200; ++i) {
         auto act = from_admin().value(
             "SELECT active::text FROM pg_replication_slots WHERE slot_name = $1", {link.slot});
-        if (!act || *act == "true") break;
+        if (act && *act == "true") break;
         std::this_thread::sleep_for(milliseconds(50));
       }
       PgResult r = from_admin().exec(
