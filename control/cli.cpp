@@ -44,7 +44,7 @@ const std::vector<OptionSpec>& global_options() {
 }
 
 const OptionSpec kMethod = {"method", 0, "METHOD",
-                            "replication method: logical | external | dump "
+                            "replication method: logical | external | dump | trigger "
                             "(default: the one recorded by replicate start)"};
 
 const OptionSpec kSubscriber = {
@@ -131,15 +131,20 @@ const std::vector<CommandSpec>& commands() {
        "          waits for it on the target. The external tool must replicate that table.\n"
        "dump:     no continuous replication; measures dump throughput on a sample and\n"
        "          estimates the cutover window (database size / throughput).\n"
+       "trigger:  for sources without superuser or REPLICATION (Heroku): installs row triggers\n"
+       "          that log changed keys in the source's pgcutover schema, then copies every\n"
+       "          table from one exported snapshot; `replicate apply` keeps the target in sync.\n"
        "The method is recorded on the target (pgcutover.control_state) for lag and status.",
-       {{"method", 0, "METHOD", "logical | external | dump (required)"},
+       {{"method", 0, "METHOD", "logical | external | dump | trigger (required)"},
         {"publisher-url", 0, "URL",
          "logical: the source as the TARGET server reaches it (default: the source URL)"},
         {"no-wait", 0, nullptr, "return once replication is set up, without waiting"},
         {"wait-timeout", 0, "SECONDS",
          "bound on waiting for streaming / the first heartbeat (default 3600); replication "
          "continues in the background when it runs out"},
-        {"jobs", 'j', "N", "dump: parallel pg_dump/pg_restore workers at cutover (default 4)"},
+        {"jobs", 'j', "N",
+         "dump: parallel pg_dump/pg_restore workers at cutover; trigger: parallel copy "
+         "workers (default 4)"},
         {"slot-timeout", 0, "SECONDS",
          "logical: bound on creating the replication slot, which waits for running "
          "transactions on the source (default 60)"},
@@ -147,6 +152,20 @@ const std::vector<CommandSpec>& commands() {
        "0 streaming (or set up, with --no-wait), 1 not possible here or wait timed out, "
        "2 usage or connection error",
        cmd_replicate_start},
+      {"replicate apply",
+       "trigger method: apply logged changes to the target",
+       "Repeatedly takes a batch of changed keys from the source's pgcutover.trigger_changes\n"
+       "(oldest first), makes each target row equal to the source's current row (upsert, or\n"
+       "delete when gone), commits on the target, then deletes exactly those entries on the\n"
+       "source. Killing it loses nothing; running it again continues. Runs until interrupted\n"
+       "unless --once or --until-empty.",
+       {{"once", 0, nullptr, "apply one batch and exit"},
+        {"until-empty", 0, nullptr, "exit when a round finds the log empty"},
+        {"batch", 0, "N", "log entries per round (default 2000)"},
+        {"timeout", 0, "SECONDS", "give up (exit 1) after this long"}},
+       "0 applied (log empty with --until-empty), 1 apply failed or a table's capture is "
+       "broken, 2 usage or connection error",
+       cmd_replicate_apply},
       {"replicate status",
        "show replication state, per-table progress and lag",
        "Shows the recorded method, the state of each table (logical), and the lag.",
@@ -413,7 +432,8 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
   for (const char* n :
        {"connect-timeout", "wait-timeout", "slot-timeout", "interval", "count", "jobs",
         "sample-percent", "chunk-rows", "retries", "max-lag", "max-lag-bytes", "max-validation-age",
-        "drain-timeout", "max-pause", "catch-up-timeout", "sequence-margin", "admin-timeout"}) {
+        "drain-timeout", "max-pause", "catch-up-timeout", "sequence-margin", "admin-timeout",
+        "batch", "timeout"}) {
     if (!ctx.args.has(n)) continue;
     std::string v = ctx.args.get(n);
     char* end = nullptr;
@@ -424,10 +444,10 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
   }
   if (ctx.args.has("method")) {
     std::string m = ctx.args.get("method");
-    bool ok = m == "logical" || m == "external" || m == "dump" ||
-              (m == "trigger" && joined == "preflight");
+    bool ok = m == "logical" || m == "external" || m == "dump" || m == "trigger";
     if (!ok)
-      return usage_error(err, "--method must be logical, external or dump, got '" + m + "'", hint);
+      return usage_error(
+          err, "--method must be logical, external, dump or trigger, got '" + m + "'", hint);
   }
   ctx.json = ctx.args.has("json");
   ctx.tty = isatty(STDOUT_FILENO) && !ctx.json;

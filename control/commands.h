@@ -13,6 +13,7 @@ int cmd_schema_diff(CommandContext& ctx);
 int cmd_replicate_start(CommandContext& ctx);
 int cmd_replicate_status(CommandContext& ctx);
 int cmd_replicate_stop(CommandContext& ctx);
+int cmd_replicate_apply(CommandContext& ctx);  // trigger method: replication_trigger.cpp
 int cmd_lag(CommandContext& ctx);
 int cmd_validate(CommandContext& ctx);
 int cmd_status(CommandContext& ctx);

@@ -17,6 +17,7 @@
 #include "control/proxy_fleet.h"
 #include "control/replication_external.h"
 #include "control/replication_link.h"
+#include "control/replication_trigger.h"
 #include "control/sequences.h"
 #include "control/subprocess.h"
 
@@ -281,8 +282,21 @@ struct Cutover {
       }
       d["lag_seconds"] = t.seconds;
     } else if (method == "trigger") {
-      failure = "the trigger method's cutover is not implemented yet (issue 11)";
-      return false;
+      // The final drain runs inside the write pause: refuse when the backlog is old enough
+      // to make that pause long (a running `replicate apply` keeps it short).
+      TriggerBacklog b = trigger_backlog(from());
+      if (!b.ok || !b.broken.empty()) {
+        failure = "trigger capture: " + (b.ok ? b.broken : b.error);
+        return false;
+      }
+      d["pending_changes"] = b.pending;
+      d["lag_seconds"] = b.oldest_seconds;
+      if (b.oldest_seconds > max_lag_s) {
+        failure = "the trigger change log's oldest entry is " + format_seconds(b.oldest_seconds) +
+                  " old (--max-lag " + format_seconds(max_lag_s) +
+                  "): is `replicate apply` running?";
+        return false;
+      }
     }
 
     // Validation recent enough (forward only: a revert goes back to the original).
@@ -401,6 +415,18 @@ struct Cutover {
       return true;
     }
     if (method == "dump") return dump_copy(d);
+    if (method == "trigger") {
+      // Fenced, so no new entries: a log drained to empty means the destination has every
+      // write. This drain is the barrier, and its duration is part of the write pause.
+      int64_t applied = 0;
+      auto t0 = Clock::now();
+      if (!trigger_drain(from(), to(), milliseconds(catch_up_timeout_ms), applied, failure))
+        return false;
+      d["applied"] = applied;
+      d["summary"] = "change log drained: " + std::to_string(applied) + " change(s) applied in " +
+                     std::to_string(static_cast<int>(ms_between(t0, Clock::now()))) + " ms";
+      return true;
+    }
     if (method == "none") {
       d["summary"] =
           "no replication back: writes on the " + from_name() + " since the flip are lost";

@@ -6,6 +6,7 @@
 #include "control/control_state.h"
 #include "control/exit_codes.h"
 #include "control/replication_external.h"
+#include "control/replication_trigger.h"
 
 namespace pgcutover::control {
 namespace {
@@ -77,6 +78,17 @@ ReplicationLag measure_lag(PgConn& source, PgConn& target, const std::string& me
       lag.seconds = t.seconds;
       lag.seconds_from = "heartbeat";
     }
+  } else if (method == "trigger") {
+    // The log's size and the age of its oldest entry: what a final drain would have to do.
+    lag.method = method;
+    TriggerBacklog b = trigger_backlog(source);
+    lag.ok = b.ok;
+    lag.error = b.ok ? b.broken : b.error;
+    if (b.ok) {
+      lag.pending_changes = b.pending;
+      lag.seconds = b.oldest_seconds;
+      lag.seconds_from = "oldest_pending_change";
+    }
   } else if (method == "dump") {
     lag.method = method;
     lag.error =
@@ -100,6 +112,7 @@ boost::json::object to_json(const ReplicationLag& lag) {
   o["bytes"] = lag.bytes ? boost::json::value(*lag.bytes) : boost::json::value(nullptr);
   o["seconds"] = lag.seconds ? boost::json::value(*lag.seconds) : boost::json::value(nullptr);
   if (!lag.seconds_from.empty()) o["seconds_from"] = lag.seconds_from;
+  if (lag.pending_changes) o["pending_changes"] = *lag.pending_changes;
   if (!lag.source_lsn.empty()) {
     o["source_lsn"] = lag.source_lsn;
     o["confirmed_flush_lsn"] = lag.confirmed_flush_lsn;
@@ -113,6 +126,7 @@ std::string describe(const ReplicationLag& lag) {
   if (!lag.ok) return lag.error;
   std::string s;
   if (lag.bytes) s += format_bytes(static_cast<double>(*lag.bytes));
+  if (lag.pending_changes) s += std::to_string(*lag.pending_changes) + " change(s) pending";
   if (lag.seconds) {
     if (!s.empty()) s += ", ";
     s += format_seconds(*lag.seconds) + " (" + lag.seconds_from + ")";

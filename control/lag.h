@@ -20,7 +20,7 @@ inline constexpr const char* kSubscription = "pgcutover";
 inline constexpr const char* kSlot = "pgcutover";
 
 struct ReplicationLag {
-  std::string method;             // logical | external | dump
+  std::string method;             // logical | external | dump | trigger
   bool ok = false;                // a figure was measured
   std::string error;              // why not, with what to do
   std::optional<int64_t> bytes;   // logical: source WAL not yet confirmed by the subscriber
@@ -29,6 +29,7 @@ struct ReplicationLag {
   std::string source_lsn;         // logical: pg_current_wal_lsn() on the source
   std::string confirmed_flush_lsn;
   bool slot_active = false;
+  std::optional<int64_t> pending_changes;  // trigger: log entries not yet applied
   std::chrono::system_clock::time_point measured_at;
 };
 

@@ -5,6 +5,7 @@
 #include "control/commands.h"
 #include "control/control_state.h"
 #include "control/exit_codes.h"
+#include "control/replication_trigger.h"
 
 namespace pgcutover::control {
 namespace {
@@ -35,11 +36,13 @@ bool record_method(PgConn& target, const std::string& method, boost::json::objec
 int cmd_replicate_start(CommandContext& ctx) {
   std::string m = ctx.args.get("method");
   if (m.empty())
-    return ctx.fail(kExitUsage,
-                    "replicate start needs --method logical|external|dump (preflight says which "
-                    "is possible)");
+    return ctx.fail(
+        kExitUsage,
+        "replicate start needs --method logical|external|dump|trigger (preflight says which "
+        "is possible)");
   if (m == "logical") return logical_start(ctx);
   if (m == "external") return external_start(ctx);
+  if (m == "trigger") return trigger_start(ctx);
   return dump_start(ctx);
 }
 
@@ -50,6 +53,7 @@ int cmd_replicate_status(CommandContext& ctx) {
   if (m == "logical") return logical_status(ctx);
   if (m == "external") return external_status(ctx);
   if (m == "dump") return dump_status(ctx);
+  if (m == "trigger") return trigger_status(ctx);
   return ctx.fail(kExitCheckFailed,
                   "no replication recorded on the target: run `replicate start --method ...`, "
                   "or pass --method to look for one");
@@ -61,6 +65,7 @@ int cmd_replicate_stop(CommandContext& ctx) {
   if (usage) return kExitUsage;
   if (m == "logical") return logical_stop(ctx);
   if (m == "external") return external_stop(ctx);
+  if (m == "trigger") return trigger_stop(ctx);
   auto target = ctx.connect_target();
   if (!target) return kExitUsage;
   PgError e;

@@ -1,0 +1,247 @@
+#include "control/trigger_sql.h"
+
+#include "control/pg_conn.h"
+
+namespace pgcutover::control {
+namespace {
+
+// "ARRAY[NEW."a"::text, NEW."b"::text]": the key in text form, which the apply casts back to
+// the column type; text is the one representation every key type has.
+std::string key_array(const CapturedTable& t, const char* row) {
+  std::string s = "ARRAY[";
+  for (size_t i = 0; i < t.key.size(); ++i) {
+    if (i) s += ", ";
+    s += std::string(row) + "." + quote_ident(t.key[i]) + "::text";
+  }
+  return s + "]";
+}
+
+std::string key_row(const CapturedTable& t, const char* row) {
+  std::string s = "(";
+  for (size_t i = 0; i < t.key.size(); ++i) {
+    if (i) s += ", ";
+    s += std::string(row) + "." + quote_ident(t.key[i]);
+  }
+  return s + ")";
+}
+
+// A dollar-quote tag absent from the body: a quoted column named `$pgcutover$` must not end
+// the function body early.
+std::string dollar_tag(const std::string& body) {
+  std::string tag = "$pgcutover$";
+  for (int n = 1; body.find(tag) != std::string::npos; ++n)
+    tag = "$pgcutover" + std::to_string(n) + "$";
+  return tag;
+}
+
+std::string log_insert(const CapturedTable& t, const char* row) {
+  return "INSERT INTO " + std::string(kTriggerChanges) + " (tbl, k) VALUES (" +
+         std::to_string(t.id) + ", " + key_array(t, row) + ");";
+}
+
+std::string list(const std::vector<std::string>& names, const std::string& prefix = "") {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i) s += ", ";
+    s += prefix + quote_ident(names[i]);
+  }
+  return s;
+}
+
+// unnest($1::text[], ..., $n::text[]) AS u(v1, ..., vn): positional aliases, so no column
+// name is ever spliced in twice.
+std::string unnest_params(size_t n, size_t first_param = 1) {
+  std::string s = "unnest(";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) s += ", ";
+    s += "$" + std::to_string(first_param + i) + "::text[]";
+  }
+  s += ") AS u(";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) s += ", ";
+    s += "v" + std::to_string(i + 1);
+  }
+  return s + ")";
+}
+
+std::string key_match(const CapturedTable& t) {
+  std::string s;
+  for (size_t i = 0; i < t.key.size(); ++i) {
+    if (i) s += " AND ";
+    s += "t." + quote_ident(t.key[i]) + " = u.v" + std::to_string(i + 1) + "::" + t.key_types[i];
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string CapturedTable::qualified() const {
+  return qualified_name(schema, name);
+}
+std::string CapturedTable::function_name() const {
+  return "pgcutover." + quote_ident("capture_" + std::to_string(id));
+}
+std::string CapturedTable::shadow_table() const {
+  return "pgcutover." + quote_ident("trigger_rows_" + std::to_string(id));
+}
+
+std::string trigger_log_ddl() {
+  // No foreign key, no extra index on the log: each costs the application's write path.
+  return "CREATE SCHEMA IF NOT EXISTS pgcutover;"
+         "CREATE TABLE IF NOT EXISTS pgcutover.trigger_tables ("
+         " id int PRIMARY KEY, schema_name text NOT NULL, table_name text NOT NULL,"
+         " key_columns text[] NOT NULL, broken text, UNIQUE (schema_name, table_name));"
+         "CREATE TABLE IF NOT EXISTS pgcutover.trigger_changes ("
+         " id bigserial PRIMARY KEY, tbl int NOT NULL, k text[] NOT NULL,"
+         " xid bigint NOT NULL DEFAULT txid_current(), at timestamptz NOT NULL DEFAULT now());";
+}
+
+std::string capture_ddl(const CapturedTable& t) {
+  std::string fn = t.function_name(), tbl = t.qualified();
+  std::string guard_fn = "pgcutover." + quote_ident("guard_" + std::to_string(t.id));
+  // What the row trigger cannot carry marks the table broken (the apply then refuses to go
+  // on) instead of failing the application's statement: TRUNCATE always, and UPDATE/DELETE
+  // on an insert-only table.
+  std::string guard = "BEGIN UPDATE " + std::string(kTriggerTables) +
+                      " SET broken = TG_OP WHERE id = " + std::to_string(t.id) +
+                      "; RETURN NULL; END";
+  std::string gtag = dollar_tag(guard);
+  std::string ddl = "CREATE OR REPLACE FUNCTION " + guard_fn +
+                    "() RETURNS trigger LANGUAGE plpgsql AS " + gtag + guard + gtag + ";" +
+                    "DROP TRIGGER IF EXISTS " + kTriggerGuardName + " ON " + tbl + ";" +
+                    "CREATE TRIGGER " + kTriggerGuardName + " AFTER " +
+                    (t.insert_only() ? "UPDATE OR DELETE OR TRUNCATE" : "TRUNCATE") + " ON " + tbl +
+                    " FOR EACH STATEMENT EXECUTE FUNCTION " + guard_fn + "();";
+  std::string body, events;
+  if (t.insert_only()) {
+    // The whole row, as the table's own composite type: no column list to keep in sync, and
+    // one INSERT. Ids come from the log's sequence so the apply can order and delete by id.
+    ddl += "CREATE TABLE IF NOT EXISTS " + t.shadow_table() +
+           " (change_id bigint PRIMARY KEY DEFAULT nextval('pgcutover.trigger_changes_id_seq'),"
+           " at timestamptz NOT NULL DEFAULT now(), r " +
+           tbl + " NOT NULL);";
+    body = "BEGIN INSERT INTO " + t.shadow_table() + " (r) VALUES (NEW); RETURN NULL; END";
+    events = "INSERT";
+  } else {
+    // An UPDATE that changes the key logs both keys: the old one so the apply deletes that
+    // row on the target, the new one so it copies the new row.
+    body = "BEGIN IF TG_OP = 'DELETE' THEN " + log_insert(t, "OLD") + " RETURN NULL; END IF; " +
+           log_insert(t, "NEW") + " IF TG_OP = 'UPDATE' THEN IF " + key_row(t, "OLD") +
+           " IS DISTINCT FROM " + key_row(t, "NEW") + " THEN " + log_insert(t, "OLD") +
+           " END IF; END IF; RETURN NULL; END";
+    events = "INSERT OR UPDATE OR DELETE";
+  }
+  std::string tag = dollar_tag(body);
+  return ddl + "CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS " +
+         tag + body + tag + ";" + "DROP TRIGGER IF EXISTS " + kTriggerName + " ON " + tbl + ";" +
+         "CREATE TRIGGER " + kTriggerName + " AFTER " + events + " ON " + tbl +
+         " FOR EACH ROW EXECUTE FUNCTION " + fn + "();";
+}
+
+std::string drop_capture_ddl(const CapturedTable& t) {
+  std::string tbl = t.qualified();
+  // The table may be gone already: DROP TRIGGER ... ON a missing table fails even with IF
+  // EXISTS, so the caller runs this per table and reports, rather than in one script.
+  return "DROP TRIGGER IF EXISTS " + std::string(kTriggerName) + " ON " + tbl + ";" +
+         "DROP TRIGGER IF EXISTS " + kTriggerGuardName + " ON " + tbl + ";" +
+         "DROP FUNCTION IF EXISTS " + t.function_name() + "();" +
+         "DROP FUNCTION IF EXISTS pgcutover." + quote_ident("guard_" + std::to_string(t.id)) +
+         "();" + "DROP TABLE IF EXISTS " + t.shadow_table() + ";";
+}
+
+std::string select_rows_sql(const CapturedTable& t) {
+  std::string s = "SELECT ";
+  for (size_t i = 0; i < t.key.size(); ++i) s += "t." + quote_ident(t.key[i]) + "::text, ";
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    if (i) s += ", ";
+    s += "t." + quote_ident(t.columns[i]) + "::text";
+  }
+  return s + " FROM " + unnest_params(t.key.size()) + " JOIN " + t.qualified() + " t ON " +
+         key_match(t);
+}
+
+std::string insert_rows_sql(const CapturedTable& t) {
+  std::string s = "INSERT INTO " + t.qualified() + " (" + list(t.columns) + ") SELECT ";
+  for (size_t i = 0; i < t.columns.size(); ++i) {
+    if (i) s += ", ";
+    s += "u.v" + std::to_string(i + 1) + "::" + t.column_types[i];
+  }
+  return s + " FROM " + unnest_params(t.columns.size());
+}
+
+std::string upsert_rows_sql(const CapturedTable& t) {
+  std::string s = insert_rows_sql(t) + " ON CONFLICT (" + list(t.key) + ") DO ";
+  std::string set;
+  for (const auto& c : t.columns) {
+    bool in_key = false;
+    for (const auto& k : t.key) in_key = in_key || k == c;
+    if (in_key) continue;
+    if (!set.empty()) set += ", ";
+    set += quote_ident(c) + " = EXCLUDED." + quote_ident(c);
+  }
+  return s + (set.empty() ? "NOTHING" : "UPDATE SET " + set);
+}
+
+std::string delete_rows_sql(const CapturedTable& t) {
+  return "DELETE FROM " + t.qualified() + " t USING " + unnest_params(t.key.size()) + " WHERE " +
+         key_match(t);
+}
+
+std::string select_shadow_sql(const CapturedTable& t) {
+  std::string s = "SELECT change_id";
+  for (const auto& c : t.columns) s += ", (r)." + quote_ident(c) + "::text";
+  return s + " FROM " + t.shadow_table() + " ORDER BY change_id LIMIT $1::int";
+}
+
+std::string text_array_literal(const std::vector<std::optional<std::string>>& values) {
+  std::string s = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) s += ',';
+    if (!values[i]) {
+      s += "NULL";
+      continue;
+    }
+    s += '"';
+    for (char c : *values[i]) {
+      if (c == '"' || c == '\\') s += '\\';
+      s += c;
+    }
+    s += '"';
+  }
+  return s + "}";
+}
+
+std::optional<std::vector<std::optional<std::string>>> parse_text_array(const std::string& s) {
+  // One-dimensional arrays as array_out writes them: elements quoted when they need it,
+  // backslash escapes inside quotes, unquoted NULL for null.
+  if (s.size() < 2 || s.front() != '{' || s.back() != '}') return std::nullopt;
+  std::vector<std::optional<std::string>> out;
+  size_t i = 1, end = s.size() - 1;
+  if (i == end) return out;
+  while (i <= end) {
+    std::string v;
+    bool quoted = false;
+    if (s[i] == '"') {
+      quoted = true;
+      ++i;
+      while (i < end && s[i] != '"') {
+        if (s[i] == '\\' && i + 1 < end) ++i;
+        v += s[i++];
+      }
+      if (i >= end) return std::nullopt;
+      ++i;  // closing quote
+    } else {
+      while (i < end && s[i] != ',') v += s[i++];
+    }
+    if (!quoted && v == "NULL")
+      out.emplace_back(std::nullopt);
+    else
+      out.emplace_back(std::move(v));
+    if (i == end) break;
+    if (s[i] != ',') return std::nullopt;
+    ++i;
+  }
+  return out;
+}
+
+}  // namespace pgcutover::control

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The trigger method on the Heroku-shaped source (app role: owner, no superuser, no
+# REPLICATION), under constant pgbench write load directly on the source:
+#  - `replicate start --method trigger` installs capture and copies from one snapshot;
+#  - `replicate apply` killed with SIGKILL at three points and restarted loses nothing;
+#  - after the load stops, a final `apply --until-empty` leaves the target equal to the
+#    source: `validate` passes (pgbench_history, which has no key, included);
+#  - `lag` reports the pending log; `replicate stop` leaves no trigger, function or schema.
+set -euo pipefail
+top=${PGCUTOVER_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
+[ -x "$CTL_BIN" ] || { echo "pgcutoverctl not built: $CTL_BIN" >&2; exit 1; }
+# shellcheck source=../lib/pgcluster.sh
+. "$top/tests/lib/pgcluster.sh"
+
+WORK=$(mktemp -d /tmp/pgcutover-trigger-test.XXXXXX)
+BENCH_PID="" APPLY_PID=""
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+pass() { echo "ok - $*"; }
+cleanup() {
+  local rc=$?
+  for p in $BENCH_PID $APPLY_PID; do kill -KILL "$p" 2>/dev/null || true; done
+  if [ $rc -ne 0 ]; then
+    for f in "$WORK"/*.log "$WORK"/*.out; do
+      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
+    done
+  fi
+  pgc_stop_all || true
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+
+pgc_start src heroku >/dev/null
+pgc_start tgt rds >/dev/null
+[ "$(pgc_psql src -XAtc "select rolsuper or rolreplication from pg_roles where rolname = current_user")" = f ] ||
+  fail "the source's app role must have neither superuser nor REPLICATION"
+ctl() { timeout 120 "$CTL_BIN" "$@" --source-url "$SRC_URL" --target-url "$TGT_URL"; }
+pending() { pgc_admin_psql src -XAtc "select count(*) from pgcutover.trigger_changes"; }
+
+timeout 120 pgbench -i -q -s 2 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
+pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+ctl schema copy >/dev/null || fail "schema copy"
+
+# Constant write load, bounded by -T and stopped explicitly below.
+timeout 300 pgbench -n -c 4 -j 2 -T 240 "$SRC_URL" >"$WORK/bench.log" 2>&1 &
+BENCH_PID=$!
+hist() { pgc_admin_psql src -XAtc "select count(*) from pgbench_history"; }
+pgc_wait_until 20 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from pgbench_history') -gt 200 ]" ||
+  fail "pgbench does not write"
+
+ctl replicate start --method trigger --jobs 3 >"$WORK/start.out" 2>&1 || fail "replicate start"
+grep -q "initial copy done" "$WORK/start.out" || fail "no copy summary"
+pass "capture installed and tables copied from one snapshot under load, as a non-superuser"
+
+# Kill the apply at three points of its work; each restart continues where it was.
+for i in 1 2 3; do
+  ctl replicate apply --batch 200 >"$WORK/apply$i.log" 2>&1 &
+  APPLY_PID=$!
+  n0=$(pending)
+  # The kill lands while the apply is busy: once it has consumed something, at a random
+  # offset (0-300 ms) into whatever round it is in.
+  pgc_wait_until 30 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from pgcutover.trigger_changes') -lt $n0 ] || ! kill -0 $APPLY_PID" ||
+    fail "apply $i made no progress"
+  kill -0 "$APPLY_PID" || fail "apply $i exited: $(cat "$WORK/apply$i.log")"
+  sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
+  kill -KILL "$APPLY_PID"
+  wait "$APPLY_PID" 2>/dev/null || true
+  APPLY_PID=""
+done
+pass "apply killed (SIGKILL) three times under load"
+
+ctl lag --method trigger --json >"$WORK/lag.out" || fail "lag"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and "pending_changes" in d, d' "$WORK/lag.out" ||
+  fail "lag does not report the pending log"
+
+# Keep up while the load runs, then stop the load and drain.
+ctl replicate apply >"$WORK/apply-live.log" 2>&1 &
+APPLY_PID=$!
+pgc_wait_until 60 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from pgcutover.trigger_changes') -lt 500 ]" ||
+  fail "apply does not keep up with the load"
+kill -INT "$BENCH_PID" 2>/dev/null || true
+wait "$BENCH_PID" 2>/dev/null || true
+BENCH_PID=""
+kill -KILL "$APPLY_PID"
+wait "$APPLY_PID" 2>/dev/null || true
+APPLY_PID=""
+ctl replicate apply --until-empty --timeout 60 >"$WORK/final.out" 2>&1 || fail "final apply"
+[ "$(pending)" = 0 ] || fail "log not empty after the final apply"
+ctl validate --jobs 2 >"$WORK/validate.out" 2>&1 || fail "validate after apply"
+src_h=$(hist)
+tgt_h=$(pgc_admin_psql tgt -XAtc "select count(*) from pgbench_history")
+[ "$src_h" = "$tgt_h" ] || fail "pgbench_history: source $src_h rows, target $tgt_h"
+pass "final apply drained the log; validate passes ($src_h history rows on both sides)"
+
+ctl replicate stop >"$WORK/stop.out" 2>&1 || fail "replicate stop"
+left=$(pgc_admin_psql src -XAtc "select (select count(*) from pg_trigger where tgname like 'pgcutover%') + (select count(*) from pg_namespace where nspname = 'pgcutover')")
+[ "$left" = 0 ] || fail "replicate stop left $left trigger(s)/schema on the source"
+pgc_psql src -qc "update pgbench_accounts set abalance = abalance + 1 where aid = 1" || fail "write after stop"
+pass "replicate stop removed triggers, functions and the pgcutover schema from the source"
