@@ -101,11 +101,16 @@ bool inspected(char type) {
     case be::kParameterStatus:
     case be::kErrorResponse:
     case be::kCopyInResponse:
+    case be::kCommandComplete:  // DISCARD ALL / DEALLOCATE ALL drop the server's statements
       return true;
     default:
       return false;
   }
 }
+
+// The portal the proxy closes to get a CloseComplete back (see track_client_message): a name
+// no driver uses; closing a portal that does not exist is not an error.
+constexpr std::string_view kAnchorPortal = "pgcutover\x01anchor";
 
 bool is_extended(char type) {
   return type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
@@ -120,7 +125,10 @@ ClientSession::ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::
       client_(std::move(client)),
       id_(id),
       reader_done_(shard.executor()),
-      idle_timer_(shard.executor()) {
+      idle_timer_(shard.executor()),
+      write_done_(shard.executor()) {
+  track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
+                    settings_->config.proxy.max_prepared_statements > 0;
   stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
   stats().client_connections_total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -476,28 +484,51 @@ awaitable<EndStatus> ClientSession::relay() {
 
     // Forward every complete message buffered (pipelines go in one write), stopping before
     // a Terminate so that it is handled above.
+    // Messages the prepared-statement tracking rewrites are copied into to_server_; the
+    // rest of the batch is forwarded as it came (zero-copy when nothing was rewritten).
     protocol::Bytes data = cin_.readable();
     std::size_t n = 0;
+    std::size_t seg = 0;  // start of the bytes not yet copied to to_server_
+    bool rewritten = false;
+    std::string replacement;
+    to_server_.clear();
     while (true) {
       MessageHeader m;
       if (!read_header(data.subspan(n), m)) break;
       if (m.length < 4 || m.length - 4 > max_message || data.size() - n < m.total()) break;
       if (m.type == fe::kTerminate) break;
-      // Hook point for issue 4 (named prepared statements in transaction mode): Parse, Bind,
-      // Describe and Close will be rewritten here per server connection.
       account_client_message(m.type);
+      if (tracking()) {
+        replacement.clear();
+        if (track_client_message(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4),
+                                 replacement)) {
+          to_server_.append(reinterpret_cast<const char*>(data.data()) + seg, n - seg);
+          to_server_ += replacement;
+          seg = n + m.total();
+          rewritten = true;
+        }
+      }
       n += m.total();
     }
-    refresh_busy();
-    auto stream = server_->stream;  // keeps the socket alive if the server reader drops it
-    writing_to_server_ = true;
-    auto [ec, written] = co_await stream->write(asio::buffer(data.data(), n));
-    writing_to_server_ = false;
-    if (ec) {
-      end_with({EndReason::kServerLost, {}, {}});
-      co_return *ending_;
+    protocol::Bytes out = data.subspan(0, n);
+    if (rewritten) {
+      to_server_.append(reinterpret_cast<const char*>(data.data()) + seg, n - seg);
+      out = protocol::Bytes(reinterpret_cast<const std::uint8_t*>(to_server_.data()),
+                            to_server_.size());
     }
-    stats().server_bytes_sent.fetch_add(written, std::memory_order_relaxed);
+    refresh_busy();
+    if (!out.empty()) {
+      auto stream = server_->stream;  // keeps the socket alive if the server reader drops it
+      writing_to_server_ = true;
+      auto [ec, written] = co_await stream->write(asio::buffer(out.data(), out.size()));
+      writing_to_server_ = false;
+      write_done_.cancel();
+      if (ec) {
+        end_with({EndReason::kServerLost, {}, {}});
+        co_return *ending_;
+      }
+      stats().server_bytes_sent.fetch_add(written, std::memory_order_relaxed);
+    }
     cin_.consume(n);
     cin_.shrink(16 * 1024);
   }
@@ -569,6 +600,8 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     co_return *ending_;
   }
   server_ = std::move(conn);
+  pending_.clear();
+  server_skipping_ = false;
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;
@@ -578,6 +611,248 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   asio::co_spawn(shard_.executor(), server_reader(shared_from_this(), server_.get()),
                  asio::detached);
   co_return std::nullopt;
+}
+
+// ---- named prepared statements in transaction mode (proxy/prepared_statements.h) ----
+//
+// Called for each complete client message about to be forwarded while a server connection is
+// assigned. Records what the server will answer in pending_; returns true when the message
+// was replaced by `out` (which may be empty: the proxy answers it itself), false when it goes
+// to the server as it came.
+bool ClientSession::track_client_message(char type, protocol::Bytes body, std::string& out) {
+  using Kind = PendingResponse::Kind;
+  if (server_skipping_) {
+    // After an ErrorResponse the server discards every message until Sync and answers none
+    // (protocol docs, "Extended Query"): nothing to record or make up, as PostgreSQL would.
+    if (type == fe::kSync) {
+      server_skipping_ = false;
+      pending_.push_back({Kind::kSync, false, {}, {}});
+    }
+    return false;
+  }
+  switch (type) {
+    case fe::kQuery:
+    case fe::kFunctionCall:
+      pending_.push_back({Kind::kSimple, false, {}, {}});
+      return false;
+    case fe::kSync:
+      pending_.push_back({Kind::kSync, false, {}, {}});
+      return false;
+    case fe::kExecute:
+      pending_.push_back({Kind::kExecute, false, {}, {}});
+      return false;
+    case fe::kParse: {
+      auto p = protocol::parse_parse(body);
+      if (!p || p->name.empty()) {  // the unnamed statement (or bytes the server will refuse)
+        pending_.push_back({Kind::kParse, false, {}, {}});
+        return false;
+      }
+      std::string types(reinterpret_cast<const char*>(p->param_types.data()),
+                        p->param_types.size());
+      StatementDef def{server_statement_name(p->query, types), std::string(p->query),
+                       p->param_count, std::move(types)};
+      // A Parse of a name the client already uses would fail with 42P05 on PostgreSQL; the
+      // proxy lets the new definition replace the old one (drivers Close before re-Parse).
+      std::string client_name(p->name);
+      const StatementDef& d = statements_[client_name] = std::move(def);
+      if (server_->prepared.touch(d.server_name)) {
+        stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
+        pending_.push_back({Kind::kSynthParse, false, {}, {}});
+        return true;
+      }
+      stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
+      evict_for_one(out);
+      protocol::append_parse(
+          out, d.server_name, d.query, d.param_count,
+          protocol::Bytes(reinterpret_cast<const std::uint8_t*>(d.param_types.data()),
+                          d.param_types.size()));
+      server_->prepared.insert(d.server_name);  // now, so later messages of the batch see it
+      pending_.push_back({Kind::kParse, false, d.server_name, client_name});
+      return true;
+    }
+    case fe::kBind: {
+      auto b = protocol::parse_bind(body);
+      auto it = b ? statements_.find(std::string(b->statement)) : statements_.end();
+      if (!b || b->statement.empty() || it == statements_.end()) {
+        // Unnamed or unknown: the server answers (an unknown name gets PostgreSQL's 26000).
+        pending_.push_back({Kind::kBind, false, {}, {}});
+        return false;
+      }
+      ensure_prepared(it->second, out);
+      protocol::append_bind(out, b->portal, it->second.server_name, b->rest);
+      pending_.push_back({Kind::kBind, false, {}, {}});
+      return true;
+    }
+    case fe::kDescribe: {
+      auto d = protocol::parse_describe(body);
+      auto it = d && d->kind == 'S' ? statements_.find(std::string(d->name)) : statements_.end();
+      if (!d || d->kind != 'S' || d->name.empty() || it == statements_.end()) {
+        pending_.push_back({Kind::kDescribe, false, {}, {}});
+        return false;
+      }
+      ensure_prepared(it->second, out);
+      protocol::append_describe(out, 'S', it->second.server_name);
+      pending_.push_back({Kind::kDescribe, false, {}, {}});
+      return true;
+    }
+    case fe::kClose: {
+      auto c = protocol::parse_close(body);
+      if (!c || c->kind != 'S' || c->name.empty()) {
+        pending_.push_back({Kind::kClose, false, {}, {}});
+        return false;
+      }
+      // The server statement may be shared with other clients and stays in the LRU; the
+      // client's name is gone. Closing an unknown name is no error either (protocol docs,
+      // "Close").
+      statements_.erase(std::string(c->name));
+      pending_.push_back({Kind::kSynthClose, false, {}, {}});
+      return true;
+    }
+    case fe::kFlush:
+      if (!pending_.empty() && pending_.back().synthetic()) {
+        // The client waits for an answer the proxy makes up, but no server message is behind
+        // it to carry it out. Close of a portal that does not exist is no error and answers
+        // CloseComplete (protocol docs, "Close"): that answer, swallowed, emits it.
+        protocol::append_close(out, 'P', kAnchorPortal);
+        pending_.push_back({Kind::kClose, true, {}, {}});
+        protocol::append_flush(out);
+        return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
+// The client refers to one of its statements: make sure the server connection has it.
+void ClientSession::ensure_prepared(const StatementDef& def, std::string& out) {
+  if (server_->prepared.touch(def.server_name)) {
+    stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
+  evict_for_one(out);
+  protocol::append_parse(
+      out, def.server_name, def.query, def.param_count,
+      protocol::Bytes(reinterpret_cast<const std::uint8_t*>(def.param_types.data()),
+                      def.param_types.size()));
+  server_->prepared.insert(def.server_name);
+  pending_.push_back({PendingResponse::Kind::kParse, true, def.server_name, {}});
+}
+
+// Makes room for one more statement on the server connection (max_prepared_statements).
+void ClientSession::evict_for_one(std::string& out) {
+  const auto cap = static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements);
+  while (server_->prepared.size() >= cap && server_->prepared.size() > 0) {
+    std::string victim = server_->prepared.oldest();
+    server_->prepared.erase(victim);
+    protocol::append_close(out, 'S', victim);
+    pending_.push_back({PendingResponse::Kind::kClose, true, victim, {}});
+  }
+}
+
+void ClientSession::forget_statement(const std::string& client_name,
+                                     const std::string& server_name) {
+  if (client_name.empty()) return;
+  auto it = statements_.find(client_name);
+  if (it != statements_.end() && it->second.server_name == server_name) statements_.erase(it);
+}
+
+// An ErrorResponse answered the message at the head of pending_: the server now skips to Sync
+// and answers nothing else before it. What the proxy assumed about those messages is undone:
+// a Parse that never ran is not prepared; an eviction Close that never ran left its statement.
+void ClientSession::fail_pending_to_sync() {
+  using Kind = PendingResponse::Kind;
+  bool head = true;
+  while (!pending_.empty() && pending_.front().kind != Kind::kSync) {
+    PendingResponse& p = pending_.front();
+    if (p.kind == Kind::kParse && !p.server_name.empty()) {
+      server_->prepared.erase(p.server_name);
+      // The client's own Parse failed: PostgreSQL would not have the statement either.
+      if (head) forget_statement(p.client_name, p.server_name);
+    } else if (p.kind == Kind::kClose && p.swallow && !p.server_name.empty()) {
+      server_->prepared.insert(p.server_name);
+    }
+    head = false;
+    pending_.pop_front();
+  }
+  if (pending_.empty()) server_skipping_ = true;  // the client has not sent its Sync yet
+}
+
+// Decides, for each server message in order, whether the client sees it (false) or the proxy
+// swallows it (true), and keeps pending_ in step. `body` is set for inspected messages.
+bool ClientSession::route_response(char type, protocol::Bytes body) {
+  using Kind = PendingResponse::Kind;
+  if (type == be::kCommandComplete) {
+    // DISCARD ALL and DEALLOCATE ALL drop every statement of the server session (the
+    // proxy's shared ones too) and, as far as the client knows, all of its own.
+    auto c = protocol::parse_command_complete(body);
+    if (c && (c->tag == "DISCARD ALL" || c->tag == "DEALLOCATE ALL")) {
+      server_->prepared.clear();
+      statements_.clear();
+    }
+  }
+  if (pending_.empty()) return false;  // asynchronous messages
+  PendingResponse& head = pending_.front();
+  auto pop_if = [&](bool match) {
+    if (!match) {
+      log::error("bug_prepared_response_order",
+                 {{"session", std::to_string(id_)}, {"type", std::string(1, type)}});
+      return false;
+    }
+    bool swallow = head.swallow;
+    pending_.pop_front();
+    return swallow;
+  };
+  switch (type) {
+    case be::kNoticeResponse:
+    case be::kParameterStatus:
+    case be::kNotificationResponse:
+    case be::kParameterDescription:
+      return false;
+    case be::kErrorResponse:
+      // Inside a simple Query or at Sync (a COMMIT failing) the error does not start a skip.
+      if (head.kind != Kind::kSimple && head.kind != Kind::kSync) fail_pending_to_sync();
+      return false;
+    case be::kReadyForQuery:
+      if (head.kind == Kind::kSimple || head.kind == Kind::kSync) {
+        pending_.pop_front();
+      } else {
+        log::error("bug_prepared_response_order",
+                   {{"session", std::to_string(id_)}, {"type", "Z"}});
+        pending_.clear();
+      }
+      return false;
+    case be::kParseComplete:
+      return pop_if(head.kind == Kind::kParse);
+    case be::kCloseComplete:
+      return pop_if(head.kind == Kind::kClose);
+    case be::kBindComplete:
+      return pop_if(head.kind == Kind::kBind);
+    case be::kRowDescription:
+    case be::kNoData:
+      if (head.kind == Kind::kDescribe) pending_.pop_front();
+      return false;
+    case be::kCommandComplete:
+    case be::kEmptyQueryResponse:
+    case be::kPortalSuspended:
+      if (head.kind == Kind::kExecute) pending_.pop_front();
+      return false;
+    default:
+      return false;
+  }
+}
+
+// Sends the answers the proxy makes up once every answer ahead of them has gone out.
+void ClientSession::emit_synthetic(std::string& out) {
+  while (!pending_.empty() && pending_.front().synthetic()) {
+    if (pending_.front().kind == PendingResponse::Kind::kSynthParse) {
+      protocol::append_parse_complete(out);
+    } else {
+      protocol::append_close_complete(out);
+    }
+    pending_.pop_front();
+  }
 }
 
 void ClientSession::on_server_message(char type, protocol::Bytes body, bool& release_point) {
@@ -632,17 +907,33 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
   std::shared_ptr<Stream> server = conn->stream;
   std::shared_ptr<Stream> client = client_;
   const std::size_t max_message = settings_->server_limits.max_message;
-  std::size_t passthrough = 0;  // bytes of a streamed message still to forward
+  std::size_t passthrough = 0;  // bytes of a streamed message still to forward (or drop)
+  bool drop_passthrough = false;
   bool mine = true;
   while (mine) {
     protocol::Bytes data = conn->in.readable();
     std::size_t pos = 0;
     bool release_point = false;
     bool broken = false;
+    // Server output goes to the client as it came unless the prepared-statement tracking
+    // swallows or adds a message; then it is assembled in to_client_ (seg: first byte not yet
+    // copied there).
+    std::string& out = to_client_;
+    out.clear();
+    std::size_t seg = 0;
+    auto cut = [&](std::size_t at) {
+      out.append(reinterpret_cast<const char*>(data.data()) + seg, at - seg);
+      seg = at;
+    };
+    auto synthetic_at_head = [&] {
+      return tracking() && !pending_.empty() && pending_.front().synthetic();
+    };
     while (pos < data.size()) {
       if (passthrough > 0) {
         std::size_t k = std::min(passthrough, data.size() - pos);
+        if (drop_passthrough) cut(pos);
         pos += k;
+        if (drop_passthrough) seg = pos;
         passthrough -= k;
         continue;
       }
@@ -652,15 +943,28 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         broken = true;
         break;
       }
-      if (inspected(h.type)) {
-        if (data.size() - pos < h.total()) break;
-        on_server_message(h.type, data.subspan(pos + protocol::kHeaderSize, h.length - 4),
-                          release_point);
-        pos += h.total();
-      } else {
-        std::size_t k = std::min(h.total(), data.size() - pos);
-        pos += k;
-        passthrough = h.total() - k;
+      bool whole = data.size() - pos >= h.total();
+      if (inspected(h.type) && !whole) break;
+      protocol::Bytes body =
+          whole ? data.subspan(pos + protocol::kHeaderSize, h.length - 4) : protocol::Bytes{};
+      bool swallow = false;
+      if (tracking()) {
+        if (synthetic_at_head()) {
+          cut(pos);
+          emit_synthetic(out);
+        }
+        swallow = route_response(h.type, body);
+      }
+      if (inspected(h.type)) on_server_message(h.type, body, release_point);
+      std::size_t k = std::min(h.total(), data.size() - pos);
+      if (swallow) cut(pos);
+      pos += k;
+      if (swallow) seg = pos;
+      passthrough = h.total() - k;
+      drop_passthrough = swallow && passthrough > 0;
+      if (passthrough == 0 && synthetic_at_head()) {
+        cut(pos);
+        emit_synthetic(out);
       }
     }
     if (broken) {
@@ -673,19 +977,37 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
     }
     refresh_busy();
     if (pos > 0) {
-      auto [ec, n] = co_await client->write(asio::buffer(data.data(), pos));
-      if (ec) {
-        end_with({EndReason::kClientClosed, {}, {}});
-        client->cancel();
-        break;
+      protocol::Bytes send = data.subspan(0, pos);
+      if (seg > 0 || !out.empty()) {
+        cut(pos);
+        send = protocol::Bytes(reinterpret_cast<const std::uint8_t*>(out.data()), out.size());
       }
-      stats().client_bytes_sent.fetch_add(n, std::memory_order_relaxed);
-      stats().server_bytes_received.fetch_add(n, std::memory_order_relaxed);
+      if (!send.empty()) {
+        auto [ec, n] = co_await client->write(asio::buffer(send.data(), send.size()));
+        if (ec) {
+          end_with({EndReason::kClientClosed, {}, {}});
+          client->cancel();
+          break;
+        }
+        stats().client_bytes_sent.fetch_add(n, std::memory_order_relaxed);
+      }
+      stats().server_bytes_received.fetch_add(pos, std::memory_order_relaxed);
       conn->in.consume(pos);
     }
     if (server_.get() != conn || ending_) break;
-    if (release_point && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' &&
-        !writing_to_server_ && passthrough == 0) {
+    bool at_release =
+        release_point && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && passthrough == 0;
+    if (at_release && writing_to_server_) {
+      // The server answered before the relay saw its write complete. Reading the server now
+      // would wait for nothing while the client, already answered, may wait for another
+      // connection (pgbench -M prepared: one thread blocks in PQprepare for one client while
+      // another of its clients holds this one). Wait for the write, then decide again.
+      write_done_.expires_at(asio::steady_timer::time_point::max());
+      co_await write_done_.async_wait(use_nothrow);
+      if (server_.get() != conn || ending_) break;
+      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+    }
+    if (at_release) {
       if (settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
         detach(conn->in.empty());
         refresh_busy();
@@ -725,6 +1047,8 @@ void ClientSession::detach(bool reuse) {
   pool_->release(std::move(server_),
                  reuse ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
   server_.reset();
+  pending_.clear();
+  server_skipping_ = false;
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;
@@ -762,6 +1086,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
       if (clean) {
         server_->params.set_unreported.clear();
         server_->read_only = false;  // DISCARD ALL reset default_transaction_read_only too
+        server_->prepared.clear();
       }
     }
     // A client that vanished mid-transaction leaves the server in an unknown state: close it.

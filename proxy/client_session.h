@@ -15,10 +15,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "proxy/asio.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/prepared_statements.h"
 #include "proxy/server_connection.h"
 #include "proxy/session_params.h"
 #include "proxy/stats.h"
@@ -84,6 +86,15 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> server_reader(std::shared_ptr<ClientSession> self, ServerConnection* conn);
   void on_server_message(char type, protocol::Bytes body, bool& release_point);
   void account_client_message(char type);
+  // Named prepared statements in transaction mode (proxy/prepared_statements.h).
+  bool tracking() const { return track_prepared_ && server_ != nullptr; }
+  bool track_client_message(char type, protocol::Bytes body, std::string& out);
+  void ensure_prepared(const StatementDef& def, std::string& out);
+  void evict_for_one(std::string& out);
+  bool route_response(char type, protocol::Bytes body);
+  void fail_pending_to_sync();
+  void forget_statement(const std::string& client_name, const std::string& server_name);
+  void emit_synthetic(std::string& out);
   void detach(bool reuse);
   void end_with(EndStatus status);
   awaitable<bool> write_client(const std::string& bytes);
@@ -117,10 +128,20 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool busy_ = false;
   bool shutdown_requested_ = false;
   bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
+
+  // Transaction mode, max_prepared_statements > 0: the client's named statements and what
+  // each message sent to the server will answer (kept in step by route_response()).
+  bool track_prepared_ = false;
+  std::unordered_map<std::string, StatementDef> statements_;
+  ResponseQueue pending_;
+  bool server_skipping_ = false;  // the server reported an error and ignores all until Sync
+  std::string to_server_;         // a batch with rewritten messages
+  std::string to_client_;         // server output with swallowed or made-up messages
   std::optional<EndStatus> ending_;
   int readers_ = 0;
   asio::steady_timer reader_done_;
   asio::steady_timer idle_timer_;
+  asio::steady_timer write_done_;  // cancelled when a write to the server completes
 };
 
 }  // namespace pgcutover::proxy

@@ -12,6 +12,7 @@
 
 #include "proxy/asio.h"
 #include "proxy/byte_buffer.h"
+#include "proxy/prepared_statements.h"
 #include "proxy/session_params.h"
 #include "proxy/settings.h"
 #include "proxy/stream.h"
@@ -42,6 +43,8 @@ struct ServerConnection {
   bool cancel_sent = false;
   // default_transaction_read_only as the proxy last set it (read-only mode).
   bool read_only = false;
+  // Statement names prepared on this connection by the proxy (transaction mode, issue 4).
+  PreparedLru prepared;
 
   ~ServerConnection();
 };

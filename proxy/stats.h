@@ -52,10 +52,12 @@ struct Stats {
   Counter auth_failures_total{0};
   Counter pool_waits_total{0};  // a client had to queue for a server connection
   Counter pool_wait_timeouts_total{0};
-  Counter param_syncs_total{0};     // SETs sent to bring a server connection in line
-  Counter cancels_total{0};         // CancelRequests forwarded to a backend
-  Gauge held_clients{0};            // waiting at a closed gate
-  Gauge servers_in_transaction{0};  // server connections assigned and not idle
+  Counter param_syncs_total{0};      // SETs sent to bring a server connection in line
+  Counter cancels_total{0};          // CancelRequests forwarded to a backend
+  Counter prepared_cache_hits{0};    // a client statement was already prepared on its server
+  Counter prepared_cache_misses{0};  // the proxy (re)prepared a client statement
+  Gauge held_clients{0};             // waiting at a closed gate
+  Gauge servers_in_transaction{0};   // server connections assigned and not idle
   // ErrorResponses sent or relayed to clients, by SQLSTATE class: the two class characters
   // (digit or upper-case letter, 0..35 each) as c0 * 36 + c1; the last index = malformed.
   static constexpr std::size_t kErrorClasses = 36 * 36 + 1;

@@ -52,6 +52,9 @@ void StatsExporter::refresh(const Stats& s, const std::string& backend) {
   advance(metrics_.tls_handshakes(Side::kClient, TlsResult::kError),
           s.tls_handshake_failures_total.load(), tls_errors_);
 
+  advance(metrics_.prepared_cache_hits(), s.prepared_cache_hits.load(), prepared_hits_);
+  advance(metrics_.prepared_cache_misses(), s.prepared_cache_misses.load(), prepared_misses_);
+
   // Error classes: index c0 * 36 + c1 back to the two class characters.
   auto ch = [](std::size_t v) { return static_cast<char>(v < 10 ? '0' + v : 'A' + (v - 10)); };
   for (std::size_t i = 0; i < Stats::kErrorClasses; ++i) {

@@ -26,6 +26,7 @@ class StatsExporter {
   std::mutex mutex_;  // scrapes may overlap
   std::uint64_t transactions_ = 0, queries_ = 0;
   std::array<std::uint64_t, 4> bytes_{};
+  std::uint64_t prepared_hits_ = 0, prepared_misses_ = 0;
   std::uint64_t tls_client_ok_ = 0, tls_server_ok_ = 0, tls_errors_ = 0;
   std::array<std::uint64_t, Stats::kErrorClasses> errors_{};
   std::string last_backend_;
