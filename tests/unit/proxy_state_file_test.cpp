@@ -79,6 +79,13 @@ TEST(ProxyLogRedaction, UrlPasswordsAreRedacted) {
   EXPECT_NE(r.find("db.example.com"), std::string::npos) << r;
   r = log::redact_url("host=db password=hunter2 user=app");
   EXPECT_EQ(r.find("hunter2"), std::string::npos) << r;
+  EXPECT_EQ(r, "host=db password=*** user=app");
+  r = log::redact_url("host=db PASSWORD = 'two words' user=app");
+  EXPECT_EQ(r, "host=db PASSWORD = *** user=app");
+  // '@' in the path or query is not userinfo; a URL without a password is left alone.
+  EXPECT_EQ(log::redact_url("postgres://app@h/db?x=a@b"), "postgres://app@h/db?x=a@b");
+  EXPECT_EQ(log::redact_url("postgresql://u:p%40ss@h:5432/db?sslmode=require"),
+            "postgresql://u:***@h:5432/db?sslmode=require");
 }
 
 }  // namespace
