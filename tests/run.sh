@@ -2,7 +2,9 @@
 # Builds and runs every pgcutover test on this machine; exits non-zero on any failure.
 # Installs what it needs first (deploy/bootstrap.sh), so it works on a fresh Debian 12 machine.
 #
-#   tests/run.sh                 everything: build, unit, integration, style, fuzz smoke run
+#   tests/run.sh                 everything: build, unit, integration, style, the sanitizer
+#                                run (ASan + UBSan: unit tests and the proxy's integration
+#                                tests), fuzz smoke run
 #   tests/run.sh -R <regex>      only the CTest tests matching <regex> (no fuzz run)
 #   PGCUTOVER_TEST_JOBS=N        parallel CTest jobs (default: number of cores)
 set -euo pipefail
@@ -18,6 +20,26 @@ jobs=${PGCUTOVER_TEST_JOBS:-$(nproc)}
 status=0
 echo "== tests: ctest in $build_dir"
 ctest --test-dir "$build_dir" --output-on-failure --timeout 900 -j "$jobs" "$@" || status=1
+
+# Sanitizer run: the unit tests and the data plane's integration tests again, built with
+# AddressSanitizer and UndefinedBehaviorSanitizer (PGCUTOVER_SANITIZE=ON) in a build of its own.
+if [ $# -eq 0 ]; then
+  asan_dir="$top/build-asan"
+  echo "== tests: ASan + UBSan run in $asan_dir"
+  launcher=()
+  if command -v ccache >/dev/null; then
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
+  fi
+  cmake -S "$top" -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_SANITIZE=ON \
+    "${launcher[@]}" >/dev/null
+  cmake --build "$asan_dir" -j "$jobs" --target unit_tests integration_tests pgcutover-proxy pgcutoverctl
+  # Leaks are reported by LeakSanitizer at exit; a leak is a failure like any other.
+  PGCUTOVER_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$asan_dir" --output-on-failure --timeout 900 -j "$jobs" \
+    -R 'unit\.|test_proxy|test_cutover_flip|test_security|pgbench_prepared|scram_libpq' || status=1
+fi
 
 # Fuzz smoke run: every decoder's libFuzzer target, briefly, in a clang build of its own.
 if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
