@@ -100,8 +100,8 @@ void Shard::listen(const ProxySettings& cfg) {
 }
 
 void Shard::start() {
-  if (tcp_acceptor_) asio::co_spawn(io_, accept_tcp(*tcp_acceptor_), asio::detached);
-  if (unix_acceptor_) asio::co_spawn(io_, accept_unix(*unix_acceptor_), asio::detached);
+  if (tcp_acceptor_) asio::co_spawn(io_, accept_loop(*tcp_acceptor_), asio::detached);
+  if (unix_acceptor_) asio::co_spawn(io_, accept_loop(*unix_acceptor_), asio::detached);
   maintenance_timer_ = std::make_unique<asio::steady_timer>(io_);
   asio::co_spawn(io_, maintenance(), asio::detached);
   thread_ = std::thread([this] {
@@ -125,28 +125,14 @@ void Shard::start_session(std::shared_ptr<Stream> stream) {
   asio::co_spawn(io_, session->run(), asio::detached);
 }
 
-awaitable<void> Shard::accept_tcp(tcp::acceptor& acceptor) {
+template <class Acceptor>
+awaitable<void> Shard::accept_loop(Acceptor& acceptor) {
   while (!stopping_) {
     auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
     if (stopping_) break;
     if (ec) {
       if (ec == asio::error::operation_aborted) break;
       // EMFILE and friends: log, back off a little, keep serving the existing clients.
-      log::warn("accept_failed", {{"shard", std::to_string(index_)}, {"error", ec.message()}});
-      asio::steady_timer t(io_, asio::chrono::milliseconds(50));
-      co_await t.async_wait(use_nothrow);
-      continue;
-    }
-    start_session(std::make_shared<Stream>(std::move(socket)));
-  }
-}
-
-awaitable<void> Shard::accept_unix(asio::local::stream_protocol::acceptor& acceptor) {
-  while (!stopping_) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
-    if (stopping_) break;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) break;
       log::warn("accept_failed", {{"shard", std::to_string(index_)}, {"error", ec.message()}});
       asio::steady_timer t(io_, asio::chrono::milliseconds(50));
       co_await t.async_wait(use_nothrow);

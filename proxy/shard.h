@@ -76,8 +76,9 @@ class Shard {
   std::size_t session_count() const { return sessions_.size(); }
 
  private:
-  awaitable<void> accept_tcp(tcp::acceptor& acceptor);
-  awaitable<void> accept_unix(asio::local::stream_protocol::acceptor& acceptor);
+  // One loop for TCP and Unix listeners (instantiated in shard.cpp only).
+  template <class Acceptor>
+  awaitable<void> accept_loop(Acceptor& acceptor);
   awaitable<void> maintenance();
   void start_session(std::shared_ptr<class Stream> stream);
 
