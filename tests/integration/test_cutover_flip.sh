@@ -62,7 +62,10 @@ out=$(admin GET /v1/status)
 epoch=$(json_field "$out" epoch)
 out=$(admin POST /v1/flip "{\"backend\":\"target\",\"epoch\":$((epoch + 7))}")
 [ "${out%% *}" = 409 ] || fail "stale epoch accepted: $out"
-curl -s -m 5 -H "Authorization: Bearer $PROXY_TEST_ADMIN_TOKEN" "$ADMIN/metrics" | grep -q '^pgcutover_transactions_total' || fail "/metrics lacks pgcutover_transactions_total"
+# Read the whole body first: `curl | grep -q` under pipefail fails whenever grep stops
+# reading before curl has written everything (curl then dies of SIGPIPE).
+metrics=$(curl -sS -m 10 -H "Authorization: Bearer $PROXY_TEST_ADMIN_TOKEN" "$ADMIN/metrics") || fail "GET /metrics"
+grep -q '^pgcutover_transactions_total' <<<"$metrics" || fail "/metrics lacks pgcutover_transactions_total"
 pass "admin API: 401 without or with a wrong token, 409 on a stale epoch, /metrics served"
 
 # ---- pgbench through the proxy, flip in the middle ----

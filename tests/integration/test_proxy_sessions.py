@@ -525,6 +525,10 @@ def run_shutdown(proxy, admin):
     proxy.proc.terminate()
     busy.execute("insert into pipe_t values (556)")
     busy.commit()
+    # SIGTERM reaches the sessions asynchronously (signal thread -> every shard): wait until
+    # the proxy has ended the idle session before checking what its client sees.
+    wait_until(10, lambda: "reason=shutdown" in open(proxy.log).read(),
+               "the idle session to be ended by the shutdown")
     try:
         idle.execute("select 1")
         fail("idle client still served after SIGTERM")
