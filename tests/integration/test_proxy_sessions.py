@@ -29,33 +29,11 @@ import psycopg
 import psycopg.conninfo
 from psycopg import errors
 
-TOP = os.environ.get("PGCUTOVER_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-PROXY_BIN = os.environ.get("PGCUTOVER_PROXY_BIN") or os.path.join(TOP, "build/proxy/pgcutover-proxy")
-PGCLUSTER = os.path.join(TOP, "tests/lib/pgcluster.sh")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxy_testlib import PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster, wait_until  # noqa: E402
+
 PASSWORD = "proxy-pw-" + secrets.token_hex(4)
 
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    raise SystemExit(1)
-
-
-def ok(msg):
-    print("ok - " + msg, flush=True)
-
-
-def wait_until(seconds, predicate, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    fail("timed out waiting for " + what)
-
-
-def pgcluster(*args):
-    out = subprocess.run(["bash", PGCLUSTER, *args], check=True, capture_output=True, text=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 class Proxy:

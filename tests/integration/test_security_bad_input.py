@@ -45,9 +45,9 @@ import urllib.parse
 import urllib.request
 import warnings
 
-TOP = os.environ.get("PGCUTOVER_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-PROXY_BIN = os.environ.get("PGCUTOVER_PROXY_BIN") or os.path.join(TOP, "build/proxy/pgcutover-proxy")
-PGCLUSTER = os.path.join(TOP, "tests/lib/pgcluster.sh")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxy_testlib import PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster, wait_until  # noqa: E402
+
 PASSWORD = "app-pw-" + secrets.token_hex(8)
 ADMIN_TOKEN = "admin-token-" + secrets.token_hex(12)
 FLOOD_CONNS = int(os.environ.get("PGCUTOVER_SEC_FLOOD_CONNS", "2000"))
@@ -56,28 +56,6 @@ LOGIN_TIMEOUT = 2.0
 MAX_MESSAGE = 8192
 FLOOD_LOGIN_TIMEOUT = 60.0
 
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    raise SystemExit(1)
-
-
-def ok(msg):
-    print("ok - " + msg, flush=True)
-
-
-def wait_until(seconds, predicate, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    fail("timed out waiting for " + what)
-
-
-def pgcluster(*args):
-    out = subprocess.run(["bash", PGCLUSTER, *args], check=True, capture_output=True, text=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def free_port():

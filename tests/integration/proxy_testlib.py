@@ -1,0 +1,38 @@
+"""Shared by the Python integration tests (imported, not a test itself: CTest runs test_*.py).
+
+Where the tree and the binaries are, the ok/fail output every test prints, the one way tests
+wait (a predicate polled with a deadline, never a bare sleep), and tests/lib/pgcluster.sh as
+a command that answers key=value records.
+"""
+import os
+import subprocess
+import sys
+import time
+
+TOP = os.environ.get("PGCUTOVER_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "../.."))
+PROXY_BIN = os.environ.get("PGCUTOVER_PROXY_BIN") or os.path.join(TOP, "build/proxy/pgcutover-proxy")
+PGCLUSTER = os.path.join(TOP, "tests/lib/pgcluster.sh")
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    raise SystemExit(1)
+
+
+def ok(msg):
+    print("ok - " + msg, flush=True)
+
+
+def wait_until(seconds, predicate, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    fail("timed out waiting for " + what)
+
+
+def pgcluster(*args):
+    out = subprocess.run(["bash", PGCLUSTER, *args], check=True, capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
