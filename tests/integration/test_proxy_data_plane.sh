@@ -138,6 +138,17 @@ grep -q "number of failed transactions: 0 " "$PROXY_DIR/pgbench.log" || fail "pg
 pass "restart with state file on target: served by the target over verify-full TLS (psql, pgbench)"
 proxy_stop
 
+# The same target in session mode: both pool modes reach the RDS-shaped target over verify-full.
+proxy_write_config "$cfg" session 2 require
+proxy_start "$cfg"
+out=$(proxy_psql "$dsn" -c "select inet_server_port(), (select ssl from pg_stat_ssl where pid = pg_backend_pid())")
+[ "$out" = "$TGT_PORT|t" ] || fail "session mode on target: got '$out', want '$TGT_PORT|t'"
+PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 4 -j 2 -t 100 \
+  -h 127.0.0.1 -p "$PROXY_PORT" -U app app >"$PROXY_DIR/pgbench.log" 2>&1 || { cat "$PROXY_DIR/pgbench.log"; fail "pgbench on target in session mode"; }
+grep -q "number of failed transactions: 0 " "$PROXY_DIR/pgbench.log" || fail "pgbench failures on target in session mode"
+pass "session mode on the target over verify-full TLS (psql, pgbench 4 clients on a pool of 2)"
+proxy_stop
+
 # ---- verify-full really verifies: the target checked against the wrong CA fails ----
 export PROXY_TEST_TARGET_URL=${TGT_URL//$TGT_CA_FILE/$SRC_CA_FILE}
 proxy_start "$cfg"
