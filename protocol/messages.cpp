@@ -124,22 +124,23 @@ std::optional<Bind> parse_bind(Bytes body) {
   return b;
 }
 
-std::optional<Describe> parse_describe(Bytes body) {
+// Describe and Close share one layout: Byte1 'S' or 'P', then the statement or portal name.
+template <class KindAndName>
+std::optional<KindAndName> parse_kind_and_name(Bytes body) {
   BodyReader r(body);
-  Describe d;
-  d.kind = static_cast<char>(r.int8());
-  d.name = r.cstring();
-  if (!r.done() || !statement_or_portal(d.kind)) return std::nullopt;
-  return d;
+  KindAndName m;
+  m.kind = static_cast<char>(r.int8());
+  m.name = r.cstring();
+  if (!r.done() || !statement_or_portal(m.kind)) return std::nullopt;
+  return m;
+}
+
+std::optional<Describe> parse_describe(Bytes body) {
+  return parse_kind_and_name<Describe>(body);
 }
 
 std::optional<Close> parse_close(Bytes body) {
-  BodyReader r(body);
-  Close c;
-  c.kind = static_cast<char>(r.int8());
-  c.name = r.cstring();
-  if (!r.done() || !statement_or_portal(c.kind)) return std::nullopt;
-  return c;
+  return parse_kind_and_name<Close>(body);
 }
 
 std::optional<Execute> parse_execute(Bytes body) {

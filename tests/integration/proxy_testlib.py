@@ -5,6 +5,7 @@ wait (a predicate polled with a deadline, never a bare sleep), and tests/lib/pgc
 a command that answers key=value records.
 """
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -36,3 +37,12 @@ def wait_until(seconds, predicate, what):
 def pgcluster(*args):
     out = subprocess.run(["bash", PGCLUSTER, *args], check=True, capture_output=True, text=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def port_accepting(port):
+    """True when something accepts TCP connections on 127.0.0.1:<port> right now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False

@@ -30,7 +30,8 @@ import psycopg.conninfo
 from psycopg import errors
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy_testlib import PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster, wait_until  # noqa: E402
+from proxy_testlib import (PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster,  # noqa: E402
+                           port_accepting, wait_until)
 
 PASSWORD = "proxy-pw-" + secrets.token_hex(4)
 
@@ -71,14 +72,7 @@ url = "{self.source_url}"
 """)
         self.proc = subprocess.Popen([PROXY_BIN, "-c", cfg], stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
 
-        def accepting():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(15, accepting, "the proxy to accept")
+        wait_until(15, lambda: port_accepting(self.port), "the proxy to accept")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -46,7 +46,8 @@ import urllib.request
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy_testlib import PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster, wait_until  # noqa: E402
+from proxy_testlib import (PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster,  # noqa: E402
+                           port_accepting, wait_until)
 
 PASSWORD = "app-pw-" + secrets.token_hex(8)
 ADMIN_TOKEN = "admin-token-" + secrets.token_hex(12)
@@ -109,14 +110,7 @@ token = "${{SEC_TEST_ADMIN_TOKEN}}"
         self.proc = subprocess.Popen([PROXY_BIN, "-c", cfg], stdout=open(self.log, "a"), stderr=subprocess.STDOUT,
                                      env=env)
 
-        def accepting():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(15, accepting, "the proxy to accept")
+        wait_until(15, lambda: port_accepting(self.port), "the proxy to accept")
         wait_until(15, lambda: admin_http("GET", "/healthz", self)[0] == 200, "the admin API to answer")
 
     def stop(self):
