@@ -154,14 +154,15 @@ const std::vector<CommandSpec>& commands() {
        cmd_replicate_start},
       {"replicate apply",
        "trigger method: apply logged changes to the target",
-       "Repeatedly takes a batch of changed keys from the source's pgcutover.trigger_changes\n"
-       "(oldest first), makes each target row equal to the source's current row (upsert, or\n"
+       "Repeatedly takes a batch of changed keys from each table's log on the source\n"
+       "(pgcutover.trigger_changes_<id>), makes each target row equal to the source's current\n"
+       "row (upsert, or\n"
        "delete when gone), commits on the target, then deletes exactly those entries on the\n"
        "source. Killing it loses nothing; running it again continues. Runs until interrupted\n"
        "unless --once or --until-empty.",
        {{"once", 0, nullptr, "apply one batch and exit"},
         {"until-empty", 0, nullptr, "exit when a round finds the log empty"},
-        {"batch", 0, "N", "log entries per round (default 2000)"},
+        {"batch", 0, "N", "log entries per table per round (default 2000)"},
         {"timeout", 0, "SECONDS", "give up (exit 1) after this long"}},
        "0 applied (log empty with --until-empty), 1 apply failed or a table's capture is "
        "broken, 2 usage or connection error",

@@ -1,5 +1,6 @@
 // finalize: after the rollback window, remove everything the migration left behind
-// (subscriptions, slots, publications in both directions, the fence on the source), and
+// (subscriptions, slots, publications in both directions, the trigger method's triggers,
+// functions, logs and schema, the fence on the source), and
 // say what to do with the Heroku add-on. Refuses while any proxy is not running on target:
 // finalizing removes the way back.
 #include "control/commands.h"
@@ -8,6 +9,7 @@
 #include "control/flip.h"
 #include "control/proxy_fleet.h"
 #include "control/replication_link.h"
+#include "control/replication_trigger.h"
 
 namespace pgcutover::control {
 
@@ -60,6 +62,10 @@ int cmd_finalize(CommandContext& ctx) {
     done.push_back("publications dropped on both sides");
   else
     problems.push_back(err);
+  // As the source's owner (the app role), who installed them: no superuser needed.
+  if (remove_trigger_capture(*source, &*target, problems))
+    done.push_back(
+        "trigger capture: no trigger, function, log or pgcutover schema left on the source");
   auto roles = ctx.args.all("fence-role");
   if (roles.empty()) roles.push_back(source->spec().get("user"));
   FenceResult u = unfence(*source_admin, roles);

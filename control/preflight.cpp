@@ -231,8 +231,10 @@ Check check_extensions(PgConn& source, PgConn& target) {
 Check check_primary_keys(const std::vector<TableInfo>& tables, const std::string& method) {
   Check c{"primary_keys", CheckStatus::kPass, "", "", {}};
   std::vector<std::string> insert_only, updated;
+  // The trigger method logs changes by primary key: a replica identity does not help it.
+  bool trigger = method == "trigger";
   for (const auto& t : tables) {
-    if (t.has_replica_identity()) continue;
+    if (trigger ? t.has_primary_key : t.has_replica_identity()) continue;
     (t.updates_and_deletes == 0 ? insert_only : updated).push_back(t.display());
   }
   c.data["insert_only_without_key"] = to_json_array(insert_only);
@@ -254,10 +256,14 @@ Check check_primary_keys(const std::vector<TableInfo>& tables, const std::string
     c.found += " (insert-only so far: replicated as insert-only, validated as a whole)";
     c.status = method == "dump" ? CheckStatus::kPass : CheckStatus::kWarn;
   }
-  c.fix =
-      "add a primary key (ALTER TABLE ... ADD PRIMARY KEY), or ALTER TABLE ... REPLICA "
-      "IDENTITY USING INDEX <unique index> / REPLICA IDENTITY FULL; a published table without "
-      "one makes the application's UPDATE and DELETE fail on the source";
+  c.fix = trigger ? "add a primary key: ALTER TABLE ... ADD PRIMARY KEY (...), or promote an "
+                    "existing unique index on NOT NULL columns with ALTER TABLE ... ADD "
+                    "CONSTRAINT ... PRIMARY KEY USING INDEX <index> (the trigger method logs "
+                    "changes by primary key; insert-only tables are logged by whole row)"
+                  : "add a primary key (ALTER TABLE ... ADD PRIMARY KEY), or ALTER TABLE ... "
+                    "REPLICA IDENTITY USING INDEX <unique index> / REPLICA IDENTITY FULL; a "
+                    "published table without one makes the application's UPDATE and DELETE "
+                    "fail on the source";
   return c;
 }
 

@@ -21,18 +21,15 @@ using Key = std::vector<std::string>;
 // Where the apply remembers which insert-only rows it already wrote, in the same target
 // transaction as the rows: a crash between the target commit and the source-side delete
 // must not insert them twice (keyed rows are idempotent by nature; these are not).
+// An entry's handle there is "<table id>:<xid>:<ctid>": a ctid alone could be reused by a
+// later entry once the source-side delete committed, but never within one transaction id.
 constexpr const char* kAppliedRowsDdl =
     "CREATE SCHEMA IF NOT EXISTS pgcutover;"
-    "CREATE TABLE IF NOT EXISTS pgcutover.trigger_applied_rows (change_id bigint PRIMARY KEY)";
+    "CREATE TABLE IF NOT EXISTS pgcutover.trigger_applied (handle text PRIMARY KEY)";
 
 std::string array_of(const std::vector<std::string>& v) {
   std::vector<std::optional<std::string>> o(v.begin(), v.end());
   return text_array_literal(o);
-}
-std::string int_array(const std::vector<int64_t>& v) {
-  std::string s = "{";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s + "}";
 }
 
 // A session that writes must not inherit the fence's default_transaction_read_only, and
@@ -123,141 +120,155 @@ struct RoundResult {
   int64_t applied = 0;  // log entries consumed (keyed + insert-only)
 };
 
-// One batch, in the order the issue requires: read the log, read the source's current rows,
+// Keyed table: make the target row equal to the source's current row for each distinct
+// key of `entries` (rows of select_log_sql: ctid, xid, k1..kn). The source rows are read
+// AFTER the log, so each logged change is in what we read (or something newer is).
+bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const PgResult& entries,
+                 std::string& error) {
+  std::vector<Key> keys;
+  std::set<Key> seen;
+  size_t nk = t.key.size();
+  for (int i = 0; i < entries.rows(); ++i) {
+    Key k;
+    for (size_t c = 0; c < nk; ++c) k.push_back(entries.get(i, static_cast<int>(c + 2)));
+    if (seen.insert(k).second) keys.push_back(std::move(k));
+  }
+  std::vector<Param> kp;
+  for (size_t c = 0; c < nk; ++c) {
+    std::vector<std::string> col;
+    for (const auto& k : keys) col.push_back(k[c]);
+    kp.emplace_back(array_of(col));
+  }
+  PgResult rows = source.exec(select_rows_sql(t), kp);
+  if (!rows) {
+    error = "reading " + t.qualified() + " on the source: " + rows.error().message;
+    return false;
+  }
+  std::set<Key> found;
+  std::vector<std::vector<std::optional<std::string>>> cols(t.columns.size());
+  for (int i = 0; i < rows.rows(); ++i) {
+    Key k;
+    for (size_t c = 0; c < nk; ++c) k.push_back(rows.get(i, static_cast<int>(c)));
+    found.insert(std::move(k));
+    for (size_t c = 0; c < t.columns.size(); ++c)
+      cols[c].push_back(rows.get_opt(i, static_cast<int>(nk + c)));
+  }
+  if (rows.rows() > 0) {
+    std::vector<Param> vp;
+    for (auto& col : cols) vp.emplace_back(text_array_literal(col));
+    PgResult u = target.exec(upsert_rows_sql(t), vp);
+    if (!u) {
+      error = "writing " + t.qualified() + " on the target: " + u.error().message;
+      return false;
+    }
+  }
+  std::vector<Key> gone;
+  for (const auto& k : keys)
+    if (!found.count(k)) gone.push_back(k);
+  if (gone.empty()) return true;
+  std::vector<Param> dp;
+  for (size_t c = 0; c < nk; ++c) {
+    std::vector<std::string> col;
+    for (const auto& k : gone) col.push_back(k[c]);
+    dp.emplace_back(array_of(col));
+  }
+  PgResult d = target.exec(delete_rows_sql(t), dp);
+  if (!d) {
+    error = "deleting from " + t.qualified() + " on the target: " + d.error().message;
+    return false;
+  }
+  return true;
+}
+
+// Insert-only table: insert the logged rows (ctid, xid, every column) not yet recorded as
+// applied, and record them, in the caller's target transaction. `handles` gets every entry's
+// handle, for the clean-up after the source-side delete.
+bool apply_insert_only(PgConn& target, const CapturedTable& t, const PgResult& entries,
+                       std::vector<std::string>& handles, std::string& error) {
+  for (int i = 0; i < entries.rows(); ++i)
+    handles.push_back(std::to_string(t.id) + ":" + entries.get(i, 1) + ":" + entries.get(i, 0));
+  PgResult done =
+      target.exec("SELECT handle FROM pgcutover.trigger_applied WHERE handle = ANY($1::text[])",
+                  {array_of(handles)});
+  if (!done) {
+    error = "reading pgcutover.trigger_applied on the target: " + done.error().message;
+    return false;
+  }
+  std::set<std::string> already;
+  for (int i = 0; i < done.rows(); ++i) already.insert(done.get(i, 0));
+  std::vector<std::vector<std::optional<std::string>>> cols(t.columns.size());
+  std::vector<std::string> fresh;
+  for (int i = 0; i < entries.rows(); ++i) {
+    if (already.count(handles[i])) continue;
+    fresh.push_back(handles[i]);
+    for (size_t c = 0; c < t.columns.size(); ++c)
+      cols[c].push_back(entries.get_opt(i, static_cast<int>(c + 2)));
+  }
+  if (fresh.empty()) return true;
+  std::vector<Param> vp;
+  for (auto& col : cols) vp.emplace_back(text_array_literal(col));
+  PgResult ins = target.exec(insert_rows_sql(t), vp);
+  if (!ins) {
+    error = "inserting into " + t.qualified() + " on the target: " + ins.error().message;
+    return false;
+  }
+  PgResult mark = target.exec("INSERT INTO pgcutover.trigger_applied SELECT unnest($1::text[])",
+                              {array_of(fresh)});
+  if (!mark) {
+    error = "recording applied rows on the target: " + mark.error().message;
+    return false;
+  }
+  return true;
+}
+
+// One batch, in the order the issue requires: read the logs, read the source's current rows,
 // write the target and commit, and only then delete the consumed entries on the source.
 RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<CapturedTable>& tables,
                         int batch) {
   RoundResult res;
-  auto fail = [&](const std::string& what, const PgResult& r) {
+  auto fail = [&](const std::string& error) {
     res.ok = false;
-    res.error = what + ": " + r.error().message;
+    res.error = error;
     target.exec_script("ROLLBACK");
     return res;
   };
-  std::map<int, const CapturedTable*> by_id;
-  for (const auto& t : tables) by_id[t.id] = &t;
-
-  PgResult log = source.exec(
-      "SELECT id, tbl, k::text FROM pgcutover.trigger_changes ORDER BY id LIMIT $1::int",
-      {std::to_string(batch)});
-  if (!log) return fail("reading the change log", log);
-  std::vector<int64_t> ids;
-  std::map<int, std::vector<Key>> keys;  // per table, distinct keys in first-seen order
-  std::map<int, std::set<Key>> seen;
-  for (int i = 0; i < log.rows(); ++i) {
-    ids.push_back(log.get_int(i, 0));
-    int tbl = static_cast<int>(log.get_int(i, 1));
-    auto parsed = parse_text_array(log.get(i, 2));
-    if (!by_id.count(tbl) || !parsed) {
-      res.ok = false;
-      res.error = "change log entry " + log.get(i, 0) + " names an unknown table or key";
-      return res;
-    }
-    Key k;
-    for (auto& v : *parsed) k.push_back(v.value_or(""));
-    if (seen[tbl].insert(k).second) keys[tbl].push_back(std::move(k));
-  }
-
+  struct Consumed {
+    const CapturedTable* table;
+    std::vector<std::string> ctids, handles;
+  };
+  std::vector<Consumed> consumed;
   PgResult b = target.exec_script("BEGIN");
-  if (!b) return fail("starting the target transaction", b);
-  for (auto& [tbl, ks] : keys) {
-    const CapturedTable& t = *by_id[tbl];
-    std::vector<Param> kp;
-    for (size_t c = 0; c < t.key.size(); ++c) {
-      std::vector<std::string> col;
-      for (const auto& k : ks) col.push_back(c < k.size() ? k[c] : "");
-      kp.emplace_back(array_of(col));
-    }
-    PgResult rows = source.exec(select_rows_sql(t), kp);
-    if (!rows) return fail("reading " + t.qualified() + " on the source", rows);
-    std::set<Key> found;
-    std::vector<std::vector<std::optional<std::string>>> cols(t.columns.size());
-    size_t nk = t.key.size();
-    for (int i = 0; i < rows.rows(); ++i) {
-      Key k;
-      for (size_t c = 0; c < nk; ++c) k.push_back(rows.get(i, static_cast<int>(c)));
-      found.insert(std::move(k));
-      for (size_t c = 0; c < t.columns.size(); ++c)
-        cols[c].push_back(rows.get_opt(i, static_cast<int>(nk + c)));
-    }
-    if (rows.rows() > 0) {
-      std::vector<Param> vp;
-      for (auto& col : cols) vp.emplace_back(text_array_literal(col));
-      PgResult u = target.exec(upsert_rows_sql(t), vp);
-      if (!u) return fail("writing " + t.qualified() + " on the target", u);
-    }
-    std::vector<Key> gone;
-    for (const auto& k : ks)
-      if (!found.count(k)) gone.push_back(k);
-    if (!gone.empty()) {
-      std::vector<Param> dp;
-      for (size_t c = 0; c < nk; ++c) {
-        std::vector<std::string> col;
-        for (const auto& k : gone) col.push_back(k[c]);
-        dp.emplace_back(array_of(col));
-      }
-      PgResult d = target.exec(delete_rows_sql(t), dp);
-      if (!d) return fail("deleting from " + t.qualified() + " on the target", d);
-    }
-  }
-
-  // Insert-only tables: whole rows from their shadow logs, skipping any already written.
-  std::map<int, std::vector<int64_t>> shadow_ids;
+  if (!b) return fail("starting the target transaction: " + b.error().message);
   for (const auto& t : tables) {
-    if (!t.insert_only()) continue;
-    PgResult rows = source.exec(select_shadow_sql(t), {std::to_string(batch)});
-    if (!rows) return fail("reading " + t.shadow_table() + " on the source", rows);
-    if (rows.rows() == 0) continue;
-    std::vector<int64_t> cids;
-    for (int i = 0; i < rows.rows(); ++i) cids.push_back(rows.get_int(i, 0));
-    PgResult done = target.exec(
-        "SELECT change_id FROM pgcutover.trigger_applied_rows WHERE change_id = ANY($1::bigint[])",
-        {int_array(cids)});
-    if (!done) return fail("reading pgcutover.trigger_applied_rows on the target", done);
-    std::set<int64_t> already;
-    for (int i = 0; i < done.rows(); ++i) already.insert(done.get_int(i, 0));
-    std::vector<std::vector<std::optional<std::string>>> cols(t.columns.size());
-    std::vector<int64_t> fresh;
-    for (int i = 0; i < rows.rows(); ++i) {
-      if (already.count(rows.get_int(i, 0))) continue;
-      fresh.push_back(rows.get_int(i, 0));
-      for (size_t c = 0; c < t.columns.size(); ++c)
-        cols[c].push_back(rows.get_opt(i, static_cast<int>(c + 1)));
-    }
-    if (!fresh.empty()) {
-      std::vector<Param> vp;
-      for (auto& col : cols) vp.emplace_back(text_array_literal(col));
-      PgResult ins = target.exec(insert_rows_sql(t), vp);
-      if (!ins) return fail("inserting into " + t.qualified() + " on the target", ins);
-      PgResult mark =
-          target.exec("INSERT INTO pgcutover.trigger_applied_rows SELECT unnest($1::bigint[])",
-                      {int_array(fresh)});
-      if (!mark) return fail("recording applied rows on the target", mark);
-    }
-    shadow_ids[t.id] = std::move(cids);
+    PgResult log = source.exec(select_log_sql(t), {std::to_string(batch)});
+    if (!log) return fail("reading " + t.log_table() + " on the source: " + log.error().message);
+    if (log.rows() == 0) continue;
+    Consumed c{&t, {}, {}};
+    for (int i = 0; i < log.rows(); ++i) c.ctids.push_back(log.get(i, 0));
+    std::string error;
+    bool ok = t.insert_only() ? apply_insert_only(target, t, log, c.handles, error)
+                              : apply_keyed(source, target, t, log, error);
+    if (!ok) return fail(error);
+    consumed.push_back(std::move(c));
   }
   PgResult c = target.exec_script("COMMIT");
-  if (!c) return fail("committing on the target", c);
+  if (!c) return fail("committing on the target: " + c.error().message);
 
-  // Only now may the entries go. Exactly these ids, never "id <= max": an entry with a
-  // lower id may commit after we read the log, and must stay for the next round.
-  if (!ids.empty()) {
-    PgResult d = source.exec("DELETE FROM pgcutover.trigger_changes WHERE id = ANY($1::bigint[])",
-                             {int_array(ids)});
-    if (!d) return fail("deleting applied entries on the source", d);
+  // Only now may the entries go: exactly those read, by ctid. Entries committed after our
+  // read stay for the next round.
+  for (const auto& e : consumed) {
+    PgResult d = source.exec(delete_log_sql(*e.table), {array_of(e.ctids)});
+    if (!d) {
+      res.ok = false;
+      res.error = "deleting applied entries of " + e.table->log_table() +
+                  " on the source: " + d.error().message;
+      return res;
+    }
+    if (!e.handles.empty())
+      target.exec("DELETE FROM pgcutover.trigger_applied WHERE handle = ANY($1::text[])",
+                  {array_of(e.handles)});
+    res.applied += static_cast<int64_t>(e.ctids.size());
   }
-  for (const auto& t : tables) {
-    auto it = shadow_ids.find(t.id);
-    if (it == shadow_ids.end()) continue;
-    PgResult d =
-        source.exec("DELETE FROM " + t.shadow_table() + " WHERE change_id = ANY($1::bigint[])",
-                    {int_array(it->second)});
-    if (!d) return fail("deleting applied rows of " + t.shadow_table() + " on the source", d);
-    target.exec("DELETE FROM pgcutover.trigger_applied_rows WHERE change_id = ANY($1::bigint[])",
-                {int_array(it->second)});
-    res.applied += static_cast<int64_t>(it->second.size());
-  }
-  res.applied += static_cast<int64_t>(ids.size());
   return res;
 }
 
@@ -351,12 +362,11 @@ TriggerBacklog trigger_backlog(PgConn& source) {
     b.error = e;
     return b;
   }
-  // count(*) of a log that the apply keeps short is cheap; min(at) is read off the id order.
+  // count(*) and min(at) of logs that the apply keeps short are cheap.
   std::string sql =
-      "SELECT sum(n)::bigint, coalesce(extract(epoch FROM now() - min(oldest)), 0)::float8 FROM "
-      "(SELECT count(*) n, min(at) oldest FROM pgcutover.trigger_changes";
-  for (const auto& t : *tables)
-    if (t.insert_only()) sql += " UNION ALL SELECT count(*), min(at) FROM " + t.shadow_table();
+      "SELECT coalesce(sum(n), 0)::bigint, coalesce(extract(epoch FROM now() - min(oldest)), "
+      "0)::float8 FROM (SELECT 0::bigint n, NULL::timestamptz oldest";
+  for (const auto& t : *tables) sql += " UNION ALL SELECT count(*), min(at) FROM " + t.log_table();
   sql += ") s";
   PgResult r = source.exec(sql);
   if (!r) {
@@ -429,8 +439,9 @@ int trigger_start(CommandContext& ctx) {
                     "the trigger method needs a primary key on every table that sees UPDATE or "
                     "DELETE; these have none: " +
                         list +
-                        ". Fix: ALTER TABLE ... ADD PRIMARY KEY (...) (or add an identity "
-                        "column as the key), then run replicate start again");
+                        ". Fix: ALTER TABLE ... ADD PRIMARY KEY (...), or promote a unique index "
+                        "on NOT NULL columns with ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY "
+                        "USING INDEX <index>, then run replicate start again");
   }
 
   // 1. The log and the triggers, in one transaction, BEFORE the snapshot: every change not
@@ -496,13 +507,13 @@ int trigger_start(CommandContext& ctx) {
   // Insert-only rows that the snapshot already contains were also logged (their trigger ran
   // before the snapshot): remember exactly which, to drop them from the shadow log after
   // the copy. The same visibility rule decides both, so nothing is doubled or missed.
-  std::map<int, std::vector<int64_t>> in_snapshot;
+  std::map<int, std::vector<std::string>> in_snapshot;  // table id -> ctids
   for (const auto& t : *tables) {
     if (!t.insert_only()) continue;
-    PgResult r = snap_conn->exec("SELECT change_id FROM " + t.shadow_table());
+    PgResult r = snap_conn->exec("SELECT ctid::text FROM " + t.log_table());
     if (!r)
-      return ctx.fail(kExitCheckFailed, "reading " + t.shadow_table() + ": " + r.error().message);
-    for (int i = 0; i < r.rows(); ++i) in_snapshot[t.id].push_back(r.get_int(i, 0));
+      return ctx.fail(kExitCheckFailed, "reading " + t.log_table() + ": " + r.error().message);
+    for (int i = 0; i < r.rows(); ++i) in_snapshot[t.id].push_back(r.get(i, 0));
   }
 
   int jobs = std::max(1, std::atoi(ctx.args.get("jobs", "4").c_str()));
@@ -555,15 +566,12 @@ int trigger_start(CommandContext& ctx) {
   snap_conn->exec_script("COMMIT");
   if (!first_error.empty()) return ctx.fail(kExitCheckFailed, "initial copy: " + first_error);
 
-  for (const auto& [id, cids] : in_snapshot) {
+  for (const auto& [id, ctids] : in_snapshot) {
     auto it = std::find_if(tables->begin(), tables->end(),
                            [&](const CapturedTable& t) { return t.id == id; });
-    PgResult d =
-        source->exec("DELETE FROM " + it->shadow_table() + " WHERE change_id = ANY($1::bigint[])",
-                     {int_array(cids)});
+    PgResult d = source->exec(delete_log_sql(*it), {array_of(ctids)});
     if (!d)
-      return ctx.fail(kExitCheckFailed,
-                      "trimming " + it->shadow_table() + ": " + d.error().message);
+      return ctx.fail(kExitCheckFailed, "trimming " + it->log_table() + ": " + d.error().message);
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   PgError re;
@@ -690,30 +698,52 @@ int trigger_status(CommandContext& ctx) {
   return healthy ? kExitOk : kExitCheckFailed;
 }
 
+bool remove_trigger_capture(PgConn& source, PgConn* target, std::vector<std::string>& problems) {
+  prepare_session(source);
+  size_t before = problems.size();
+  PgResult r = source.exec("SELECT id FROM pgcutover.trigger_tables");
+  if (!r && r.error().sqlstate != "42P01") {
+    problems.push_back("reading pgcutover.trigger_tables: " + r.error().message);
+    return false;
+  }
+  for (int i = 0; r && i < r.rows(); ++i) {
+    CapturedTable t;
+    t.id = static_cast<int>(r.get_int(i, 0));
+    PgResult d = source.exec_script(drop_capture_ddl(t));
+    if (!d) problems.push_back("capture " + std::to_string(t.id) + ": " + d.error().message);
+  }
+  // Triggers whose registry row is gone (an interrupted start): find them by name.
+  PgResult orphans = source.exec(
+      "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = "
+      "p.pronamespace WHERE n.nspname = 'pgcutover' AND (p.proname LIKE 'capture\\_%' OR "
+      "p.proname LIKE 'guard\\_%')");
+  for (int i = 0; orphans && i < orphans.rows(); ++i) {
+    PgResult d = source.exec_script("DROP FUNCTION IF EXISTS " + orphans.get(i, 0) + " CASCADE");
+    if (!d) problems.push_back(orphans.get(i, 0) + ": " + d.error().message);
+  }
+  PgResult logs = source.exec(
+      "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON "
+      "n.oid = c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relkind = 'r' AND (c.relname "
+      "LIKE 'trigger\\_changes\\_%' OR c.relname LIKE 'trigger\\_rows\\_%')");
+  for (int i = 0; logs && i < logs.rows(); ++i) {
+    PgResult d = source.exec_script("DROP TABLE IF EXISTS " + logs.get(i, 0));
+    if (!d) problems.push_back(logs.get(i, 0) + ": " + d.error().message);
+  }
+  PgResult d = source.exec_script("DROP TABLE IF EXISTS pgcutover.trigger_tables");
+  if (!d) problems.push_back("dropping the registry: " + d.error().message);
+  // Other methods keep their own objects in this schema: drop it only when it is empty.
+  source.exec_script("DROP SCHEMA IF EXISTS pgcutover");
+  if (target) target->exec_script("DROP TABLE IF EXISTS pgcutover.trigger_applied");
+  return problems.size() == before;
+}
+
 int trigger_stop(CommandContext& ctx) {
   auto source = ctx.connect_source();
   if (!source) return kExitUsage;
   auto target = ctx.connect_target();
   if (!target) return kExitUsage;
-  prepare_session(*source);
   std::vector<std::string> problems;
-  PgResult r = source->exec("SELECT id, schema_name, table_name FROM pgcutover.trigger_tables");
-  for (int i = 0; r && i < r.rows(); ++i) {
-    CapturedTable t;
-    t.id = static_cast<int>(r.get_int(i, 0));
-    t.schema = r.get(i, 1);
-    t.name = r.get(i, 2);
-    PgResult d = source->exec_script(drop_capture_ddl(t));
-    if (!d && d.error().sqlstate != "42P01")
-      problems.push_back(t.schema + "." + t.name + ": " + d.error().message);
-  }
-  PgResult d = source->exec_script(
-      "DROP TABLE IF EXISTS pgcutover.trigger_changes; DROP TABLE IF EXISTS "
-      "pgcutover.trigger_tables");
-  if (!d) problems.push_back("dropping the change log: " + d.error().message);
-  // Other methods keep their own objects in this schema: drop it only when it is empty.
-  source->exec_script("DROP SCHEMA IF EXISTS pgcutover");
-  target->exec_script("DROP TABLE IF EXISTS pgcutover.trigger_applied_rows");
+  remove_trigger_capture(*source, &*target, problems);
   PgError e;
   record_method(*target, "", {}, e);
   if (!problems.empty()) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "control/context.h"
 
@@ -34,6 +35,11 @@ struct TriggerBacklog {
   std::string broken;         // "schema.table saw TRUNCATE" when capture is incomplete
 };
 TriggerBacklog trigger_backlog(PgConn& source);
+
+// Drops every trigger, function and log of the method from the source, and the pgcutover
+// schema when nothing else is left in it (and the applied-rows table on `target` when given).
+// Idempotent: nothing installed is not a problem. False with `problems` appended on failure.
+bool remove_trigger_capture(PgConn& source, PgConn* target, std::vector<std::string>& problems);
 
 // Applies until the log is empty (taking the apply lock first), bounded by `timeout`.
 // `applied` counts the entries applied. False with `error` set on timeout or failure.

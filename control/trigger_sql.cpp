@@ -5,17 +5,6 @@
 namespace pgcutover::control {
 namespace {
 
-// "ARRAY[NEW."a"::text, NEW."b"::text]": the key in text form, which the apply casts back to
-// the column type; text is the one representation every key type has.
-std::string key_array(const CapturedTable& t, const char* row) {
-  std::string s = "ARRAY[";
-  for (size_t i = 0; i < t.key.size(); ++i) {
-    if (i) s += ", ";
-    s += std::string(row) + "." + quote_ident(t.key[i]) + "::text";
-  }
-  return s + "]";
-}
-
 std::string key_row(const CapturedTable& t, const char* row) {
   std::string s = "(";
   for (size_t i = 0; i < t.key.size(); ++i) {
@@ -23,6 +12,13 @@ std::string key_row(const CapturedTable& t, const char* row) {
     s += std::string(row) + "." + quote_ident(t.key[i]);
   }
   return s + ")";
+}
+
+// k1, ..., kn: the log's key columns, named by position so no column name is spliced in.
+std::string key_columns(const CapturedTable& t) {
+  std::string s;
+  for (size_t i = 0; i < t.key.size(); ++i) s += (i ? ", k" : "k") + std::to_string(i + 1);
+  return s;
 }
 
 // A dollar-quote tag absent from the body: a quoted column named `$pgcutover$` must not end
@@ -35,8 +31,8 @@ std::string dollar_tag(const std::string& body) {
 }
 
 std::string log_insert(const CapturedTable& t, const char* row) {
-  return "INSERT INTO " + std::string(kTriggerChanges) + " (tbl, k) VALUES (" +
-         std::to_string(t.id) + ", " + key_array(t, row) + ");";
+  std::string values = key_row(t, row);
+  return "INSERT INTO " + t.log_table() + " (" + key_columns(t) + ") VALUES " + values + ";";
 }
 
 std::string list(const std::vector<std::string>& names, const std::string& prefix = "") {
@@ -81,19 +77,16 @@ std::string CapturedTable::qualified() const {
 std::string CapturedTable::function_name() const {
   return "pgcutover." + quote_ident("capture_" + std::to_string(id));
 }
-std::string CapturedTable::shadow_table() const {
-  return "pgcutover." + quote_ident("trigger_rows_" + std::to_string(id));
+std::string CapturedTable::log_table() const {
+  return "pgcutover." +
+         quote_ident((insert_only() ? "trigger_rows_" : "trigger_changes_") + std::to_string(id));
 }
 
 std::string trigger_log_ddl() {
-  // No foreign key, no extra index on the log: each costs the application's write path.
   return "CREATE SCHEMA IF NOT EXISTS pgcutover;"
          "CREATE TABLE IF NOT EXISTS pgcutover.trigger_tables ("
          " id int PRIMARY KEY, schema_name text NOT NULL, table_name text NOT NULL,"
-         " key_columns text[] NOT NULL, broken text, UNIQUE (schema_name, table_name));"
-         "CREATE TABLE IF NOT EXISTS pgcutover.trigger_changes ("
-         " id bigserial PRIMARY KEY, tbl int NOT NULL, k text[] NOT NULL,"
-         " xid bigint NOT NULL DEFAULT txid_current(), at timestamptz NOT NULL DEFAULT now());";
+         " key_columns text[] NOT NULL, broken text, UNIQUE (schema_name, table_name));";
 }
 
 std::string capture_ddl(const CapturedTable& t) {
@@ -113,16 +106,22 @@ std::string capture_ddl(const CapturedTable& t) {
                     (t.insert_only() ? "UPDATE OR DELETE OR TRUNCATE" : "TRUNCATE") + " ON " + tbl +
                     " FOR EACH STATEMENT EXECUTE FUNCTION " + guard_fn + "();";
   std::string body, events;
+  // No index, no sequence, no foreign key on a log: each would cost the application's
+  // write path, and the apply needs none of them (it reads whole logs, deletes by ctid).
+  const char* stamp =
+      "xid bigint NOT NULL DEFAULT txid_current(), at timestamptz NOT NULL DEFAULT now()";
   if (t.insert_only()) {
     // The whole row, as the table's own composite type: no column list to keep in sync, and
-    // one INSERT. Ids come from the log's sequence so the apply can order and delete by id.
-    ddl += "CREATE TABLE IF NOT EXISTS " + t.shadow_table() +
-           " (change_id bigint PRIMARY KEY DEFAULT nextval('pgcutover.trigger_changes_id_seq'),"
-           " at timestamptz NOT NULL DEFAULT now(), r " +
-           tbl + " NOT NULL);";
-    body = "BEGIN INSERT INTO " + t.shadow_table() + " (r) VALUES (NEW); RETURN NULL; END";
+    // one INSERT.
+    ddl +=
+        "CREATE TABLE IF NOT EXISTS " + t.log_table() + " (" + stamp + ", r " + tbl + " NOT NULL);";
+    body = "BEGIN INSERT INTO " + t.log_table() + " (r) VALUES (NEW); RETURN NULL; END";
     events = "INSERT";
   } else {
+    std::string cols;
+    for (size_t i = 0; i < t.key.size(); ++i)
+      cols += "k" + std::to_string(i + 1) + " " + t.key_types[i] + ", ";
+    ddl += "CREATE TABLE IF NOT EXISTS " + t.log_table() + " (" + cols + stamp + ");";
     // An UPDATE that changes the key logs both keys: the old one so the apply deletes that
     // row on the target, the new one so it copies the new row.
     body = "BEGIN IF TG_OP = 'DELETE' THEN " + log_insert(t, "OLD") + " RETURN NULL; END IF; " +
@@ -139,14 +138,13 @@ std::string capture_ddl(const CapturedTable& t) {
 }
 
 std::string drop_capture_ddl(const CapturedTable& t) {
-  std::string tbl = t.qualified();
-  // The table may be gone already: DROP TRIGGER ... ON a missing table fails even with IF
-  // EXISTS, so the caller runs this per table and reports, rather than in one script.
-  return "DROP TRIGGER IF EXISTS " + std::string(kTriggerName) + " ON " + tbl + ";" +
-         "DROP TRIGGER IF EXISTS " + kTriggerGuardName + " ON " + tbl + ";" +
-         "DROP FUNCTION IF EXISTS " + t.function_name() + "();" +
-         "DROP FUNCTION IF EXISTS pgcutover." + quote_ident("guard_" + std::to_string(t.id)) +
-         "();" + "DROP TABLE IF EXISTS " + t.shadow_table() + ";";
+  // CASCADE reaches exactly the triggers that call these functions; both possible log names
+  // go, since the registry no longer says whether the table had a key.
+  std::string id = std::to_string(t.id);
+  return "DROP FUNCTION IF EXISTS " + t.function_name() + "() CASCADE;" +
+         "DROP FUNCTION IF EXISTS pgcutover." + quote_ident("guard_" + id) + "() CASCADE;" +
+         "DROP TABLE IF EXISTS pgcutover." + quote_ident("trigger_changes_" + id) + ";" +
+         "DROP TABLE IF EXISTS pgcutover." + quote_ident("trigger_rows_" + id) + ";";
 }
 
 std::string select_rows_sql(const CapturedTable& t) {
@@ -187,10 +185,19 @@ std::string delete_rows_sql(const CapturedTable& t) {
          key_match(t);
 }
 
-std::string select_shadow_sql(const CapturedTable& t) {
-  std::string s = "SELECT change_id";
-  for (const auto& c : t.columns) s += ", (r)." + quote_ident(c) + "::text";
-  return s + " FROM " + t.shadow_table() + " ORDER BY change_id LIMIT $1::int";
+std::string select_log_sql(const CapturedTable& t) {
+  // No ORDER BY: the apply converges by key whatever the order, and a log that the apply
+  // keeps short is read whole each round (the final drain reads it to empty).
+  std::string s = "SELECT ctid::text, xid::text";
+  if (t.insert_only())
+    for (const auto& c : t.columns) s += ", (r)." + quote_ident(c) + "::text";
+  else
+    for (size_t i = 0; i < t.key.size(); ++i) s += ", k" + std::to_string(i + 1) + "::text";
+  return s + " FROM " + t.log_table() + " LIMIT $1::int";
+}
+
+std::string delete_log_sql(const CapturedTable& t) {
+  return "DELETE FROM " + t.log_table() + " WHERE ctid = ANY($1::tid[])";
 }
 
 std::string text_array_literal(const std::vector<std::optional<std::string>>& values) {

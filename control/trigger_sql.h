@@ -2,10 +2,14 @@
 // building (no connection), so the generated capture functions and the apply statements are
 // unit-tested for composite keys and odd identifiers (tests/unit/control_trigger_test.cpp).
 //
-// Why one generated function per table with static SQL: measured on pgbench tpcb-like, a
+// Why one generated function and one log table per table: measured on pgbench tpcb-like, a
 // generic trigger building jsonb keys costs ~14% of tps and a statement-level trigger with
 // dynamic SQL over 20%; a per-table plpgsql function whose INSERT is plain SQL is planned
-// once per session and costs a few percent (docs/cli.md, "replicate --method trigger").
+// once per session. Its log row is as small as it can be: the key in its own typed columns
+// (no text conversion, no array), the transaction id and the time; no index, no sequence.
+// The apply's handle for an entry is its ctid: only the apply deletes entries and nothing
+// ever updates them, so a ctid names the same entry from the read to the delete
+// (tests/bench/bench_trigger_capture.sh measures the cost; docs/cli.md has the figures).
 #pragma once
 
 #include <optional>
@@ -15,7 +19,6 @@
 namespace pgcutover::control {
 
 // Objects on the SOURCE, all in schema pgcutover (owned by the database owner).
-inline constexpr const char* kTriggerChanges = "pgcutover.trigger_changes";
 inline constexpr const char* kTriggerTables = "pgcutover.trigger_tables";
 inline constexpr const char* kTriggerName = "pgcutover_capture";
 inline constexpr const char* kTriggerGuardName = "pgcutover_capture_guard";
@@ -36,17 +39,21 @@ struct CapturedTable {
   bool insert_only() const { return key.empty(); }
   std::string qualified() const;      // "schema"."name"
   std::string function_name() const;  // pgcutover."capture_<id>"
-  std::string shadow_table() const;   // pgcutover."trigger_rows_<id>" (insert-only tables)
+  // The table's own log: pgcutover."trigger_changes_<id>" (key columns k1..kn, xid, at) for
+  // a keyed table, pgcutover."trigger_rows_<id>" (xid, at, r = the whole row) for an
+  // insert-only one.
+  std::string log_table() const;
 };
 
-// DDL for the log and the registry (idempotent).
+// DDL for the schema and the registry (idempotent).
 std::string trigger_log_ddl();
 
-// CREATE FUNCTION + CREATE TRIGGER for one table (and for insert-only tables the shadow
-// table, plus a statement trigger that marks the table broken if it ever sees UPDATE,
+// The table's log, CREATE FUNCTION + CREATE TRIGGER for one table (and for insert-only
+// tables a statement trigger that marks the table broken if it ever sees UPDATE,
 // DELETE or TRUNCATE, since those could not be carried over).
 std::string capture_ddl(const CapturedTable& t);
-// DROP TRIGGER/FUNCTION/shadow table for one table (IF EXISTS everywhere).
+// DROP the functions (CASCADE takes their triggers) and the log of one table, IF EXISTS
+// everywhere and without naming the captured table, so it works when that table is gone.
 std::string drop_capture_ddl(const CapturedTable& t);
 
 // Apply statements; parameters are one text[] per key column (or per column for the
@@ -58,10 +65,13 @@ std::string select_rows_sql(const CapturedTable& t);
 std::string upsert_rows_sql(const CapturedTable& t);
 // DELETE the target rows whose key is in the arrays.
 std::string delete_rows_sql(const CapturedTable& t);
-// INSERT the shadow rows of an insert-only table: $1..$n one text[] per column.
+// INSERT the logged rows of an insert-only table: $1..$n one text[] per column.
 std::string insert_rows_sql(const CapturedTable& t);
-// change_id, then every column as text, of the oldest $1 shadow rows of an insert-only table.
-std::string select_shadow_sql(const CapturedTable& t);
+// Up to $1 entries of the table's log: ctid, xid, then the key columns (keyed) or every
+// column (insert-only), all as text.
+std::string select_log_sql(const CapturedTable& t);
+// DELETE the entries whose ctid is in $1 (a tid[]).
+std::string delete_log_sql(const CapturedTable& t);
 
 // A text[] literal for a parameter: {"a","b\"c",NULL}. Every element quoted, so empty
 // strings, commas, braces and the word NULL survive.

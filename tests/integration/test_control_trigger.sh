@@ -5,7 +5,10 @@
 #  - `replicate apply` killed with SIGKILL at three points and restarted loses nothing;
 #  - after the load stops, a final `apply --until-empty` leaves the target equal to the
 #    source: `validate` passes (pgbench_history, which has no key, included);
-#  - `lag` reports the pending log; `replicate stop` leaves no trigger, function or schema.
+#  - a table without a primary key that saw UPDATE is refused by preflight and by start, with
+#    the fix; insert-only tables without a key (pgbench_history) are captured by whole row;
+#  - `lag` reports the pending log (size and age); `replicate stop` leaves no trigger,
+#    function or schema.
 set -euo pipefail
 top=${PGCUTOVER_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
@@ -39,10 +42,49 @@ pgc_start tgt rds >/dev/null
 [ "$(pgc_psql src -XAtc "select rolsuper or rolreplication from pg_roles where rolname = current_user")" = f ] ||
   fail "the source's app role must have neither superuser nor REPLICATION"
 ctl() { timeout 120 "$CTL_BIN" "$@" --source-url "$SRC_URL" --target-url "$TGT_URL"; }
-pending() { pgc_admin_psql src -XAtc "select count(*) from pgcutover.trigger_changes"; }
+# In the background with $! = pgcutoverctl itself (not a `timeout` around it), so that
+# kill -KILL $APPLY_PID kills the apply.
+apply_bg() { # <log> <args...>
+  local log=$1
+  shift
+  "$CTL_BIN" replicate apply "$@" --source-url "$SRC_URL" --target-url "$TGT_URL" >"$log" 2>&1 &
+  APPLY_PID=$!
+}
+# Pending entries, as `lag` reports them (every table's log, keyed and insert-only).
+pending() {
+  ctl lag --method trigger --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pending_changes"])'
+}
 
 timeout 120 pgbench -i -q -s 2 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
 pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+
+# A keyless table that sees UPDATE cannot converge by key: refused, with the fix.
+pgc_psql src -qc "CREATE TABLE nokey (a int NOT NULL, b int); CREATE UNIQUE INDEX nokey_a ON nokey (a);
+  INSERT INTO nokey SELECT g, g FROM generate_series(1, 10) g; UPDATE nokey SET b = 0 WHERE a = 1"
+seen_update() { [ "$(pgc_admin_psql src -XAtc "select n_tup_upd from pg_stat_user_tables where relname = 'nokey'")" -gt 0 ]; }
+pgc_wait_until 10 seen_update || fail "statistics never showed the UPDATE on nokey"
+rc=0
+ctl preflight --method trigger --json >"$WORK/preflight.out" 2>&1 || rc=$?
+[ $rc = 1 ] || fail "preflight --method trigger with an updated keyless table exited $rc, expected 1"
+python3 - "$WORK/preflight.out" <<'PY' || fail "preflight does not refuse nokey with the fix"
+import json, sys
+checks = {c["id"]: c for c in json.load(open(sys.argv[1]))["checks"]}
+c = checks["primary_keys"]
+assert c["status"] == "fail", c
+assert "public.nokey" in c["data"]["updated_without_key"], c
+assert "public.pgbench_history" in c["data"]["insert_only_without_key"], c
+assert "PRIMARY KEY USING INDEX" in c["fix"], c
+PY
+rc=0
+ctl replicate start --method trigger >"$WORK/refused.out" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -q "public.nokey" "$WORK/refused.out" && grep -q "PRIMARY KEY USING INDEX" "$WORK/refused.out" ||
+  fail "replicate start did not refuse nokey with the fix (exit $rc): $(cat "$WORK/refused.out")"
+[ "$(pgc_admin_psql src -XAtc "select count(*) from pg_namespace where nspname = 'pgcutover'")" = 0 ] ||
+  fail "a refused start left objects on the source"
+# The fix the message gives, then the table is captured by key like any other.
+pgc_psql src -qc "ALTER TABLE nokey ADD CONSTRAINT nokey_pkey PRIMARY KEY USING INDEX nokey_a"
+pass "keyless updated table refused by preflight and start with the fix (PRIMARY KEY USING INDEX); pgbench_history accepted as insert-only"
+
 ctl schema copy >/dev/null || fail "schema copy"
 
 # Constant write load, bounded by -T and stopped explicitly below.
@@ -58,12 +100,12 @@ pass "capture installed and tables copied from one snapshot under load, as a non
 
 # Kill the apply at three points of its work; each restart continues where it was.
 for i in 1 2 3; do
-  ctl replicate apply --batch 200 >"$WORK/apply$i.log" 2>&1 &
-  APPLY_PID=$!
+  apply_bg "$WORK/apply$i.log" --batch 200
   n0=$(pending)
   # The kill lands while the apply is busy: once it has consumed something, at a random
   # offset (0-300 ms) into whatever round it is in.
-  pgc_wait_until 30 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from pgcutover.trigger_changes') -lt $n0 ] || ! kill -0 $APPLY_PID" ||
+  progressed() { [ "$(pending)" -lt "$n0" ] || ! kill -0 "$APPLY_PID"; }
+  pgc_wait_until 30 progressed ||
     fail "apply $i made no progress"
   kill -0 "$APPLY_PID" || fail "apply $i exited: $(cat "$WORK/apply$i.log")"
   sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
@@ -73,14 +115,23 @@ for i in 1 2 3; do
 done
 pass "apply killed (SIGKILL) three times under load"
 
+# Nothing applies now while pgbench writes: the log grows and ages, and lag says so.
+sleep 1.2
 ctl lag --method trigger --json >"$WORK/lag.out" || fail "lag"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and "pending_changes" in d, d' "$WORK/lag.out" ||
-  fail "lag does not report the pending log"
+python3 - "$WORK/lag.out" <<'PY' || fail "lag does not report the pending log's size and age: $(cat "$WORK/lag.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] and d["method"] == "trigger", d
+assert d["pending_changes"] > 0, d
+assert d["seconds"] >= 1.0 and d["seconds_from"] == "oldest_pending_change", d
+PY
+lag_n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pending_changes"])' "$WORK/lag.out")
+pass "lag reports the pending log: $lag_n change(s), oldest >= 1 s"
 
 # Keep up while the load runs, then stop the load and drain.
-ctl replicate apply >"$WORK/apply-live.log" 2>&1 &
-APPLY_PID=$!
-pgc_wait_until 60 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from pgcutover.trigger_changes') -lt 500 ]" ||
+apply_bg "$WORK/apply-live.log"
+kept_up() { [ "$(pending)" -lt 500 ]; }
+pgc_wait_until 60 kept_up ||
   fail "apply does not keep up with the load"
 kill -INT "$BENCH_PID" 2>/dev/null || true
 wait "$BENCH_PID" 2>/dev/null || true
@@ -97,7 +148,9 @@ tgt_h=$(pgc_admin_psql tgt -XAtc "select count(*) from pgbench_history")
 pass "final apply drained the log; validate passes ($src_h history rows on both sides)"
 
 ctl replicate stop >"$WORK/stop.out" 2>&1 || fail "replicate stop"
-left=$(pgc_admin_psql src -XAtc "select (select count(*) from pg_trigger where tgname like 'pgcutover%') + (select count(*) from pg_namespace where nspname = 'pgcutover')")
-[ "$left" = 0 ] || fail "replicate stop left $left trigger(s)/schema on the source"
+left=$(pgc_admin_psql src -XAtc "select (select count(*) from pg_trigger where tgname like 'pgcutover%')
+  + (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where nspname = 'pgcutover')
+  + (select count(*) from pg_namespace where nspname = 'pgcutover')")
+[ "$left" = 0 ] || fail "replicate stop left $left trigger(s)/function(s)/schema on the source"
 pgc_psql src -qc "update pgbench_accounts set abalance = abalance + 1 where aid = 1" || fail "write after stop"
 pass "replicate stop removed triggers, functions and the pgcutover schema from the source"

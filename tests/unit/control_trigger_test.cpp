@@ -29,8 +29,15 @@ size_t count(const std::string& s, const std::string& what) {
 
 TEST(TriggerSql, CompositeKeyLogsEveryKeyColumnAndBothKeysOnKeyChange) {
   std::string ddl = capture_ddl(composite());
-  EXPECT_NE(ddl.find("ARRAY[NEW.\"order_id\"::text, NEW.\"line\"::text]"), std::string::npos);
-  EXPECT_NE(ddl.find("ARRAY[OLD.\"order_id\"::text, OLD.\"line\"::text]"), std::string::npos);
+  // The table's own log, key columns typed like the key: no text conversion, no array, and
+  // no index or sequence to maintain on the write path.
+  EXPECT_NE(ddl.find("CREATE TABLE IF NOT EXISTS pgcutover.\"trigger_changes_7\" (k1 bigint, k2 "
+                     "integer, xid bigint NOT NULL DEFAULT txid_current(), at timestamptz NOT "
+                     "NULL DEFAULT now());"),
+            std::string::npos);
+  EXPECT_EQ(ddl.find("PRIMARY KEY"), std::string::npos);
+  EXPECT_EQ(ddl.find("nextval"), std::string::npos);
+  EXPECT_EQ(ddl.find("::text"), std::string::npos);
   EXPECT_NE(ddl.find("(OLD.\"order_id\", OLD.\"line\") IS DISTINCT FROM (NEW.\"order_id\", "
                      "NEW.\"line\")"),
             std::string::npos);
@@ -41,8 +48,9 @@ TEST(TriggerSql, CompositeKeyLogsEveryKeyColumnAndBothKeysOnKeyChange) {
   EXPECT_EQ(ddl.find("EXECUTE '"), std::string::npos);
   EXPECT_EQ(ddl.find("EXECUTE format"), std::string::npos);
   EXPECT_EQ(ddl.find("jsonb"), std::string::npos);
-  // Table id as a literal, three log inserts (DELETE, NEW, OLD on key change).
-  EXPECT_EQ(count(ddl, "INSERT INTO pgcutover.trigger_changes (tbl, k) VALUES (7, "), 3u);
+  // Three log inserts (DELETE, NEW, OLD on key change).
+  EXPECT_EQ(count(ddl, "INSERT INTO pgcutover.\"trigger_changes_7\" (k1, k2) VALUES ("), 3u);
+  EXPECT_NE(ddl.find("VALUES (NEW.\"order_id\", NEW.\"line\");"), std::string::npos);
   EXPECT_NE(ddl.find("AFTER TRUNCATE ON"), std::string::npos);
 }
 
@@ -57,8 +65,7 @@ TEST(TriggerSql, OddIdentifiersAreQuotedAndCannotCloseTheDollarQuote) {
   t.column_types = t.key_types;
   std::string ddl = capture_ddl(t);
   EXPECT_NE(ddl.find("\"My \"\"Schema\"\"\".\"tbl; DROP TABLE x\""), std::string::npos);
-  EXPECT_NE(ddl.find("NEW.\"$pgcutover$\"::text"), std::string::npos);
-  EXPECT_NE(ddl.find("NEW.\"Mixed Case\"::text"), std::string::npos);
+  EXPECT_NE(ddl.find("(NEW.\"$pgcutover$\", NEW.\"Mixed Case\")"), std::string::npos);
   // The body contains "$pgcutover$", so another tag is used for the function body.
   EXPECT_NE(ddl.find("AS $pgcutover1$BEGIN IF TG_OP"), std::string::npos);
   EXPECT_EQ(count(ddl, "$pgcutover1$"), 2u);
@@ -84,6 +91,17 @@ TEST(TriggerSql, ApplyStatementsCastTextArraysToTheKeyTypes) {
   EXPECT_NE(up.find("ON CONFLICT (\"order_id\", \"line\") DO UPDATE SET \"sku\" = "
                     "EXCLUDED.\"sku\", \"qty\" = EXCLUDED.\"qty\""),
             std::string::npos);
+  // The log is read whole (no ORDER BY, no index needed) and entries deleted by ctid.
+  EXPECT_EQ(select_log_sql(t),
+            "SELECT ctid::text, xid::text, k1::text, k2::text FROM pgcutover.\"trigger_changes_7\" "
+            "LIMIT $1::int");
+  EXPECT_EQ(delete_log_sql(t),
+            "DELETE FROM pgcutover.\"trigger_changes_7\" WHERE ctid = ANY($1::tid[])");
+  // Removal names functions (CASCADE takes the triggers) and logs, never the captured table.
+  std::string drop = drop_capture_ddl(t);
+  EXPECT_EQ(drop.find("order_lines"), std::string::npos);
+  EXPECT_NE(drop.find("DROP FUNCTION IF EXISTS pgcutover.\"capture_7\"() CASCADE;"),
+            std::string::npos);
 }
 
 TEST(TriggerSql, InsertOnlyTableLogsWholeRowsAndGuardsUpdates) {
@@ -102,9 +120,10 @@ TEST(TriggerSql, InsertOnlyTableLogsWholeRowsAndGuardsUpdates) {
   EXPECT_NE(ddl.find("AFTER UPDATE OR DELETE OR TRUNCATE ON \"public\".\"pgbench_history\" FOR "
                      "EACH STATEMENT"),
             std::string::npos);
-  EXPECT_EQ(select_shadow_sql(t),
-            "SELECT change_id, (r).\"tid\"::text, (r).\"delta\"::text FROM "
-            "pgcutover.\"trigger_rows_4\" ORDER BY change_id LIMIT $1::int");
+  EXPECT_EQ(ddl.find("nextval"), std::string::npos);
+  EXPECT_EQ(select_log_sql(t),
+            "SELECT ctid::text, xid::text, (r).\"tid\"::text, (r).\"delta\"::text FROM "
+            "pgcutover.\"trigger_rows_4\" LIMIT $1::int");
 }
 
 TEST(TriggerSql, TextArraysRoundTrip) {
