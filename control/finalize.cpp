@@ -47,6 +47,10 @@ int cmd_finalize(CommandContext& ctx) {
   if (!source_admin) return kExitUsage;
   auto target_admin = admin("subscriber-url", ctx.settings.target, "target");
   if (!target_admin) return kExitUsage;
+  // The fence makes the app role's new sessions read-only (default_transaction_read_only):
+  // without a superuser (Heroku) finalize connects as that role, and must write.
+  for (PgConn* c : {&*source, &*source_admin, &*target_admin})
+    c->exec_script("SET default_transaction_read_only = off");
   std::vector<std::string> done, problems;
   std::string err;
   if (drop_link(*source_admin, *target_admin, reverse_link(), err))

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The trigger method's cost on the source's write path (issue 11): pgbench tpcb-like on the
+# Heroku-shaped source (app role: owner, no superuser, no REPLICATION), side by side
+#   off      no capture installed (`replicate stop` removed everything)
+#   capture  `replicate start --method trigger` installed, no apply running (the log grows)
+#   +apply   capture installed and `replicate apply` running on the same machine
+# in alternating order (off capture +apply, then +apply capture off, ...) so that drift in
+# the machine's load hits every configuration alike. Per run: tps, the source server's CPU
+# time per transaction (every server process, reaped backends included; pgbench's own CPU is
+# not in it) and WAL bytes per transaction. Prints the medians and the ratios to `off`.
+# Not a CTest test: a benchmark.
+#
+#   tests/bench/bench_trigger_capture.sh          3 rounds of 20 s runs, scale 5, 4 clients
+#   BENCH_SECONDS=30 BENCH_ROUNDS=5 BENCH_CLIENTS=8 BENCH_SCALE=10 tests/bench/bench_trigger_capture.sh
+#   BENCH_DURABLE=0 ...   fsync off (the test harness's default): every transaction is pure
+#                         CPU, the worst case for a trigger's relative cost
+#   BENCH_APPLY=0 ...     skip the +apply configuration
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
+[ -x "$CTL_BIN" ] || { echo "bench: pgcutoverctl not built: $CTL_BIN" >&2; exit 1; }
+seconds=${BENCH_SECONDS:-20}
+rounds=${BENCH_ROUNDS:-3}
+clients=${BENCH_CLIENTS:-4}
+scale=${BENCH_SCALE:-5}
+durable=${BENCH_DURABLE:-1}
+with_apply=${BENCH_APPLY:-1}
+
+. "$top/tests/lib/pgcluster.sh"
+work=$(mktemp -d /tmp/pgcutover-bench-trigger.XXXXXX)
+apply_pid=""
+cleanup() {
+  [ -n "$apply_pid" ] && kill -KILL "$apply_pid" 2>/dev/null || true
+  pgc_stop_all || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Heroku Postgres is durable (fsync, synchronous commit): so is the source by default.
+src_opts=()
+[ "$durable" = 1 ] && src_opts+=(--durable)
+pgc_start src heroku "${src_opts[@]}" >/dev/null
+pgc_start tgt rds >/dev/null
+ctl() { timeout 300 "$CTL_BIN" "$@" --source-url "$SRC_URL" --target-url "$TGT_URL"; }
+timeout 300 pgbench -i -q -s "$scale" "$SRC_URL" >/dev/null 2>&1
+pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" # as RDS has it
+ctl schema copy >/dev/null
+
+postmaster=$(head -1 "${PGC_DIRS[src]}/data/postmaster.pid")
+# Clock ticks of the whole server: the postmaster, its reaped children, its live children.
+server_ticks() {
+  local t f p
+  read -r -a f < <(sed 's/.*) //' "/proc/$postmaster/stat")
+  t=$((f[11] + f[12] + f[13] + f[14]))
+  for p in $(pgrep -P "$postmaster"); do
+    read -r -a f < <(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + f[11] + f[12]))
+  done
+  echo "$t"
+}
+children() { pgrep -c -P "$postmaster" || true; }
+wal_lsn() { pgc_admin_psql src -XAtc "select pg_current_wal_lsn() - '0/0'::pg_lsn"; }
+hz=$(getconf CLK_TCK)
+
+set_config() { # off | capture | +apply
+  if [ "$1" = off ]; then
+    ctl replicate stop >/dev/null 2>&1 || true
+  elif [ "$(pgc_admin_psql src -XAtc "select count(*) from pg_namespace where nspname = 'pgcutover'")" = 0 ]; then
+    ctl replicate start --method trigger --jobs 2 >/dev/null
+  fi
+  # The same starting point for every run: no dead rows, no dirty buffers.
+  pgc_psql src -qc "VACUUM pgbench_accounts, pgbench_tellers, pgbench_branches, pgbench_history"
+  pgc_admin_psql src -qc "CHECKPOINT"
+}
+
+# One run: "<tps> <server CPU us per transaction> <WAL bytes per transaction>"
+run() { # <config>
+  local base t0 w0 t1 w1 out tps n
+  if [ "$1" = +apply ]; then
+    "$CTL_BIN" replicate apply --source-url "$SRC_URL" --target-url "$TGT_URL" >"$work/apply.log" 2>&1 &
+    apply_pid=$!
+  fi
+  base=$(children)
+  t0=$(server_ticks) w0=$(wal_lsn)
+  out=$(pgbench -n -c "$clients" -j "$(((clients + 1) / 2))" -T "$seconds" "$SRC_URL" 2>&1) || {
+    echo "$out" >&2
+    exit 1
+  }
+  if [ -n "$apply_pid" ]; then
+    kill -TERM "$apply_pid" 2>/dev/null || true
+    wait "$apply_pid" 2>/dev/null || true
+    apply_pid=""
+  fi
+  # The benchmark's backends exit after it: wait (bounded) until the postmaster reaped them,
+  # so their CPU time is counted.
+  for _ in $(seq 50); do [ "$(children)" -le "$base" ] && break; sleep 0.1; done
+  t1=$(server_ticks) w1=$(wal_lsn)
+  tps=$(grep -oE 'tps = [0-9.]+' <<<"$out" | head -1 | cut -d' ' -f3)
+  n=$(grep -oE 'actually processed: [0-9]+' <<<"$out" | cut -d' ' -f3)
+  echo "$tps $(((t1 - t0) * 1000000 / hz / n)) $(((w1 - w0) / n))"
+}
+
+configs=(off capture)
+[ "$with_apply" = 1 ] && configs+=(+apply)
+echo "pgbench tpcb-like, scale $scale, $clients clients, $seconds s per run, $rounds rounds," \
+  "source fsync $([ "$durable" = 1 ] && echo on || echo off), $(nproc) cores"
+printf '%-6s %-8s %10s %14s %12s\n' round config tps cpu_us/txn wal_B/txn
+for ((r = 1; r <= rounds; r++)); do
+  order=("${configs[@]}")
+  if ((r % 2 == 0)); then
+    order=()
+    for ((i = ${#configs[@]} - 1; i >= 0; i--)); do order+=("${configs[$i]}"); done
+  fi
+  for c in "${order[@]}"; do
+    set_config "$c"
+    read -r tps cpu wal < <(run "$c")
+    printf '%-6s %-8s %10.1f %14s %12s\n' "$r" "$c" "$tps" "$cpu" "$wal"
+    echo "$c $tps $cpu $wal" >>"$work/results"
+  done
+done
+
+/usr/bin/python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = {}
+for c in dict.fromkeys(r[0] for r in rows):
+    v = [r[1:] for r in rows if r[0] == c]
+    med[c] = [statistics.median(float(x[i]) for x in v) for i in range(3)]
+print("median:")
+for c, (tps, cpu, wal) in med.items():
+    line = f"  {c:<8} {tps:8.1f} tps {cpu:7.0f} us CPU/txn {wal:6.0f} B WAL/txn"
+    if c != "off":
+        o = med["off"]
+        line += (f"   tps ratio {tps / o[0]:.3f} ({(1 - tps / o[0]) * 100:+.1f}% cost),"
+                 f" CPU/txn x{cpu / o[1]:.2f}, WAL/txn x{wal / o[2]:.2f}")
+    print(line)
+PY
