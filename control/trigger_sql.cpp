@@ -77,6 +77,9 @@ std::string CapturedTable::qualified() const {
 std::string CapturedTable::function_name() const {
   return "pgcutover." + quote_ident("capture_" + std::to_string(id));
 }
+std::string CapturedTable::old_function_name() const {
+  return "pgcutover." + quote_ident("capture_old_" + std::to_string(id));
+}
 std::string CapturedTable::log_table() const {
   return "pgcutover." +
          quote_ident((insert_only() ? "trigger_rows_" : "trigger_changes_") + std::to_string(id));
@@ -122,13 +125,24 @@ std::string capture_ddl(const CapturedTable& t) {
     for (size_t i = 0; i < t.key.size(); ++i)
       cols += "k" + std::to_string(i + 1) + " " + t.key_types[i] + ", ";
     ddl += "CREATE TABLE IF NOT EXISTS " + t.log_table() + " (" + cols + stamp + ");";
-    // An UPDATE that changes the key logs both keys: the old one so the apply deletes that
-    // row on the target, the new one so it copies the new row.
-    body = "BEGIN IF TG_OP = 'DELETE' THEN " + log_insert(t, "OLD") + " RETURN NULL; END IF; " +
-           log_insert(t, "NEW") + " IF TG_OP = 'UPDATE' THEN IF " + key_row(t, "OLD") +
-           " IS DISTINCT FROM " + key_row(t, "NEW") + " THEN " + log_insert(t, "OLD") +
-           " END IF; END IF; RETURN NULL; END";
-    events = "INSERT OR UPDATE OR DELETE";
+    // Three triggers, two one-statement functions, no IF in plpgsql: the common UPDATE that
+    // keeps the key runs one function call and one INSERT. An UPDATE that changes the key
+    // also logs the old key (so the apply deletes that row on the target); that test is the
+    // trigger's WHEN clause, evaluated without calling plpgsql.
+    std::string old_fn = t.old_function_name();
+    std::string old_body = "BEGIN " + log_insert(t, "OLD") + " RETURN NULL; END";
+    std::string otag = dollar_tag(old_body);
+    ddl += "CREATE OR REPLACE FUNCTION " + old_fn + "() RETURNS trigger LANGUAGE plpgsql AS " +
+           otag + old_body + otag + ";";
+    for (const char* name : {kTriggerOldName, kTriggerKeyName})
+      ddl += "DROP TRIGGER IF EXISTS " + std::string(name) + " ON " + tbl + ";";
+    ddl += "CREATE TRIGGER " + std::string(kTriggerOldName) + " AFTER DELETE ON " + tbl +
+           " FOR EACH ROW EXECUTE FUNCTION " + old_fn + "();";
+    ddl += "CREATE TRIGGER " + std::string(kTriggerKeyName) + " AFTER UPDATE ON " + tbl +
+           " FOR EACH ROW WHEN (" + key_row(t, "OLD") + " IS DISTINCT FROM " + key_row(t, "NEW") +
+           ") EXECUTE FUNCTION " + old_fn + "();";
+    body = "BEGIN " + log_insert(t, "NEW") + " RETURN NULL; END";
+    events = "INSERT OR UPDATE";
   }
   std::string tag = dollar_tag(body);
   return ddl + "CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS " +
@@ -142,6 +156,7 @@ std::string drop_capture_ddl(const CapturedTable& t) {
   // go, since the registry no longer says whether the table had a key.
   std::string id = std::to_string(t.id);
   return "DROP FUNCTION IF EXISTS " + t.function_name() + "() CASCADE;" +
+         "DROP FUNCTION IF EXISTS " + t.old_function_name() + "() CASCADE;" +
          "DROP FUNCTION IF EXISTS pgcutover." + quote_ident("guard_" + id) + "() CASCADE;" +
          "DROP TABLE IF EXISTS pgcutover." + quote_ident("trigger_changes_" + id) + ";" +
          "DROP TABLE IF EXISTS pgcutover." + quote_ident("trigger_rows_" + id) + ";";

@@ -21,6 +21,8 @@ namespace pgcutover::control {
 // Objects on the SOURCE, all in schema pgcutover (owned by the database owner).
 inline constexpr const char* kTriggerTables = "pgcutover.trigger_tables";
 inline constexpr const char* kTriggerName = "pgcutover_capture";
+inline constexpr const char* kTriggerOldName = "pgcutover_capture_old";  // DELETE: old key
+inline constexpr const char* kTriggerKeyName = "pgcutover_capture_key";  // key-changing UPDATE
 inline constexpr const char* kTriggerGuardName = "pgcutover_capture_guard";
 // Session advisory lock held by whoever writes to the target from the log (apply, the
 // initial copy, the flip's final drain): two appliers interleaving could write an older
@@ -37,8 +39,9 @@ struct CapturedTable {
   std::vector<std::string> column_types;
 
   bool insert_only() const { return key.empty(); }
-  std::string qualified() const;      // "schema"."name"
-  std::string function_name() const;  // pgcutover."capture_<id>"
+  std::string qualified() const;          // "schema"."name"
+  std::string function_name() const;      // pgcutover."capture_<id>": logs NEW
+  std::string old_function_name() const;  // pgcutover."capture_old_<id>": logs OLD (keyed)
   // The table's own log: pgcutover."trigger_changes_<id>" (key columns k1..kn, xid, at) for
   // a keyed table, pgcutover."trigger_rows_<id>" (xid, at, r = the whole row) for an
   // insert-only one.

@@ -5,6 +5,7 @@
 #  - `replicate apply` killed with SIGKILL at three points and restarted loses nothing;
 #  - after the load stops, a final `apply --until-empty` leaves the target equal to the
 #    source: `validate` passes (pgbench_history, which has no key, included);
+#  - key-changing UPDATEs, DELETEs and INSERTs converge by key;
 #  - a table without a primary key that saw UPDATE is refused by preflight and by start, with
 #    the fix; insert-only tables without a key (pgbench_history) are captured by whole row;
 #  - `lag` reports the pending log (size and age); `replicate stop` leaves no trigger,
@@ -97,6 +98,10 @@ pgc_wait_until 20 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'sele
 ctl replicate start --method trigger --jobs 3 >"$WORK/start.out" 2>&1 || fail "replicate start"
 grep -q "initial copy done" "$WORK/start.out" || fail "no copy summary"
 pass "capture installed and tables copied from one snapshot under load, as a non-superuser"
+# Every kind of change by key: a key-changing UPDATE (old row must go on the target), a
+# DELETE, an INSERT, and an UPDATE back to a key that existed before.
+pgc_psql src -qc "UPDATE nokey SET a = a + 100 WHERE a = 2; DELETE FROM nokey WHERE a = 3;
+  INSERT INTO nokey VALUES (50, 5); UPDATE nokey SET a = 3, b = 33 WHERE a = 4"
 
 # Kill the apply at three points of its work; each restart continues where it was.
 for i in 1 2 3; do

@@ -38,18 +38,26 @@ TEST(TriggerSql, CompositeKeyLogsEveryKeyColumnAndBothKeysOnKeyChange) {
   EXPECT_EQ(ddl.find("PRIMARY KEY"), std::string::npos);
   EXPECT_EQ(ddl.find("nextval"), std::string::npos);
   EXPECT_EQ(ddl.find("::text"), std::string::npos);
-  EXPECT_NE(ddl.find("(OLD.\"order_id\", OLD.\"line\") IS DISTINCT FROM (NEW.\"order_id\", "
-                     "NEW.\"line\")"),
+  // NEW on INSERT/UPDATE, OLD on DELETE and on an UPDATE that changes the key (WHEN clause:
+  // no plpgsql call, no IF, for the common UPDATE).
+  EXPECT_NE(ddl.find("AFTER INSERT OR UPDATE ON \"public\".\"order_lines\" FOR EACH ROW "
+                     "EXECUTE FUNCTION pgcutover.\"capture_7\"()"),
             std::string::npos);
-  EXPECT_NE(ddl.find("AFTER INSERT OR UPDATE OR DELETE ON \"public\".\"order_lines\" FOR EACH "
-                     "ROW EXECUTE FUNCTION pgcutover.\"capture_7\"()"),
+  EXPECT_NE(ddl.find("AFTER DELETE ON \"public\".\"order_lines\" FOR EACH ROW EXECUTE "
+                     "FUNCTION pgcutover.\"capture_old_7\"()"),
             std::string::npos);
+  EXPECT_NE(ddl.find("AFTER UPDATE ON \"public\".\"order_lines\" FOR EACH ROW WHEN "
+                     "((OLD.\"order_id\", OLD.\"line\") IS DISTINCT FROM (NEW.\"order_id\", "
+                     "NEW.\"line\")) EXECUTE FUNCTION pgcutover.\"capture_old_7\"()"),
+            std::string::npos);
+  EXPECT_EQ(ddl.find("IF TG_OP"), std::string::npos);
+  EXPECT_EQ(ddl.find(" THEN "), std::string::npos);
   // Static SQL only: no EXECUTE of a built string, no jsonb in the write path.
   EXPECT_EQ(ddl.find("EXECUTE '"), std::string::npos);
   EXPECT_EQ(ddl.find("EXECUTE format"), std::string::npos);
   EXPECT_EQ(ddl.find("jsonb"), std::string::npos);
-  // Three log inserts (DELETE, NEW, OLD on key change).
-  EXPECT_EQ(count(ddl, "INSERT INTO pgcutover.\"trigger_changes_7\" (k1, k2) VALUES ("), 3u);
+  // Two log inserts: one function for NEW, one for OLD.
+  EXPECT_EQ(count(ddl, "INSERT INTO pgcutover.\"trigger_changes_7\" (k1, k2) VALUES ("), 2u);
   EXPECT_NE(ddl.find("VALUES (NEW.\"order_id\", NEW.\"line\");"), std::string::npos);
   EXPECT_NE(ddl.find("AFTER TRUNCATE ON"), std::string::npos);
 }
@@ -67,8 +75,8 @@ TEST(TriggerSql, OddIdentifiersAreQuotedAndCannotCloseTheDollarQuote) {
   EXPECT_NE(ddl.find("\"My \"\"Schema\"\"\".\"tbl; DROP TABLE x\""), std::string::npos);
   EXPECT_NE(ddl.find("(NEW.\"$pgcutover$\", NEW.\"Mixed Case\")"), std::string::npos);
   // The body contains "$pgcutover$", so another tag is used for the function body.
-  EXPECT_NE(ddl.find("AS $pgcutover1$BEGIN IF TG_OP"), std::string::npos);
-  EXPECT_EQ(count(ddl, "$pgcutover1$"), 2u);
+  EXPECT_NE(ddl.find("AS $pgcutover1$BEGIN INSERT"), std::string::npos);
+  EXPECT_EQ(count(ddl, "$pgcutover1$"), 4u);  // both functions' bodies
   // Every column is a key column: the upsert has nothing to update.
   EXPECT_NE(upsert_rows_sql(t).find("ON CONFLICT (\"$pgcutover$\", \"Mixed Case\") DO NOTHING"),
             std::string::npos);
