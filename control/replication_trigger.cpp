@@ -237,9 +237,21 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
     std::vector<std::string> ctids, handles;
   };
   std::vector<Consumed> consumed;
+  // One round trip says which logs have entries, so an idle round over hundreds of tables
+  // costs one query, not one per table.
+  PgResult busy = source.exec(nonempty_logs_sql(tables));
+  if (!busy) {
+    res.ok = false;
+    res.error = "reading the change logs on the source: " + busy.error().message;
+    return res;
+  }
+  std::set<int> with_entries;
+  for (int i = 0; i < busy.rows(); ++i) with_entries.insert(static_cast<int>(busy.get_int(i, 0)));
+  if (with_entries.empty()) return res;
   PgResult b = target.exec_script("BEGIN");
   if (!b) return fail("starting the target transaction: " + b.error().message);
   for (const auto& t : tables) {
+    if (!with_entries.count(t.id)) continue;
     PgResult log = source.exec(select_log_sql(t), {std::to_string(batch)});
     if (!log) return fail("reading " + t.log_table() + " on the source: " + log.error().message);
     if (log.rows() == 0) continue;

@@ -211,6 +211,14 @@ std::string select_log_sql(const CapturedTable& t) {
   return s + " FROM " + t.log_table() + " LIMIT $1::int";
 }
 
+std::string nonempty_logs_sql(const std::vector<CapturedTable>& tables) {
+  std::string s = "SELECT 0 WHERE false";
+  for (const auto& t : tables)
+    s += " UNION ALL SELECT " + std::to_string(t.id) + " WHERE EXISTS (SELECT FROM " +
+         t.log_table() + ")";
+  return s;
+}
+
 std::string delete_log_sql(const CapturedTable& t) {
   return "DELETE FROM " + t.log_table() + " WHERE ctid = ANY($1::tid[])";
 }

@@ -73,6 +73,8 @@ std::string insert_rows_sql(const CapturedTable& t);
 // Up to $1 entries of the table's log: ctid, xid, then the key columns (keyed) or every
 // column (insert-only), all as text.
 std::string select_log_sql(const CapturedTable& t);
+// The ids of the tables whose log has at least one entry, in one statement.
+std::string nonempty_logs_sql(const std::vector<CapturedTable>& tables);
 // DELETE the entries whose ctid is in $1 (a tid[]).
 std::string delete_log_sql(const CapturedTable& t);
 

@@ -105,6 +105,12 @@ TEST(TriggerSql, ApplyStatementsCastTextArraysToTheKeyTypes) {
             "LIMIT $1::int");
   EXPECT_EQ(delete_log_sql(t),
             "DELETE FROM pgcutover.\"trigger_changes_7\" WHERE ctid = ANY($1::tid[])");
+  CapturedTable h;
+  h.id = 4;
+  EXPECT_EQ(nonempty_logs_sql({t, h}),
+            "SELECT 0 WHERE false UNION ALL SELECT 7 WHERE EXISTS (SELECT FROM "
+            "pgcutover.\"trigger_changes_7\") UNION ALL SELECT 4 WHERE EXISTS (SELECT FROM "
+            "pgcutover.\"trigger_rows_4\")");
   // Removal names functions (CASCADE takes the triggers) and logs, never the captured table.
   std::string drop = drop_capture_ddl(t);
   EXPECT_EQ(drop.find("order_lines"), std::string::npos);
