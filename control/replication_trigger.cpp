@@ -21,8 +21,9 @@ using Key = std::vector<std::string>;
 // Where the apply remembers which insert-only rows it already wrote, in the same target
 // transaction as the rows: a crash between the target commit and the source-side delete
 // must not insert them twice (keyed rows are idempotent by nature; these are not).
-// An entry's handle there is "<table id>:<xid>:<ctid>": a ctid alone could be reused by a
-// later entry once the source-side delete committed, but never within one transaction id.
+// An entry's handle there is "<table id>:<xmin>:<ctid>": a ctid alone could be reused by a
+// later entry once the source-side delete committed, but not by the same transaction (only
+// after 2^32 more, and a handle lives there only until the round after its own).
 constexpr const char* kAppliedRowsDdl =
     "CREATE SCHEMA IF NOT EXISTS pgcutover;"
     "CREATE TABLE IF NOT EXISTS pgcutover.trigger_applied (handle text PRIMARY KEY)";
@@ -121,7 +122,7 @@ struct RoundResult {
 };
 
 // Keyed table: make the target row equal to the source's current row for each distinct
-// key of `entries` (rows of select_log_sql: ctid, xid, k1..kn). The source rows are read
+// key of `entries` (rows of select_log_sql: ctid, xmin, k1..kn). The source rows are read
 // AFTER the log, so each logged change is in what we read (or something newer is).
 bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const PgResult& entries,
                  std::string& error) {
@@ -180,7 +181,7 @@ bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const P
   return true;
 }
 
-// Insert-only table: insert the logged rows (ctid, xid, every column) not yet recorded as
+// Insert-only table: insert the logged rows (ctid, xmin, every column) not yet recorded as
 // applied, and record them, in the caller's target transaction. `handles` gets every entry's
 // handle, for the clean-up after the source-side delete.
 bool apply_insert_only(PgConn& target, const CapturedTable& t, const PgResult& entries,

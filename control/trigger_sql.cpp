@@ -111,8 +111,8 @@ std::string capture_ddl(const CapturedTable& t) {
   std::string body, events;
   // No index, no sequence, no foreign key on a log: each would cost the application's
   // write path, and the apply needs none of them (it reads whole logs, deletes by ctid).
-  const char* stamp =
-      "xid bigint NOT NULL DEFAULT txid_current(), at timestamptz NOT NULL DEFAULT now()";
+  // No transaction id column either: every row carries its own, xmin.
+  const char* stamp = "at timestamptz NOT NULL DEFAULT now()";
   if (t.insert_only()) {
     // The whole row, as the table's own composite type: no column list to keep in sync, and
     // one INSERT.
@@ -203,7 +203,7 @@ std::string delete_rows_sql(const CapturedTable& t) {
 std::string select_log_sql(const CapturedTable& t) {
   // No ORDER BY: the apply converges by key whatever the order, and a log that the apply
   // keeps short is read whole each round (the final drain reads it to empty).
-  std::string s = "SELECT ctid::text, xid::text";
+  std::string s = "SELECT ctid::text, xmin::text";
   if (t.insert_only())
     for (const auto& c : t.columns) s += ", (r)." + quote_ident(c) + "::text";
   else

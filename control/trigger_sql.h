@@ -42,9 +42,9 @@ struct CapturedTable {
   std::string qualified() const;          // "schema"."name"
   std::string function_name() const;      // pgcutover."capture_<id>": logs NEW
   std::string old_function_name() const;  // pgcutover."capture_old_<id>": logs OLD (keyed)
-  // The table's own log: pgcutover."trigger_changes_<id>" (key columns k1..kn, xid, at) for
-  // a keyed table, pgcutover."trigger_rows_<id>" (xid, at, r = the whole row) for an
-  // insert-only one.
+  // The table's own log: pgcutover."trigger_changes_<id>" (key columns k1..kn, at) for a
+  // keyed table, pgcutover."trigger_rows_<id>" (at, r = the whole row) for an insert-only
+  // one. The transaction id of an entry is its row's xmin.
   std::string log_table() const;
 };
 
@@ -70,8 +70,8 @@ std::string upsert_rows_sql(const CapturedTable& t);
 std::string delete_rows_sql(const CapturedTable& t);
 // INSERT the logged rows of an insert-only table: $1..$n one text[] per column.
 std::string insert_rows_sql(const CapturedTable& t);
-// Up to $1 entries of the table's log: ctid, xid, then the key columns (keyed) or every
-// column (insert-only), all as text.
+// Up to $1 entries of the table's log: ctid, xmin (the writing transaction), then the key columns
+// (keyed) or every column (insert-only), all as text.
 std::string select_log_sql(const CapturedTable& t);
 // The ids of the tables whose log has at least one entry, in one statement.
 std::string nonempty_logs_sql(const std::vector<CapturedTable>& tables);

@@ -32,7 +32,7 @@ TEST(TriggerSql, CompositeKeyLogsEveryKeyColumnAndBothKeysOnKeyChange) {
   // The table's own log, key columns typed like the key: no text conversion, no array, and
   // no index or sequence to maintain on the write path.
   EXPECT_NE(ddl.find("CREATE TABLE IF NOT EXISTS pgcutover.\"trigger_changes_7\" (k1 bigint, k2 "
-                     "integer, xid bigint NOT NULL DEFAULT txid_current(), at timestamptz NOT "
+                     "integer, at timestamptz NOT "
                      "NULL DEFAULT now());"),
             std::string::npos);
   EXPECT_EQ(ddl.find("PRIMARY KEY"), std::string::npos);
@@ -100,9 +100,10 @@ TEST(TriggerSql, ApplyStatementsCastTextArraysToTheKeyTypes) {
                     "EXCLUDED.\"sku\", \"qty\" = EXCLUDED.\"qty\""),
             std::string::npos);
   // The log is read whole (no ORDER BY, no index needed) and entries deleted by ctid.
-  EXPECT_EQ(select_log_sql(t),
-            "SELECT ctid::text, xid::text, k1::text, k2::text FROM pgcutover.\"trigger_changes_7\" "
-            "LIMIT $1::int");
+  EXPECT_EQ(
+      select_log_sql(t),
+      "SELECT ctid::text, xmin::text, k1::text, k2::text FROM pgcutover.\"trigger_changes_7\" "
+      "LIMIT $1::int");
   EXPECT_EQ(delete_log_sql(t),
             "DELETE FROM pgcutover.\"trigger_changes_7\" WHERE ctid = ANY($1::tid[])");
   CapturedTable h;
@@ -136,7 +137,7 @@ TEST(TriggerSql, InsertOnlyTableLogsWholeRowsAndGuardsUpdates) {
             std::string::npos);
   EXPECT_EQ(ddl.find("nextval"), std::string::npos);
   EXPECT_EQ(select_log_sql(t),
-            "SELECT ctid::text, xid::text, (r).\"tid\"::text, (r).\"delta\"::text FROM "
+            "SELECT ctid::text, xmin::text, (r).\"tid\"::text, (r).\"delta\"::text FROM "
             "pgcutover.\"trigger_rows_4\" LIMIT $1::int");
 }
 
