@@ -458,6 +458,18 @@ awaitable<EndStatus> ClientSession::relay() {
         server_->stream->cancel();
         detach(false);
       }
+      if (!server_ && track_prepared_) {
+        // Parse/Close/Sync only: answered here, no server connection needed (see
+        // answer_without_server in proxy/prepared_statements.h).
+        if (auto local =
+                answer_without_server(cin_.readable(), statements_, settings_->client_limits)) {
+          cin_.consume(local->consumed);
+          stats().queries_total.fetch_add(1, std::memory_order_relaxed);
+          if (!co_await write_client(local->reply))
+            co_return EndStatus{EndReason::kClientClosed, {}, {}};
+          continue;
+        }
+      }
       if (!server_) {
         if (auto failed = co_await attach()) {
           if (failed->reason != EndReason::kServerLogin) co_return *failed;
@@ -602,6 +614,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   server_ = std::move(conn);
   pending_.clear();
   server_skipping_ = false;
+  portals_possible_ = false;
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;
@@ -631,20 +644,47 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     return false;
   }
   switch (type) {
-    case fe::kQuery:
+    case fe::kQuery: {
+      auto q = protocol::parse_query(body);
+      auto name = q ? sql_deallocate_target(q->sql) : std::nullopt;
+      if (name && statements_.count(*name) != 0) {
+        // The server never had the client's name (it has the shared pgc_ one, maybe used by
+        // other clients): an empty query stands in, answered as DEALLOCATE (route_response).
+        protocol::append_query(out, "");
+        PendingResponse r{Kind::kSimple, false, {}, {}};
+        r.dealloc_name = *name;
+        pending_.push_back(std::move(r));
+        return true;
+      }
+      pending_.push_back({Kind::kSimple, false, {}, {}});
+      return false;
+    }
     case fe::kFunctionCall:
       pending_.push_back({Kind::kSimple, false, {}, {}});
       return false;
     case fe::kSync:
       pending_.push_back({Kind::kSync, false, {}, {}});
       return false;
-    case fe::kExecute:
-      pending_.push_back({Kind::kExecute, false, {}, {}});
+    case fe::kExecute: {
+      PendingResponse r{Kind::kExecute, false, {}, {}};
+      auto e = protocol::parse_execute(body);
+      if (e && e->portal.empty()) r.dealloc_name = portal_dealloc_;
+      pending_.push_back(std::move(r));
       return false;
+    }
     case fe::kParse: {
       auto p = protocol::parse_parse(body);
       if (!p || p->name.empty()) {  // the unnamed statement (or bytes the server will refuse)
+        unnamed_dealloc_.clear();
+        auto name = p ? sql_deallocate_target(p->query) : std::nullopt;
         pending_.push_back({Kind::kParse, false, {}, {}});
+        if (name && statements_.count(*name) != 0) {
+          // SQL DEALLOCATE of a tracked statement through the extended protocol (psycopg 3):
+          // as for a simple Query, an empty statement stands in (see kQuery).
+          unnamed_dealloc_ = *name;
+          protocol::append_parse(out, "", "", 0, {});
+          return true;
+        }
         return false;
       }
       std::string types(reinterpret_cast<const char*>(p->param_types.data()),
@@ -657,7 +697,7 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
       const StatementDef& d = statements_[client_name] = std::move(def);
       if (server_->prepared.touch(d.server_name)) {
         stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
-        pending_.push_back({Kind::kSynthParse, false, {}, {}});
+        pending_.push_back({Kind::kSynthParse, false, d.server_name, client_name});
         return true;
       }
       stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
@@ -672,6 +712,10 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     }
     case fe::kBind: {
       auto b = protocol::parse_bind(body);
+      // From here a portal may exist until the transaction ends: no more evictions, since
+      // closing a statement closes its portals (protocol docs, "Close").
+      portals_possible_ = true;
+      if (b && b->portal.empty()) portal_dealloc_ = b->statement.empty() ? unnamed_dealloc_ : "";
       auto it = b ? statements_.find(std::string(b->statement)) : statements_.end();
       if (!b || b->statement.empty() || it == statements_.end()) {
         // Unnamed or unknown: the server answers (an unknown name gets PostgreSQL's 26000).
@@ -742,6 +786,8 @@ void ClientSession::ensure_prepared(const StatementDef& def, std::string& out) {
 
 // Makes room for one more statement on the server connection (max_prepared_statements).
 void ClientSession::evict_for_one(std::string& out) {
+  // Once a portal may exist the cache may grow past the cap until the transaction ends.
+  if (portals_possible_) return;
   const auto cap = static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements);
   while (server_->prepared.size() >= cap && server_->prepared.size() > 0) {
     std::string victim = server_->prepared.oldest();
@@ -751,32 +797,11 @@ void ClientSession::evict_for_one(std::string& out) {
   }
 }
 
-void ClientSession::forget_statement(const std::string& client_name,
-                                     const std::string& server_name) {
-  if (client_name.empty()) return;
-  auto it = statements_.find(client_name);
-  if (it != statements_.end() && it->second.server_name == server_name) statements_.erase(it);
-}
-
-// An ErrorResponse answered the message at the head of pending_: the server now skips to Sync
-// and answers nothing else before it. What the proxy assumed about those messages is undone:
-// a Parse that never ran is not prepared; an eviction Close that never ran left its statement.
+// An ErrorResponse answered the message at the head of pending_ (see the free function).
 void ClientSession::fail_pending_to_sync() {
-  using Kind = PendingResponse::Kind;
-  bool head = true;
-  while (!pending_.empty() && pending_.front().kind != Kind::kSync) {
-    PendingResponse& p = pending_.front();
-    if (p.kind == Kind::kParse && !p.server_name.empty()) {
-      server_->prepared.erase(p.server_name);
-      // The client's own Parse failed: PostgreSQL would not have the statement either.
-      if (head) forget_statement(p.client_name, p.server_name);
-    } else if (p.kind == Kind::kClose && p.swallow && !p.server_name.empty()) {
-      server_->prepared.insert(p.server_name);
-    }
-    head = false;
-    pending_.pop_front();
+  if (proxy::fail_pending_to_sync(pending_, server_->prepared, statements_)) {
+    server_skipping_ = true;  // the client has not sent its Sync yet
   }
-  if (pending_.empty()) server_skipping_ = true;  // the client has not sent its Sync yet
 }
 
 // Decides, for each server message in order, whether the client sees it (false) or the proxy
@@ -833,8 +858,31 @@ bool ClientSession::route_response(char type, protocol::Bytes body) {
     case be::kNoData:
       if (head.kind == Kind::kDescribe) pending_.pop_front();
       return false;
-    case be::kCommandComplete:
     case be::kEmptyQueryResponse:
+      if (!head.dealloc_name.empty() &&
+          (head.kind == Kind::kExecute || head.kind == Kind::kSimple)) {
+        // The stand-in for a SQL DEALLOCATE of a tracked statement (track_client_message).
+        PendingResponse answer{Kind::kSynthMessage, false, {}, {}};
+        if (head.kind == Kind::kSimple && last_rfq_ == 'E') {
+          protocol::append_error_response(
+              answer.message,
+              {.severity = "ERROR",
+               .sqlstate = "25P02",
+               .message = "current transaction is aborted, commands ignored until end of "
+                          "transaction block",
+               .detail = {},
+               .hint = {}});
+        } else {
+          statements_.erase(head.dealloc_name);
+          protocol::append_command_complete(answer.message, "DEALLOCATE");
+        }
+        if (head.kind == Kind::kExecute) pending_.pop_front();
+        pending_.push_front(std::move(answer));
+        return true;
+      }
+      if (head.kind == Kind::kExecute) pending_.pop_front();
+      return false;
+    case be::kCommandComplete:
     case be::kPortalSuspended:
       if (head.kind == Kind::kExecute) pending_.pop_front();
       return false;
@@ -848,6 +896,8 @@ void ClientSession::emit_synthetic(std::string& out) {
   while (!pending_.empty() && pending_.front().synthetic()) {
     if (pending_.front().kind == PendingResponse::Kind::kSynthParse) {
       protocol::append_parse_complete(out);
+    } else if (pending_.front().kind == PendingResponse::Kind::kSynthMessage) {
+      out += pending_.front().message;
     } else {
       protocol::append_close_complete(out);
     }
@@ -1049,6 +1099,7 @@ void ClientSession::detach(bool reuse) {
   server_.reset();
   pending_.clear();
   server_skipping_ = false;
+  portals_possible_ = false;
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;

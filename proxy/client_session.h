@@ -93,7 +93,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void evict_for_one(std::string& out);
   bool route_response(char type, protocol::Bytes body);
   void fail_pending_to_sync();
-  void forget_statement(const std::string& client_name, const std::string& server_name);
   void emit_synthetic(std::string& out);
   void detach(bool reuse);
   void end_with(EndStatus status);
@@ -132,11 +131,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Transaction mode, max_prepared_statements > 0: the client's named statements and what
   // each message sent to the server will answer (kept in step by route_response()).
   bool track_prepared_ = false;
-  std::unordered_map<std::string, StatementDef> statements_;
+  ClientStatements statements_;
   ResponseQueue pending_;
-  bool server_skipping_ = false;  // the server reported an error and ignores all until Sync
-  std::string to_server_;         // a batch with rewritten messages
-  std::string to_client_;         // server output with swallowed or made-up messages
+  bool server_skipping_ = false;   // the server reported an error and ignores all until Sync
+  bool portals_possible_ = false;  // a Bind went to the server connection: no evictions now
+  std::string unnamed_dealloc_;    // the unnamed statement stands in for DEALLOCATE of this
+  std::string portal_dealloc_;     // the unnamed portal stands in for DEALLOCATE of this
+  std::string to_server_;          // a batch with rewritten messages
+  std::string to_client_;          // server output with swallowed or made-up messages
   std::optional<EndStatus> ending_;
   int readers_ = 0;
   asio::steady_timer reader_done_;
