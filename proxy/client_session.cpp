@@ -712,8 +712,8 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     }
     case fe::kBind: {
       auto b = protocol::parse_bind(body);
-      // From here a portal may exist until the transaction ends: no more evictions, since
-      // closing a statement closes its portals (protocol docs, "Close").
+      // From here a portal may exist until the transaction ends: evictions wait for the next
+      // transaction, so no statement is closed under a portal bound from it.
       portals_possible_ = true;
       if (b && b->portal.empty()) portal_dealloc_ = b->statement.empty() ? unnamed_dealloc_ : "";
       auto it = b ? statements_.find(std::string(b->statement)) : statements_.end();
