@@ -399,7 +399,13 @@ void ClientSession::account_client_message(char type) {
       break;
     case fe::kCopyDone:
     case fe::kCopyFail:
-      copy_in_ = false;
+      // A client may stream the whole COPY right behind its Query (asyncpg does), before the
+      // proxy has read the CopyInResponse: that copy is already over when the response comes.
+      if (copy_in_) {
+        copy_in_ = false;
+      } else {
+        ++copies_ended_early_;
+      }
       break;
     default:
       if (is_extended(type)) ext_pending_ = true;
@@ -618,6 +624,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;
+  copies_ended_early_ = 0;
   last_rfq_ = 'I';
   set_state(ClientState::kActive);
   ++readers_;
@@ -917,6 +924,7 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
       }
       bool was_busy = last_rfq_ != 'I';
       last_rfq_ = status;
+      copies_ended_early_ = 0;  // a COPY that failed to start sends no CopyInResponse
       if (status == 'I' && outstanding_ == 0 && !ext_pending_) {
         release_point = true;
         if (was_busy || settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
@@ -945,7 +953,11 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
       break;
     }
     case be::kCopyInResponse:
-      copy_in_ = true;
+      if (copies_ended_early_ > 0) {
+        --copies_ended_early_;
+      } else {
+        copy_in_ = true;
+      }
       break;
     default:
       break;
@@ -1103,6 +1115,7 @@ void ClientSession::detach(bool reuse) {
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;
+  copies_ended_early_ = 0;
   last_rfq_ = 'I';
   if (state_ == ClientState::kActive) set_state(ClientState::kIdle);
 }

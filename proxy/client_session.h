@@ -119,9 +119,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // relay state
   std::unique_ptr<ServerConnection> server_;
-  int outstanding_ = 0;       // ReadyForQuery messages still expected
-  bool ext_pending_ = false;  // extended-protocol messages forwarded since the last Sync
-  bool copy_in_ = false;      // server sent CopyInResponse; client has not ended the copy
+  int outstanding_ = 0;         // ReadyForQuery messages still expected
+  bool ext_pending_ = false;    // extended-protocol messages forwarded since the last Sync
+  bool copy_in_ = false;        // server sent CopyInResponse; client has not ended the copy
+  int copies_ended_early_ = 0;  // CopyDone/CopyFail relayed before their CopyInResponse
   char last_rfq_ = 'I';
   bool writing_to_server_ = false;
   bool busy_ = false;

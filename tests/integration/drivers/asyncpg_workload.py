@@ -18,9 +18,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import driver_workload as dw  # noqa: E402
 
 
-async def connect():
+async def connect(w):
+    # Every fourth worker runs without a statement cache, as asyncpg is often set up behind
+    # PgBouncer: its queries then use the unnamed statement, prepared (Parse + Describe +
+    # Sync) in one round trip and bound (Bind + Execute + Sync) in the next.
     return await asyncpg.connect(host=dw.HOST, port=dw.PORT, user=dw.USER, password=dw.PASSWORD,
-                                 database=dw.DBNAME, ssl=False, statement_cache_size=3, timeout=20)
+                                 database=dw.DBNAME, ssl=False, timeout=20,
+                                 statement_cache_size=3)
 
 
 async def one_round(conn, c, w, r, prepared):
@@ -93,7 +97,7 @@ async def worker(w, results, failures):
             if conn is None or dw.RECONNECT:
                 if conn is not None:
                     await conn.close()
-                conn = await connect()
+                conn = await connect(w)
                 prepared = await prepare_statements(conn)
             await one_round(conn, c, w, r, prepared)
         c.eq(await conn.fetchval("SELECT balance FROM drv_accounts WHERE id = $1", w), dw.ROUNDS * w,

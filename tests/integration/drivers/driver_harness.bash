@@ -104,9 +104,11 @@ drivers_run() {
         -c "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgc\_%'")
       [ "${shared:-0}" -gt 0 ] || fail "$label: no proxy-prepared statement on the server connection"
     fi
-    if grep -q 'event=bug_' "$PROXY_DIR/proxy.log"; then
-      grep 'event=bug_' "$PROXY_DIR/proxy.log" | head -5 >&2
-      fail "$label, $mode mode: the proxy logged an internal bug"
+    # The proxy's own consistency checks: responses out of the order it expected, or more
+    # ReadyForQuery than it counted requests for.
+    if grep -Eq 'event=(bug_|unexpected_ready_for_query)' "$PROXY_DIR/proxy.log"; then
+      grep -E 'event=(bug_|unexpected_ready_for_query)' "$PROXY_DIR/proxy.log" | head -5 >&2
+      fail "$label, $mode mode: the proxy lost track of the protocol"
     fi
     pass "$label, $mode mode: $DRV_CLIENTS clients x $rounds rounds through a pool of $DRV_POOL, totals right ($(tail -1 "$PROXY_DIR/workload-$mode.log"); ${elapsed}s)"
     proxy_stop
