@@ -1,5 +1,7 @@
 #include "proxy/client_session.h"
 
+#include <atomic>
+
 #include "protocol/builders.h"
 #include "protocol/messages.h"
 #include "proxy/client_auth.h"
@@ -111,6 +113,12 @@ bool inspected(char type) {
 // The portal the proxy closes to get a CloseComplete back (see track_client_message): a name
 // no driver uses; closing a portal that does not exist is not an error.
 constexpr std::string_view kAnchorPortal = "pgcutover\x01anchor";
+
+// Identifies one client Parse of the unnamed statement, proxy-wide (ServerConnection::unnamed_tag).
+std::uint64_t next_unnamed_tag() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 
 bool is_extended(char type) {
   return type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
@@ -652,6 +660,9 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
   }
   switch (type) {
     case fe::kQuery: {
+      // A simple Query drops the unnamed statement (protocol docs, "Extended Query").
+      unnamed_.reset();
+      server_->unnamed_tag = 0;
       auto q = protocol::parse_query(body);
       auto name = q ? sql_deallocate_target(q->sql) : std::nullopt;
       if (name && statements_.count(*name) != 0) {
@@ -683,6 +694,8 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
       auto p = protocol::parse_parse(body);
       if (!p || p->name.empty()) {  // the unnamed statement (or bytes the server will refuse)
         unnamed_dealloc_.clear();
+        unnamed_.reset();
+        server_->unnamed_tag = 0;
         auto name = p ? sql_deallocate_target(p->query) : std::nullopt;
         pending_.push_back({Kind::kParse, false, {}, {}});
         if (name && statements_.count(*name) != 0) {
@@ -691,6 +704,18 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
           unnamed_dealloc_ = *name;
           protocol::append_parse(out, "", "", 0, {});
           return true;
+        }
+        if (p) {
+          // Remembered for a Bind or Describe in a later transaction, which may run on
+          // another server connection (asyncpg without a statement cache: Parse + Describe +
+          // Sync, then Bind + Execute + Sync).
+          unnamed_ = StatementDef{{},
+                                  std::string(p->query),
+                                  p->param_count,
+                                  std::string(reinterpret_cast<const char*>(p->param_types.data()),
+                                              p->param_types.size())};
+          unnamed_tag_ = next_unnamed_tag();
+          server_->unnamed_tag = unnamed_tag_;
         }
         return false;
       }
@@ -723,6 +748,11 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
       // transaction, so no statement is closed under a portal bound from it.
       portals_possible_ = true;
       if (b && b->portal.empty()) portal_dealloc_ = b->statement.empty() ? unnamed_dealloc_ : "";
+      if (b && b->statement.empty() && ensure_unnamed(out)) {
+        protocol::append_bind(out, b->portal, "", b->rest);
+        pending_.push_back({Kind::kBind, false, {}, {}});
+        return true;
+      }
       auto it = b ? statements_.find(std::string(b->statement)) : statements_.end();
       if (!b || b->statement.empty() || it == statements_.end()) {
         // Unnamed or unknown: the server answers (an unknown name gets PostgreSQL's 26000).
@@ -736,6 +766,11 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     }
     case fe::kDescribe: {
       auto d = protocol::parse_describe(body);
+      if (d && d->kind == 'S' && d->name.empty() && ensure_unnamed(out)) {
+        protocol::append_describe(out, 'S', "");
+        pending_.push_back({Kind::kDescribe, false, {}, {}});
+        return true;
+      }
       auto it = d && d->kind == 'S' ? statements_.find(std::string(d->name)) : statements_.end();
       if (!d || d->kind != 'S' || d->name.empty() || it == statements_.end()) {
         pending_.push_back({Kind::kDescribe, false, {}, {}});
@@ -773,6 +808,20 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     default:
       return false;
   }
+}
+
+// The client binds or describes its unnamed statement: when the server connection's unnamed
+// statement is not the one this client last parsed (another server connection ran that Parse,
+// or another client's Parse replaced it), parse it again first. False: nothing to do.
+bool ClientSession::ensure_unnamed(std::string& out) {
+  if (!unnamed_ || server_->unnamed_tag == unnamed_tag_) return false;
+  protocol::append_parse(
+      out, "", unnamed_->query, unnamed_->param_count,
+      protocol::Bytes(reinterpret_cast<const std::uint8_t*>(unnamed_->param_types.data()),
+                      unnamed_->param_types.size()));
+  server_->unnamed_tag = unnamed_tag_;
+  pending_.push_back({PendingResponse::Kind::kParse, true, {}, {}});
+  return true;
 }
 
 // The client refers to one of its statements: make sure the server connection has it.

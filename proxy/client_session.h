@@ -90,6 +90,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool tracking() const { return track_prepared_ && server_ != nullptr; }
   bool track_client_message(char type, protocol::Bytes body, std::string& out);
   void ensure_prepared(const StatementDef& def, std::string& out);
+  bool ensure_unnamed(std::string& out);
   void evict_for_one(std::string& out);
   bool route_response(char type, protocol::Bytes body);
   void fail_pending_to_sync();
@@ -134,12 +135,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool track_prepared_ = false;
   ClientStatements statements_;
   ResponseQueue pending_;
-  bool server_skipping_ = false;   // the server reported an error and ignores all until Sync
-  bool portals_possible_ = false;  // a Bind went to the server connection: no evictions now
-  std::string unnamed_dealloc_;    // the unnamed statement stands in for DEALLOCATE of this
-  std::string portal_dealloc_;     // the unnamed portal stands in for DEALLOCATE of this
-  std::string to_server_;          // a batch with rewritten messages
-  std::string to_client_;          // server output with swallowed or made-up messages
+  bool server_skipping_ = false;         // the server reported an error and ignores all until Sync
+  bool portals_possible_ = false;        // a Bind went to the server connection: no evictions now
+  std::string unnamed_dealloc_;          // the unnamed statement stands in for DEALLOCATE of this
+  std::string portal_dealloc_;           // the unnamed portal stands in for DEALLOCATE of this
+  std::optional<StatementDef> unnamed_;  // the client's unnamed statement (server_name unused)
+  std::uint64_t unnamed_tag_ = 0;        // its ServerConnection::unnamed_tag
+  std::string to_server_;                // a batch with rewritten messages
+  std::string to_client_;                // server output with swallowed or made-up messages
   std::optional<EndStatus> ending_;
   int readers_ = 0;
   asio::steady_timer reader_done_;

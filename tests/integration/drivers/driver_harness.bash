@@ -32,6 +32,10 @@ DRV_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export DRV_CLIENTS=${DRV_CLIENTS:-16}
 DRV_POOL=$((DRV_CLIENTS / 8))
 [ "$DRV_POOL" -ge 1 ] || DRV_POOL=1
+# One shard: with two, each would get one server connection of the pool and a client would
+# always come back to the same one, so no statement would ever be needed on a server
+# connection that had not seen its Parse.
+export PROXY_THREADS=1
 
 pgc_start db heroku --max-connections 40 >/dev/null
 
