@@ -1,7 +1,9 @@
 """asyncpg workload for test_asyncpg.sh (see driver_harness.bash for the common work).
 
 asyncpg prepares every statement it runs (named __asyncpg_stmt_N__, Parse + Describe first,
-then Bind + Execute); statement_cache_size=3 makes it Close and re-Parse them all the time.
+then Bind + Execute); statement_cache_size=3 makes it Close and re-Parse them all the time, and
+every fourth worker has no cache at all (the unnamed statement, parsed and bound in separate
+round trips, so in different transactions).
 Also: conn.prepare() in one transaction and the PreparedStatement used in later ones (so
 Describe and Bind land on server connections that never saw its Parse), executemany (many
 Bind/Execute pipelined before one Sync, atomic: one bad row rolls the batch back),
