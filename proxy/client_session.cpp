@@ -120,6 +120,16 @@ std::uint64_t next_unnamed_tag() {
   return counter.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
+// "cached plan must not change result type" (PostgreSQL's RevalidateCachedQuery): matched on
+// SQLSTATE and routine, since the message text follows the server's lc_messages.
+bool is_stale_plan_error(const protocol::ErrorNotice& e) {
+  if (e.sqlstate != "0A000") return false;
+  for (const auto& f : e.fields) {
+    if (f.code == 'R') return f.value == "RevalidateCachedQuery";
+  }
+  return false;
+}
+
 bool is_extended(char type) {
   return type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
          type == fe::kClose || type == fe::kFlush;
@@ -999,6 +1009,12 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
     case be::kErrorResponse: {
       auto e = protocol::parse_error_notice(body);
       stats().count_error(e ? e->sqlstate : std::string_view{});
+      if (track_prepared_ && e && is_stale_plan_error(*e)) {
+        // A shared statement's result columns changed under it (DDL). A driver's own cure,
+        // Close + Parse, does not reach the shared server statement: this server connection
+        // is closed instead of pooled, and its statements are prepared afresh elsewhere.
+        server_->statements_stale = true;
+      }
       break;
     }
     case be::kCopyInResponse:
