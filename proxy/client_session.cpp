@@ -983,7 +983,9 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
       }
       bool was_busy = last_rfq_ != 'I';
       last_rfq_ = status;
-      copies_ended_early_ = 0;  // a COPY that failed to start sends no CopyInResponse
+      // Everything sent has been answered: a COPY that failed to start (no CopyInResponse)
+      // is over too.
+      if (outstanding_ == 0) copies_ended_early_ = 0;
       if (status == 'I' && outstanding_ == 0 && !ext_pending_) {
         release_point = true;
         if (was_busy || settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
