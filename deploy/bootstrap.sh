@@ -27,6 +27,7 @@ packages=(
   libgtest-dev googletest
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
   python3 python3-psycopg python3-asyncpg python3-yaml python3-matplotlib
+  default-jdk-headless libpostgresql-jdbc-java ruby ruby-pg ruby-activerecord nodejs
   iproute2 procps util-linux
 )
 
@@ -56,10 +57,18 @@ if [ "$(id -u)" -eq 0 ] && ! id "$pg_user" >/dev/null 2>&1; then
   useradd --system --create-home --home-dir "/var/lib/$pg_user" --shell /bin/bash "$pg_user"
 fi
 
-# node-postgres for the driver tests comes from the npm registry (not in Debian 12).
-if command -v npm >/dev/null && [ -f "$top/tests/integration/drivers/package.json" ]; then
-  if [ ! -d "$top/tests/integration/drivers/node_modules/pg" ]; then
-    (cd "$top/tests/integration/drivers" && npm install --no-audit --no-fund --silent >/dev/null)
+# node-postgres for the driver tests comes from the npm registry (not in Debian 12), pinned by
+# tests/integration/drivers/package-lock.json. npm ships inside some nodejs builds; Debian's
+# own nodejs needs the npm package beside it.
+if ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+drivers_dir=$top/tests/integration/drivers
+if [ -f "$drivers_dir/package.json" ]; then
+  if [ ! -d "$drivers_dir/node_modules/pg" ] || [ ! -d "$drivers_dir/node_modules/pg-copy-streams" ]; then
+    echo "== bootstrap: npm ci in tests/integration/drivers"
+    (cd "$drivers_dir" && npm ci --no-audit --no-fund --silent >/dev/null)
   fi
 fi
 

@@ -1,5 +1,7 @@
 #include "proxy/client_session.h"
 
+#include <atomic>
+
 #include "protocol/builders.h"
 #include "protocol/messages.h"
 #include "proxy/client_auth.h"
@@ -111,6 +113,22 @@ bool inspected(char type) {
 // The portal the proxy closes to get a CloseComplete back (see track_client_message): a name
 // no driver uses; closing a portal that does not exist is not an error.
 constexpr std::string_view kAnchorPortal = "pgcutover\x01anchor";
+
+// Identifies one client Parse of the unnamed statement, proxy-wide (ServerConnection::unnamed_tag).
+std::uint64_t next_unnamed_tag() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+// "cached plan must not change result type" (PostgreSQL's RevalidateCachedQuery): matched on
+// SQLSTATE and routine, since the message text follows the server's lc_messages.
+bool is_stale_plan_error(const protocol::ErrorNotice& e) {
+  if (e.sqlstate != "0A000") return false;
+  for (const auto& f : e.fields) {
+    if (f.code == 'R') return f.value == "RevalidateCachedQuery";
+  }
+  return false;
+}
 
 bool is_extended(char type) {
   return type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
@@ -399,7 +417,13 @@ void ClientSession::account_client_message(char type) {
       break;
     case fe::kCopyDone:
     case fe::kCopyFail:
-      copy_in_ = false;
+      // A client may stream the whole COPY right behind its Query (asyncpg does), before the
+      // proxy has read the CopyInResponse: that copy is already over when the response comes.
+      if (copy_in_) {
+        copy_in_ = false;
+      } else {
+        ++copies_ended_early_;
+      }
       break;
     default:
       if (is_extended(type)) ext_pending_ = true;
@@ -457,6 +481,18 @@ awaitable<EndStatus> ClientSession::relay() {
         // TODO(issue 5): replay prepared statements; refuse sessions with unmovable state.
         server_->stream->cancel();
         detach(false);
+      }
+      if (!server_ && track_prepared_) {
+        // Parse/Close/Sync only: answered here, no server connection needed (see
+        // answer_without_server in proxy/prepared_statements.h).
+        if (auto local =
+                answer_without_server(cin_.readable(), statements_, settings_->client_limits)) {
+          cin_.consume(local->consumed);
+          stats().queries_total.fetch_add(1, std::memory_order_relaxed);
+          if (!co_await write_client(local->reply))
+            co_return EndStatus{EndReason::kClientClosed, {}, {}};
+          continue;
+        }
       }
       if (!server_) {
         if (auto failed = co_await attach()) {
@@ -602,9 +638,11 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   server_ = std::move(conn);
   pending_.clear();
   server_skipping_ = false;
+  portals_possible_ = false;
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;
+  copies_ended_early_ = 0;
   last_rfq_ = 'I';
   set_state(ClientState::kActive);
   ++readers_;
@@ -631,20 +669,64 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     return false;
   }
   switch (type) {
-    case fe::kQuery:
+    case fe::kQuery: {
+      // A simple Query drops the unnamed statement (protocol docs, "Extended Query").
+      unnamed_.reset();
+      server_->unnamed_tag = 0;
+      auto q = protocol::parse_query(body);
+      auto name = q ? sql_deallocate_target(q->sql) : std::nullopt;
+      if (name && statements_.count(*name) != 0) {
+        // The server never had the client's name (it has the shared pgc_ one, maybe used by
+        // other clients): an empty query stands in, answered as DEALLOCATE (route_response).
+        protocol::append_query(out, "");
+        PendingResponse r{Kind::kSimple, false, {}, {}};
+        r.dealloc_name = *name;
+        pending_.push_back(std::move(r));
+        return true;
+      }
+      pending_.push_back({Kind::kSimple, false, {}, {}});
+      return false;
+    }
     case fe::kFunctionCall:
       pending_.push_back({Kind::kSimple, false, {}, {}});
       return false;
     case fe::kSync:
       pending_.push_back({Kind::kSync, false, {}, {}});
       return false;
-    case fe::kExecute:
-      pending_.push_back({Kind::kExecute, false, {}, {}});
+    case fe::kExecute: {
+      PendingResponse r{Kind::kExecute, false, {}, {}};
+      auto e = protocol::parse_execute(body);
+      if (e && e->portal.empty()) r.dealloc_name = portal_dealloc_;
+      pending_.push_back(std::move(r));
       return false;
+    }
     case fe::kParse: {
       auto p = protocol::parse_parse(body);
       if (!p || p->name.empty()) {  // the unnamed statement (or bytes the server will refuse)
+        unnamed_dealloc_.clear();
+        unnamed_.reset();
+        server_->unnamed_tag = 0;
+        auto name = p ? sql_deallocate_target(p->query) : std::nullopt;
         pending_.push_back({Kind::kParse, false, {}, {}});
+        if (name && statements_.count(*name) != 0) {
+          // SQL DEALLOCATE of a tracked statement through the extended protocol (psycopg 3):
+          // as for a simple Query, an empty statement stands in (see kQuery).
+          unnamed_dealloc_ = *name;
+          protocol::append_parse(out, "", "", 0, {});
+          return true;
+        }
+        if (p) {
+          // Remembered for a Bind or Describe in a later transaction, which may run on
+          // another server connection (asyncpg without a statement cache: Parse + Describe +
+          // Sync, then Bind + Execute + Sync).
+          unnamed_ = StatementDef{{},
+                                  std::string(p->query),
+                                  p->param_count,
+                                  std::string(reinterpret_cast<const char*>(p->param_types.data()),
+                                              p->param_types.size())};
+          unnamed_tag_ = next_unnamed_tag();
+          server_->unnamed_tag = unnamed_tag_;
+        }
         return false;
       }
       std::string types(reinterpret_cast<const char*>(p->param_types.data()),
@@ -657,7 +739,7 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
       const StatementDef& d = statements_[client_name] = std::move(def);
       if (server_->prepared.touch(d.server_name)) {
         stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
-        pending_.push_back({Kind::kSynthParse, false, {}, {}});
+        pending_.push_back({Kind::kSynthParse, false, d.server_name, client_name});
         return true;
       }
       stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
@@ -672,6 +754,15 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     }
     case fe::kBind: {
       auto b = protocol::parse_bind(body);
+      // From here a portal may exist until the transaction ends: evictions wait for the next
+      // transaction, so no statement is closed under a portal bound from it.
+      portals_possible_ = true;
+      if (b && b->portal.empty()) portal_dealloc_ = b->statement.empty() ? unnamed_dealloc_ : "";
+      if (b && b->statement.empty() && ensure_unnamed(out)) {
+        protocol::append_bind(out, b->portal, "", b->rest);
+        pending_.push_back({Kind::kBind, false, {}, {}});
+        return true;
+      }
       auto it = b ? statements_.find(std::string(b->statement)) : statements_.end();
       if (!b || b->statement.empty() || it == statements_.end()) {
         // Unnamed or unknown: the server answers (an unknown name gets PostgreSQL's 26000).
@@ -685,6 +776,11 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     }
     case fe::kDescribe: {
       auto d = protocol::parse_describe(body);
+      if (d && d->kind == 'S' && d->name.empty() && ensure_unnamed(out)) {
+        protocol::append_describe(out, 'S', "");
+        pending_.push_back({Kind::kDescribe, false, {}, {}});
+        return true;
+      }
       auto it = d && d->kind == 'S' ? statements_.find(std::string(d->name)) : statements_.end();
       if (!d || d->kind != 'S' || d->name.empty() || it == statements_.end()) {
         pending_.push_back({Kind::kDescribe, false, {}, {}});
@@ -724,6 +820,20 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
   }
 }
 
+// The client binds or describes its unnamed statement: when the server connection's unnamed
+// statement is not the one this client last parsed (another server connection ran that Parse,
+// or another client's Parse replaced it), parse it again first. False: nothing to do.
+bool ClientSession::ensure_unnamed(std::string& out) {
+  if (!unnamed_ || server_->unnamed_tag == unnamed_tag_) return false;
+  protocol::append_parse(
+      out, "", unnamed_->query, unnamed_->param_count,
+      protocol::Bytes(reinterpret_cast<const std::uint8_t*>(unnamed_->param_types.data()),
+                      unnamed_->param_types.size()));
+  server_->unnamed_tag = unnamed_tag_;
+  pending_.push_back({PendingResponse::Kind::kParse, true, {}, {}});
+  return true;
+}
+
 // The client refers to one of its statements: make sure the server connection has it.
 void ClientSession::ensure_prepared(const StatementDef& def, std::string& out) {
   if (server_->prepared.touch(def.server_name)) {
@@ -742,6 +852,8 @@ void ClientSession::ensure_prepared(const StatementDef& def, std::string& out) {
 
 // Makes room for one more statement on the server connection (max_prepared_statements).
 void ClientSession::evict_for_one(std::string& out) {
+  // Once a portal may exist the cache may grow past the cap until the transaction ends.
+  if (portals_possible_) return;
   const auto cap = static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements);
   while (server_->prepared.size() >= cap && server_->prepared.size() > 0) {
     std::string victim = server_->prepared.oldest();
@@ -751,32 +863,11 @@ void ClientSession::evict_for_one(std::string& out) {
   }
 }
 
-void ClientSession::forget_statement(const std::string& client_name,
-                                     const std::string& server_name) {
-  if (client_name.empty()) return;
-  auto it = statements_.find(client_name);
-  if (it != statements_.end() && it->second.server_name == server_name) statements_.erase(it);
-}
-
-// An ErrorResponse answered the message at the head of pending_: the server now skips to Sync
-// and answers nothing else before it. What the proxy assumed about those messages is undone:
-// a Parse that never ran is not prepared; an eviction Close that never ran left its statement.
+// An ErrorResponse answered the message at the head of pending_ (see the free function).
 void ClientSession::fail_pending_to_sync() {
-  using Kind = PendingResponse::Kind;
-  bool head = true;
-  while (!pending_.empty() && pending_.front().kind != Kind::kSync) {
-    PendingResponse& p = pending_.front();
-    if (p.kind == Kind::kParse && !p.server_name.empty()) {
-      server_->prepared.erase(p.server_name);
-      // The client's own Parse failed: PostgreSQL would not have the statement either.
-      if (head) forget_statement(p.client_name, p.server_name);
-    } else if (p.kind == Kind::kClose && p.swallow && !p.server_name.empty()) {
-      server_->prepared.insert(p.server_name);
-    }
-    head = false;
-    pending_.pop_front();
+  if (proxy::fail_pending_to_sync(pending_, server_->prepared, statements_)) {
+    server_skipping_ = true;  // the client has not sent its Sync yet
   }
-  if (pending_.empty()) server_skipping_ = true;  // the client has not sent its Sync yet
 }
 
 // Decides, for each server message in order, whether the client sees it (false) or the proxy
@@ -833,8 +924,31 @@ bool ClientSession::route_response(char type, protocol::Bytes body) {
     case be::kNoData:
       if (head.kind == Kind::kDescribe) pending_.pop_front();
       return false;
-    case be::kCommandComplete:
     case be::kEmptyQueryResponse:
+      if (!head.dealloc_name.empty() &&
+          (head.kind == Kind::kExecute || head.kind == Kind::kSimple)) {
+        // The stand-in for a SQL DEALLOCATE of a tracked statement (track_client_message).
+        PendingResponse answer{Kind::kSynthMessage, false, {}, {}};
+        if (head.kind == Kind::kSimple && last_rfq_ == 'E') {
+          protocol::append_error_response(
+              answer.message,
+              {.severity = "ERROR",
+               .sqlstate = "25P02",
+               .message = "current transaction is aborted, commands ignored until end of "
+                          "transaction block",
+               .detail = {},
+               .hint = {}});
+        } else {
+          statements_.erase(head.dealloc_name);
+          protocol::append_command_complete(answer.message, "DEALLOCATE");
+        }
+        if (head.kind == Kind::kExecute) pending_.pop_front();
+        pending_.push_front(std::move(answer));
+        return true;
+      }
+      if (head.kind == Kind::kExecute) pending_.pop_front();
+      return false;
+    case be::kCommandComplete:
     case be::kPortalSuspended:
       if (head.kind == Kind::kExecute) pending_.pop_front();
       return false;
@@ -848,6 +962,8 @@ void ClientSession::emit_synthetic(std::string& out) {
   while (!pending_.empty() && pending_.front().synthetic()) {
     if (pending_.front().kind == PendingResponse::Kind::kSynthParse) {
       protocol::append_parse_complete(out);
+    } else if (pending_.front().kind == PendingResponse::Kind::kSynthMessage) {
+      out += pending_.front().message;
     } else {
       protocol::append_close_complete(out);
     }
@@ -867,6 +983,9 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
       }
       bool was_busy = last_rfq_ != 'I';
       last_rfq_ = status;
+      // Everything sent has been answered: a COPY that failed to start (no CopyInResponse)
+      // is over too.
+      if (outstanding_ == 0) copies_ended_early_ = 0;
       if (status == 'I' && outstanding_ == 0 && !ext_pending_) {
         release_point = true;
         if (was_busy || settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
@@ -892,10 +1011,20 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
     case be::kErrorResponse: {
       auto e = protocol::parse_error_notice(body);
       stats().count_error(e ? e->sqlstate : std::string_view{});
+      if (track_prepared_ && e && is_stale_plan_error(*e)) {
+        // A shared statement's result columns changed under it (DDL). A driver's own cure,
+        // Close + Parse, does not reach the shared server statement: this server connection
+        // is closed instead of pooled, and its statements are prepared afresh elsewhere.
+        server_->statements_stale = true;
+      }
       break;
     }
     case be::kCopyInResponse:
-      copy_in_ = true;
+      if (copies_ended_early_ > 0) {
+        --copies_ended_early_;
+      } else {
+        copy_in_ = true;
+      }
       break;
     default:
       break;
@@ -1049,9 +1178,11 @@ void ClientSession::detach(bool reuse) {
   server_.reset();
   pending_.clear();
   server_skipping_ = false;
+  portals_possible_ = false;
   outstanding_ = 0;
   ext_pending_ = false;
   copy_in_ = false;
+  copies_ended_early_ = 0;
   last_rfq_ = 'I';
   if (state_ == ClientState::kActive) set_state(ClientState::kIdle);
 }

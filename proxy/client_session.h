@@ -90,10 +90,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool tracking() const { return track_prepared_ && server_ != nullptr; }
   bool track_client_message(char type, protocol::Bytes body, std::string& out);
   void ensure_prepared(const StatementDef& def, std::string& out);
+  bool ensure_unnamed(std::string& out);
   void evict_for_one(std::string& out);
   bool route_response(char type, protocol::Bytes body);
   void fail_pending_to_sync();
-  void forget_statement(const std::string& client_name, const std::string& server_name);
   void emit_synthetic(std::string& out);
   void detach(bool reuse);
   void end_with(EndStatus status);
@@ -120,9 +120,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // relay state
   std::unique_ptr<ServerConnection> server_;
-  int outstanding_ = 0;       // ReadyForQuery messages still expected
-  bool ext_pending_ = false;  // extended-protocol messages forwarded since the last Sync
-  bool copy_in_ = false;      // server sent CopyInResponse; client has not ended the copy
+  int outstanding_ = 0;         // ReadyForQuery messages still expected
+  bool ext_pending_ = false;    // extended-protocol messages forwarded since the last Sync
+  bool copy_in_ = false;        // server sent CopyInResponse; client has not ended the copy
+  int copies_ended_early_ = 0;  // CopyDone/CopyFail relayed before their CopyInResponse
   char last_rfq_ = 'I';
   bool writing_to_server_ = false;
   bool busy_ = false;
@@ -132,11 +133,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Transaction mode, max_prepared_statements > 0: the client's named statements and what
   // each message sent to the server will answer (kept in step by route_response()).
   bool track_prepared_ = false;
-  std::unordered_map<std::string, StatementDef> statements_;
+  ClientStatements statements_;
   ResponseQueue pending_;
-  bool server_skipping_ = false;  // the server reported an error and ignores all until Sync
-  std::string to_server_;         // a batch with rewritten messages
-  std::string to_client_;         // server output with swallowed or made-up messages
+  bool server_skipping_ = false;         // the server reported an error and ignores all until Sync
+  bool portals_possible_ = false;        // a Bind went to the server connection: no evictions now
+  std::string unnamed_dealloc_;          // the unnamed statement stands in for DEALLOCATE of this
+  std::string portal_dealloc_;           // the unnamed portal stands in for DEALLOCATE of this
+  std::optional<StatementDef> unnamed_;  // the client's unnamed statement (server_name unused)
+  std::uint64_t unnamed_tag_ = 0;        // its ServerConnection::unnamed_tag
+  std::string to_server_;                // a batch with rewritten messages
+  std::string to_client_;                // server output with swallowed or made-up messages
   std::optional<EndStatus> ending_;
   int readers_ = 0;
   asio::steady_timer reader_done_;

@@ -45,6 +45,12 @@ struct ServerConnection {
   bool read_only = false;
   // Statement names prepared on this connection by the proxy (transaction mode, issue 4).
   PreparedLru prepared;
+  // Which client Parse the unnamed statement on this connection came from (0: none or
+  // unknown), so a client's Bind of its unnamed statement can tell whether to parse it again.
+  std::uint64_t unnamed_tag = 0;
+  // A prepared statement here failed with "cached plan must not change result type": closed
+  // on release rather than pooled (client_session.cpp).
+  bool statements_stale = false;
 
   ~ServerConnection();
 };

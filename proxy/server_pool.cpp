@@ -120,7 +120,7 @@ void ServerPool::release(std::unique_ptr<ServerConnection> conn, Return how) {
   }
   stats().servers[static_cast<int>(ServerState::kActive)].fetch_sub(1, std::memory_order_relaxed);
   if (how == Return::kClose || conn->epoch != shard_.epoch() || !conn->in.empty() ||
-      conn->cancel_sent || shard_.stopping()) {
+      conn->cancel_sent || conn->statements_stale || shard_.stopping()) {
     close_conn(std::move(conn), how == Return::kClose ? "not reusable" : "stale");
     return;
   }
