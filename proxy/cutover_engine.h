@@ -192,9 +192,10 @@ struct CutoverStatus {
   int held_clients = 0;
   int transactions_in_flight = 0;
   int pinned_sessions = 0;
-  Millis paused_for{0};          // how long the gate has been closed (0 when running)
-  Millis dead_man_remaining{0};  // time left before the dead-man timer resumes (0 if running)
-  std::string command;           // the command running now, empty when none
+  std::vector<SessionInfo> unmovable;  // sessions a flip would refuse or end (unmovable_policy)
+  Millis paused_for{0};                // how long the gate has been closed (0 when running)
+  Millis dead_man_remaining{0};        // time left before the dead-man timer resumes (0 if running)
+  std::string command;                 // the command running now, empty when none
   std::vector<std::string> backends;
 };
 

@@ -455,7 +455,8 @@ awaitable<SessionSnapshot> probe_session(ServerConnection& conn, bool with_prepa
       case be::kReadyForQuery: {
         auto z = protocol::parse_ready_for_query(protocol::as_bytes(m.body));
         if (!z || z->status != 'I') co_return SessionSnapshot{};
-        snap.valid = !failed;
+        snap.usable = true;  // bytes after it (a notification) stay in conn.in for the relay
+        snap.valid = !failed && snap.usable;
         co_return snap;
       }
       case be::kCopyInResponse:

@@ -61,7 +61,8 @@ struct PreparedOnServer {
 
 // The state of one server session as the server reports it.
 struct SessionSnapshot {
-  bool valid = false;  // the probe ran and was understood
+  bool valid = false;   // the probe ran and was understood
+  bool usable = false;  // the connection is idle again ('I'); false: close it
   std::int64_t listen = 0;
   std::int64_t advisory_locks = 0;
   std::int64_t temp_objects = 0;
