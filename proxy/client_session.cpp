@@ -1112,6 +1112,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
   end_with(status);  // the server reader sees it and stops instead of reporting a lost server
   set_state(ClientState::kClosing);
   // Stop the server reader first: after this no one else writes to the client.
+  bool server_closed = false;  // closed here: never back to the pool, whatever it looks like
   if (readers_ > 0) {
     bool clean =
         server_ && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !copy_in_ && !probing_;
@@ -1120,6 +1121,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
         server_->stream->cancel();
       } else {
         server_->stream->close();
+        server_closed = true;
       }
     }
     while (readers_ > 0) {
@@ -1128,8 +1130,9 @@ awaitable<void> ClientSession::finish(EndStatus status) {
     }
   }
   if (server_) {
-    bool clean = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !copy_in_ && !probing_ &&
-                 server_->in.empty() && status.reason != EndReason::kServerLost;
+    bool clean = !server_closed && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' &&
+                 !copy_in_ && !probing_ && server_->in.empty() &&
+                 status.reason != EndReason::kServerLost;
     if (clean && (settings_->config.proxy.pool_mode == PoolMode::kSession || pinned_)) {
       // Whatever the client did to its session (SET, PREPARE, temp tables, LISTEN) must not
       // reach the next client.
