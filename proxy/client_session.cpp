@@ -457,6 +457,7 @@ awaitable<EndStatus> ClientSession::relay() {
         set_state(server_ ? ClientState::kActive : ClientState::kIdle);
         if (ending_) co_return *ending_;
       }
+      cutover_snapshot_ = {};  // a new transaction starts: the pause's snapshot is history
       if (server_ && server_->epoch != shard_.epoch()) {
         // Session mode (or a pinned session) after a retarget: move to the new backend
         // between transactions, taking settings and prepared statements along.
@@ -985,6 +986,13 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         swallow = route_response(h.type, body);
       }
       if (inspected(h.type)) on_server_message(h.type, body, release_point);
+      if (!swallow && h.type == be::kErrorResponse && outstanding_ == 0 && !ext_pending_ &&
+          cutover_snapshot_.valid && !shard_.gate().is_open()) {
+        // An idle server connection ended while paused (the fence's FATAL 57P01): not the
+        // client's end, it moves with its snapshot (lost_while_paused).
+        swallow = true;
+        cut(pos);
+      }
       if (!swallow && h.type == be::kErrorResponse && conn->read_only) {
         // Read-only mode: a refused write says why (proxy/read_only_error.h).
         std::string rewritten;
@@ -1073,10 +1081,30 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       arm_idle_timer();  // session mode (or pinned): idle between transactions from here
     }
     if (probed && !conn->in.empty()) continue;  // messages that came during the probe
-    std::size_t room = 0;
-    std::uint8_t* p = conn->in.prepare(4096, room);
-    auto [ec, n] = co_await server->read_some(asio::buffer(p, room));
-    if (server_.get() != conn || ending_) break;  // stopped on purpose (finish/detach)
+    error_code ec;
+    std::size_t n = 0;
+    if (!snapshot_wanted_) {  // (asked while this coroutine was not reading: take it now)
+      std::size_t room = 0;
+      std::uint8_t* p = conn->in.prepare(4096, room);
+      std::tie(ec, n) = co_await server->read_some(asio::buffer(p, room));
+      if (server_.get() != conn || ending_) break;  // stopped on purpose (finish/detach)
+    }
+    if (snapshot_wanted_ && (!ec || ec == asio::error::operation_aborted)) {
+      conn->in.commit(n);
+      snapshot_wanted_ = false;
+      if (!co_await snapshot_for_cutover(conn)) {
+        end_with({EndReason::kServerLost, {}, {}});
+        client->cancel();
+        break;
+      }
+      if (server_.get() != conn || ending_) break;
+      continue;
+    }
+    if (ec && cutover_snapshot_.valid && !shard_.gate().is_open() && outstanding_ == 0 &&
+        !ext_pending_ && last_rfq_ == 'I') {
+      lost_while_paused();
+      break;
+    }
     if (ec) {
       log::warn("server_connection_lost", {{"session", std::to_string(id_)},
                                            {"server_id", std::to_string(conn->id)},

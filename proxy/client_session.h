@@ -78,6 +78,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool pinned() const { return pinned_; }
   // "LISTEN, temp table" when the session holds state that cannot move to a new backend.
   std::string unmovable_reasons() const;
+  // The proxy is paused and drained: record the session's state now (see
+  // TrafficControl::snapshot_sessions). No-op for sessions without an idle server connection.
+  void request_cutover_snapshot();
 
  private:
   awaitable<std::optional<EndStatus>> startup();
@@ -109,6 +112,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void apply_snapshot(ServerConnection& conn, SessionSnapshot snap);
   void set_pinned(bool on);
   awaitable<std::optional<EndStatus>> move_to_current_backend();
+  awaitable<bool> snapshot_for_cutover(ServerConnection* conn);
+  // The idle server connection died while paused (a fence): move with the snapshot instead.
+  void lost_while_paused();
   void end_with(EndStatus status);
   awaitable<bool> write_client(const std::string& bytes);
   void refresh_busy();
@@ -159,6 +165,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   ParamMap startup_desired_;  // the client's startup settings (what RESET goes back to)
   std::string replay_;        // a move: prepared statements to recreate on the next server
   int replay_ready_ = 0;      // ReadyForQuery messages replay_ produces
+  bool snapshot_wanted_ = false;      // the reader's read was cancelled to take a snapshot
+  SessionSnapshot cutover_snapshot_;  // taken while paused; cleared at the next transaction
   int readers_ = 0;
   asio::steady_timer reader_done_;
   asio::steady_timer idle_timer_;

@@ -141,4 +141,48 @@ awaitable<std::optional<EndStatus>> ClientSession::move_to_current_backend() {
   co_return std::nullopt;
 }
 
+void ClientSession::request_cutover_snapshot() {
+  bool keeps_server = settings_->config.proxy.pool_mode == PoolMode::kSession || pinned_;
+  if (!server_ || !keeps_server || probing_ || in_transaction() || readers_ == 0) return;
+  snapshot_wanted_ = true;
+  probing_ = true;  // counted in flight until the snapshot is taken
+  refresh_busy();
+  server_->stream->cancel();  // wakes the server reader, which takes it
+}
+
+awaitable<bool> ClientSession::snapshot_for_cutover(ServerConnection* conn) {
+  std::string async;
+  SessionSnapshot snap = co_await probe_session(*conn, true, settings_->server_limits, async);
+  probing_ = false;
+  probe_done_.cancel();
+  refresh_busy();
+  if (!async.empty() && !ending_ && !co_await write_client(async)) {
+    end_with({EndReason::kClientClosed, {}, {}});
+    co_return true;
+  }
+  if (!snap.valid) co_return snap.usable;
+  cutover_snapshot_ = snap;
+  apply_snapshot(*conn, std::move(snap));
+  co_return true;
+}
+
+void ClientSession::lost_while_paused() {
+  if (cutover_snapshot_.unmovable()) {
+    end_with({EndReason::kShutdown, "57P01",
+              "terminating connection: the database is moving to a new server (pgcutover "
+              "flip) and this session held " +
+                  cutover_snapshot_.reasons() + ", which cannot move; reconnect"});
+    client_->cancel();
+    return;
+  }
+  int ready = 0;
+  replay_ = build_prepared_replay(cutover_snapshot_.prepared, track_prepared_, ready);
+  replay_ready_ = ready;
+  log::info("server_lost_while_paused",
+            {{"session", std::to_string(id_)},
+             {"action", "the session continues on a new server connection with its state"}});
+  detach(false);
+  refresh_busy();
+}
+
 }  // namespace pgcutover::proxy

@@ -299,6 +299,7 @@ bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
   }
   r.drain = to_ms(Clock::now() - start);
   if (left == 0) {
+    dp_.snapshot_sessions();
     {
       std::lock_guard lock(mu_);
       draining_.store(false);

@@ -109,6 +109,11 @@ class TrafficControl {
   virtual void set_read_only(bool enabled) = 0;
   // Session mode: sessions whose state cannot move (empty in transaction mode).
   virtual std::vector<SessionInfo> unmovable_sessions() = 0;
+  // Called once drained: sessions that keep a server connection between transactions (session
+  // mode, pinned) record their state now, while it can still be read, so they can move even if
+  // the old server connection is ended during the pause (the controller's fence ends every
+  // session of the fenced roles on the source). Blocks briefly (bounded).
+  virtual void snapshot_sessions() {}
 };
 
 // Implemented over proxy/state_file.*: writes backend and epoch atomically and durably (temp

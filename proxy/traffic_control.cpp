@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <future>
+#include <thread>
 
 #include "proxy/asio.h"
 #include "proxy/client_session.h"
@@ -237,6 +238,19 @@ std::vector<SessionInfo> ShardTrafficControl::unmovable_sessions() {
       kShardTimeout);
   std::lock_guard lock(*mu);
   return *out;
+}
+
+void ShardTrafficControl::snapshot_sessions() {
+  on_every_shard(
+      plane_,
+      [](Shard& shard) {
+        shard.for_each_session([](ClientSession& s) { s.request_cutover_snapshot(); });
+      },
+      kShardTimeout);
+  // Each snapshot is one round trip on an idle connection and counts as in flight meanwhile.
+  auto deadline = std::chrono::steady_clock::now() + kShardTimeout;
+  while (transactions_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 bool StateFileStore::persist(const std::string& backend, std::uint64_t epoch) {

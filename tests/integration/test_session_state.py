@@ -32,6 +32,7 @@ import time
 import urllib.request
 
 import psycopg
+import psycopg.conninfo
 from psycopg import errors
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -362,6 +363,34 @@ def run_session_mode(proxy):
     ok("session mode, unmovable_policy=terminate: flip done, LISTEN/temp/lock sessions got FATAL "
        "57P01 naming their state; the movable session runs on the target with its SETs, "
        "application_name, protocol and SQL prepared statements")
+    mover.close()
+    proxy.stop()
+
+    # The controller's fence ends every session of the app role on the source while the proxy
+    # is paused: the session's state was recorded when the drain ended, so it still moves.
+    proxy.start("session", 8, 'unmovable_policy = "block"\nprewarm = false')
+    mover, unmovable = open_sessions(proxy)
+    for c in unmovable:
+        c.close()
+    code, body = proxy.admin("POST", "/v1/pause", {})
+    if code != 200:
+        fail(f"pause: {code} {body}")
+    app_user = psycopg.conninfo.conninfo_to_dict(proxy.source["url"])["user"]
+    with psycopg.connect(proxy.source["admin_url"], autocommit=True) as a:
+        killed = a.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                           " FROM pg_stat_activity WHERE usename = %s"
+                           " AND backend_type = 'client backend'", (app_user,)).fetchone()[0]
+        if killed < 1:
+            fail("the fence ended no session on the source")
+        wait_until(5, lambda: a.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s"
+                                        " AND backend_type = 'client backend'",
+                                        (app_user,)).fetchone()[0] == 0, "fenced sessions to exit")
+    code, body = proxy.admin("POST", "/v1/flip", {"backend": "target", "epoch": 0})
+    if code != 200:
+        fail(f"flip after the fence: {code} {body}")
+    check_moved(mover, target_port)
+    ok("session mode: the source's sessions ended by a fence during the pause; the session still "
+       "moved with its settings and prepared statements (state recorded when the drain ended)")
     mover.close()
     proxy.stop()
 
