@@ -457,7 +457,8 @@ awaitable<EndStatus> ClientSession::relay() {
         set_state(server_ ? ClientState::kActive : ClientState::kIdle);
         if (ending_) co_return *ending_;
       }
-      cutover_snapshot_ = {};  // a new transaction starts: the pause's snapshot is history
+      // A new transaction starts: the pause's snapshot is history.
+      if (cutover_snapshot_.valid) cutover_snapshot_ = {};
       if (server_ && server_->epoch != shard_.epoch()) {
         // Session mode (or a pinned session) after a retarget: move to the new backend
         // between transactions, taking settings and prepared statements along.

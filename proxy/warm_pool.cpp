@@ -16,6 +16,20 @@ std::vector<std::unique_ptr<ServerConnection>> WarmPool::take(const std::string&
   if (backend == backend_) out.swap(conns_);
   conns_.clear();
   backend_.clear();
+  // A role setting is read once, at login: a connection opened while the backend's roles were
+  // still fenced (a revert prewarms the old source before the fence is lifted) would keep
+  // default_transaction_read_only = on for its life. PostgreSQL reports that setting
+  // (ParameterStatus, 14 and later): such connections are closed, not handed to the pools.
+  std::size_t before = out.size();
+  std::erase_if(out, [](const std::unique_ptr<ServerConnection>& c) {
+    auto it = c->initial_reported.find("default_transaction_read_only");
+    return it != c->initial_reported.end() && it->second == "on";
+  });
+  if (out.size() != before) {
+    log::info("prewarm_discarded", {{"backend", backend},
+                                    {"connections", std::to_string(before - out.size())},
+                                    {"reason", "logged in read-only (fenced at prewarm time)"}});
+  }
   return out;
 }
 

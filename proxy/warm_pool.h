@@ -19,7 +19,7 @@ class WarmPool {
   void fill(std::string backend, std::vector<std::unique_ptr<ServerConnection>> conns,
             Clock::time_point expires);
   // The warm connections when they go to `backend`; anything warm for another backend is
-  // closed.
+  // closed, and so is any that logged in with default_transaction_read_only on (a fence).
   std::vector<std::unique_ptr<ServerConnection>> take(const std::string& backend);
   // Closes them once expired, and any the server closed meanwhile.
   void maintain(Clock::time_point now);

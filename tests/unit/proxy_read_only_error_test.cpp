@@ -12,7 +12,8 @@ namespace {
 std::string error_body(std::string_view sqlstate, std::string_view message) {
   std::string msg;
   protocol::append_error_response(
-      msg, {.severity = "ERROR", .sqlstate = sqlstate, .message = message, .detail = {}, .hint = {}});
+      msg,
+      {.severity = "ERROR", .sqlstate = sqlstate, .message = message, .detail = {}, .hint = {}});
   return msg.substr(protocol::kHeaderSize);  // type byte and length off: the body
 }
 
