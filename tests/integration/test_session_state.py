@@ -3,7 +3,7 @@
 A Heroku-shaped source and an RDS-shaped target (both TLS + SCRAM), a real proxy binary with
 one shard. Proves:
   - transaction mode, pool of 2: LISTEN, a session advisory lock, a temp table, a WITH HOLD
-    cursor and SQL PREPARE each pin their client to its server connection (same backend pid
+    cursor, SQL PREPARE and SET ROLE each pin their client to its server connection (same backend pid
     for every transaction while another client keeps working on the other connection, the
     state invisible to that client), pgcutover_pinned_sessions in /metrics and
     pinned_sessions in /v1/status go to 1 and back to 0 when the state is released; a SET
@@ -214,6 +214,20 @@ def run_transaction_mode(proxy):
             pass
     check_pin(proxy, other, "SQL PREPARE", ["PREPARE pin_p(int) AS SELECT 40 + $1"], prepare_use,
               ["DEALLOCATE pin_p"])
+
+    # SET ROLE: another client must never run with this client's privileges.
+    app_user = psycopg.conninfo.conninfo_to_dict(proxy.source["url"])["user"]
+    with psycopg.connect(proxy.source["admin_url"], autocommit=True) as a:
+        a.execute("DROP ROLE IF EXISTS pin_helper")
+        a.execute("CREATE ROLE pin_helper")
+        a.execute(f'GRANT pin_helper TO "{app_user}"')
+
+    def role_use(c, o):
+        if one(c, "SELECT current_user") != "pin_helper":
+            fail("SET ROLE lost")
+        if one(o, "SELECT current_user") != app_user:
+            fail("SET ROLE leaked to another client")
+    check_pin(proxy, other, "SET ROLE", ["SET ROLE pin_helper"], role_use, ["RESET ROLE"])
 
     # SET outside a transaction: no pin, replayed on whichever connection the client gets.
     c = proxy.connect()
