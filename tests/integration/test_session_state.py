@@ -470,8 +470,19 @@ def run_prewarm(proxy, target_admin):
     wait_until(10, lambda: len(target_backends(target_admin)) == before, "warm connections to expire")
     ok(f"prewarm: {n} authenticated connections on the target, closed after prewarm_ttl without a flip")
 
+    # A transaction-mode client pinned by SQL PREPARE moves with the flip, its statement
+    # replayed on the target (and stays pinned there).
+    pinned = proxy.connect()
+    pinned.execute("PREPARE tp AS SELECT inet_server_port()")
+    proxy.expect_pinned(1, "SQL PREPARE before the flip")
+
     # Same run: flip without prewarm, back, then with prewarm; the held clients' wait each time.
     _, cold = held_flip(proxy, "target", 0, clients)
+    if one(pinned, "EXECUTE tp") != int(proxy.target["port"]):
+        fail("pinned transaction-mode client did not move to the target with its PREPARE")
+    proxy.expect_pinned(1, "SQL PREPARE after the flip")
+    pinned.close()
+    ok("transaction mode: a client pinned by SQL PREPARE moved to the target with its statement")
     held_flip(proxy, "source", 1, clients)
     code, body = proxy.admin("POST", "/v1/prewarm", {"backend": "target"})
     if code != 200:
