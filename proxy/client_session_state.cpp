@@ -80,7 +80,6 @@ awaitable<bool> ClientSession::probe_state(ServerConnection* conn) {
   SessionSnapshot snap = co_await probe_session(*conn, false, settings_->server_limits, async);
   probing_ = false;
   probe_done_.cancel();
-  state_effects_ = 0;
   refresh_busy();
   if (!async.empty() && !ending_) {
     // Notifications and notices that arrived while the proxy asked: the client's, in order.
@@ -90,10 +89,16 @@ awaitable<bool> ClientSession::probe_state(ServerConnection* conn) {
     }
   }
   if (!snap.valid) {
-    // Unreadable answer or lost connection: keep what was known (a pinned session stays
-    // pinned); the caller sees a lost connection through the next read.
+    // The server refused the question (the client's own statement_timeout, say) or the
+    // connection is gone (the caller closes it). Not knowing is not "nothing": the client
+    // stays pinned (transaction mode) and is asked again after its next transaction.
+    if (snap.usable && settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
+      set_pinned(true);
+      refresh_busy();
+    }
     co_return snap.usable;
   }
+  state_effects_ = 0;
   apply_snapshot(*conn, std::move(snap));
   co_return true;
 }

@@ -234,7 +234,12 @@ std::string unquote_ident(std::string_view q) {
 
 // ---- the probe ----
 
+// Settings first: the SET LOCAL after it (which keeps the client's own statement_timeout or
+// lock_timeout from cancelling the rest) would show up as a session setting itself. One Query
+// of several statements is one implicit transaction, so SET LOCAL ends with it.
 constexpr std::string_view kProbeCounts =
+    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session';"
+    "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0;"
     "SELECT (SELECT count(*) FROM pg_catalog.pg_listening_channels()),"
     " (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
     " AND pid = pg_catalog.pg_backend_pid()),"
@@ -242,8 +247,7 @@ constexpr std::string_view kProbeCounts =
     " WHERE relnamespace = pg_catalog.pg_my_temp_schema()),"
     " (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable),"
     " (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql),"
-    " current_user <> session_user;"
-    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session';";
+    " current_user <> session_user;";
 constexpr std::string_view kProbePrepared =
     "SELECT name, statement, parameter_types::pg_catalog.oid[]::text, from_sql"
     " FROM pg_catalog.pg_prepared_statements;";
