@@ -24,6 +24,7 @@ one shard. Proves:
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,14 +98,19 @@ max_pause = 20
                    "the proxy and its admin API to accept")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
             try:
-                self.proc.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                proc.kill()
                 fail("proxy did not exit after SIGTERM")
-        self.proc = None
+        # A sanitizer report (ASan run of tests/run.sh) ends the proxy with a non-zero status.
+        if proc.returncode != 0:
+            fail(f"proxy exited with status {proc.returncode}; see {self.log}")
 
     def connect(self, **kw):
         return psycopg.connect(host="127.0.0.1", port=self.port, user="app", dbname="app",
@@ -516,6 +522,8 @@ def main():
         run_session_mode(proxy)
         run_prewarm(proxy, target_admin)
         print("all session-state checks passed")
+        proxy.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     except BaseException:
         import traceback
         traceback.print_exc()
