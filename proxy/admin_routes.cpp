@@ -170,7 +170,10 @@ std::string render_status(const CutoverStatus& s) {
   }
   w.key("backends").begin_array();
   for (const auto& b : s.backends) w.value(b);
-  w.end_array().end_object();
+  w.end_array();
+  w.key("unmovable_sessions");
+  write_sessions(w, s.unmovable);
+  w.end_object();
   return w.take();
 }
 

@@ -9,6 +9,7 @@
 #include "proxy/deadline.h"
 #include "proxy/log.h"
 #include "proxy/message_io.h"
+#include "proxy/read_only_error.h"
 #include "proxy/server_pool.h"
 #include "proxy/shard.h"
 
@@ -144,7 +145,8 @@ ClientSession::ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::
       id_(id),
       reader_done_(shard.executor()),
       idle_timer_(shard.executor()),
-      write_done_(shard.executor()) {
+      write_done_(shard.executor()),
+      probe_done_(shard.executor()) {
   track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
                     settings_->config.proxy.max_prepared_statements > 0;
   stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
@@ -165,8 +167,10 @@ void ClientSession::set_state(ClientState s) {
 
 bool ClientSession::in_transaction() const {
   if (!server_) return false;
-  if (settings_->config.proxy.pool_mode == PoolMode::kTransaction) return true;
-  return outstanding_ > 0 || ext_pending_ || last_rfq_ != 'I' || copy_in_;
+  // Transaction mode holds a server only inside a transaction, unless the session is pinned:
+  // then, as in session mode, it is between transactions when the server is idle.
+  if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) return true;
+  return outstanding_ > 0 || ext_pending_ || last_rfq_ != 'I' || copy_in_ || probing_;
 }
 
 void ClientSession::refresh_busy() {
@@ -327,6 +331,7 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
     if (is_tracked_reported(name)) desired_[name] = value;
   }
   for (auto& [name, value] : startup_settings(startup_)) desired_[name] = value;
+  startup_desired_ = desired_;
 
   cancel_key_ = shard_.plane().cancels().issue({shard_.index(), id_});
   registered_ = true;
@@ -476,11 +481,12 @@ awaitable<EndStatus> ClientSession::relay() {
         set_state(server_ ? ClientState::kActive : ClientState::kIdle);
         if (ending_) co_return *ending_;
       }
+      // A new transaction starts: the pause's snapshot is history.
+      if (cutover_snapshot_.valid) cutover_snapshot_ = {};
       if (server_ && server_->epoch != shard_.epoch()) {
-        // Session mode after a retarget: move to the new backend between transactions.
-        // TODO(issue 5): replay prepared statements; refuse sessions with unmovable state.
-        server_->stream->cancel();
-        detach(false);
+        // Session mode (or a pinned session) after a retarget: move to the new backend
+        // between transactions, taking settings and prepared statements along.
+        if (auto end = co_await move_to_current_backend()) co_return *end;
       }
       if (!server_ && track_prepared_) {
         // Parse/Close/Sync only: answered here, no server connection needed (see
@@ -518,6 +524,14 @@ awaitable<EndStatus> ClientSession::relay() {
       }
     }
 
+    if (probing_) {
+      // The server reader is asking the server about the session on this connection: the
+      // client's next message waits for it, then the boundary is looked at again.
+      probe_done_.expires_at(asio::steady_timer::time_point::max());
+      co_await probe_done_.async_wait(use_nothrow);
+      continue;
+    }
+
     // Forward every complete message buffered (pipelines go in one write), stopping before
     // a Terminate so that it is handled above.
     // Messages the prepared-statement tracking rewrites are copied into to_server_; the
@@ -534,6 +548,7 @@ awaitable<EndStatus> ClientSession::relay() {
       if (m.length < 4 || m.length - 4 > max_message || data.size() - n < m.total()) break;
       if (m.type == fe::kTerminate) break;
       account_client_message(m.type);
+      note_client_sql(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4));
       if (tracking()) {
         replacement.clear();
         if (track_client_message(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4),
@@ -629,6 +644,22 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
                           "server connection lost while preparing it"};
     }
     conn->read_only = want;
+  }
+  if (!replay_.empty()) {
+    // A move: recreate the prepared statements the session had on the old backend.
+    int failed =
+        co_await run_internal_batch(*conn, replay_, replay_ready_, settings_->server_limits);
+    if (failed < 0) {
+      pool_->release(std::move(conn), ServerPool::Return::kClose);
+      set_state(ClientState::kIdle);
+      co_return EndStatus{EndReason::kServerLogin, "08006",
+                          "server connection lost while preparing it"};
+    }
+    log::info("session_moved", {{"session", std::to_string(id_)},
+                                {"statements", std::to_string(replay_ready_)},
+                                {"failed", std::to_string(failed)}});
+    replay_.clear();
+    replay_ready_ = 0;
   }
   if (ending_) {
     pool_->release(std::move(conn), ServerPool::Return::kReuse);
@@ -1085,6 +1116,22 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         swallow = route_response(h.type, body);
       }
       if (inspected(h.type)) on_server_message(h.type, body, release_point);
+      if (!swallow && h.type == be::kErrorResponse && outstanding_ == 0 && !ext_pending_ &&
+          cutover_snapshot_.valid && !shard_.gate().is_open()) {
+        // An idle server connection ended while paused (the fence's FATAL 57P01): not the
+        // client's end, it moves with its snapshot (lost_while_paused).
+        swallow = true;
+        cut(pos);
+      }
+      if (!swallow && h.type == be::kErrorResponse && conn->read_only) {
+        // Read-only mode: a refused write says why (proxy/read_only_error.h).
+        std::string rewritten;
+        if (rewrite_read_only_error(body, rewritten)) {
+          cut(pos);
+          out += rewritten;
+          swallow = true;
+        }
+      }
       std::size_t k = std::min(h.total(), data.size() - pos);
       if (swallow) cut(pos);
       pos += k;
@@ -1136,8 +1183,21 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       if (server_.get() != conn || ending_) break;
       at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
     }
+    bool probed = false;
+    if (at_release && state_effects_ != 0) {
+      // The transaction may have left session state behind: ask the server before this
+      // connection can go to another client (or be counted as movable).
+      probed = true;
+      if (!co_await probe_state(conn)) {
+        end_with({EndReason::kServerLost, {}, {}});
+        client->cancel();
+        break;
+      }
+      if (server_.get() != conn || ending_) break;
+      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+    }
     if (at_release) {
-      if (settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
+      if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) {
         detach(conn->in.empty());
         refresh_busy();
         arm_idle_timer();
@@ -1148,12 +1208,33 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         terminate({EndReason::kShutdown, {}, {}});
         break;
       }
-      arm_idle_timer();  // session mode: idle between transactions from here
+      arm_idle_timer();  // session mode (or pinned): idle between transactions from here
     }
-    std::size_t room = 0;
-    std::uint8_t* p = conn->in.prepare(4096, room);
-    auto [ec, n] = co_await server->read_some(asio::buffer(p, room));
-    if (server_.get() != conn || ending_) break;  // stopped on purpose (finish/detach)
+    if (probed && !conn->in.empty()) continue;  // messages that came during the probe
+    error_code ec;
+    std::size_t n = 0;
+    if (!snapshot_wanted_) {  // (asked while this coroutine was not reading: take it now)
+      std::size_t room = 0;
+      std::uint8_t* p = conn->in.prepare(4096, room);
+      std::tie(ec, n) = co_await server->read_some(asio::buffer(p, room));
+      if (server_.get() != conn || ending_) break;  // stopped on purpose (finish/detach)
+    }
+    if (snapshot_wanted_ && (!ec || ec == asio::error::operation_aborted)) {
+      conn->in.commit(n);
+      snapshot_wanted_ = false;
+      if (!co_await snapshot_for_cutover(conn)) {
+        end_with({EndReason::kServerLost, {}, {}});
+        client->cancel();
+        break;
+      }
+      if (server_.get() != conn || ending_) break;
+      continue;
+    }
+    if (ec && cutover_snapshot_.valid && !shard_.gate().is_open() && outstanding_ == 0 &&
+        !ext_pending_ && last_rfq_ == 'I') {
+      lost_while_paused();
+      break;
+    }
     if (ec) {
       log::warn("server_connection_lost", {{"session", std::to_string(id_)},
                                            {"server_id", std::to_string(conn->id)},
@@ -1191,13 +1272,16 @@ awaitable<void> ClientSession::finish(EndStatus status) {
   end_with(status);  // the server reader sees it and stops instead of reporting a lost server
   set_state(ClientState::kClosing);
   // Stop the server reader first: after this no one else writes to the client.
+  bool server_closed = false;  // closed here: never back to the pool, whatever it looks like
   if (readers_ > 0) {
-    bool clean = server_ && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !copy_in_;
+    bool clean =
+        server_ && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !copy_in_ && !probing_;
     if (server_) {
       if (clean) {
         server_->stream->cancel();
       } else {
         server_->stream->close();
+        server_closed = true;
       }
     }
     while (readers_ > 0) {
@@ -1206,9 +1290,10 @@ awaitable<void> ClientSession::finish(EndStatus status) {
     }
   }
   if (server_) {
-    bool clean = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !copy_in_ &&
-                 server_->in.empty() && status.reason != EndReason::kServerLost;
-    if (clean && settings_->config.proxy.pool_mode == PoolMode::kSession) {
+    bool clean = !server_closed && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' &&
+                 !copy_in_ && !probing_ && server_->in.empty() &&
+                 status.reason != EndReason::kServerLost;
+    if (clean && (settings_->config.proxy.pool_mode == PoolMode::kSession || pinned_)) {
       // Whatever the client did to its session (SET, PREPARE, temp tables, LISTEN) must not
       // reach the next client.
       InternalQueryResult r =
@@ -1223,6 +1308,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
     // A client that vanished mid-transaction leaves the server in an unknown state: close it.
     detach(clean);
   }
+  set_pinned(false);
   refresh_busy();
   Fatal f = fatal_for(status.reason);
   if (f.send) {

@@ -23,6 +23,7 @@
 #include "proxy/prepared_statements.h"
 #include "proxy/server_connection.h"
 #include "proxy/session_params.h"
+#include "proxy/session_state.h"
 #include "proxy/stats.h"
 
 namespace pgcutover::proxy {
@@ -72,6 +73,14 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void terminate(EndStatus why);  // end now
   void forward_cancel();          // a CancelRequest with this session's key arrived
   bool in_transaction() const;
+  // Session state that pins this client to its server connection (transaction mode) or keeps
+  // it from moving to another backend: what the server last said (proxy/session_state.h).
+  bool pinned() const { return pinned_; }
+  // "LISTEN, temp table" when the session holds state that cannot move to a new backend.
+  std::string unmovable_reasons() const;
+  // The proxy is paused and drained: record the session's state now (see
+  // TrafficControl::snapshot_sessions). No-op for sessions without an idle server connection.
+  void request_cutover_snapshot();
 
  private:
   awaitable<std::optional<EndStatus>> startup();
@@ -96,6 +105,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void fail_pending_to_sync();
   void emit_synthetic(std::string& out);
   void detach(bool reuse);
+  // Session state (session_state.h): classify what the client sends, ask the server at the end
+  // of a flagged transaction, pin or unpin, and move to a retargeted backend.
+  void note_client_sql(char type, protocol::Bytes body);
+  awaitable<bool> probe_state(ServerConnection* conn);
+  void apply_snapshot(ServerConnection& conn, SessionSnapshot snap);
+  void set_pinned(bool on);
+  awaitable<std::optional<EndStatus>> move_to_current_backend();
+  awaitable<bool> snapshot_for_cutover(ServerConnection* conn);
+  // The idle server connection died while paused (a fence): move with the snapshot instead.
+  void lost_while_paused();
   void end_with(EndStatus status);
   awaitable<bool> write_client(const std::string& bytes);
   void refresh_busy();
@@ -144,10 +163,21 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::string to_server_;                // a batch with rewritten messages
   std::string to_client_;                // server output with swallowed or made-up messages
   std::optional<EndStatus> ending_;
+  // Session state: effects seen since the last probe, the server's last answer, pinning.
+  unsigned state_effects_ = 0;
+  SessionSnapshot snapshot_;
+  bool pinned_ = false;
+  bool probing_ = false;      // the server reader is asking the server; the relay must not write
+  ParamMap startup_desired_;  // the client's startup settings (what RESET goes back to)
+  std::string replay_;        // a move: prepared statements to recreate on the next server
+  int replay_ready_ = 0;      // ReadyForQuery messages replay_ produces
+  bool snapshot_wanted_ = false;      // the reader's read was cancelled to take a snapshot
+  SessionSnapshot cutover_snapshot_;  // taken while paused; cleared at the next transaction
   int readers_ = 0;
   asio::steady_timer reader_done_;
   asio::steady_timer idle_timer_;
   asio::steady_timer write_done_;  // cancelled when a write to the server completes
+  asio::steady_timer probe_done_;  // cancelled when a probe ends
 };
 
 }  // namespace pgcutover::proxy

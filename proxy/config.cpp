@@ -644,6 +644,9 @@ Config Config::parse(std::string_view text, const std::string& path) {
                       {{"abort", DrainPolicy::kAbort}, {"cancel", DrainPolicy::kCancel}});
     cu.max_pause = s.duration("max_pause", cu.max_pause);
     cu.prewarm = s.boolean("prewarm", cu.prewarm);
+    cu.prewarm_ttl = s.duration("prewarm_ttl", cu.prewarm_ttl);
+    cu.unmovable_terminate = s.enumeration("unmovable_policy", cu.unmovable_terminate,
+                                           {{"block", false}, {"terminate", true}});
     s.finish();
   }
 

@@ -108,6 +108,10 @@ struct CutoverSettings {
   DrainPolicy drain_policy = DrainPolicy::kAbort;
   Duration max_pause = std::chrono::seconds(30);
   bool prewarm = true;
+  // Session state that cannot move at a flip (LISTEN, temp tables, advisory locks, WITH HOLD
+  // cursors): refuse the flip (block) or end those sessions with 57P01 (terminate).
+  bool unmovable_terminate = false;
+  Duration prewarm_ttl = std::chrono::seconds(60);  // warm connections unused this long close
 };
 
 struct AdminSettings {

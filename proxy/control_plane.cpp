@@ -26,6 +26,8 @@ CutoverOptions cutover_options(const Settings& s, const ActiveBackend& active) {
                                                           : DrainTimeoutPolicy::kAbort;
   o.max_pause = std::chrono::duration_cast<Millis>(c.max_pause);
   o.prewarm_on_flip = c.prewarm;
+  o.unmovable_policy =
+      c.unmovable_terminate ? UnmovablePolicy::kTerminate : UnmovablePolicy::kBlock;
   o.prewarm_timeout = std::chrono::duration_cast<Millis>(s.config.proxy.server_connect_timeout);
   // The drain ends when the shared in-flight counter reaches zero; polling it every 2 ms
   // during a pause costs nothing and keeps the write pause short.

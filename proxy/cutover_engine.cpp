@@ -299,12 +299,15 @@ bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
   }
   r.drain = to_ms(Clock::now() - start);
   if (left == 0) {
+    dp_.snapshot_sessions();
     {
       std::lock_guard lock(mu_);
       draining_.store(false);
       set_state_locked(CutoverState::kPaused);
     }
     r.held_clients = dp_.held_clients();
+    // Reported before any flip: the sessions a flip would refuse or end (unmovable_policy).
+    r.unmovable = dp_.unmovable_sessions();
     log::info("cutover.paused", {{"drain_ms", ms_string(r.drain)},
                                  {"held_clients", std::to_string(r.held_clients)},
                                  {"cancelled", std::to_string(r.blockers.size())}});
@@ -608,6 +611,7 @@ CutoverStatus CutoverEngine::status() const {
   s.held_clients = dp_.held_clients();
   s.transactions_in_flight = dp_.transactions_in_flight();
   s.pinned_sessions = dp_.pinned_sessions();
+  s.unmovable = dp_.unmovable_sessions();
   return s;
 }
 

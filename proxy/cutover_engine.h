@@ -109,6 +109,11 @@ class TrafficControl {
   virtual void set_read_only(bool enabled) = 0;
   // Session mode: sessions whose state cannot move (empty in transaction mode).
   virtual std::vector<SessionInfo> unmovable_sessions() = 0;
+  // Called once drained: sessions that keep a server connection between transactions (session
+  // mode, pinned) record their state now, while it can still be read, so they can move even if
+  // the old server connection is ended during the pause (the controller's fence ends every
+  // session of the fenced roles on the source). Blocks briefly (bounded).
+  virtual void snapshot_sessions() {}
 };
 
 // Implemented over proxy/state_file.*: writes backend and epoch atomically and durably (temp
@@ -192,9 +197,10 @@ struct CutoverStatus {
   int held_clients = 0;
   int transactions_in_flight = 0;
   int pinned_sessions = 0;
-  Millis paused_for{0};          // how long the gate has been closed (0 when running)
-  Millis dead_man_remaining{0};  // time left before the dead-man timer resumes (0 if running)
-  std::string command;           // the command running now, empty when none
+  std::vector<SessionInfo> unmovable;  // sessions a flip would refuse or end (unmovable_policy)
+  Millis paused_for{0};                // how long the gate has been closed (0 when running)
+  Millis dead_man_remaining{0};        // time left before the dead-man timer resumes (0 if running)
+  std::string command;                 // the command running now, empty when none
   std::vector<std::string> backends;
 };
 

@@ -185,6 +185,12 @@ awaitable<void> ServerPool::open_spare() {
   release(std::move(r.conn), Return::kReuse);
 }
 
+void ServerPool::adopt(std::unique_ptr<ServerConnection> conn) {
+  ++open_;
+  stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1, std::memory_order_relaxed);
+  release(std::move(conn), Return::kReuse);
+}
+
 void ServerPool::on_retarget() {
   welcome_.reset();
   maintain(Clock::now());

@@ -41,6 +41,8 @@ class ServerPool {
   // Retarget: forget the welcome parameters and close idle connections of older epochs; busy
   // ones are closed when released.
   void on_retarget();
+  // Takes a prewarmed connection of the current epoch (retarget) as one of its own.
+  void adopt(std::unique_ptr<ServerConnection> conn);
 
   // ParameterStatus set of a fresh server connection (what a new client is told at login).
   const ParamMap* welcome() const { return welcome_ ? &*welcome_ : nullptr; }

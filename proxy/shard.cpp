@@ -50,10 +50,35 @@ ServerPool& Shard::pool(const std::string& database, const std::string& user) {
   return *p;
 }
 
+std::size_t Shard::warm_target() const {
+  std::size_t n = 0;
+  for (const auto& [key, pool] : pools_) n += std::min(pool->open_count(), pool_size());
+  return n;
+}
+
 void Shard::retarget(std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch) {
+  bool moved = epoch_ != epoch;  // a reload keeps the epoch: nothing to hand over
+  std::vector<std::size_t> had;  // each pool's size before the switch: what it gets warm
+  for (auto& [key, pool] : pools_) had.push_back(std::min(pool->open_count(), pool_size()));
   endpoint_ = std::move(endpoint);
   epoch_ = epoch;
   for (auto& [key, pool] : pools_) pool->on_retarget();
+  if (!moved) return;
+  auto warm = warm_.take(endpoint_->backend.name);
+  std::size_t next = 0;
+  std::size_t i = 0;
+  for (auto& [key, pool] : pools_) {
+    for (std::size_t k = 0; k < had[i] && next < warm.size(); ++k) {
+      warm[next]->epoch = epoch_;
+      pool->adopt(std::move(warm[next++]));
+    }
+    ++i;
+  }
+  if (!warm.empty()) {
+    log::info("prewarm_used", {{"backend", endpoint_->backend.name},
+                               {"adopted", std::to_string(next)},
+                               {"closed", std::to_string(warm.size() - next)}});
+  }
 }
 
 void Shard::add_session(const std::shared_ptr<ClientSession>& session) {
@@ -149,6 +174,7 @@ awaitable<void> Shard::maintenance() {
     if (stopping_) break;
     auto now = Clock::now();
     for (auto& [key, pool] : pools_) pool->maintain(now);
+    warm_.maintain(now);
   }
 }
 

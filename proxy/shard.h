@@ -16,6 +16,7 @@
 #include "proxy/gate.h"
 #include "proxy/server_pool.h"
 #include "proxy/settings.h"
+#include "proxy/warm_pool.h"
 
 namespace pgcutover::proxy {
 
@@ -51,6 +52,11 @@ class Shard {
   // are closed now, busy ones when their client releases them; new ones go to `endpoint`.
   void retarget(std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch);
   void set_settings(std::shared_ptr<const Settings> settings) { settings_ = std::move(settings); }
+  // Prewarm: connections to a flip's target, handed to the pools by retarget().
+  WarmPool& warm() { return warm_; }
+  // How many server connections the pools of this shard have open (each at most its size):
+  // what a prewarm opens, so the pools resume at the size they had.
+  std::size_t warm_target() const;
 
   // ---- sessions ----
   void add_session(const std::shared_ptr<ClientSession>& session);
@@ -90,6 +96,7 @@ class Shard {
   std::shared_ptr<const BackendEndpoint> endpoint_;
   std::uint64_t epoch_;
   Gate gate_;
+  WarmPool warm_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerPool>> pools_;
   std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
   std::unique_ptr<tcp::acceptor> tcp_acceptor_;

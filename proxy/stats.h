@@ -58,6 +58,7 @@ struct Stats {
   Counter prepared_cache_misses{0};  // the proxy (re)prepared a client statement
   Gauge held_clients{0};             // waiting at a closed gate
   Gauge servers_in_transaction{0};   // server connections assigned and not idle
+  Gauge pinned_sessions{0};          // sessions holding state that pins (session_state.h)
   // ErrorResponses sent or relayed to clients, by SQLSTATE class: the two class characters
   // (digit or upper-case letter, 0..35 each) as c0 * 36 + c1; the last index = malformed.
   static constexpr std::size_t kErrorClasses = 36 * 36 + 1;

@@ -19,6 +19,7 @@ void StatsExporter::refresh(const Stats& s, const std::string& backend) {
   client(ClientState::kHeld, ClientStateLabel::kHeld);
   client(ClientState::kLogin, ClientStateLabel::kLogin);
   metrics_.held_clients().Set(gauge(s.held_clients));
+  metrics_.pinned_sessions().Set(gauge(s.pinned_sessions));
 
   // Server connections belong to the active backend: a flip closes the old backend's.
   if (!last_backend_.empty() && last_backend_ != backend) {

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <future>
+#include <thread>
 
 #include "proxy/asio.h"
 #include "proxy/client_session.h"
@@ -65,7 +66,7 @@ int ShardTrafficControl::held_clients() {
 }
 
 int ShardTrafficControl::pinned_sessions() {
-  return 0;
+  return static_cast<int>(stats().pinned_sessions.load(std::memory_order_relaxed));
 }
 
 std::vector<ClientInfo> ShardTrafficControl::blockers() {
@@ -117,6 +118,22 @@ void ShardTrafficControl::terminate_in_flight() {
 }
 
 bool ShardTrafficControl::retarget(const std::string& backend, std::uint64_t epoch) {
+  // The engine gets here with unmovable sessions only under unmovable_policy = terminate
+  // (block refuses the flip first): end them now, with a FATAL that makes the application
+  // reconnect, before any of them could run on the new backend without its state.
+  on_every_shard(
+      plane_,
+      [](Shard& shard) {
+        shard.for_each_session([](ClientSession& s) {
+          std::string reasons = s.unmovable_reasons();
+          if (reasons.empty()) return;
+          s.terminate({EndReason::kShutdown, "57P01",
+                       "terminating connection: the database is moving to a new server "
+                       "(pgcutover flip) and this session holds " +
+                           reasons + ", which cannot move; reconnect"});
+        });
+      },
+      kShardTimeout);
   if (std::string err = plane_.retarget(backend, epoch); !err.empty()) {
     log::error("retarget_failed", {{"backend", backend}, {"error", err}});
     return false;
@@ -130,29 +147,74 @@ bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout) {
   auto settings = plane_.settings();
   auto endpoint = settings->endpoint(backend);
   if (!endpoint) return false;
-  // One full connection (TCP, TLS, authentication) proves the backend takes ours and leaves
-  // its certificate and credentials checked before any client is held for it.
   auto shards = plane_.shards();
   if (shards.empty()) return false;
-  auto result = std::make_shared<std::promise<bool>>();
-  auto answer = result->get_future();
-  asio::co_spawn(
-      shards.front()->io(),
-      [endpoint, settings, timeout, result]() -> awaitable<void> {
-        ConnectResult r = co_await connect_server(
-            endpoint, 0, std::chrono::duration_cast<asio::chrono::milliseconds>(timeout),
-            settings->server_limits);
-        if (!r.conn) {
-          log::warn("prewarm_failed", {{"backend", endpoint->backend.name},
-                                       {"sqlstate", r.error.sqlstate},
-                                       {"error", r.error.message}});
-        }
-        result->set_value(r.conn != nullptr);
-      },
-      asio::detached);
+  // Each shard opens, in parallel, as many connections (TCP, TLS, authentication) as its pools
+  // have open now (at least one in all, which proves the backend takes our credentials and
+  // certificate before any client is held for it) and keeps them in its warm pool; retarget()
+  // hands them to the pools. Bounded by the pools' sizes; closed after prewarm_ttl.
+  struct Round {
+    std::mutex mu;
+    std::promise<void> done;
+    int shards_left = 0;
+    int opened = 0;
+    int failed = 0;
+  };
+  auto round = std::make_shared<Round>();
+  round->shards_left = static_cast<int>(shards.size());
+  auto answer = round->done.get_future();
+  auto connect_timeout = std::chrono::duration_cast<asio::chrono::milliseconds>(std::min(
+      timeout, std::chrono::duration_cast<Millis>(settings->config.proxy.server_connect_timeout)));
+  const auto ttl = settings->config.cutover.prewarm_ttl;
+  for (Shard* shard : shards) {
+    asio::post(shard->io(), [shard, endpoint, settings, connect_timeout, ttl, round, backend] {
+      std::size_t want = shard->warm_target();
+      if (want == 0 && shard->index() == 0) want = 1;
+      struct ShardRound {
+        std::vector<std::unique_ptr<ServerConnection>> conns;
+        std::size_t left = 0;
+        int failed = 0;
+      };
+      auto mine = std::make_shared<ShardRound>();
+      mine->left = want;
+      auto shard_done = [shard, round, mine, backend, ttl] {
+        std::lock_guard lock(round->mu);
+        round->opened += static_cast<int>(mine->conns.size());
+        round->failed += mine->failed;
+        shard->warm().fill(backend, std::move(mine->conns), Clock::now() + ttl);
+        if (--round->shards_left == 0) round->done.set_value();
+      };
+      if (want == 0) {
+        shard_done();
+        return;
+      }
+      for (std::size_t i = 0; i < want; ++i) {
+        asio::co_spawn(
+            shard->io(),
+            [endpoint, settings, connect_timeout, mine, shard_done]() -> awaitable<void> {
+              ConnectResult r =
+                  co_await connect_server(endpoint, 0, connect_timeout, settings->server_limits);
+              if (r.conn) {
+                mine->conns.push_back(std::move(r.conn));
+              } else {
+                ++mine->failed;
+                log::warn("prewarm_failed", {{"backend", endpoint->backend.name},
+                                             {"sqlstate", r.error.sqlstate},
+                                             {"error", r.error.message}});
+              }
+              if (--mine->left == 0) shard_done();
+            },
+            asio::detached);
+      }
+    });
+  }
   if (answer.wait_for(timeout + std::chrono::milliseconds(500)) != std::future_status::ready)
     return false;
-  return answer.get();
+  std::lock_guard lock(round->mu);
+  log::info("prewarmed", {{"backend", backend},
+                          {"connections", std::to_string(round->opened)},
+                          {"failed", std::to_string(round->failed)}});
+  return round->failed == 0 && round->opened > 0;
 }
 
 void ShardTrafficControl::set_read_only(bool enabled) {
@@ -160,7 +222,35 @@ void ShardTrafficControl::set_read_only(bool enabled) {
 }
 
 std::vector<SessionInfo> ShardTrafficControl::unmovable_sessions() {
-  return {};
+  auto out = std::make_shared<std::vector<SessionInfo>>();
+  auto mu = std::make_shared<std::mutex>();
+  on_every_shard(
+      plane_,
+      [out, mu](Shard& shard) {
+        shard.for_each_session([&](ClientSession& s) {
+          std::string reasons = s.unmovable_reasons();
+          if (reasons.empty()) return;
+          std::lock_guard lock(*mu);
+          out->push_back(
+              {.client_id = s.id(), .user = s.user(), .database = s.database(), .reason = reasons});
+        });
+      },
+      kShardTimeout);
+  std::lock_guard lock(*mu);
+  return *out;
+}
+
+void ShardTrafficControl::snapshot_sessions() {
+  on_every_shard(
+      plane_,
+      [](Shard& shard) {
+        shard.for_each_session([](ClientSession& s) { s.request_cutover_snapshot(); });
+      },
+      kShardTimeout);
+  // Each snapshot is one round trip on an idle connection and counts as in flight meanwhile.
+  auto deadline = std::chrono::steady_clock::now() + kShardTimeout;
+  while (transactions_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 bool StateFileStore::persist(const std::string& backend, std::uint64_t epoch) {

@@ -26,6 +26,7 @@ class ShardTrafficControl : public TrafficControl {
   bool prewarm(const std::string& backend, Millis timeout) override;
   void set_read_only(bool enabled) override;
   std::vector<SessionInfo> unmovable_sessions() override;
+  void snapshot_sessions() override;
 
  private:
   DataPlane& plane_;

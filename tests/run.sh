@@ -38,7 +38,7 @@ if [ $# -eq 0 ]; then
   PGCUTOVER_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$asan_dir" --output-on-failure --timeout 900 -j "$jobs" \
-    -R 'unit\.|test_proxy|test_cutover_flip|test_security|pgbench_prepared|scram_libpq' || status=1
+    -R 'unit\.|test_proxy|test_cutover_flip|test_security|pgbench_prepared|scram_libpq|test_session_state' || status=1
 fi
 
 # Fuzz smoke run: every decoder's libFuzzer target, briefly, in a clang build of its own.

@@ -96,6 +96,11 @@ class FakeTraffic : public TrafficControl {
     read_only = enabled;
   }
   std::vector<SessionInfo> unmovable_sessions() override { return unmovable; }
+  void snapshot_sessions() override {
+    // Counted apart from the event list, which other tests compare whole.
+    ++snapshots;
+    snapshot_gate_closed = !gate_open;
+  }
 
   // A server connection's transaction ends: what the proxy does at ReadyForQuery 'I'.
   void end_transaction() {
@@ -119,6 +124,8 @@ class FakeTraffic : public TrafficControl {
   std::string fail_backend = "target";
   std::shared_future<void>* retarget_blocker = nullptr;
   std::vector<SessionInfo> unmovable;
+  std::atomic<int> snapshots{0};
+  std::atomic<bool> snapshot_gate_closed{false};
 
  private:
   Events& ev_;
@@ -456,6 +463,21 @@ TEST_F(CutoverEngineTest, UnmovableSessionsBlockFlip) {
   EXPECT_EQ(r.backend, "source");
   EXPECT_EQ(r.state, CutoverState::kRunning);
   EXPECT_EQ(store.calls, 0);
+}
+
+// Once drained, sessions record their state (before any fence can end their connections),
+// and the pause answer and the status name the sessions a flip would refuse or end.
+TEST_F(CutoverEngineTest, PauseSnapshotsSessionsAndReportsUnmovable) {
+  auto e = make();
+  dp.unmovable = {SessionInfo{7, "app", "db", "LISTEN"}};
+  EXPECT_EQ(e->status().unmovable.size(), 1u);
+  CommandResult r = e->pause();
+  ASSERT_TRUE(r.ok()) << r.message;
+  ASSERT_EQ(r.unmovable.size(), 1u);
+  EXPECT_EQ(r.unmovable[0].client_id, 7u);
+  EXPECT_EQ(dp.snapshots, 1);
+  EXPECT_TRUE(dp.snapshot_gate_closed);
+  EXPECT_TRUE(e->resume().ok());
 }
 
 // unmovable_policy=terminate: the flip proceeds and reports who was ended.

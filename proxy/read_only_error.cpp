@@ -1,0 +1,22 @@
+#include "proxy/read_only_error.h"
+
+#include "protocol/builders.h"
+#include "protocol/messages.h"
+
+namespace pgcutover::proxy {
+
+bool rewrite_read_only_error(protocol::Bytes body, std::string& out) {
+  auto e = protocol::parse_error_notice(body);
+  if (!e || e->sqlstate != "25006") return false;
+  // The server's own text goes to the detail: it names the statement that was refused.
+  protocol::append_error_response(
+      out, {.severity = e->severity.empty() ? std::string_view("ERROR") : e->severity,
+            .sqlstate = "25006",
+            .message = "cannot write: a database migration is in progress and the database is "
+                       "read-only for now (pgcutover read-only mode)",
+            .detail = e->message,
+            .hint = "Reads still work. Retry the write when the migration window ends."});
+  return true;
+}
+
+}  // namespace pgcutover::proxy

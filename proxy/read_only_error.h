@@ -1,0 +1,18 @@
+// Read-only mode (the dump-and-restore window): the server itself refuses writes with
+// SQLSTATE 25006 because the proxy set default_transaction_read_only on the connection. Its
+// message ("cannot execute INSERT in a read-only transaction") does not tell an application
+// developer why; the proxy rewrites the message of those errors to name the migration and
+// keeps the SQLSTATE, so code that checks 25006 still works.
+#pragma once
+
+#include <string>
+
+#include "protocol/framing.h"
+
+namespace pgcutover::proxy {
+
+// When `body` is an ErrorResponse with SQLSTATE 25006, appends the rewritten ErrorResponse
+// (whole message, type byte included) to `out` and returns true.
+bool rewrite_read_only_error(protocol::Bytes body, std::string& out);
+
+}  // namespace pgcutover::proxy
