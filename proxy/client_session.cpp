@@ -7,6 +7,7 @@
 #include "proxy/deadline.h"
 #include "proxy/log.h"
 #include "proxy/message_io.h"
+#include "proxy/route_table.h"
 #include "proxy/server_pool.h"
 #include "proxy/shard.h"
 
@@ -152,7 +153,9 @@ bool ClientSession::in_transaction() const {
 }
 
 void ClientSession::refresh_busy() {
-  bool busy = in_transaction();
+  // A read-only route's transactions only read: a flip need not wait for them (its server
+  // connection of the old epoch is closed when released), so they are not counted.
+  bool busy = in_transaction() && !read_only_route_;
   if (busy == busy_) return;
   busy_ = busy;
   shard_.busy_changed(busy);
@@ -295,6 +298,7 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
       co_return EndStatus{EndReason::kClientProtocol, auth.sqlstate, auth.message};
   }
   pool_ = &shard_.pool(database_, user_);
+  read_only_route_ = shard_.routes().for_database(database_).read_only;
   // A new client is told the ParameterStatus set of a fresh server connection; the pool keeps
   // it from its first connection, so only the very first login waits for a server.
   if (!pool_->welcome()) {
@@ -446,7 +450,9 @@ awaitable<EndStatus> ClientSession::relay() {
     if (!in_transaction()) {
       // Transaction boundary: the cutover gate, shutdown, and (transaction mode) a server.
       if (shutdown_requested_) co_return EndStatus{EndReason::kShutdown, {}, {}};
-      if (!shard_.gate().is_open()) {
+      // Read-only routes pass a closed gate: reads go on from the old side's replica until the
+      // flip, then from the new side's (no write can be lost or reordered by a replica read).
+      if (!shard_.gate().is_open() && !read_only_route_) {
         set_state(ClientState::kHeld);
         co_await shard_.gate().pass();
         set_state(server_ ? ClientState::kActive : ClientState::kIdle);
@@ -956,6 +962,15 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         swallow = route_response(h.type, body);
       }
       if (inspected(h.type)) on_server_message(h.type, body, release_point);
+      if (!swallow && read_only_route_ && h.type == be::kErrorResponse) {
+        // A write on a read-only route: the same error, naming the route (route_table.h).
+        std::string rewritten;
+        if (rewrite_read_only_error(body, database_, rewritten)) {
+          cut(pos);
+          out += rewritten;
+          swallow = true;  // the server's own copy is replaced
+        }
+      }
       std::size_t k = std::min(h.total(), data.size() - pos);
       if (swallow) cut(pos);
       pos += k;

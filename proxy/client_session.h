@@ -113,8 +113,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   CancelRegistry::Key cancel_key_{};
   bool registered_ = false;
   ServerPool* pool_ = nullptr;
-  ParamMap desired_;         // what the client believes its settings are
-  std::string desired_key_;  // desired_ serialized, for ServerConnection::synced_for
+  bool read_only_route_ = false;  // database_ is a read-only route (a replica)
+  ParamMap desired_;              // what the client believes its settings are
+  std::string desired_key_;       // desired_ serialized, for ServerConnection::synced_for
   bool desired_changed_ = true;
   const std::string& desired_key();
 

@@ -3,6 +3,7 @@
 #include "proxy/admin_routes.h"
 #include "proxy/data_plane.h"
 #include "proxy/log.h"
+#include "proxy/route_table.h"
 #include "proxy/settings.h"
 #include "proxy/stats.h"
 
@@ -63,6 +64,10 @@ bool ControlPlane::start(std::string& error) {
   auto admin = std::make_unique<AdminServer>(admin_options_);
   AdminRouteOptions routes;
   routes.before_metrics = [this] { exporter_.refresh(stats(), plane_.active().backend); };
+  routes.routes_json = [this] {
+    auto table = plane_.routes();
+    return table ? render_routes_json(*table, plane_.settings()->config) : std::string("[]");
+  };
   register_admin_routes(*admin, engine_, metrics_, routes);
   if (!admin->start(error)) return false;
   log::info("admin_listening",

@@ -67,7 +67,7 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
     }
     if (open_ < shard_.pool_size()) {
       ++open_;
-      auto endpoint = shard_.endpoint();
+      auto endpoint = shard_.routes().for_database(database_).endpoint;
       std::uint64_t epoch = shard_.epoch();
       auto alive = alive_;
       stats().servers[static_cast<int>(ServerState::kLogin)].fetch_add(1,
@@ -171,9 +171,9 @@ awaitable<void> ServerPool::open_spare() {
   auto settings = shard_.settings();
   auto alive = alive_;
   stats().servers[static_cast<int>(ServerState::kLogin)].fetch_add(1, std::memory_order_relaxed);
-  ConnectResult r = co_await connect_server(shard_.endpoint(), shard_.epoch(),
-                                            settings->config.proxy.server_connect_timeout,
-                                            settings->server_limits);
+  ConnectResult r = co_await connect_server(
+      shard_.routes().for_database(database_).endpoint, shard_.epoch(),
+      settings->config.proxy.server_connect_timeout, settings->server_limits);
   stats().servers[static_cast<int>(ServerState::kLogin)].fetch_sub(1, std::memory_order_relaxed);
   if (!*alive) co_return;
   if (!r.conn) {

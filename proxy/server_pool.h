@@ -1,6 +1,8 @@
 // Server connections of one (database, user) client key on one shard. Every connection goes to
-// the shard's active backend with that backend's credentials. Single-threaded (the shard's
-// thread): no locks. Waiting clients queue FIFO with a bound (query_wait_timeout).
+// the backend the shard's route table gives the database name on the active side (the side's
+// own backend unless a [routes.*] claims the name), with that backend's credentials.
+// Single-threaded (the shard's thread): no locks. Waiting clients queue FIFO with a bound
+// (query_wait_timeout).
 #pragma once
 
 #include <cstdint>

@@ -17,12 +17,12 @@ std::atomic<std::uint64_t> next_session_id{1};
 }
 
 Shard::Shard(DataPlane& plane, int index, int shard_count, std::shared_ptr<const Settings> settings,
-             std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch)
+             std::shared_ptr<const RouteTable> routes, std::uint64_t epoch)
     : plane_(plane),
       index_(index),
       shard_count_(shard_count),
       settings_(std::move(settings)),
-      endpoint_(std::move(endpoint)),
+      routes_(std::move(routes)),
       epoch_(epoch) {}
 
 Shard::~Shard() {
@@ -50,8 +50,8 @@ ServerPool& Shard::pool(const std::string& database, const std::string& user) {
   return *p;
 }
 
-void Shard::retarget(std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch) {
-  endpoint_ = std::move(endpoint);
+void Shard::retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epoch) {
+  routes_ = std::move(routes);
   epoch_ = epoch;
   for (auto& [key, pool] : pools_) pool->on_retarget();
 }
