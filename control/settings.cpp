@@ -43,6 +43,18 @@ std::optional<ControlSettings> load_settings(const SettingsOverrides& o, std::st
       s.pool_count = static_cast<int>(cfg.users.size());
       s.proxy_listen_addr = cfg.proxy.listen_addr;
       s.journal = cfg.control.journal;
+      for (const auto& [name, route] : cfg.routes) {
+        RouteSpec r{name, route.database, route.read_only, {}, {}, {}, {}};
+        if (auto it = route.backends.find("source"); it != route.backends.end()) {
+          r.source_backend = it->second;
+          r.source = spec_from_backend(*cfg.backend(it->second));
+        }
+        if (auto it = route.backends.find("target"); it != route.backends.end()) {
+          r.target_backend = it->second;
+          r.target = spec_from_backend(*cfg.backend(it->second));
+        }
+        s.routes.push_back(std::move(r));
+      }
     } catch (const proxy::ConfigError& e) {
       error = std::string(e.what()) + " (fix the file, or set the environment variable it names)";
       return std::nullopt;

@@ -16,6 +16,19 @@ struct ProxyAdminEndpoint {
   std::string token;      // bearer token; never printed
 };
 
+// One [routes.*] of the proxy's config: a database name with its own backend per side (a
+// Heroku follower and an RDS read replica, say). Preflight reports each side's replica lag
+// and who reads from the follower without the proxy.
+struct RouteSpec {
+  std::string name;
+  std::string database;
+  bool read_only = false;
+  std::optional<ConnSpec> source;  // its backend on the "source" side (absent if unmapped)
+  std::optional<ConnSpec> target;
+  std::string source_backend;  // backend names, for messages
+  std::string target_backend;
+};
+
 struct ControlSettings {
   std::optional<ConnSpec> source;
   std::optional<ConnSpec> target;
@@ -31,6 +44,7 @@ struct ControlSettings {
   // expected; any other client session on the source bypasses the proxy.
   std::vector<std::string> proxy_addrs;
   std::string journal;
+  std::vector<RouteSpec> routes;  // [routes.*] of the config (empty without -c)
 };
 
 struct SettingsOverrides {

@@ -10,9 +10,16 @@
 namespace pgcutover::proxy {
 namespace {
 
+// The sides a flip may name: every backend, or with [routes.*] only those every route has a
+// backend for (a follower or a replica is never a side of its own). Revert relies on this
+// being the pair when it does not know the previous side.
 std::vector<std::string> backend_names(const Settings& s) {
   std::vector<std::string> names;
-  for (const auto& [name, b] : s.config.backends) names.push_back(name);
+  for (const auto& [name, b] : s.config.backends) {
+    bool side = true;
+    for (const auto& [route_name, route] : s.config.routes) side &= route.backends.count(name) > 0;
+    if (side) names.push_back(name);
+  }
   return names;
 }
 
