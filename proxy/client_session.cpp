@@ -585,7 +585,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     desired_changed_ = true;
   }
   conn->synced_for = desired_key();
-  if (bool want = shard_.plane().read_only(); conn->read_only != want) {
+  if (bool want = shard_.plane().read_only() || read_only_route_; conn->read_only != want) {
     // Read-only mode: every new transaction on this connection is read-only; the server
     // itself answers writes with 25006, so no statement has to be parsed here.
     InternalQueryResult r = co_await run_internal_query(

@@ -72,6 +72,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void terminate(EndStatus why);  // end now
   void forward_cancel();          // a CancelRequest with this session's key arrived
   bool in_transaction() const;
+  // Connected to a read-only route (a replica): its transactions never hold up a flip.
+  bool read_only_route() const { return read_only_route_; }
 
  private:
   awaitable<std::optional<EndStatus>> startup();
