@@ -109,31 +109,25 @@ Check check_route(const RouteSpec& route, const json::array& source_standbys,
   Check c{"route_" + route.name, CheckStatus::kPass, "", "", {}};
   c.data["database"] = route.database;
   c.data["read_only"] = route.read_only;
+  c.data["follower_sessions"] = 0;
+  c.data["follower_sessions_bypassing"] = 0;
   std::vector<std::string> found, fixes;
   auto raise = [&](CheckStatus s) { c.status = std::max(c.status, s); };
-  auto side = [&](const char* name, const std::optional<ConnSpec>& spec, const std::string& backend,
-                  const json::array& standbys) {
-    if (!spec) {
-      raise(CheckStatus::kFail);
-      found.push_back(std::string(name) + ": no backend");
-      fixes.push_back("add " + std::string(name) + " = \"<backend>\" to routes." + route.name +
-                      ".backends: a flip moves every route");
-      return;
-    }
-    ReplicaState st = read_replica_state(*spec, backend);
+  // One backend of a side (a route may list several readers).
+  auto one = [&](const char* name, const std::string& backend, const ConnSpec& spec,
+                 const json::array& standbys) -> json::object {
+    ReplicaState st = read_replica_state(spec, backend);
     json::object d{{"backend", backend}, {"reachable", st.reachable}};
     if (!st.reachable) {
       raise(CheckStatus::kFail);
       found.push_back(std::string(name) + " " + backend + " unreachable: " + st.error);
       fixes.push_back("make [backends." + backend + "] reachable with its credentials");
-      c.data[name] = d;
-      return;
+      return d;
     }
     d["in_recovery"] = st.in_recovery;
     if (st.replay_age_s) d["replay_age_s"] = *st.replay_age_s;
     if (st.unreplayed_bytes) d["unreplayed_bytes"] = *st.unreplayed_bytes;
     d["primary_standbys"] = standbys;
-    c.data[name] = d;
     found.push_back(std::string(name) + " " + backend + ": " + describe_lag(st));
     if (route.read_only && !st.in_recovery) {
       raise(CheckStatus::kWarn);
@@ -149,22 +143,36 @@ Check check_route(const RouteSpec& route, const json::array& source_standbys,
       fixes.push_back(backend + " has " + std::to_string(*st.unreplayed_bytes) +
                       " bytes of WAL not replayed yet: check its replication before the cutover");
     }
+    return d;
   };
-  side("source", route.source, route.source_backend, source_standbys);
-  side("target", route.target, route.target_backend, target_standbys);
+  auto side = [&](const char* name, const std::vector<std::pair<std::string, ConnSpec>>& list,
+                  const json::array& standbys) {
+    json::array out;
+    if (list.empty()) {
+      raise(CheckStatus::kFail);
+      found.push_back(std::string(name) + ": no backend");
+      fixes.push_back("add " + std::string(name) + " = \"<backend>\" to routes." + route.name +
+                      ".backends: a flip moves every route");
+    }
+    for (const auto& [backend, spec] : list) out.push_back(one(name, backend, spec, standbys));
+    c.data[name] = out;
+  };
+  side("source", route.source, source_standbys);
+  side("target", route.target, target_standbys);
 
-  if (route.source) {
-    std::set<std::string> proxies(settings.proxy_addrs.begin(), settings.proxy_addrs.end());
-    Bypass b = follower_sessions(*route.source, proxies);
+  std::set<std::string> proxies(settings.proxy_addrs.begin(), settings.proxy_addrs.end());
+  for (const auto& [follower, spec] : route.source) {
+    Bypass b = follower_sessions(spec, proxies);
     if (b.ok) {
-      c.data["follower_sessions"] = b.total;
-      c.data["follower_sessions_bypassing"] = b.bypassing;
+      c.data["follower_sessions"] = b.total + c.data["follower_sessions"].to_number<int64_t>();
+      c.data["follower_sessions_bypassing"] =
+          b.bypassing + c.data["follower_sessions_bypassing"].to_number<int64_t>();
       if (b.bypassing > 0) {
         raise(CheckStatus::kWarn);
         std::string who;
         for (size_t i = 0; i < b.who.size() && i < 5; ++i) who += (i ? ", " : "") + b.who[i];
         found.push_back(
-            std::to_string(b.bypassing) + " session(s) on " + route.source_backend +
+            std::to_string(b.bypassing) + " session(s) on " + follower +
             (proxies.empty() ? " (which are the proxies' is unknown)" : " not from the proxies") +
             ": " + who);
         fixes.push_back(

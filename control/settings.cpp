@@ -44,14 +44,13 @@ std::optional<ControlSettings> load_settings(const SettingsOverrides& o, std::st
       s.proxy_listen_addr = cfg.proxy.listen_addr;
       s.journal = cfg.control.journal;
       for (const auto& [name, route] : cfg.routes) {
-        RouteSpec r{name, route.database, route.read_only, {}, {}, {}, {}};
-        if (auto it = route.backends.find("source"); it != route.backends.end()) {
-          r.source_backend = it->second;
-          r.source = spec_from_backend(*cfg.backend(it->second));
-        }
-        if (auto it = route.backends.find("target"); it != route.backends.end()) {
-          r.target_backend = it->second;
-          r.target = spec_from_backend(*cfg.backend(it->second));
+        RouteSpec r{name, route.database, route.read_only, {}, {}};
+        for (const char* side : {"source", "target"}) {
+          auto it = route.backends.find(side);
+          if (it == route.backends.end()) continue;
+          auto& list = std::string_view(side) == "source" ? r.source : r.target;
+          for (const auto& backend : it->second)
+            list.push_back({backend, spec_from_backend(*cfg.backend(backend))});
         }
         s.routes.push_back(std::move(r));
       }

@@ -23,10 +23,10 @@ struct RouteSpec {
   std::string name;
   std::string database;
   bool read_only = false;
-  std::optional<ConnSpec> source;  // its backend on the "source" side (absent if unmapped)
-  std::optional<ConnSpec> target;
-  std::string source_backend;  // backend names, for messages
-  std::string target_backend;
+  // Its backends (name, connection) on the "source" and "target" sides: one, or several
+  // readers; empty when the route has none for that side.
+  std::vector<std::pair<std::string, ConnSpec>> source;
+  std::vector<std::pair<std::string, ConnSpec>> target;
 };
 
 struct ControlSettings {

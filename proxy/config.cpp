@@ -334,12 +334,26 @@ void read_routes(const toml::table& routes, const std::string& path, Config& c) 
              "no [backends." + std::string(side.str()) +
                  "] table (the keys are the "
                  "sides a flip names, e.g. source and target)");
-      if (!value.is_string())
+      // One backend name, or an array of readers balanced by least outstanding queries.
+      std::vector<std::string> names;
+      if (value.is_string()) {
+        names.push_back(value.as_string()->get());
+      } else if (value.is_array() && !value.as_array()->empty()) {
+        for (const toml::node& item : *value.as_array()) {
+          if (!item.is_string())
+            fail(path, skey,
+                 std::string("expected backend names, got ") + std::string(type_name(item)));
+          names.push_back(item.as_string()->get());
+        }
+      } else {
         fail(path, skey,
-             std::string("expected a backend name, got ") + std::string(type_name(value)));
-      std::string backend = value.as_string()->get();
-      if (!c.backend(backend)) fail(path, skey, "no [backends." + backend + "] table");
-      r.backends.emplace(std::string(side.str()), std::move(backend));
+             std::string("expected a backend name or a non-empty array of them, got ") +
+                 std::string(type_name(value)));
+      }
+      for (const auto& backend : names) {
+        if (!c.backend(backend)) fail(path, skey, "no [backends." + backend + "] table");
+      }
+      r.backends.emplace(std::string(side.str()), std::move(names));
     }
     // The route must be servable now; a flip to a side it lacks is refused by the proxy.
     if (!r.backends.count(c.cutover.initial_backend))

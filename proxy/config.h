@@ -76,12 +76,14 @@ struct Backend {
 
 // A client-side database name served by its own backends: `backends` maps each side the proxy
 // can be on (a backend name such as "source" or "target", what a flip names) to the backend
-// this route uses then, e.g. {source = "source_follower", target = "target_replica"}. Client
-// database names no route claims go to the side's backend itself (the default route).
+// this route uses then, e.g. {source = "source_follower", target = "target_replica"}, or to
+// several readers balanced by least outstanding queries (target = ["reader1", "reader2"]).
+// Client database names no route claims go to the side's own backend (the default route).
 struct Route {
   std::string name;
   std::string database;  // the name clients put in their startup packet (default: name)
-  std::map<std::string, std::string, std::less<>> backends;  // side -> backend name
+  // side -> backend names (one, or several readers)
+  std::map<std::string, std::vector<std::string>, std::less<>> backends;
   bool read_only = false;  // a replica: every transaction is read-only, writes get 25006
 };
 

@@ -23,20 +23,27 @@ std::shared_ptr<const RouteTable> RouteTable::build(const Settings& settings,
               " = \"<backend>\" to its backends)";
       return nullptr;
     }
-    auto endpoint = settings.endpoint(it->second);
-    if (!endpoint) {
-      error = "routes." + name + ": unknown backend \"" + it->second + "\"";
-      return nullptr;
+    Entry entry{name, {}, route.read_only, nullptr, {}};
+    for (const auto& backend : it->second) {
+      auto endpoint = settings.endpoint(backend);
+      if (!endpoint) {
+        error = "routes." + name + ": unknown backend \"" + backend + "\"";
+        return nullptr;
+      }
+      if (route.read_only) {
+        // Same TLS context and live password; one more startup parameter. PostgreSQL accepts
+        // any setting in the startup packet, and RESET / DISCARD ALL return to it.
+        auto ro = std::make_shared<BackendEndpoint>(*endpoint);
+        ro->backend.url.startup_params.emplace_back("default_transaction_read_only", "on");
+        endpoint = std::move(ro);
+      }
+      if (!entry.backend.empty()) entry.backend += ",";
+      entry.backend += backend;
+      if (!entry.endpoint) entry.endpoint = endpoint;
+      entry.readers.push_back(std::move(endpoint));
     }
-    if (route.read_only) {
-      // Same TLS context and live password; one more startup parameter. PostgreSQL accepts
-      // any setting in the startup packet, and RESET / DISCARD ALL return to it.
-      auto ro = std::make_shared<BackendEndpoint>(*endpoint);
-      ro->backend.url.startup_params.emplace_back("default_transaction_read_only", "on");
-      endpoint = std::move(ro);
-    }
-    table->by_database_.emplace(route.database,
-                                Entry{name, it->second, route.read_only, std::move(endpoint)});
+    if (entry.readers.size() < 2) entry.readers.clear();
+    table->by_database_.emplace(route.database, std::move(entry));
   }
   return table;
 }
@@ -64,7 +71,11 @@ std::string render_routes_json(const RouteTable& table, const Config& config) {
         .field("backend", entry.backend);
     w.key("backends").begin_object();
     if (const auto it = config.routes.find(entry.route); it != config.routes.end()) {
-      for (const auto& [side, backend] : it->second.backends) w.field(side, backend);
+      for (const auto& [side, names] : it->second.backends) {
+        w.key(side).begin_array();
+        for (const auto& n : names) w.value(n);
+        w.end_array();
+      }
     }
     w.end_object().end_object();
   }

@@ -22,9 +22,12 @@ class RouteTable {
  public:
   struct Entry {
     std::string route;    // routes.<name>; "" for the default route
-    std::string backend;  // the backend serving it on this side
+    std::string backend;  // the backend serving it on this side ("r1,r2" for readers)
     bool read_only = false;
-    std::shared_ptr<const BackendEndpoint> endpoint;
+    std::shared_ptr<const BackendEndpoint> endpoint;  // the backend (the first reader)
+    // Several readers (Aurora / RDS read replicas) balanced by least outstanding queries
+    // (proxy/reader_balance.h); empty for a single backend.
+    std::vector<std::shared_ptr<const BackendEndpoint>> readers;
   };
 
   // Resolves every route of `settings` for `side` (a backend name such as "target"). Read-only

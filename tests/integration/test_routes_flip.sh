@@ -106,8 +106,8 @@ import json, sys
 checks = {c["id"]: c for c in json.load(open(sys.argv[1]))["checks"]}
 r = checks["route_reports"]
 assert r["status"] == "warn", r
-assert r["data"]["source"]["in_recovery"] and r["data"]["target"]["in_recovery"], r
-assert "unreplayed_bytes" in r["data"]["target"], r
+assert r["data"]["source"][0]["in_recovery"] and r["data"]["target"][0]["in_recovery"], r
+assert "unreplayed_bytes" in r["data"]["target"][0], r
 assert r["data"]["follower_sessions_bypassing"] >= 1, r
 assert "app_reports" in r["fix"], r
 print("   " + r["found"])
@@ -155,7 +155,7 @@ assert s["backend"] == "target", s
 routes = {r["database"]: r for r in s["routes"]}
 assert routes["*"]["backend"] == "target", routes
 assert routes["app_reports"]["backend"] == "target_replica" and routes["app_reports"]["read_only"], routes
-assert routes["app_reports"]["backends"] == {"source": "source_follower", "target": "target_replica"}, routes
+assert routes["app_reports"]["backends"] == {"source": ["source_follower"], "target": ["target_replica"]}, routes
 PY
 out=$(timeout 30 psql -X -At "$reports_dsn" -c "insert into pgbench_history (tid, bid, aid, delta) values (1, 1, 1, 0)" 2>&1) &&
   fail "a write on the read-only route succeeded after the flip"

@@ -13,6 +13,7 @@
 #include "protocol/framing.h"
 #include "protocol/messages.h"
 #include "proxy/config.h"
+#include "proxy/reader_balance.h"
 #include "proxy/route_table.h"
 #include "proxy/secret_source.h"
 #include "proxy/settings.h"
@@ -58,8 +59,8 @@ TEST(ProxyRoutes, ConfigParses) {
   const Route& r = c.routes.at("reports");
   EXPECT_EQ(r.database, "app_reports");
   EXPECT_TRUE(r.read_only);
-  EXPECT_EQ(r.backends.at("source"), "source_follower");
-  EXPECT_EQ(r.backends.at("target"), "target_replica");
+  EXPECT_EQ(r.backends.at("source"), std::vector<std::string>{"source_follower"});
+  EXPECT_EQ(r.backends.at("target"), std::vector<std::string>{"target_replica"});
 }
 
 TEST(ProxyRoutes, DatabaseDefaultsToTheRouteName) {
@@ -155,6 +156,46 @@ TEST(ProxyRoutes, ReadOnlyErrorNamesTheRoute) {
   EXPECT_FALSE(rewrite_read_only_error(
       protocol::as_bytes(std::string_view(other).substr(protocol::kHeaderSize)), "r", none));
   EXPECT_TRUE(none.empty());
+}
+
+TEST(ProxyRoutes, SeveralReadersAreBalancedByLeastOutstandingQueries) {
+  auto settings = Settings::build(Config::parse(
+      std::string(kFourBackends) +
+          "[routes.reports]\nread_only = true\nbackends = { source = \"source_follower\", "
+          "target = [\"target_replica\", \"target\"] }\n",
+      kPath));
+  std::string error;
+  auto table = RouteTable::build(*settings, "target", error);
+  ASSERT_TRUE(table) << error;
+  const auto& e = table->for_database("reports");
+  ASSERT_EQ(e.readers.size(), 2u);
+  EXPECT_EQ(e.backend, "target_replica,target");
+  EXPECT_TRUE(table->for_database("app").readers.empty());  // one backend: no balancing
+
+  ReaderLoad load;
+  // Equally loaded readers take turns.
+  EXPECT_EQ(pick_reader(e.readers, load)->backend.name, "target_replica");
+  EXPECT_EQ(pick_reader(e.readers, load)->backend.name, "target");
+  EXPECT_EQ(pick_reader(e.readers, load)->backend.name, "target_replica");
+  load.add("target_replica", +2);
+  load.add("target", +1);
+  EXPECT_EQ(pick_reader(e.readers, load)->backend.name, "target");
+  load.add("target", +2);
+  EXPECT_EQ(pick_reader(e.readers, load)->backend.name, "target_replica");
+  // A failing reader is taken out, even though it is the least loaded...
+  load.add("target", -3);
+  mark_reader_down("target", "test: connection refused");
+  EXPECT_FALSE(reader_is_up("target"));
+  EXPECT_EQ(pick_reader(e.readers, load)->backend.name, "target_replica");
+  // ...and comes back when a connection to it works again.
+  mark_reader_up("target");
+  EXPECT_EQ(pick_reader(e.readers, load)->backend.name, "target");
+  load.add("nobody", -5);  // never negative
+  EXPECT_EQ(load.get("nobody"), 0);
+
+  EXPECT_NE(error_of(std::string(kFourBackends) + "[routes.r]\nbackends = { source = [] }\n")
+                .find("expected a backend name or a non-empty array"),
+            std::string::npos);
 }
 
 std::string temp_file(const std::string& content) {
