@@ -204,6 +204,8 @@ bool BackendSecret::refresh_after_failure(std::uint64_t failed) {
   last_read_ = now;
   SecretRead r = read_password_source(source_);
   if (!r.ok) {
+    if (r.error == last_error_) return false;  // said once already; counted as auth failures
+    last_error_ = r.error;
     log::error("backend_password_source_failed",
                {{"backend", backend_},
                 {"error", r.error},
@@ -211,6 +213,7 @@ bool BackendSecret::refresh_after_failure(std::uint64_t failed) {
                             "]; it is read again on the next failed login and on SIGHUP"}});
     return false;
   }
+  last_error_.clear();
   if (r.secret == password_) return false;
   password_ = std::move(r.secret);
   ++generation_;

@@ -62,6 +62,7 @@ class BackendSecret {
   std::string password_;
   std::uint64_t generation_ = 0;
   std::chrono::steady_clock::time_point last_read_{};
+  std::string last_error_;  // the source's last failure, logged once until it changes
 };
 
 // refresh_after_failure() on a helper thread (a command may take seconds; the shard's event
