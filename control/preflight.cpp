@@ -9,6 +9,7 @@
 #include "control/commands.h"
 #include "control/control_state.h"
 #include "control/exit_codes.h"
+#include "control/route_checks.h"
 
 namespace pgcutover::control {
 namespace {
@@ -641,6 +642,7 @@ std::vector<Check> run_preflight(PgConn& source, PgConn& target, const ControlSe
   checks.push_back(check_tls(target, "target"));
   if (tables) checks.push_back(check_ownership(source, *tables));
   checks.push_back(check_target_schema(target));
+  for (auto& c : check_routes(source, target, settings)) checks.push_back(std::move(c));
   return checks;
 }
 

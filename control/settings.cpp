@@ -43,6 +43,17 @@ std::optional<ControlSettings> load_settings(const SettingsOverrides& o, std::st
       s.pool_count = static_cast<int>(cfg.users.size());
       s.proxy_listen_addr = cfg.proxy.listen_addr;
       s.journal = cfg.control.journal;
+      for (const auto& [name, route] : cfg.routes) {
+        RouteSpec r{name, route.database, route.read_only, {}, {}};
+        for (const char* side : {"source", "target"}) {
+          auto it = route.backends.find(side);
+          if (it == route.backends.end()) continue;
+          auto& list = std::string_view(side) == "source" ? r.source : r.target;
+          for (const auto& backend : it->second)
+            list.push_back({backend, spec_from_backend(*cfg.backend(backend))});
+        }
+        s.routes.push_back(std::move(r));
+      }
     } catch (const proxy::ConfigError& e) {
       error = std::string(e.what()) + " (fix the file, or set the environment variable it names)";
       return std::nullopt;

@@ -16,6 +16,19 @@ struct ProxyAdminEndpoint {
   std::string token;      // bearer token; never printed
 };
 
+// One [routes.*] of the proxy's config: a database name with its own backend per side (a
+// Heroku follower and an RDS read replica, say). Preflight reports each side's replica lag
+// and who reads from the follower without the proxy.
+struct RouteSpec {
+  std::string name;
+  std::string database;
+  bool read_only = false;
+  // Its backends (name, connection) on the "source" and "target" sides: one, or several
+  // readers; empty when the route has none for that side.
+  std::vector<std::pair<std::string, ConnSpec>> source;
+  std::vector<std::pair<std::string, ConnSpec>> target;
+};
+
 struct ControlSettings {
   std::optional<ConnSpec> source;
   std::optional<ConnSpec> target;
@@ -31,6 +44,7 @@ struct ControlSettings {
   // expected; any other client session on the source bypasses the proxy.
   std::vector<std::string> proxy_addrs;
   std::string journal;
+  std::vector<RouteSpec> routes;  // [routes.*] of the config (empty without -c)
 };
 
 struct SettingsOverrides {

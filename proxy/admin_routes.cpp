@@ -203,8 +203,13 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& 
         return r;
       },
       options.metrics_public ? RouteAccess::kPublic : RouteAccess::kToken);
-  server.route("GET", "/v1/status", [e](const HttpRequest&) {
-    return HttpReply::json(200, render_status(e->status()));
+  server.route("GET", "/v1/status", [e, routes = options.routes_json](const HttpRequest&) {
+    std::string body = render_status(e->status());
+    if (routes && !body.empty() && body.back() == '}') {
+      body.pop_back();  // one more member in the same object
+      body += ",\"routes\":" + routes() + "}";
+    }
+    return HttpReply::json(200, body);
   });
   server.route("POST", "/v1/pause", [e](const HttpRequest& req) {
     Body b(req, {"drain_timeout_ms", "drain_policy", "max_pause_ms"});

@@ -21,6 +21,8 @@ struct AdminRouteOptions {
   std::function<bool()> ready;
   // Called before every /metrics rendering (copies the data plane's counters in).
   std::function<void()> before_metrics;
+  // GET /v1/status also lists the routes (a JSON array, proxy/route_table.h) when set.
+  std::function<std::string()> routes_json;
 };
 
 void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& metrics,

@@ -10,6 +10,7 @@
 #include "proxy/log.h"
 #include "proxy/message_io.h"
 #include "proxy/read_only_error.h"
+#include "proxy/route_table.h"
 #include "proxy/server_pool.h"
 #include "proxy/shard.h"
 
@@ -174,7 +175,9 @@ bool ClientSession::in_transaction() const {
 }
 
 void ClientSession::refresh_busy() {
-  bool busy = in_transaction();
+  // A read-only route's transactions only read: a flip need not wait for them (its server
+  // connection of the old epoch is closed when released), so they are not counted.
+  bool busy = in_transaction() && !read_only_route_;
   if (busy == busy_) return;
   busy_ = busy;
   shard_.busy_changed(busy);
@@ -317,6 +320,7 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
       co_return EndStatus{EndReason::kClientProtocol, auth.sqlstate, auth.message};
   }
   pool_ = &shard_.pool(database_, user_);
+  read_only_route_ = shard_.routes().for_database(database_).read_only;
   // A new client is told the ParameterStatus set of a fresh server connection; the pool keeps
   // it from its first connection, so only the very first login waits for a server.
   if (!pool_->welcome()) {
@@ -475,7 +479,9 @@ awaitable<EndStatus> ClientSession::relay() {
     if (!in_transaction()) {
       // Transaction boundary: the cutover gate, shutdown, and (transaction mode) a server.
       if (shutdown_requested_) co_return EndStatus{EndReason::kShutdown, {}, {}};
-      if (!shard_.gate().is_open()) {
+      // Read-only routes pass a closed gate: reads go on from the old side's replica until the
+      // flip, then from the new side's (no write can be lost or reordered by a replica read).
+      if (!shard_.gate().is_open() && !read_only_route_) {
         set_state(ClientState::kHeld);
         co_await shard_.gate().pass();
         set_state(server_ ? ClientState::kActive : ClientState::kIdle);
@@ -630,7 +636,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     desired_changed_ = true;
   }
   conn->synced_for = desired_key();
-  if (bool want = shard_.plane().read_only(); conn->read_only != want) {
+  if (bool want = shard_.plane().read_only() || read_only_route_; conn->read_only != want) {
     // Read-only mode: every new transaction on this connection is read-only; the server
     // itself answers writes with 25006, so no statement has to be parsed here.
     InternalQueryResult r = co_await run_internal_query(
@@ -1123,13 +1129,16 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         swallow = true;
         cut(pos);
       }
-      if (!swallow && h.type == be::kErrorResponse && conn->read_only) {
-        // Read-only mode: a refused write says why (proxy/read_only_error.h).
+      if (!swallow && h.type == be::kErrorResponse && (read_only_route_ || conn->read_only)) {
+        // A refused write says why: the route is a replica (route_table.h) or the proxy is in
+        // read-only mode for the migration (read_only_error.h). The SQLSTATE stays 25006.
         std::string rewritten;
-        if (rewrite_read_only_error(body, rewritten)) {
+        bool replaced = read_only_route_ ? rewrite_read_only_error(body, database_, rewritten)
+                                         : rewrite_read_only_error(body, rewritten);
+        if (replaced) {
           cut(pos);
           out += rewritten;
-          swallow = true;
+          swallow = true;  // the server's own copy is replaced
         }
       }
       std::size_t k = std::min(h.total(), data.size() - pos);

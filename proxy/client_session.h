@@ -81,6 +81,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // The proxy is paused and drained: record the session's state now (see
   // TrafficControl::snapshot_sessions). No-op for sessions without an idle server connection.
   void request_cutover_snapshot();
+  // Connected to a read-only route (a replica): its transactions never hold up a flip.
+  bool read_only_route() const { return read_only_route_; }
 
  private:
   awaitable<std::optional<EndStatus>> startup();
@@ -132,8 +134,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   CancelRegistry::Key cancel_key_{};
   bool registered_ = false;
   ServerPool* pool_ = nullptr;
-  ParamMap desired_;         // what the client believes its settings are
-  std::string desired_key_;  // desired_ serialized, for ServerConnection::synced_for
+  bool read_only_route_ = false;  // database_ is a read-only route (a replica)
+  ParamMap desired_;              // what the client believes its settings are
+  std::string desired_key_;       // desired_ serialized, for ServerConnection::synced_for
   bool desired_changed_ = true;
   const std::string& desired_key();
 

@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "proxy/secret_source.h"
+
 namespace pgcutover::proxy {
 namespace {
 
@@ -274,6 +276,92 @@ std::string dirname_of(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+// password_file / password_command: the password kept out of the URL, read now (so that
+// --check and pgcutoverctl see it too) and again by the proxy after a refused login.
+void read_password_source_keys(Section& s, const std::string& key, const std::string& path,
+                               Backend& b) {
+  bool has_file = s.has("password_file"), has_command = s.has("password_command");
+  if (has_file && has_command)
+    fail(path, key, "password_file and password_command are exclusive: keep one");
+  PasswordSource& src = b.password_source;
+  src.timeout = s.duration("password_command_timeout", src.timeout);
+  if (src.timeout.count() == 0) fail(path, key + ".password_command_timeout", "must be above 0");
+  if (has_file) {
+    src.kind = PasswordSource::Kind::kFile;
+    src.file = s.string("password_file", {});
+    if (src.file.empty()) fail(path, key + ".password_file", "must not be empty");
+    if (src.file.front() != '/') src.file = dirname_of(path) + "/" + src.file;
+  } else if (has_command) {
+    src.kind = PasswordSource::Kind::kCommand;
+    src.command = s.string("password_command", {});
+    if (src.command.empty()) fail(path, key + ".password_command", "must not be empty");
+  } else {
+    return;
+  }
+  SecretRead r = read_password_source(src);
+  if (!r.ok) fail(path, key + (has_file ? ".password_file" : ".password_command"), r.error);
+  // The source wins over a password in the URL (which may be an old one left in DATABASE_URL).
+  b.url.password = std::move(r.secret);
+}
+
+// [routes.<name>]: more client-side database names, each with its own backend per side.
+void read_routes(const toml::table& routes, const std::string& path, Config& c) {
+  std::map<std::string, std::string, std::less<>> claimed;  // database -> route
+  for (const auto& [name, node] : routes) {
+    std::string key = "routes." + std::string(name.str());
+    if (!node.is_table())
+      fail(path, key, std::string("expected a table, got ") + std::string(type_name(node)));
+    Section s(node.as_table(), key, path);
+    Route r;
+    r.name = std::string(name.str());
+    r.database = s.string("database", r.name);
+    if (r.database.empty()) fail(path, key + ".database", "must not be empty");
+    if (auto [it, fresh] = claimed.emplace(r.database, r.name); !fresh)
+      fail(path, key + ".database",
+           "\"" + r.database + "\" is already served by routes." + it->second);
+    r.read_only = s.boolean("read_only", false);
+    const toml::table* sides = s.table("backends");
+    if (!sides)
+      fail(path, key + ".backends",
+           "missing required key (e.g. backends = { source = \"source_follower\", target = "
+           "\"target_replica\" })");
+    for (const auto& [side, value] : *sides) {
+      std::string skey = key + ".backends." + std::string(side.str());
+      if (!c.backend(side.str()))
+        fail(path, skey,
+             "no [backends." + std::string(side.str()) +
+                 "] table (the keys are the "
+                 "sides a flip names, e.g. source and target)");
+      // One backend name, or an array of readers balanced by least outstanding queries.
+      std::vector<std::string> names;
+      if (value.is_string()) {
+        names.push_back(value.as_string()->get());
+      } else if (value.is_array() && !value.as_array()->empty()) {
+        for (const toml::node& item : *value.as_array()) {
+          if (!item.is_string())
+            fail(path, skey,
+                 std::string("expected backend names, got ") + std::string(type_name(item)));
+          names.push_back(item.as_string()->get());
+        }
+      } else {
+        fail(path, skey,
+             std::string("expected a backend name or a non-empty array of them, got ") +
+                 std::string(type_name(value)));
+      }
+      for (const auto& backend : names) {
+        if (!c.backend(backend)) fail(path, skey, "no [backends." + backend + "] table");
+      }
+      r.backends.emplace(std::string(side.str()), std::move(names));
+    }
+    // The route must be servable now; a flip to a side it lacks is refused by the proxy.
+    if (!r.backends.count(c.cutover.initial_backend))
+      fail(path, key + ".backends",
+           "no backend for the initial side \"" + c.cutover.initial_backend + "\"");
+    s.finish();
+    c.routes.emplace(r.name, std::move(r));
+  }
 }
 
 }  // namespace
@@ -624,6 +712,7 @@ Config Config::parse(std::string_view text, const std::string& path) {
           b.sslrootcert.empty()) {
         fail(path, key + ".sslrootcert", "required when sslmode is verify-ca or verify-full");
       }
+      read_password_source_keys(s, key, path, b);
       s.finish();
       c.backends.emplace(b.name, std::move(b));
     }
@@ -649,6 +738,8 @@ Config Config::parse(std::string_view text, const std::string& path) {
                                            {{"block", false}, {"terminate", true}});
     s.finish();
   }
+
+  if (const toml::table* routes = top.table("routes")) read_routes(*routes, path, c);
 
   {
     Section s(top.table("admin"), "admin", path);

@@ -54,11 +54,37 @@ struct BackendUrl {
 // (the caller prefixes file and key).
 BackendUrl parse_backend_url(std::string_view url);
 
+// Where a backend's password comes from when it is kept out of the URL: a file (a Kubernetes
+// Secret volume, a file a rotation job rewrites) or a command (a secrets manager's CLI). Read
+// at load and reload, and again by the proxy when the backend refuses its password
+// (proxy/secret_source.h), so a rotated password is picked up without a restart.
+struct PasswordSource {
+  enum class Kind { kUrl, kFile, kCommand };
+  Kind kind = Kind::kUrl;  // kUrl: the password in the URL, fixed until a reload
+  std::string file;        // password_file (absolute)
+  std::string command;     // password_command, run with /bin/sh -c
+  Duration timeout = std::chrono::seconds(10);  // password_command_timeout
+};
+
 struct Backend {
   std::string name;
-  BackendUrl url;
+  BackendUrl url;  // url.password is the current secret, from the URL or the password source
   SslMode sslmode = SslMode::kRequire;
   std::string sslrootcert;  // CA bundle for verify-ca / verify-full
+  PasswordSource password_source;
+};
+
+// A client-side database name served by its own backends: `backends` maps each side the proxy
+// can be on (a backend name such as "source" or "target", what a flip names) to the backend
+// this route uses then, e.g. {source = "source_follower", target = "target_replica"}, or to
+// several readers balanced by least outstanding queries (target = ["reader1", "reader2"]).
+// Client database names no route claims go to the side's own backend (the default route).
+struct Route {
+  std::string name;
+  std::string database;  // the name clients put in their startup packet (default: name)
+  // side -> backend names (one, or several readers)
+  std::map<std::string, std::vector<std::string>, std::less<>> backends;
+  bool read_only = false;  // a replica: every transaction is read-only, writes get 25006
 };
 
 struct ProxySettings {
@@ -137,6 +163,7 @@ struct Config {
   AuthSettings auth;
   std::map<std::string, User, std::less<>> users;  // [users.*] merged with auth_file
   std::map<std::string, Backend, std::less<>> backends;
+  std::map<std::string, Route, std::less<>> routes;  // [routes.*]; empty: one default route
   CutoverSettings cutover;
   AdminSettings admin;
   ControlSettings control;

@@ -3,15 +3,23 @@
 #include "proxy/admin_routes.h"
 #include "proxy/data_plane.h"
 #include "proxy/log.h"
+#include "proxy/route_table.h"
 #include "proxy/settings.h"
 #include "proxy/stats.h"
 
 namespace pgcutover::proxy {
 namespace {
 
+// The sides a flip may name: every backend, or with [routes.*] only those every route has a
+// backend for (a follower or a replica is never a side of its own). Revert relies on this
+// being the pair when it does not know the previous side.
 std::vector<std::string> backend_names(const Settings& s) {
   std::vector<std::string> names;
-  for (const auto& [name, b] : s.config.backends) names.push_back(name);
+  for (const auto& [name, b] : s.config.backends) {
+    bool side = true;
+    for (const auto& [route_name, route] : s.config.routes) side &= route.backends.count(name) > 0;
+    if (side) names.push_back(name);
+  }
   return names;
 }
 
@@ -65,6 +73,10 @@ bool ControlPlane::start(std::string& error) {
   auto admin = std::make_unique<AdminServer>(admin_options_);
   AdminRouteOptions routes;
   routes.before_metrics = [this] { exporter_.refresh(stats(), plane_.active().backend); };
+  routes.routes_json = [this] {
+    auto table = plane_.routes();
+    return table ? render_routes_json(*table, plane_.settings()->config) : std::string("[]");
+  };
   register_admin_routes(*admin, engine_, metrics_, routes);
   if (!admin->start(error)) return false;
   log::info("admin_listening",

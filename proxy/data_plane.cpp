@@ -9,6 +9,7 @@
 #include "proxy/asio.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
+#include "proxy/route_table.h"
 #include "proxy/shard.h"
 
 namespace pgcutover::proxy {
@@ -17,10 +18,13 @@ DataPlane::DataPlane(std::shared_ptr<const Settings> settings, ActiveBackend act
     : settings_(std::move(settings)), active_(std::move(active)) {
   int n = settings_->config.proxy.threads;
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto endpoint = settings_->endpoint(active_.backend);
+  std::string error;
+  auto routes = RouteTable::build(*settings_, active_.backend, error);
+  if (!routes) throw ConfigError(settings_->config.path + ": " + error);
   for (int i = 0; i < n; ++i) {
-    shards_.push_back(std::make_unique<Shard>(*this, i, n, settings_, endpoint, active_.epoch));
+    shards_.push_back(std::make_unique<Shard>(*this, i, n, settings_, routes, active_.epoch));
   }
+  routes_ = routes;
 }
 
 DataPlane::~DataPlane() {
@@ -36,6 +40,11 @@ std::vector<Shard*> DataPlane::shards() {
 ActiveBackend DataPlane::active() const {
   std::lock_guard lock(mutex_);
   return active_;
+}
+
+std::shared_ptr<const RouteTable> DataPlane::routes() const {
+  std::lock_guard lock(mutex_);
+  return routes_;
 }
 
 std::shared_ptr<const Settings> DataPlane::settings() const {
@@ -62,21 +71,25 @@ void DataPlane::route_cancel(CancelRegistry::Key key) {
 }
 
 std::string DataPlane::retarget(const std::string& backend, std::uint64_t epoch) {
-  std::shared_ptr<const BackendEndpoint> endpoint;
+  std::shared_ptr<const RouteTable> routes;
   {
     std::lock_guard lock(mutex_);
-    endpoint = settings_->endpoint(backend);
-    if (!endpoint) return "unknown backend \"" + backend + "\"";
+    // Every route must have a backend on the new side before anything changes: one flip, one
+    // epoch, every route (a follower left on the old side is the classic forgotten consumer).
+    std::string error;
+    routes = RouteTable::build(*settings_, backend, error);
+    if (!routes) return error;
     // Persist before anyone is told: a restart must never come back on the old backend.
     if (std::string err = write_state_file(settings_->config.proxy.state_file, {backend, epoch});
         !err.empty()) {
       return err;
     }
     active_ = {backend, epoch};
+    routes_ = routes;
   }
   for (auto& s : shards_) {
     Shard* shard = s.get();
-    asio::post(shard->io(), [shard, endpoint, epoch] { shard->retarget(endpoint, epoch); });
+    asio::post(shard->io(), [shard, routes, epoch] { shard->retarget(routes, epoch); });
   }
   log::info("retarget", {{"backend", backend}, {"epoch", std::to_string(epoch)}});
   return {};
@@ -96,7 +109,7 @@ std::string DataPlane::reload() {
                {{"error", e.what()}, {"action", "keeping the previous configuration"}});
     return e.what();
   }
-  std::shared_ptr<const BackendEndpoint> endpoint;
+  std::shared_ptr<const RouteTable> routes;
   ActiveBackend active;
   {
     std::lock_guard lock(mutex_);
@@ -108,15 +121,17 @@ std::string DataPlane::reload() {
                 {{"keys", "proxy.listen_addr/listen_port/threads/unix_socket_dir"}});
     }
     active = active_;
-    endpoint = fresh->endpoint(active.backend);
-    if (!endpoint) {
-      std::string err = path + ": backends." + active.backend +
-                        ": the active backend is missing from the new file";
+    std::string route_error;
+    routes = RouteTable::build(*fresh, active.backend, route_error);
+    if (!routes) {
+      std::string err = path + ": the active side \"" + active.backend +
+                        "\" cannot be served by the new file: " + route_error;
       log::error("reload_failed",
                  {{"error", err}, {"action", "keeping the previous configuration"}});
       return err;
     }
     settings_ = fresh;
+    routes_ = routes;
   }
   log::Level level;
   if (log::parse_level(fresh->config.proxy.log_level, level)) log::set_level(level);
@@ -124,9 +139,9 @@ std::string DataPlane::reload() {
     Shard* shard = s.get();
     // Same epoch: the backend's URL or TLS settings may have changed, so new connections use
     // the new endpoint; existing ones stay until reaped.
-    asio::post(shard->io(), [shard, fresh, endpoint, epoch = active.epoch] {
+    asio::post(shard->io(), [shard, fresh, routes, epoch = active.epoch] {
       shard->set_settings(fresh);
-      shard->retarget(endpoint, epoch);
+      shard->retarget(routes, epoch);
     });
   }
   log::info("reloaded", {{"config", path}});

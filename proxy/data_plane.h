@@ -35,6 +35,8 @@ class DataPlane {
   // ---- hooks for the cutover engine and the admin API ----
   std::vector<Shard*> shards();
   ActiveBackend active() const;
+  // Every route as served now (proxy/route_table.h), for /v1/status.
+  std::shared_ptr<const class RouteTable> routes() const;
   // Persists (state file) and then switches every shard to `backend` under `epoch`.
   // Returns "" on success or the error (unknown backend, state file write failure).
   std::string retarget(const std::string& backend, std::uint64_t epoch);
@@ -54,6 +56,7 @@ class DataPlane {
   mutable std::mutex mutex_;  // guards settings_ and active_
   std::shared_ptr<const Settings> settings_;
   ActiveBackend active_;
+  std::shared_ptr<const class RouteTable> routes_;  // what every shard serves (after posting)
   CancelRegistry cancels_;
   std::atomic<int> clients_{0};
   std::atomic<bool> read_only_{false};

@@ -14,6 +14,7 @@
 #include "proxy/control_plane.h"
 #include "proxy/data_plane.h"
 #include "proxy/log.h"
+#include "proxy/route_table.h"
 #include "proxy/settings.h"
 #include "proxy/state_file.h"
 
@@ -90,6 +91,14 @@ int main(int argc, char** argv) {
       return 2;
     }
     active = state.state;
+  }
+  {
+    std::string error;
+    if (!RouteTable::build(*settings, active.backend, error)) {
+      std::fprintf(stderr, "pgcutover-proxy: %s: active backend \"%s\": %s\n", config_path.c_str(),
+                   active.backend.c_str(), error.c_str());
+      return 2;
+    }
   }
   if (check_only) {
     std::printf("pgcutover-proxy: %s is valid (active backend: %s, epoch %llu)\n",

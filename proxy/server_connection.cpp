@@ -14,6 +14,7 @@
 #include "proxy/deadline.h"
 #include "proxy/log.h"
 #include "proxy/message_io.h"
+#include "proxy/secret_source.h"
 #include "proxy/stats.h"
 
 namespace pgcutover::proxy {
@@ -76,7 +77,8 @@ awaitable<ServerError> open_transport(const BackendEndpoint& ep, std::shared_ptr
   co_return ServerError{};
 }
 
-awaitable<ServerError> login(ServerConnection& conn, const protocol::Limits& limits) {
+awaitable<ServerError> login(ServerConnection& conn, const std::string& password,
+                             const protocol::Limits& limits) {
   const Backend& b = conn.endpoint->backend;
   Stream& s = *conn.stream;
   std::vector<std::pair<std::string, std::string>> params = {{"user", b.url.user},
@@ -103,13 +105,13 @@ awaitable<ServerError> login(ServerConnection& conn, const protocol::Limits& lim
           case protocol::AuthCode::kOk:
             continue;
           case protocol::AuthCode::kCleartextPassword:
-            protocol::append_password_message(out, b.url.password);
+            protocol::append_password_message(out, password);
             break;
           case protocol::AuthCode::kMd5Password:
             if (a->data.size() != 4)
               co_return err("08P01", "backend \"" + b.name + "\" sent a malformed md5 salt");
             protocol::append_password_message(
-                out, protocol::md5_response(b.url.user, b.url.password, a->data.data()));
+                out, protocol::md5_response(b.url.user, password, a->data.data()));
             break;
           case protocol::AuthCode::kSasl: {
             auto mechs = protocol::parse_sasl_mechanisms(a->data);
@@ -120,7 +122,7 @@ awaitable<ServerError> login(ServerConnection& conn, const protocol::Limits& lim
             if (!has_scram)
               co_return err("08001", "backend \"" + b.name +
                                          "\" offers no SASL mechanism the proxy supports");
-            scram.emplace(b.url.password);
+            scram.emplace(password);
             protocol::append_sasl_initial_response(out, "SCRAM-SHA-256", scram->client_first());
             break;
           }
@@ -189,9 +191,18 @@ ServerConnection::~ServerConnection() {
   if (stream) stream->close();
 }
 
-awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> endpoint,
-                                        std::uint64_t epoch, asio::chrono::milliseconds timeout,
-                                        protocol::Limits limits) {
+namespace {
+
+// The backend refused the credentials (invalid_authorization_specification, invalid_password):
+// the case where a rotated password is worth re-reading.
+bool is_auth_failure(const ServerError& e) {
+  return e.sqlstate.size() == 5 && e.sqlstate.compare(0, 2, "28") == 0;
+}
+
+// One attempt: connect, TLS and login with `password`, within `timeout`.
+awaitable<ConnectResult> connect_once(std::shared_ptr<const BackendEndpoint> endpoint,
+                                      std::uint64_t epoch, asio::chrono::milliseconds timeout,
+                                      const protocol::Limits& limits, const std::string& password) {
   ConnectResult r;
   auto ex = co_await asio::this_coro::executor;
   auto conn = std::make_unique<ServerConnection>();
@@ -215,24 +226,52 @@ awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> e
   if (*fired) e = err("08001", "timeout connecting to backend \"" + endpoint->backend.name + "\"");
   if (e.empty()) {
     conn->stream = stream;
-    e = co_await login(*conn, limits);
+    e = co_await login(*conn, password, limits);
     if (!e.empty() && *fired)
       e = err("08001", "timeout logging in to backend \"" + endpoint->backend.name + "\"");
   }
   timer.cancel();
   if (!e.empty()) {
-    log::warn(
-        "server_connect_failed",
-        {{"backend", endpoint->backend.name}, {"sqlstate", e.sqlstate}, {"error", e.message}});
     r.error = std::move(e);
     co_return r;
   }
   conn->created = conn->last_used = Clock::now();
-  stats().server_connections_total.fetch_add(1, std::memory_order_relaxed);
-  log::debug("server_connected", {{"backend", endpoint->backend.name},
-                                  {"server_id", std::to_string(conn->id)},
-                                  {"epoch", std::to_string(epoch)}});
   r.conn = std::move(conn);
+  co_return r;
+}
+
+}  // namespace
+
+awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> endpoint,
+                                        std::uint64_t epoch, asio::chrono::milliseconds timeout,
+                                        protocol::Limits limits) {
+  const Backend& b = endpoint->backend;
+  auto [password, generation] = endpoint->secret
+                                    ? endpoint->secret->current()
+                                    : std::pair<std::string, std::uint64_t>{b.url.password, 0};
+  ConnectResult r = co_await connect_once(endpoint, epoch, timeout, limits, password);
+  if (is_auth_failure(r.error) && endpoint->secret && endpoint->secret->refreshable()) {
+    // Rotated underneath us? Re-read the password source once and retry with what it holds
+    // now, so the client that hit the rotation does not see the error.
+    if (co_await refresh_secret(endpoint->secret, generation)) {
+      std::tie(password, generation) = endpoint->secret->current();
+      r = co_await connect_once(endpoint, epoch, timeout, limits, password);
+    }
+  }
+  if (!r.conn) {
+    if (is_auth_failure(r.error)) {
+      note_backend_auth_failure(b.name, b.url.user, describe(b.password_source), r.error.message);
+    } else {
+      log::warn("server_connect_failed",
+                {{"backend", b.name}, {"sqlstate", r.error.sqlstate}, {"error", r.error.message}});
+    }
+    co_return r;
+  }
+  note_backend_auth_success(b.name);
+  stats().server_connections_total.fetch_add(1, std::memory_order_relaxed);
+  log::debug("server_connected", {{"backend", b.name},
+                                  {"server_id", std::to_string(r.conn->id)},
+                                  {"epoch", std::to_string(epoch)}});
   co_return r;
 }
 

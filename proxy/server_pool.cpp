@@ -7,7 +7,38 @@
 namespace pgcutover::proxy {
 
 ServerPool::ServerPool(Shard& shard, std::string database, std::string user)
-    : shard_(shard), database_(std::move(database)), user_(std::move(user)) {}
+    : shard_(shard),
+      database_(std::move(database)),
+      user_(std::move(user)),
+      route_(&shard_.routes().for_database(database_)) {}
+
+std::size_t ServerPool::idle_on(const std::string& backend) const {
+  for (std::size_t i = idle_.size(); i-- > 0;) {
+    if (idle_[i]->endpoint->backend.name == backend) return i;
+  }
+  return idle_.size();
+}
+
+std::size_t ServerPool::least_loaded_idle() const {
+  std::size_t best = idle_.size();
+  int best_load = 0;
+  bool best_up = false;
+  for (std::size_t i = idle_.size(); i-- > 0;) {  // most recently used first: it wins ties
+    const std::string& name = idle_[i]->endpoint->backend.name;
+    bool up = reader_is_up(name);
+    int n = load_.get(name);
+    if (best == idle_.size() || (up && !best_up) || (up == best_up && n < best_load)) {
+      best = i;
+      best_load = n;
+      best_up = up;
+    }
+  }
+  return best;
+}
+
+void ServerPool::count_assigned(const ServerConnection& c, int delta) {
+  if (balanced()) load_.add(c.endpoint->backend.name, delta);
+}
 
 ServerPool::~ServerPool() {
   *alive_ = false;
@@ -29,6 +60,7 @@ bool ServerPool::usable(ServerConnection& c, Clock::time_point now) const {
 }
 
 void ServerPool::close_conn(std::unique_ptr<ServerConnection> conn, const char* why) {
+  if (balanced()) opened_.add(conn->endpoint->backend.name, -1);
   log::debug("server_closed", {{"server_id", std::to_string(conn->id)}, {"reason", why}});
   conn.reset();
   --open_;
@@ -50,12 +82,28 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
   // this runs once per transaction.
   const auto deadline = now + shard_.settings()->config.proxy.query_wait_timeout;
   bool counted_wait = false;
+  std::size_t reader_attempts = 0;
   for (;;) {
     now = Clock::now();
     while (!idle_.empty()) {
-      std::unique_ptr<ServerConnection> c = std::move(idle_.back());
-      idle_.pop_back();
+      std::size_t at = idle_.size() - 1;
+      if (balanced()) {
+        // The least loaded healthy reader gets the query: one of its idle connections, else a
+        // new one when the pool may grow, else any idle one rather than a wait.
+        at = idle_on(pick_reader(route_->readers, load_)->backend.name);
+        if (at == idle_.size()) {
+          if (open_ < shard_.pool_size()) break;
+          at = least_loaded_idle();
+        }
+      }
+      std::unique_ptr<ServerConnection> c = std::move(idle_[at]);
+      idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(at));
       stats().servers[static_cast<int>(ServerState::kIdle)].fetch_sub(1, std::memory_order_relaxed);
+      if (balanced() && !reader_is_up(c->endpoint->backend.name)) {
+        // Only idle connections to a reader taken out are left: make room for a healthy one.
+        close_conn(std::move(c), "reader down");
+        continue;
+      }
       if (!usable(*c, now)) {
         close_conn(std::move(c), "unusable at checkout");
         continue;
@@ -63,11 +111,15 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
       stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1,
                                                                         std::memory_order_relaxed);
       if (!welcome_) welcome_ = c->initial_reported;
+      count_assigned(*c, +1);
       co_return Lease{std::move(c), {}};
     }
     if (open_ < shard_.pool_size()) {
       ++open_;
-      auto endpoint = shard_.endpoint();
+      // A new connection goes to the reader with the fewest in this pool, so that the pool's
+      // connections stay split evenly and least_loaded_idle() has a choice.
+      auto endpoint = balanced() ? pick_reader(route_->readers, opened_) : route_->endpoint;
+      if (balanced()) opened_.add(endpoint->backend.name, +1);
       std::uint64_t epoch = shard_.epoch();
       auto alive = alive_;
       stats().servers[static_cast<int>(ServerState::kLogin)].fetch_add(1,
@@ -80,12 +132,24 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
       if (!*alive) co_return Lease{nullptr, {"08006", "pool closed"}};
       if (!r.conn) {
         --open_;
+        if (balanced()) opened_.add(endpoint->backend.name, -1);
+        if (balanced()) {
+          // The failed attempt is the health check: take the reader out and try another one
+          // while a healthy one is left, so the client does not see it.
+          mark_reader_down(endpoint->backend.name, r.error.message);
+          if (++reader_attempts < route_->readers.size() &&
+              reader_is_up(pick_reader(route_->readers, opened_)->backend.name)) {
+            continue;
+          }
+        }
         wake_one_for_slot();  // let the next waiter try (it may succeed, or report its own error)
         co_return Lease{nullptr, std::move(r.error)};
       }
+      if (balanced()) mark_reader_up(endpoint->backend.name);
       if (!welcome_ && r.conn->epoch == shard_.epoch()) welcome_ = r.conn->initial_reported;
       stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1,
                                                                         std::memory_order_relaxed);
+      count_assigned(*r.conn, +1);
       co_return Lease{std::move(r.conn), {}};
     }
     if (now >= deadline) break;
@@ -103,6 +167,7 @@ awaitable<ServerPool::Lease> ServerPool::acquire() {
     if (!w.served) waiters_.erase(it);
     if (w.conn) {
       if (!welcome_) welcome_ = w.conn->initial_reported;
+      count_assigned(*w.conn, +1);
       co_return Lease{std::move(w.conn), {}};
     }
     // slot_freed: capacity to connect; loop. Timer expired: loop once more, then give up.
@@ -119,6 +184,7 @@ void ServerPool::release(std::unique_ptr<ServerConnection> conn, Return how) {
     return;
   }
   stats().servers[static_cast<int>(ServerState::kActive)].fetch_sub(1, std::memory_order_relaxed);
+  count_assigned(*conn, -1);
   if (how == Return::kClose || conn->epoch != shard_.epoch() || !conn->in.empty() ||
       conn->cancel_sent || conn->statements_stale || shard_.stopping()) {
     close_conn(std::move(conn), how == Return::kClose ? "not reusable" : "stale");
@@ -149,13 +215,15 @@ void ServerPool::maintain(Clock::time_point now) {
                          open_ > shard_.min_pool_size();
     bool too_old = cfg.server_lifetime.count() > 0 && now - c.created > cfg.server_lifetime;
     bool broken = c.stream->readable_or_closed();
-    if (idle_too_long || too_old || broken || c.epoch != shard_.epoch()) {
+    bool reader_down = balanced() && !reader_is_up(c.endpoint->backend.name);
+    if (idle_too_long || too_old || broken || reader_down || c.epoch != shard_.epoch()) {
       std::unique_ptr<ServerConnection> dead = std::move(*it);
       it = idle_.erase(it);
       stats().servers[static_cast<int>(ServerState::kIdle)].fetch_sub(1, std::memory_order_relaxed);
       close_conn(std::move(dead), broken          ? "closed by server"
                                   : idle_too_long ? "idle timeout"
                                   : too_old       ? "lifetime"
+                                  : reader_down   ? "reader down"
                                                   : "stale epoch");
     } else {
       ++it;
@@ -171,17 +239,24 @@ awaitable<void> ServerPool::open_spare() {
   auto settings = shard_.settings();
   auto alive = alive_;
   stats().servers[static_cast<int>(ServerState::kLogin)].fetch_add(1, std::memory_order_relaxed);
-  ConnectResult r = co_await connect_server(shard_.endpoint(), shard_.epoch(),
+  auto endpoint = balanced() ? pick_reader(route_->readers, opened_) : route_->endpoint;
+  if (balanced()) opened_.add(endpoint->backend.name, +1);
+  ConnectResult r = co_await connect_server(endpoint, shard_.epoch(),
                                             settings->config.proxy.server_connect_timeout,
                                             settings->server_limits);
   stats().servers[static_cast<int>(ServerState::kLogin)].fetch_sub(1, std::memory_order_relaxed);
   if (!*alive) co_return;
   if (!r.conn) {
     --open_;
+    if (balanced()) {
+      opened_.add(endpoint->backend.name, -1);
+      mark_reader_down(endpoint->backend.name, r.error.message);
+    }
     co_return;
   }
   if (!welcome_ && r.conn->epoch == shard_.epoch()) welcome_ = r.conn->initial_reported;
   stats().servers[static_cast<int>(ServerState::kActive)].fetch_add(1, std::memory_order_relaxed);
+  count_assigned(*r.conn, +1);  // release() counts it back
   release(std::move(r.conn), Return::kReuse);
 }
 
@@ -192,6 +267,7 @@ void ServerPool::adopt(std::unique_ptr<ServerConnection> conn) {
 }
 
 void ServerPool::on_retarget() {
+  route_ = &shard_.routes().for_database(database_);
   welcome_.reset();
   maintain(Clock::now());
 }

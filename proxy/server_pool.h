@@ -1,6 +1,8 @@
 // Server connections of one (database, user) client key on one shard. Every connection goes to
-// the shard's active backend with that backend's credentials. Single-threaded (the shard's
-// thread): no locks. Waiting clients queue FIFO with a bound (query_wait_timeout).
+// the backend the shard's route table gives the database name on the active side (the side's
+// own backend unless a [routes.*] claims the name), with that backend's credentials.
+// Single-threaded (the shard's thread): no locks. Waiting clients queue FIFO with a bound
+// (query_wait_timeout).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +13,8 @@
 #include <string>
 
 #include "proxy/asio.h"
+#include "proxy/reader_balance.h"
+#include "proxy/route_table.h"
 #include "proxy/server_connection.h"
 
 namespace pgcutover::proxy {
@@ -48,6 +52,8 @@ class ServerPool {
   const ParamMap* welcome() const { return welcome_ ? &*welcome_ : nullptr; }
 
   std::size_t open_count() const { return open_; }
+  // The default route (the side's own backend), not a [routes.*] replica: what prewarm serves.
+  bool on_default_route() const { return route_->route.empty(); }
   std::size_t idle_count() const { return idle_.size(); }
   std::size_t waiting_count() const { return waiters_.size(); }
   const std::string& database() const { return database_; }
@@ -61,6 +67,13 @@ class ServerPool {
     bool served = false;
   };
   bool usable(ServerConnection& c, Clock::time_point now) const;
+  // Several readers on this pool's route (proxy/reader_balance.h).
+  bool balanced() const { return !route_->readers.empty(); }
+  // Index in idle_ of the most recently used connection to `backend`, or idle_.size().
+  std::size_t idle_on(const std::string& backend) const;
+  void count_assigned(const ServerConnection& c, int delta);
+  // Index in idle_ of the connection on the least loaded (healthy first) reader.
+  std::size_t least_loaded_idle() const;
   void close_conn(std::unique_ptr<ServerConnection> conn, const char* why);
   void wake_one_for_slot();
   awaitable<void> open_spare();
@@ -72,6 +85,11 @@ class ServerPool {
   std::list<Waiter*> waiters_;
   std::size_t open_ = 0;  // idle + assigned + connecting
   std::optional<ParamMap> welcome_;
+  // The route serving database_ on the shard's side (owned by the shard's RouteTable, renewed
+  // by on_retarget()), and the outstanding queries per reader when it has several.
+  const RouteTable::Entry* route_;
+  ReaderLoad load_;
+  ReaderLoad opened_;  // this pool's connections per reader (idle, assigned or connecting)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

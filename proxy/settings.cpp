@@ -1,5 +1,6 @@
 #include "proxy/settings.h"
 
+#include "proxy/secret_source.h"
 #include "proxy/tls_context.h"
 
 namespace pgcutover::proxy {
@@ -18,6 +19,8 @@ std::shared_ptr<const Settings> Settings::build(Config config) {
     std::string error;
     ep->tls = make_backend_tls_context(backend, error);
     if (backend.sslmode != SslMode::kDisable && !ep->tls) throw ConfigError(path + ": " + error);
+    ep->secret =
+        std::make_shared<BackendSecret>(name, backend.password_source, backend.url.password);
     s->backends.emplace(name, std::move(ep));
   }
   for (const auto& [name, user] : config.users) {

@@ -18,10 +18,15 @@
 
 namespace pgcutover::proxy {
 
+class BackendSecret;  // proxy/secret_source.h
+
 // Everything needed to open a server connection to one backend (and to cancel on it).
 struct BackendEndpoint {
   Backend backend;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null for sslmode=disable
+  // The live password (re-read from its password_file / password_command after a refused
+  // login); null: backend.url.password.
+  std::shared_ptr<BackendSecret> secret;
 };
 
 struct UserSecret {

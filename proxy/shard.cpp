@@ -17,12 +17,12 @@ std::atomic<std::uint64_t> next_session_id{1};
 }
 
 Shard::Shard(DataPlane& plane, int index, int shard_count, std::shared_ptr<const Settings> settings,
-             std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch)
+             std::shared_ptr<const RouteTable> routes, std::uint64_t epoch)
     : plane_(plane),
       index_(index),
       shard_count_(shard_count),
       settings_(std::move(settings)),
-      endpoint_(std::move(endpoint)),
+      routes_(std::move(routes)),
       epoch_(epoch) {}
 
 Shard::~Shard() {
@@ -52,19 +52,25 @@ ServerPool& Shard::pool(const std::string& database, const std::string& user) {
 
 std::size_t Shard::warm_target() const {
   std::size_t n = 0;
-  for (const auto& [key, pool] : pools_) n += std::min(pool->open_count(), pool_size());
+  for (const auto& [key, pool] : pools_) {
+    if (pool->on_default_route()) n += std::min(pool->open_count(), pool_size());
+  }
   return n;
 }
 
-void Shard::retarget(std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch) {
+void Shard::retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epoch) {
   bool moved = epoch_ != epoch;  // a reload keeps the epoch: nothing to hand over
-  std::vector<std::size_t> had;  // each pool's size before the switch: what it gets warm
-  for (auto& [key, pool] : pools_) had.push_back(std::min(pool->open_count(), pool_size()));
-  endpoint_ = std::move(endpoint);
+  // Each default-route pool's size before the switch: what it gets warm. Prewarm opens
+  // connections to the side's own backend only; route pools (replicas) reconnect themselves.
+  std::vector<std::size_t> had;
+  for (auto& [key, pool] : pools_) {
+    had.push_back(pool->on_default_route() ? std::min(pool->open_count(), pool_size()) : 0);
+  }
+  routes_ = std::move(routes);
   epoch_ = epoch;
   for (auto& [key, pool] : pools_) pool->on_retarget();
   if (!moved) return;
-  auto warm = warm_.take(endpoint_->backend.name);
+  auto warm = warm_.take(endpoint()->backend.name);
   std::size_t next = 0;
   std::size_t i = 0;
   for (auto& [key, pool] : pools_) {
@@ -75,7 +81,7 @@ void Shard::retarget(std::shared_ptr<const BackendEndpoint> endpoint, std::uint6
     ++i;
   }
   if (!warm.empty()) {
-    log::info("prewarm_used", {{"backend", endpoint_->backend.name},
+    log::info("prewarm_used", {{"backend", endpoint()->backend.name},
                                {"adopted", std::to_string(next)},
                                {"closed", std::to_string(warm.size() - next)}});
   }

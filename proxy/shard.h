@@ -14,6 +14,7 @@
 
 #include "proxy/asio.h"
 #include "proxy/gate.h"
+#include "proxy/route_table.h"
 #include "proxy/server_pool.h"
 #include "proxy/settings.h"
 #include "proxy/warm_pool.h"
@@ -26,7 +27,7 @@ class DataPlane;
 class Shard {
  public:
   Shard(DataPlane& plane, int index, int shard_count, std::shared_ptr<const Settings> settings,
-        std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch);
+        std::shared_ptr<const RouteTable> routes, std::uint64_t epoch);
   ~Shard();
 
   int index() const { return index_; }
@@ -36,7 +37,12 @@ class Shard {
 
   // ---- state read by sessions and pools (shard thread only) ----
   const std::shared_ptr<const Settings>& settings() const { return settings_; }
-  const std::shared_ptr<const BackendEndpoint>& endpoint() const { return endpoint_; }
+  // The default route's endpoint (the side's own backend).
+  const std::shared_ptr<const BackendEndpoint>& endpoint() const {
+    return routes_->default_route().endpoint;
+  }
+  // Every route on the current side; a pool finds its backend here (proxy/route_table.h).
+  const RouteTable& routes() const { return *routes_; }
   std::uint64_t epoch() const { return epoch_; }
   std::size_t pool_size() const;      // this shard's share of default_pool_size (>= 1)
   std::size_t min_pool_size() const;  // this shard's share of min_pool_size
@@ -48,9 +54,10 @@ class Shard {
   // Server connections assigned to a client and inside a transaction (or with a query in
   // flight): PAUSE is complete when this is zero on every shard with the gate closed.
   std::int64_t servers_in_transaction() const { return busy_; }
-  // Switch every pool to another backend under a new epoch: idle connections of older epochs
-  // are closed now, busy ones when their client releases them; new ones go to `endpoint`.
-  void retarget(std::shared_ptr<const BackendEndpoint> endpoint, std::uint64_t epoch);
+  // Switch every pool to another side under a new epoch: idle connections of older epochs
+  // are closed now, busy ones when their client releases them; new ones go to the backend
+  // `routes` gives their database name (every route flips at once).
+  void retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epoch);
   void set_settings(std::shared_ptr<const Settings> settings) { settings_ = std::move(settings); }
   // Prewarm: connections to a flip's target, handed to the pools by retarget().
   WarmPool& warm() { return warm_; }
@@ -93,7 +100,7 @@ class Shard {
   int shard_count_;
   asio::io_context io_{1};
   std::shared_ptr<const Settings> settings_;
-  std::shared_ptr<const BackendEndpoint> endpoint_;
+  std::shared_ptr<const RouteTable> routes_;
   std::uint64_t epoch_;
   Gate gate_;
   WarmPool warm_;

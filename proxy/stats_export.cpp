@@ -1,5 +1,7 @@
 #include "proxy/stats_export.h"
 
+#include "proxy/secret_source.h"
+
 namespace pgcutover::proxy {
 
 void StatsExporter::advance(prometheus::Counter& counter, std::uint64_t now, std::uint64_t& last) {
@@ -52,6 +54,11 @@ void StatsExporter::refresh(const Stats& s, const std::string& backend) {
   // Stats does not say which side a failed handshake was on; clients are the usual source.
   advance(metrics_.tls_handshakes(Side::kClient, TlsResult::kError),
           s.tls_handshake_failures_total.load(), tls_errors_);
+
+  for (const auto& [name, count] : backend_auth_failure_counts()) {
+    BackendMetrics& m = metrics_.add_backend(name);
+    advance(*m.auth_failures, count, auth_failures_[name]);
+  }
 
   advance(metrics_.prepared_cache_hits(), s.prepared_cache_hits.load(), prepared_hits_);
   advance(metrics_.prepared_cache_misses(), s.prepared_cache_misses.load(), prepared_misses_);

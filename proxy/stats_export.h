@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -30,6 +31,7 @@ class StatsExporter {
   std::uint64_t tls_client_ok_ = 0, tls_server_ok_ = 0, tls_errors_ = 0;
   std::array<std::uint64_t, Stats::kErrorClasses> errors_{};
   std::string last_backend_;
+  std::map<std::string, std::uint64_t> auth_failures_;  // by backend, at the last scrape
 };
 
 }  // namespace pgcutover::proxy

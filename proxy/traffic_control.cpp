@@ -76,7 +76,7 @@ std::vector<ClientInfo> ShardTrafficControl::blockers() {
       plane_,
       [out, mu](Shard& shard) {
         shard.for_each_session([&](ClientSession& s) {
-          if (!s.in_transaction()) return;
+          if (!s.in_transaction() || s.read_only_route()) return;
           std::lock_guard lock(*mu);
           out->push_back({.client_id = s.id(),
                           .user = s.user(),
@@ -96,7 +96,7 @@ void ShardTrafficControl::cancel_in_flight() {
       plane_,
       [](Shard& shard) {
         shard.for_each_session([](ClientSession& s) {
-          if (s.in_transaction()) s.forward_cancel();
+          if (s.in_transaction() && !s.read_only_route()) s.forward_cancel();
         });
       },
       kShardTimeout);
@@ -107,7 +107,7 @@ void ShardTrafficControl::terminate_in_flight() {
       plane_,
       [](Shard& shard) {
         shard.for_each_session([](ClientSession& s) {
-          if (s.in_transaction()) {
+          if (s.in_transaction() && !s.read_only_route()) {
             s.terminate({EndReason::kShutdown, "57P01",
                          "terminating connection: its transaction held up a database cutover "
                          "past drain_timeout"});
