@@ -283,6 +283,7 @@ class Ledger:
         self.acked = [[] for _ in range(writers)]
         self.errors = [0] * writers
         self.next_seq = [0] * writers
+        self.where = {}  # (writer, seq) -> (server port, sent, acknowledged): for failure reports
         self.stop_ev = threading.Event()
         self.threads = []
 
@@ -302,8 +303,11 @@ class Ledger:
                     conn = psycopg.connect(self.dsn, autocommit=True)
                 self.next_seq[w] += 1
                 seq = self.next_seq[w]
-                conn.execute("INSERT INTO ledger (writer, seq) VALUES (%s, %s)", (w, seq))
+                t_sent = time.time()
+                port = conn.execute("INSERT INTO ledger (writer, seq) VALUES (%s, %s) "
+                                    "RETURNING inet_server_port()", (w, seq)).fetchone()[0]
                 self.acked[w].append(seq)
+                self.where[(w, seq)] = (port, t_sent, time.time())
             except psycopg.Error:
                 self.errors[w] += 1
                 try:
@@ -348,7 +352,9 @@ class Ledger:
                    if (w, s) not in present]
         dup = [(k, n) for k, n in present.items() if n > 1]
         if missing:
-            fail(f"{len(missing)} acknowledged ledger rows missing on {where}, e.g. {missing[:5]}")
+            fail(f"{len(missing)} acknowledged ledger rows missing on {where}, e.g. "
+                 + ", ".join(f"{m} (ran on port {self.where[m][0]}, sent {self.where[m][1]:.3f}, "
+                             f"acknowledged {self.where[m][2]:.3f})" for m in missing[:5]))
         if dup:
             fail(f"{len(dup)} ledger rows present more than once on {where}, e.g. {dup[:5]}")
         return self.count(), sum(self.errors)
