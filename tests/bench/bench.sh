@@ -147,6 +147,11 @@ pgc_wait_until 15 ready "$proxy_port" || { cat "$run/proxy.log"; echo "bench: pr
 pgc_wait_until 15 ready "$bouncer_port" || { cat "$run/pgbouncer.log"; echo "bench: pgbouncer did not start" >&2; exit 1; }
 pgc_wait_until 15 test -s "$run/pgbouncer.pid" || { echo "bench: no pgbouncer pid file" >&2; exit 1; }
 bouncer_pid=$(cat "$run/pgbouncer.pid")
+# runuser applies the login limits (1024 descriptors here): give PgBouncer the same limit as
+# the proxy, or it stops accepting at ~1000 clients and the idle-client run measures nothing.
+if [ "$(id -u)" -eq 0 ] && command -v prlimit >/dev/null; then
+  prlimit --pid "$bouncer_pid" --nofile="$(ulimit -n):$(ulimit -n)"
+fi
 
 log "pgbench -i -s $scale"
 pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
@@ -199,7 +204,7 @@ done
 for t in proxy pgbouncer; do
   if [ "$t" = proxy ]; then port=$proxy_port pid=$proxy_pid; else port=$bouncer_port pid=$bouncer_pid; fi
   log "$idle_n idle clients: $t"
-  timeout 600 "$PY" "$here/idle_clients.py" --port "$port" --user app --password "$password" \
+  timeout 300 "$PY" "$here/idle_clients.py" --port "$port" --user app --password "$password" \
     --pid "$pid" -n "$idle_n" >"$run/idle-$t.json" || log "idle clients through $t failed"
   cat "$run/idle-$t.json" >&2
 done
