@@ -527,6 +527,17 @@ awaitable<EndStatus> ClientSession::relay() {
           if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
           continue;
         }
+        // attach() may have waited (a free connection, a connect, a parameter sync) while a
+        // flip retargeted the pool: a connect begun before the flip still reaches the old
+        // backend. This session did not count as in flight, so the drain did not wait for it;
+        // run now, its transaction would land on the old backend after the controller's
+        // catch-up point and be lost. It has not started: back to the gate, then a server of
+        // the new epoch (found by tests/integration/test_ledger_flips.py).
+        if (server_->epoch != shard_.epoch()) {
+          server_->stream->cancel();
+          detach(false);
+          continue;
+        }
       }
     }
 

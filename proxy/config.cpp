@@ -244,6 +244,14 @@ void load_auth_file(const std::string& config_path, const std::string& file,
   }
 }
 
+// `text` with every occurrence of `secret` replaced by "***", for quoting a value in an error.
+std::string without_secret(std::string text, std::string_view secret) {
+  if (secret.empty()) return text;
+  for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3))
+    text.replace(at, secret.size(), "***");
+  return text;
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -438,6 +446,16 @@ BackendUrl parse_backend_url(std::string_view url) {
     rest = url.substr(13);
   } else {
     throw ConfigError("expected a postgres:// or postgresql:// URL");
+  }
+  // A password with an unescaped '/' or '?' would be split into the path or the query, and
+  // whatever error that caused would quote part of it: refuse it before splitting, without
+  // quoting anything (found by tests/fuzz/fuzz_config).
+  if (const auto end = rest.find_first_of("/?");
+      end != std::string_view::npos && rest.substr(0, end).find('@') == std::string_view::npos &&
+      rest.find('@', end) != std::string_view::npos) {
+    throw ConfigError(
+        "the URL's user or password contains an unescaped '/' or '?' (or the host an '@'): "
+        "percent-encode it (%2F, %3F, %40)");
   }
   std::string_view query;
   if (auto q = rest.find('?'); q != std::string_view::npos) {
@@ -691,13 +709,15 @@ Config Config::parse(std::string_view text, const std::string& path) {
             known = true;
           }
         }
+        // The value is quoted to help with typos, but never with the password in it.
+        const std::string shown = without_secret(b.url.sslmode, b.url.password);
         if (!known) {
           fail(path, key + ".url",
-               "unknown sslmode \"" + b.url.sslmode +
+               "unknown sslmode \"" + shown +
                    "\" in the URL (expected one of: disable, require, verify-ca, verify-full)");
         }
         if (key_has_mode && from_url != b.sslmode) {
-          fail(path, key + ".sslmode", "conflicts with sslmode=" + b.url.sslmode + " in the URL");
+          fail(path, key + ".sslmode", "conflicts with sslmode=" + shown + " in the URL");
         }
         b.sslmode = from_url;
       }

@@ -171,6 +171,24 @@ TEST(ProxyConfig, BadUrlErrorHasNoSecret) {
   EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
 }
 
+// Found by tests/fuzz/fuzz_config: a password with an unescaped '?' or '/' was split into the
+// query or path, and the resulting error quoted its tail; an sslmode value quoted the password.
+TEST(ProxyConfig, UnescapedPasswordIsNotQuotedInErrors) {
+  std::string e = error_of("[backends.source]\nurl = \"postgres://app:hun?ter2=x@host/d\"\n");
+  EXPECT_NE(e.find("percent-encode"), std::string::npos) << e;
+  EXPECT_EQ(e.find("ter2"), std::string::npos) << e;
+  e = error_of("[backends.source]\nurl = \"postgres://app:hun/ter2@host/d\"\n");
+  EXPECT_NE(e.find("percent-encode"), std::string::npos) << e;
+  EXPECT_EQ(e.find("ter2"), std::string::npos) << e;
+  e = error_of("[backends.source]\nurl = \"postgres://app:hunter2@host/d?sslmode=x:hunter2@y\"\n");
+  EXPECT_NE(e.find("unknown sslmode"), std::string::npos) << e;
+  EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
+  Config c = Config::parse(
+      "[backends.source]\nurl = \"postgres://app:hun%3Fter%2F2@host/d?application_name=a@b\"\n",
+      kPath);
+  EXPECT_EQ(c.backend("source")->url.password, "hun?ter/2");
+}
+
 TEST(ProxyConfig, UrlSslmodeConflictIsRefused) {
   std::string e = error_of(
       "[backends.source]\nurl = \"postgres://a:b@h/d?sslmode=require\"\nsslmode = \"disable\"\n");

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Every benchmark of pgcutover-proxy, side by side with PgBouncer (same pool size) and direct
+# PostgreSQL, in one run on one machine, so that the ratios carry over to another machine:
+#   - pgbench select-only, tpcb-like, -M extended, -M prepared, -C at 1, 32 and 256 clients
+#     (and from the 1-client runs: the latency each pooler adds per query);
+#   - RSS with 10,000 idle logged-in clients (proxy and PgBouncer);
+#   - full TLS handshakes per second (proxy and PgBouncer, same certificate);
+#   - `pgcutoverctl validate` throughput (MB/s per side);
+#   - the write pause of 20 flips under pgbench tpcb-like (p50/p99/max).
+# Writes the tables to $BENCH_OUT/results.md (and prints them) and the plots to docs/img/.
+# A benchmark, not a CTest test. Needs root (or enough `ulimit -n`) for 10,000 connections.
+#
+#   tests/bench/bench.sh                      the whole run (~12 min on 2 cores)
+#   BENCH_SECONDS=3 BENCH_CLIENTS="1 32" BENCH_IDLE=2000 BENCH_FLIPS=5 tests/bench/bench.sh
+#
+# Knobs: BENCH_SECONDS (per pgbench run, default 10), BENCH_CLIENTS ("1 32 256"),
+# BENCH_WORKLOADS ("select-only tpcb-like extended prepared connect"), BENCH_POOL (16),
+# BENCH_SCALE (10), BENCH_PROXY_THREADS (0 = one per core), BENCH_IDLE (10000),
+# BENCH_TLS_SECONDS (10), BENCH_FLIPS (20), BENCH_OUT (build/bench), BENCH_IMG (docs/img).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+here=$top/tests/bench
+PROXY_BIN=${PGCUTOVER_PROXY_BIN:-$top/build/proxy/pgcutover-proxy}
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
+PY=/usr/bin/python3
+for b in "$PROXY_BIN" "$CTL_BIN"; do
+  [ -x "$b" ] || { echo "bench: not built: $b (run deploy/build.sh first)" >&2; exit 1; }
+done
+command -v pgbouncer >/dev/null || { echo "bench: pgbouncer not installed (deploy/bootstrap.sh)" >&2; exit 1; }
+seconds=${BENCH_SECONDS:-10}
+clients_list=${BENCH_CLIENTS:-"1 32 256"}
+workloads=${BENCH_WORKLOADS:-"select-only tpcb-like extended prepared connect"}
+pool=${BENCH_POOL:-16}
+scale=${BENCH_SCALE:-10}
+proxy_threads=${BENCH_PROXY_THREADS:-0}
+idle_n=${BENCH_IDLE:-10000}
+tls_seconds=${BENCH_TLS_SECONDS:-10}
+flips=${BENCH_FLIPS:-20}
+out=${BENCH_OUT:-$top/build/bench}
+img=${BENCH_IMG:-$top/docs/img}
+max_clients=$(tr ' ' '\n' <<<"$clients_list" | sort -n | tail -1)
+
+# 10,000 clients need 10,000 descriptors in the pooler and in the client, plus PgBouncer's
+# server side; the limit is inherited by everything started below.
+want_fds=$((idle_n * 2 + 4096))
+if [ "$(ulimit -n)" -lt "$want_fds" ]; then
+  ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" ||
+    { echo "bench: cannot raise ulimit -n to $want_fds" >&2; exit 1; }
+fi
+
+. "$top/tests/lib/pgcluster.sh"
+run=$(mktemp -d /tmp/pgcutover-bench.XXXXXX)
+chmod 755 "$run"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pgc_stop_all || true
+  rm -rf "$run"
+}
+trap cleanup EXIT
+log() { echo "== $(date +%H:%M:%S) $*" >&2; }
+
+# ---- two clusters, SCRAM for the app role over TCP (as in production), no TLS ----
+pg_opts=(--logical --max-connections $((max_clients + 64)) --set shared_buffers=256MB)
+pgc_start db plain "${pg_opts[@]}" >/dev/null
+pgc_start tgt plain "${pg_opts[@]}" >/dev/null
+password=$(pgc_get db app_password)
+for c in db tgt; do
+  # The plain shape trusts 127.0.0.1; make the app role log in with SCRAM like everywhere else,
+  # so a pooler's logins and direct logins cost the same work.
+  hba=$(pgc_admin_psql "$c" -XAtc "show hba_file")
+  sed -i "1i host all app 127.0.0.1/32 scram-sha-256" "$hba"
+  pgc_admin_psql "$c" -XAtc "alter role app password '$password'" >/dev/null
+  pgc_admin_psql "$c" -XAtc "select pg_reload_conf()" >/dev/null
+done
+export PGPASSWORD=$password
+export PGSSLMODE=disable # libpq's default "prefer" would make pgbench use TLS to both poolers
+pgc_make_tls "$run/tls" bench >/dev/null
+chmod 644 "$run"/tls/*
+
+# ---- pgcutover-proxy (client TLS allowed: pgbench goes plain, the TLS benchmark does not) ----
+proxy_port=$(pgc_free_port)
+admin_port=$(pgc_free_port)
+token="bench-$$-$RANDOM"
+cat >"$run/proxy.toml" <<EOT
+[proxy]
+listen_port = $proxy_port
+threads = $proxy_threads
+pool_mode = "transaction"
+default_pool_size = $pool
+max_client_conn = $((idle_n + max_clients + 1000))
+state_file = "$run/state.json"
+log_level = "warn"
+[proxy.tls]
+client_tls = "allow"
+cert_file = "$run/tls/server.crt"
+key_file = "$run/tls/server.key"
+[users.app]
+password = "$password"
+[backends.source]
+url = "postgresql://app:$password@127.0.0.1:$DB_PORT/app?sslmode=disable"
+[backends.target]
+url = "postgresql://app:$password@127.0.0.1:$TGT_PORT/app?sslmode=disable"
+[cutover]
+initial_backend = "source"
+max_pause = 20
+[admin]
+listen_port = $admin_port
+token = "$token"
+EOT
+"$PROXY_BIN" -c "$run/proxy.toml" >"$run/proxy.log" 2>&1 &
+proxy_pid=$!
+pids+=("$proxy_pid")
+
+# ---- PgBouncer, same pool size and TLS certificate (refuses root: runs as the server user) ----
+bouncer_port=$(pgc_free_port)
+cat >"$run/pgbouncer.ini" <<EOT
+[databases]
+app = host=127.0.0.1 port=$DB_PORT dbname=app user=app password=$password
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $run/userlist.txt
+pool_mode = transaction
+default_pool_size = $pool
+max_client_conn = $((idle_n + max_clients + 1000))
+client_tls_sslmode = allow
+client_tls_cert_file = $run/tls/server.crt
+client_tls_key_file = $run/tls/server.key
+logfile = $run/pgbouncer.log
+pidfile = $run/pgbouncer.pid
+EOT
+# Plaintext, as for the proxy. (PgBouncer then runs PBKDF2 with a fresh salt on every SCRAM
+# login, where the proxy derives one verifier per user at start: this shows in -C and in the
+# idle clients' login time. A SCRAM verifier in the userlist was refused by PgBouncer 1.18 here.)
+printf '"app" "%s"\n' "$password" >"$run/userlist.txt"
+chmod 644 "$run"/*.ini "$run/userlist.txt"
+if [ "$(id -u)" -eq 0 ]; then
+  chown "${PGCUTOVER_PG_USER:-pgcutover}" "$run"
+  # setpriv, not runuser: runuser applies the login limits (1024 descriptors here), and PgBouncer
+  # would stop accepting at ~1000 clients; setpriv keeps the limit raised above for the proxy.
+  setpriv --reuid="${PGCUTOVER_PG_USER:-pgcutover}" --regid="${PGCUTOVER_PG_USER:-pgcutover}" --init-groups \
+    pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
+else
+  pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
+fi
+pids+=($!)
+
+ready() { pg_isready -q -h 127.0.0.1 -p "$1" -t 1; }
+pgc_wait_until 15 ready "$proxy_port" || { cat "$run/proxy.log"; echo "bench: proxy did not start" >&2; exit 1; }
+pgc_wait_until 15 ready "$bouncer_port" || { cat "$run/pgbouncer.log"; echo "bench: pgbouncer did not start" >&2; exit 1; }
+pgc_wait_until 15 test -s "$run/pgbouncer.pid" || { echo "bench: no pgbouncer pid file" >&2; exit 1; }
+bouncer_pid=$(cat "$run/pgbouncer.pid")
+[ "$(awk '/open files/ {print $4}' "/proc/$bouncer_pid/limits")" -ge "$idle_n" ] ||
+  echo "bench: PgBouncer has fewer descriptors than $idle_n clients need" >&2
+
+log "pgbench -i -s $scale"
+pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
+pgc_admin_psql db -XAtc "vacuum analyze" >/dev/null
+
+# ---- the pgbench matrix ----
+# run_pgbench <port> <clients> <workload> -> "tps<TAB>latency_ms<TAB>status"
+run_pgbench() {
+  local port=$1 c=$2 w=$3 args out j
+  case $w in
+    select-only) args=(-b select-only) ;;
+    tpcb-like) args=(-b tpcb-like) ;;
+    extended) args=(-b select-only -M extended) ;;
+    prepared) args=(-b select-only -M prepared) ;;
+    connect) args=(-b select-only -C) ;;
+  esac
+  j=$((c < 2 ? 1 : 2))
+  if [ "$w" != connect ]; then # warm the pool: connection set-up is not what is measured
+    timeout 60 pgbench -n -c "$c" -j "$j" -T 1 -h 127.0.0.1 -p "$port" -U app "${args[@]}" app >/dev/null 2>&1 || true
+  fi
+  out=$(timeout $((seconds + 120)) pgbench -n -c "$c" -j "$j" -T "$seconds" -h 127.0.0.1 -p "$port" -U app "${args[@]}" app 2>&1) || true
+  local tps lat failed aborted
+  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' <<<"$out")
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+  aborted=$(grep -c "aborted in command\|client .* aborted" <<<"$out" || true)
+  if [ -z "$tps" ] || [ "${aborted:-0}" -gt 0 ] || [ "${failed:-0}" != 0 ]; then
+    printf '0\t0\t%s\n' "$(grep -m1 -o 'ERROR: [^"]*\|FATAL: [^"]*\|aborted[^.]*' <<<"$out" | head -c 60 | tr '\t|' '  ' || echo error)"
+  else
+    printf '%s\t%s\tok\n' "$tps" "${lat:-0}"
+  fi
+}
+: >"$run/pgbench.tsv"
+for w in $workloads; do
+  for c in $clients_list; do
+    for t in direct pgbouncer proxy; do
+      case $t in
+        direct) port=$DB_PORT ;;
+        pgbouncer) port=$bouncer_port ;;
+        proxy) port=$proxy_port ;;
+      esac
+      r=$(run_pgbench "$port" "$c" "$w")
+      printf '%s\t%s\t%s\t%s\n' "$w" "$c" "$t" "$r" >>"$run/pgbench.tsv"
+      log "$(printf '%-12s %4s clients %-10s %s' "$w" "$c" "$t" "$r")"
+    done
+  done
+done
+
+# ---- 10,000 idle clients ----
+for t in proxy pgbouncer; do
+  if [ "$t" = proxy ]; then port=$proxy_port pid=$proxy_pid; else port=$bouncer_port pid=$bouncer_pid; fi
+  log "$idle_n idle clients: $t"
+  timeout 300 "$PY" "$here/idle_clients.py" --port "$port" --user app --password "$password" \
+    --pid "$pid" -n "$idle_n" >"$run/idle-$t.json" || log "idle clients through $t failed"
+  cat "$run/idle-$t.json" >&2
+done
+
+# ---- TLS handshakes ----
+for t in proxy pgbouncer; do
+  if [ "$t" = proxy ]; then port=$proxy_port; else port=$bouncer_port; fi
+  log "TLS handshakes: $t"
+  timeout 300 "$PY" "$here/tls_handshakes.py" --port "$port" --ca "$run/tls/ca.crt" \
+    --seconds "$tls_seconds" --procs 2 >"$run/tls-$t.json" || log "TLS through $t failed"
+  cat "$run/tls-$t.json" >&2
+done
+
+# ---- logical replication db -> tgt, validate throughput ----
+log "logical replication to the target, then validate"
+pg_dump --schema-only --no-owner --no-acl -t 'pgbench_*' -h 127.0.0.1 -p "$DB_PORT" -U app app |
+  psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$TGT_PORT" -U app app >/dev/null
+pgc_admin_psql db -qc "create publication bench_pub for table pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
+pgc_admin_psql tgt -qc "create subscription bench_sub connection 'host=127.0.0.1 port=$DB_PORT user=postgres dbname=app' publication bench_pub with (synchronous_commit = 'on')" >/dev/null
+synced() { [ "$(pgc_admin_psql tgt -At -c "select count(*) from pg_subscription_rel where srsubstate <> 'r'")" = 0 ]; }
+pgc_wait_until 300 synced || { echo "bench: initial copy did not finish" >&2; exit 1; }
+src_url="postgresql://app:$password@127.0.0.1:$DB_PORT/app?sslmode=disable"
+tgt_url="postgresql://app:$password@127.0.0.1:$TGT_PORT/app?sslmode=disable"
+"$CTL_BIN" validate --source-url "$src_url" --target-url "$tgt_url" --jobs 2 --json >"$run/validate.raw" 2>"$run/validate.err" ||
+  log "validate exited non-zero (see below)"
+"$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(json.dumps({"jobs": 2, "rows": d["rows"], "mb": d["bytes"] / 1048576, "seconds": d["seconds"], "ok": d["ok"]}))
+' "$run/validate.raw" >"$run/validate.json" || { cat "$run/validate.raw" "$run/validate.err" >&2; }
+cat "$run/validate.json" >&2 || true
+
+# ---- flips under load ----
+log "$flips flips under pgbench tpcb-like, 16 clients"
+(cd "$run" && timeout $((flips * 10 + 120)) pgbench -n -c 16 -j 2 -T $((flips * 2 + 15)) -l --log-prefix=flip_log \
+  -h 127.0.0.1 -p "$proxy_port" -U app app >"$run/flip_pgbench.out" 2>&1) &
+bench_pid=$!
+history_rows() { psql -X -At -h 127.0.0.1 -p "$DB_PORT" -U app -c "select count(*) from pgbench_history" app; }
+before=$(history_rows)
+loaded() { [ "$(history_rows)" -gt $((before + 500)) ]; }
+pgc_wait_until 30 loaded || { cat "$run/flip_pgbench.out" >&2; echo "bench: pgbench is not running through the proxy" >&2; exit 1; }
+ADMIN="http://127.0.0.1:$admin_port" TOKEN=$token SRC_ADMIN_URL="host=127.0.0.1 port=$DB_PORT user=postgres dbname=app" \
+  "$PY" "$here/flip_rounds.py" --rounds "$flips" --slot bench_sub >"$run/flips.json" || log "flip rounds failed"
+wait "$bench_pid" || log "pgbench across the flips exited non-zero"
+grep -E "failed|processed" "$run/flip_pgbench.out" >&2 || true
+
+# ---- report ----
+"$PY" -c '
+import json, sys, datetime, os
+print(json.dumps({"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "cores": os.cpu_count(),
+  "seconds": sys.argv[1], "scale": sys.argv[2], "pool": sys.argv[3], "proxy_threads": sys.argv[4],
+  "pg": sys.argv[5], "pgbouncer": sys.argv[6]}))' "$seconds" "$scale" "$pool" "$proxy_threads" \
+  "$(pg_config --version)" "$(pgbouncer --version | head -1)" >"$run/meta.json"
+mkdir -p "$out"
+cp "$run"/*.tsv "$run"/*.json "$out/" 2>/dev/null || true
+"$PY" "$here/report.py" "$run" "$out" "$img"
