@@ -177,7 +177,7 @@ bool ClientSession::in_transaction() const {
 void ClientSession::refresh_busy() {
   // A read-only route's transactions only read: a flip need not wait for them (its server
   // connection of the old epoch is closed when released), so they are not counted.
-  bool busy = in_transaction() && !read_only_route_;
+  bool busy = (in_transaction() || acquiring_) && !read_only_route_;
   if (busy == busy_) return;
   busy_ = busy;
   shard_.busy_changed(busy);
@@ -507,7 +507,15 @@ awaitable<EndStatus> ClientSession::relay() {
         }
       }
       if (!server_) {
-        if (auto failed = co_await attach()) {
+        // From the open gate on, this transaction is in flight: a pause that begins while it
+        // waits for a server connection must wait for it too, or it would run after the
+        // drain, behind the controller's catch-up point (tests/integration/test_ledger_flips.py).
+        acquiring_ = true;
+        refresh_busy();
+        auto failed = co_await attach();
+        acquiring_ = false;
+        refresh_busy();
+        if (failed) {
           if (failed->reason != EndReason::kServerLogin) co_return *failed;
           // No server connection (wait timeout, backend down): the client gets an ERROR and
           // can go on, as after any failed query.
@@ -527,15 +535,13 @@ awaitable<EndStatus> ClientSession::relay() {
           if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
           continue;
         }
-        // attach() may have waited (a free connection, a connect, a parameter sync) while a
-        // flip retargeted the pool: a connect begun before the flip still reaches the old
-        // backend. This session did not count as in flight, so the drain did not wait for it;
-        // run now, its transaction would land on the old backend after the controller's
-        // catch-up point and be lost. It has not started: back to the gate, then a server of
-        // the new epoch (found by tests/integration/test_ledger_flips.py).
+        // attach() may still have waited across a flip (a drain that timed out and went on
+        // without it): a connect begun before the flip reaches the old backend. The
+        // transaction has not started: back to the gate, then a server of the new epoch.
         if (server_->epoch != shard_.epoch()) {
           server_->stream->cancel();
           detach(false);
+          refresh_busy();
           continue;
         }
       }
@@ -1292,6 +1298,13 @@ awaitable<void> ClientSession::finish(EndStatus status) {
   end_with(status);  // the server reader sees it and stops instead of reporting a lost server
   set_state(ClientState::kClosing);
   // Stop the server reader first: after this no one else writes to the client.
+  while (readers_ > 0 && probing_) {
+    // The proxy is asking the server about the session (one short query; psycopg's
+    // DEALLOCATE ALL after a ROLLBACK triggers it just before many apps disconnect): let it
+    // finish rather than close a server connection that is about to be clean and reusable.
+    probe_done_.expires_at(asio::steady_timer::time_point::max());
+    co_await probe_done_.async_wait(use_nothrow);
+  }
   bool server_closed = false;  // closed here: never back to the pool, whatever it looks like
   if (readers_ > 0) {
     bool clean =

@@ -152,6 +152,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   char last_rfq_ = 'I';
   bool writing_to_server_ = false;
   bool busy_ = false;
+  // Passed the gate and waiting for a server connection (attach()): in flight for the drain.
+  bool acquiring_ = false;
   bool shutdown_requested_ = false;
   bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
 
