@@ -28,7 +28,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
   python3 python3-psycopg python3-asyncpg python3-yaml python3-matplotlib
   default-jdk-headless libpostgresql-jdbc-java ruby ruby-pg ruby-activerecord nodejs
-  iproute2 procps util-linux
+  iproute2 procps util-linux curl
 )
 
 sudo_cmd=()

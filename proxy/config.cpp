@@ -767,6 +767,12 @@ Config Config::parse(std::string_view text, const std::string& path) {
     c.admin.listen_port =
         static_cast<std::uint16_t>(s.integer("listen_port", c.admin.listen_port, 0, 65535));
     c.admin.token = s.string("token", {});
+    c.admin.tls_cert_file = s.string("tls_cert_file", {});
+    c.admin.tls_key_file = s.string("tls_key_file", {});
+    if (c.admin.tls_cert_file.empty() != c.admin.tls_key_file.empty()) {
+      fail(path, c.admin.tls_cert_file.empty() ? "admin.tls_cert_file" : "admin.tls_key_file",
+           "HTTPS needs both admin.tls_cert_file and admin.tls_key_file (or neither for HTTP)");
+    }
     s.finish();
   }
 

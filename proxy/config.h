@@ -144,6 +144,9 @@ struct AdminSettings {
   std::string listen_addr = "127.0.0.1";
   std::uint16_t listen_port = 6480;
   std::string token;  // secret
+  // Both set: the admin API speaks HTTPS only (certificate chain and key, PEM).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 struct ControlProxy {

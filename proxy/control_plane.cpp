@@ -56,6 +56,8 @@ ControlPlane::ControlPlane(DataPlane& plane, const Settings& settings)
   admin_options_.listen_addr = a.listen_addr;
   admin_options_.port = a.listen_port;
   admin_options_.token = a.token;
+  admin_options_.tls_cert_file = a.tls_cert_file;
+  admin_options_.tls_key_file = a.tls_key_file;
   metrics_.set_active_backend(plane.active().backend);
   metrics_.epoch().Set(static_cast<double>(plane.active().epoch));
 }

@@ -83,6 +83,18 @@ TEST(ProxyConfig, UnknownKeyNamesFileAndKey) {
   EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
 }
 
+// Admin HTTPS needs the certificate and its key; half of it is a mistake, not plain HTTP.
+TEST(ProxyConfig, AdminTlsNeedsBothFiles) {
+  Config c = Config::parse(
+      std::string(kMinimal) + "[admin]\ntls_cert_file = \"/a.crt\"\ntls_key_file = \"/a.key\"\n",
+      kPath);
+  EXPECT_EQ(c.admin.tls_cert_file, "/a.crt");
+  EXPECT_EQ(c.admin.tls_key_file, "/a.key");
+  std::string e = error_of(std::string(kMinimal) + "[admin]\ntls_key_file = \"/a.key\"\n");
+  EXPECT_NE(e.find("admin.tls_cert_file"), std::string::npos) << e;
+  EXPECT_NE(e.find("admin.tls_key_file"), std::string::npos) << e;
+}
+
 TEST(ProxyConfig, UnknownSectionIsAnError) {
   std::string e = error_of(std::string(kMinimal) + "[proxxy]\nthreads = 1\n");
   EXPECT_NE(e.find("proxxy: unknown key"), std::string::npos) << e;
