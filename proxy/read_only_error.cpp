@@ -19,4 +19,21 @@ bool rewrite_read_only_error(protocol::Bytes body, std::string& out) {
   return true;
 }
 
+bool rewrite_read_only_error(protocol::Bytes body, std::string_view database, std::string& out) {
+  auto e = protocol::parse_error_notice(body);
+  if (!e || e->sqlstate != "25006") return false;
+  std::string message(e->message);
+  message += " (database \"";
+  message += database;
+  message += "\" is a read-only route of pgcutover-proxy, served by a replica)";
+  std::string hint = "Send writes to the primary's database name";
+  if (!e->hint.empty()) hint = std::string(e->hint) + "; " + hint;
+  protocol::append_error_response(out, {.severity = e->severity.empty() ? "ERROR" : e->severity,
+                                        .sqlstate = e->sqlstate,
+                                        .message = message,
+                                        .detail = e->detail,
+                                        .hint = hint});
+  return true;
+}
+
 }  // namespace pgcutover::proxy

@@ -1,7 +1,5 @@
 #include "proxy/route_table.h"
 
-#include "protocol/builders.h"
-#include "protocol/messages.h"
 #include "proxy/admin_json.h"
 
 namespace pgcutover::proxy {
@@ -81,24 +79,6 @@ std::string render_routes_json(const RouteTable& table, const Config& config) {
   }
   w.end_array();
   return w.take();
-}
-
-bool rewrite_read_only_error(std::span<const std::uint8_t> body, std::string_view database,
-                             std::string& out) {
-  auto e = protocol::parse_error_notice(body);
-  if (!e || e->sqlstate != "25006") return false;
-  std::string message(e->message);
-  message += " (database \"";
-  message += database;
-  message += "\" is a read-only route of pgcutover-proxy, served by a replica)";
-  std::string hint = "Send writes to the primary's database name";
-  if (!e->hint.empty()) hint = std::string(e->hint) + "; " + hint;
-  protocol::append_error_response(out, {.severity = e->severity.empty() ? "ERROR" : e->severity,
-                                        .sqlstate = e->sqlstate,
-                                        .message = message,
-                                        .detail = e->detail,
-                                        .hint = hint});
-  return true;
 }
 
 }  // namespace pgcutover::proxy

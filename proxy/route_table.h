@@ -55,11 +55,4 @@ class RouteTable {
 // database name, read_only, the backend serving it now and its backend per side.
 std::string render_routes_json(const RouteTable& table, const Config& config);
 
-// A read-only route's write was refused by the server (SQLSTATE 25006): appends to `out` the
-// same ErrorResponse with the route and the fix added to its message, so the application's
-// log says why instead of only "cannot execute INSERT in a read-only transaction". False (and
-// nothing appended) for any other error.
-bool rewrite_read_only_error(std::span<const std::uint8_t> body, std::string_view database,
-                             std::string& out);
-
 }  // namespace pgcutover::proxy

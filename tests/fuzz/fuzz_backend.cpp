@@ -9,6 +9,7 @@
 #include "protocol/builders.h"
 #include "protocol/framing.h"
 #include "protocol/messages.h"
+#include "tests/fuzz/fuzz_stream.h"
 
 using namespace pgcutover::protocol;
 
@@ -87,19 +88,6 @@ void dispatch(char type, Bytes body) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  Limits limits;
-  limits.max_message = 1 << 16;
-  Bytes in(data, size);
-  while (true) {
-    const FrameResult r = decode_frame(in, limits);
-    if (r.status != DecodeStatus::kMessage) {
-      if (r.status == DecodeStatus::kNeedMore) check(r.needed > in.size());
-      if (r.status == DecodeStatus::kError) check(!r.error.empty());
-      break;
-    }
-    check(r.frame.size <= in.size() && r.frame.size == kHeaderSize + r.frame.body.size());
-    dispatch(r.frame.type, r.frame.body);
-    in = in.subspan(r.frame.size);
-  }
+  pgcutover::fuzz::for_each_frame(data, size, [](const Frame& f) { dispatch(f.type, f.body); });
   return 0;
 }

@@ -8,6 +8,7 @@
 #include "protocol/builders.h"
 #include "protocol/framing.h"
 #include "protocol/messages.h"
+#include "tests/fuzz/fuzz_stream.h"
 
 using namespace pgcutover::protocol;
 
@@ -101,22 +102,8 @@ void parse_all(Bytes body) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  Limits limits;
-  limits.max_message = 1 << 16;
-  Bytes in(data, size);
   // A stream: frame messages one after another, as the proxy's read loop does.
-  while (true) {
-    const FrameResult r = decode_frame(in, limits);
-    if (r.status != DecodeStatus::kMessage) {
-      if (r.status == DecodeStatus::kNeedMore) check(r.needed > in.size());
-      if (r.status == DecodeStatus::kError) check(!r.error.empty());
-      break;
-    }
-    check(r.frame.size <= in.size() && r.frame.size == kHeaderSize + r.frame.body.size());
-    check(r.frame.body.data() == in.data() + kHeaderSize);
-    parse_all(r.frame.body);
-    in = in.subspan(r.frame.size);
-  }
+  pgcutover::fuzz::for_each_frame(data, size, [](const Frame& f) { parse_all(f.body); });
   // And the raw input as one body, so the parsers see shapes framing would not produce.
   parse_all(Bytes(data, size));
   return 0;

@@ -13,6 +13,7 @@
 #include "protocol/framing.h"
 #include "protocol/messages.h"
 #include "proxy/config.h"
+#include "proxy/read_only_error.h"
 #include "proxy/reader_balance.h"
 #include "proxy/route_table.h"
 #include "proxy/secret_source.h"
