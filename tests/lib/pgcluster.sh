@@ -107,10 +107,25 @@ pgc__as_pg() {
 }
 
 pgc_free_port() {
-  /usr/bin/python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+  # The kernel may offer a port again as soon as the probe socket closes, before the server
+  # meant for the first one has bound it (a proxy port picked, then a cluster started on the
+  # same port). Ports handed out to this test ($$: the same in every subshell) are skipped.
+  local used="${TMPDIR:-/tmp}/pgcutover-ports.$$" port
+  port=$(/usr/bin/python3 -c 'import socket, sys
+try:
+    used = set(open(sys.argv[1]).read().split())
+except OSError:
+    used = set()
+for _ in range(200):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if str(port) not in used:
+        break
+print(port)' "$used") || return 1
+  echo "$port" >>"$used"
+  echo "$port"
 }
 
 # Deadlines, in seconds since the epoch with a fraction.
@@ -701,6 +716,7 @@ pgc_stop() {
 
 pgc_stop_all() {
   local name
+  rm -f "${TMPDIR:-/tmp}/pgcutover-ports.$$"
   for name in "${!PGC_DIRS[@]}"; do
     bash "$PGC_SELF" stop --dir "${PGC_DIRS[$name]}" || true
     unset "PGC_DIRS[$name]"
