@@ -38,6 +38,10 @@ class ByteBuffer {
   }
   void commit(std::size_t n) { end_ += n; }
   void clear() { begin_ = end_ = 0; }
+  // Gives back all memory while nothing is buffered (an idle client holds no buffer).
+  void release() {
+    if (empty() && !data_.empty()) std::vector<std::uint8_t>().swap(data_);
+  }
   // Gives back memory after a huge message passed through.
   void shrink(std::size_t keep) {
     if (empty() && data_.size() > keep * 4) {

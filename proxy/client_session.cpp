@@ -140,14 +140,7 @@ bool is_extended(char type) {
 }  // namespace
 
 ClientSession::ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::uint64_t id)
-    : shard_(shard),
-      settings_(shard.settings()),
-      client_(std::move(client)),
-      id_(id),
-      reader_done_(shard.executor()),
-      idle_timer_(shard.executor()),
-      write_done_(shard.executor()),
-      probe_done_(shard.executor()) {
+    : shard_(shard), settings_(shard.settings()), client_(std::move(client)), id_(id) {
   track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
                     settings_->config.proxy.max_prepared_statements > 0;
   stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
@@ -213,21 +206,25 @@ void ClientSession::forward_cancel() {
 
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
-  std::optional<EndStatus> end;
-  {
-    // One deadline for startup + authentication + first server parameters (slow or silent
-    // clients must not hold a connection slot: client_login_timeout).
-    StreamDeadline login_deadline(shard_.executor(), client_,
-                                  settings_->config.proxy.client_login_timeout);
-    end = co_await startup();
-    if (!end) end = co_await authenticate();
-    if (login_deadline.fired()) end = EndStatus{EndReason::kLoginTimeout, {}, {}};
-  }
+  std::optional<EndStatus> end = co_await login();
   if (!end) {
     set_state(ClientState::kIdle);
     end = co_await relay();
   }
   co_await finish(std::move(*end));
+}
+
+// A coroutine of its own so that what login needs (the deadline's timer, the startup and
+// authentication frames) is gone before the session goes idle in relay().
+awaitable<std::optional<EndStatus>> ClientSession::login() {
+  // One deadline for startup + authentication + first server parameters (slow or silent
+  // clients must not hold a connection slot: client_login_timeout).
+  StreamDeadline login_deadline(shard_.executor(), client_,
+                                settings_->config.proxy.client_login_timeout);
+  std::optional<EndStatus> end = co_await startup();
+  if (!end) end = co_await authenticate();
+  if (login_deadline.fired()) end = EndStatus{EndReason::kLoginTimeout, {}, {}};
+  co_return end;
 }
 
 awaitable<std::optional<EndStatus>> ClientSession::startup() {
@@ -331,19 +328,18 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
     if (!pool_->welcome()) co_return EndStatus{EndReason::kServerLogin, {}, {}};
   }
   const ParamMap& welcome = *pool_->welcome();
-  for (const auto& [name, value] : welcome) {
-    if (is_tracked_reported(name)) desired_[name] = value;
-  }
-  for (auto& [name, value] : startup_settings(startup_)) desired_[name] = value;
-  startup_desired_ = desired_;
+  startup_desired_ = startup_settings(startup_);
+  desired_ = pool_->login_settings(startup_desired_);
+  // Read only at login: an idle client keeps nothing of its startup packet.
+  startup_ = {};
 
   cancel_key_ = shard_.plane().cancels().issue({shard_.index(), id_});
   registered_ = true;
   std::string out;
   protocol::append_auth_ok(out);
   for (const auto& [name, value] : welcome) {
-    auto it = desired_.find(name);
-    protocol::append_parameter_status(out, name, it != desired_.end() ? it->second : value);
+    auto it = desired().find(name);
+    protocol::append_parameter_status(out, name, it != desired().end() ? it->second : value);
   }
   protocol::append_backend_key_data(out, cancel_key_.pid, cancel_key_.key);
   protocol::append_ready_for_query(out, 'I');
@@ -357,16 +353,25 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
 
 const std::string& ClientSession::desired_key() {
   if (desired_changed_) {
-    desired_key_.clear();
-    for (const auto& [name, value] : desired_) {
-      desired_key_ += name;
-      desired_key_ += '\0';
-      desired_key_ += value;
-      desired_key_ += '\0';
-    }
+    desired_->rekey();  // an own copy: edit_desired() made it
     desired_changed_ = false;
   }
-  return desired_key_;
+  return desired_->key;
+}
+
+ParamMap& ClientSession::edit_desired() {
+  if (desired_->interned || desired_.use_count() > 1) {
+    auto own = std::make_shared<DesiredSettings>(*desired_);
+    own->interned = false;
+    desired_ = std::move(own);
+  }
+  desired_changed_ = true;
+  return desired_->params;
+}
+
+void ClientSession::set_desired(const std::string& name, const std::string& value) {
+  if (auto it = desired().find(name); it != desired().end() && it->second == value) return;
+  edit_desired()[name] = value;
 }
 
 awaitable<bool> ClientSession::write_client(const std::string& bytes) {
@@ -381,31 +386,14 @@ awaitable<bool> ClientSession::write_client(const std::string& bytes) {
 void ClientSession::arm_idle_timer() {
   const auto idle = settings_->config.proxy.client_idle_timeout;
   if (idle.count() <= 0) return;
-  idle_timer_.expires_after(idle);
+  idle_timer_.get(shard_.executor()).expires_after(idle);
   std::weak_ptr<ClientSession> weak = weak_from_this();
-  idle_timer_.async_wait([weak](error_code ec) {
+  idle_timer_.get(shard_.executor()).async_wait([weak](error_code ec) {
     if (ec) return;
     // A transaction may have started since the timer was armed: only an idle client ends.
     if (auto s = weak.lock(); s && !s->in_transaction())
       s->terminate({EndReason::kIdleTimeout, {}, {}});
   });
-}
-
-awaitable<bool> ClientSession::read_client() {
-  const bool armed = settings_->config.proxy.client_idle_timeout.count() > 0;
-  if (armed && !in_transaction()) arm_idle_timer();
-  std::size_t room = 0;
-  std::uint8_t* p = cin_.prepare(4096, room);
-  auto [ec, n] = co_await client_->read_some(asio::buffer(p, room));
-  if (armed) idle_timer_.cancel();
-  if (ending_) co_return false;
-  if (ec) {
-    end_with({EndReason::kClientClosed, {}, {}});
-    co_return false;
-  }
-  cin_.commit(n);
-  stats().client_bytes_received.fetch_add(n, std::memory_order_relaxed);
-  co_return true;
 }
 
 void ClientSession::account_client_message(char type) {
@@ -443,11 +431,39 @@ void ClientSession::account_client_message(char type) {
 awaitable<EndStatus> ClientSession::relay() {
   const std::size_t max_message =
       static_cast<std::size_t>(settings_->config.proxy.max_message_size);
+  const bool idle_timeout = settings_->config.proxy.client_idle_timeout.count() > 0;
+  bool need_bytes = false;
   for (;;) {
+    if (need_bytes) {
+      // Read the client (here, not in a coroutine of its own: an idle client waits in this
+      // frame, and 10,000 idle clients pay for every frame; docs/benchmarks.md).
+      need_bytes = false;
+      if (idle_timeout && !in_transaction()) arm_idle_timer();
+      if (cin_.empty() && !in_transaction()) {
+        // Between transactions a client may stay idle for hours: it holds no read buffer then.
+        // Wait for bytes first, then take a buffer to read them into.
+        cin_.release();
+        if (!client_->readable_now()) {
+          auto [wait_ec] = co_await client_->wait_read();
+          if (wait_ec) end_with({EndReason::kClientClosed, {}, {}});
+        }
+      }
+      if (!ending_) {
+        std::size_t room = 0;
+        std::uint8_t* p = cin_.prepare(4096, room);
+        auto [ec, n] = co_await client_->read_some(asio::buffer(p, room));
+        if (ec) end_with({EndReason::kClientClosed, {}, {}});
+        if (!ending_) {
+          cin_.commit(n);
+          stats().client_bytes_received.fetch_add(n, std::memory_order_relaxed);
+        }
+      }
+      if (idle_timeout) idle_timer_.cancel();
+    }
     if (ending_) co_return *ending_;
     MessageHeader h;
     if (!read_header(cin_.readable(), h)) {
-      if (!co_await read_client()) co_return *ending_;
+      need_bytes = true;
       continue;
     }
     if (h.length < 4)
@@ -458,7 +474,7 @@ awaitable<EndStatus> ClientSession::relay() {
           "message of " + std::to_string(h.length - 4) + " bytes exceeds max_message_size"};
     }
     if (cin_.size() < h.total()) {
-      if (!co_await read_client()) co_return *ending_;
+      need_bytes = true;
       continue;
     }
     if (h.type == fe::kTerminate) co_return EndStatus{EndReason::kClientTerminate, {}, {}};
@@ -550,8 +566,8 @@ awaitable<EndStatus> ClientSession::relay() {
     if (probing_) {
       // The server reader is asking the server about the session on this connection: the
       // client's next message waits for it, then the boundary is looked at again.
-      probe_done_.expires_at(asio::steady_timer::time_point::max());
-      co_await probe_done_.async_wait(use_nothrow);
+      probe_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+      co_await probe_done_.get(shard_.executor()).async_wait(use_nothrow);
       continue;
     }
 
@@ -625,7 +641,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   std::vector<std::string> changed, reset;
   std::string sql;
   if (conn->synced_for != desired_key())
-    sql = build_sync_query(desired_, conn->params, changed, reset);
+    sql = build_sync_query(desired(), conn->params, changed, reset);
   if (!sql.empty()) {
     stats().param_syncs_total.fetch_add(1, std::memory_order_relaxed);
     InternalQueryResult r = co_await run_internal_query(*conn, sql, settings_->server_limits);
@@ -644,13 +660,12 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     }
     for (const std::string& name : changed) {
       if (auto it = conn->params.reported.find(name); it != conn->params.reported.end()) {
-        desired_[name] = it->second;  // the server's normal form ("ISO" -> "ISO, MDY")
-      } else {
-        conn->params.set_unreported[name] = desired_[name];
+        set_desired(name, it->second);  // the server's normal form ("ISO" -> "ISO, MDY")
+      } else if (auto d = desired().find(name); d != desired().end()) {
+        conn->params.set_unreported[name] = d->second;
       }
     }
     for (const std::string& name : reset) conn->params.set_unreported.erase(name);
-    desired_changed_ = true;
   }
   conn->synced_for = desired_key();
   if (bool want = shard_.plane().read_only() || read_only_route_; conn->read_only != want) {
@@ -1055,10 +1070,7 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
         std::string name(p->name);
         server_->params.reported[name] = std::string(p->value);
         server_->synced_for.clear();
-        if (is_tracked_reported(name)) {
-          desired_[name] = std::string(p->value);
-          desired_changed_ = true;
-        }
+        if (is_tracked_reported(name)) set_desired(name, std::string(p->value));
       }
       break;
     }
@@ -1204,8 +1216,8 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       // would wait for nothing while the client, already answered, may wait for another
       // connection (pgbench -M prepared: one thread blocks in PQprepare for one client while
       // another of its clients holds this one). Wait for the write, then decide again.
-      write_done_.expires_at(asio::steady_timer::time_point::max());
-      co_await write_done_.async_wait(use_nothrow);
+      write_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+      co_await write_done_.get(shard_.executor()).async_wait(use_nothrow);
       if (server_.get() != conn || ending_) break;
       at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
     }
@@ -1302,8 +1314,8 @@ awaitable<void> ClientSession::finish(EndStatus status) {
     // The proxy is asking the server about the session (one short query; psycopg's
     // DEALLOCATE ALL after a ROLLBACK triggers it just before many apps disconnect): let it
     // finish rather than close a server connection that is about to be clean and reusable.
-    probe_done_.expires_at(asio::steady_timer::time_point::max());
-    co_await probe_done_.async_wait(use_nothrow);
+    probe_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+    co_await probe_done_.get(shard_.executor()).async_wait(use_nothrow);
   }
   bool server_closed = false;  // closed here: never back to the pool, whatever it looks like
   if (readers_ > 0) {
@@ -1318,8 +1330,8 @@ awaitable<void> ClientSession::finish(EndStatus status) {
       }
     }
     while (readers_ > 0) {
-      reader_done_.expires_at(asio::steady_timer::time_point::max());
-      co_await reader_done_.async_wait(use_nothrow);
+      reader_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+      co_await reader_done_.get(shard_.executor()).async_wait(use_nothrow);
     }
   }
   if (server_) {

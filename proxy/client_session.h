@@ -20,6 +20,7 @@
 #include "proxy/asio.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/cancel_registry.h"
+#include "proxy/lazy_timer.h"
 #include "proxy/prepared_statements.h"
 #include "proxy/server_connection.h"
 #include "proxy/session_params.h"
@@ -85,13 +86,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool read_only_route() const { return read_only_route_; }
 
  private:
+  awaitable<std::optional<EndStatus>> login();
   awaitable<std::optional<EndStatus>> startup();
   awaitable<std::optional<EndStatus>> authenticate();
   awaitable<EndStatus> relay();
   awaitable<void> finish(EndStatus status);
 
   // relay helpers
-  awaitable<bool> read_client();  // false: the session must end (ending_ is set)
   void arm_idle_timer();
   awaitable<std::optional<EndStatus>> attach();
   awaitable<void> server_reader(std::shared_ptr<ClientSession> self, ServerConnection* conn);
@@ -138,9 +139,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool registered_ = false;
   ServerPool* pool_ = nullptr;
   bool read_only_route_ = false;  // database_ is a read-only route (a replica)
-  ParamMap desired_;              // what the client believes its settings are
-  std::string desired_key_;       // desired_ serialized, for ServerConnection::synced_for
-  bool desired_changed_ = true;
+  // What the client believes its settings are (shared with alike clients until it changes).
+  std::shared_ptr<DesiredSettings> desired_;
+  bool desired_changed_ = false;  // desired_->key is out of date
+  const ParamMap& desired() const { return desired_->params; }
+  ParamMap& edit_desired();  // an own copy first when shared
+  void set_desired(const std::string& name, const std::string& value);
   const std::string& desired_key();
 
   // relay state
@@ -176,16 +180,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   SessionSnapshot snapshot_;
   bool pinned_ = false;
   bool probing_ = false;      // the server reader is asking the server; the relay must not write
-  ParamMap startup_desired_;  // the client's startup settings (what RESET goes back to)
+  ParamMap startup_desired_;  // settings from the startup packet (what RESET goes back to)
   std::string replay_;        // a move: prepared statements to recreate on the next server
   int replay_ready_ = 0;      // ReadyForQuery messages replay_ produces
   bool snapshot_wanted_ = false;      // the reader's read was cancelled to take a snapshot
   SessionSnapshot cutover_snapshot_;  // taken while paused; cleared at the next transaction
   int readers_ = 0;
-  asio::steady_timer reader_done_;
-  asio::steady_timer idle_timer_;
-  asio::steady_timer write_done_;  // cancelled when a write to the server completes
-  asio::steady_timer probe_done_;  // cancelled when a probe ends
+  LazyTimer reader_done_;
+  LazyTimer idle_timer_;
+  LazyTimer write_done_;  // cancelled when a write to the server completes
+  LazyTimer probe_done_;  // cancelled when a probe ends
 };
 
 }  // namespace pgcutover::proxy

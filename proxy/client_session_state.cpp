@@ -42,11 +42,7 @@ void ClientSession::apply_snapshot(ServerConnection& conn, SessionSnapshot snap)
   for (const auto& [name, value] : snap.settings) {
     if (probe_skips_setting(name)) continue;
     conn.params.set_unreported[name] = value;
-    auto it = desired_.find(name);
-    if (it == desired_.end() || it->second != value) {
-      desired_[name] = value;
-      desired_changed_ = true;
-    }
+    set_desired(name, value);
   }
   // Set before (by the client or by the proxy's sync) and gone now: RESET or DISCARD ALL.
   for (auto it = conn.params.set_unreported.begin(); it != conn.params.set_unreported.end();) {
@@ -55,11 +51,10 @@ void ClientSession::apply_snapshot(ServerConnection& conn, SessionSnapshot snap)
       continue;
     }
     if (auto s = startup_desired_.find(it->first); s != startup_desired_.end()) {
-      desired_[it->first] = s->second;
-    } else {
-      desired_.erase(it->first);
+      set_desired(it->first, s->second);
+    } else if (desired().count(it->first) != 0) {
+      edit_desired().erase(it->first);
     }
-    desired_changed_ = true;
     it = conn.params.set_unreported.erase(it);
   }
   conn.synced_for.clear();
@@ -108,8 +103,8 @@ awaitable<std::optional<EndStatus>> ClientSession::move_to_current_backend() {
   std::unique_ptr<ServerConnection> old = std::move(server_);
   old->stream->cancel();
   while (readers_ > 0) {
-    reader_done_.expires_at(asio::steady_timer::time_point::max());
-    co_await reader_done_.async_wait(use_nothrow);
+    reader_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+    co_await reader_done_.get(shard_.executor()).async_wait(use_nothrow);
   }
   refresh_busy();
   std::string async;

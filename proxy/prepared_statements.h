@@ -16,13 +16,13 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <list>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "protocol/framing.h"
 
@@ -101,7 +101,47 @@ struct PendingResponse {
   }
 };
 
-using ResponseQueue = std::deque<PendingResponse>;
+// A FIFO of PendingResponse that costs nothing until used: std::deque allocates ~0.5 KB when
+// constructed, and every client session has one (10,000 idle clients: 4.7 MB for empty
+// queues). A vector with a moving head; compacted when the dead head outweighs the live part,
+// trimmed back when a large pipeline has drained.
+class ResponseQueue {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  std::size_t size() const { return items_.size() - head_; }
+  PendingResponse& front() { return items_[head_]; }
+  const PendingResponse& front() const { return items_[head_]; }
+  PendingResponse& back() { return items_.back(); }
+  const PendingResponse& back() const { return items_.back(); }
+  void push_back(PendingResponse p) {
+    if (head_ > 32 && head_ * 2 > items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+    items_.push_back(std::move(p));
+  }
+  void push_front(PendingResponse p) {
+    if (head_ > 0) {
+      items_[--head_] = std::move(p);
+    } else {
+      items_.insert(items_.begin(), std::move(p));
+    }
+  }
+  void pop_front() {
+    items_[head_] = PendingResponse{};  // frees its strings now
+    if (++head_ == items_.size()) clear();
+  }
+  void clear() {
+    items_.clear();
+    head_ = 0;
+    if (items_.capacity() > kKeep) items_.shrink_to_fit();
+  }
+
+ private:
+  static constexpr std::size_t kKeep = 64;
+  std::vector<PendingResponse> items_;
+  std::size_t head_ = 0;
+};
 
 // The statement a SQL `DEALLOCATE [PREPARE] name` names, folded as PostgreSQL folds an
 // identifier (unquoted: lower case; "quoted": as written); nullopt for anything else,

@@ -205,6 +205,26 @@ void ServerPool::release(std::unique_ptr<ServerConnection> conn, Return how) {
   idle_.push_back(std::move(conn));
 }
 
+std::shared_ptr<DesiredSettings> ServerPool::login_settings(const ParamMap& startup) {
+  auto fresh = std::make_shared<DesiredSettings>();
+  if (welcome_) {
+    for (const auto& [name, value] : *welcome_)
+      if (is_tracked_reported(name)) fresh->params[name] = value;
+  }
+  for (const auto& [name, value] : startup) fresh->params[name] = value;
+  fresh->rekey();
+  if (auto it = login_settings_.find(fresh->key); it != login_settings_.end()) {
+    if (auto shared = it->second.lock()) return shared;
+  }
+  if (login_settings_.size() >= 256) {
+    // Bounded by the distinct settings of the clients still connected.
+    std::erase_if(login_settings_, [](const auto& e) { return e.second.expired(); });
+  }
+  fresh->interned = true;
+  login_settings_[fresh->key] = fresh;
+  return fresh;
+}
+
 void ServerPool::maintain(Clock::time_point now) {
   const auto& cfg = shard_.settings()->config.proxy;
   // Oldest-used first: front of the deque.
@@ -269,6 +289,7 @@ void ServerPool::adopt(std::unique_ptr<ServerConnection> conn) {
 void ServerPool::on_retarget() {
   route_ = &shard_.routes().for_database(database_);
   welcome_.reset();
+  login_settings_.clear();  // made from the old welcome parameters
   maintain(Clock::now());
 }
 

@@ -11,11 +11,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "proxy/asio.h"
 #include "proxy/reader_balance.h"
 #include "proxy/route_table.h"
 #include "proxy/server_connection.h"
+#include "proxy/session_params.h"
 
 namespace pgcutover::proxy {
 
@@ -50,6 +52,9 @@ class ServerPool {
 
   // ParameterStatus set of a fresh server connection (what a new client is told at login).
   const ParamMap* welcome() const { return welcome_ ? &*welcome_ : nullptr; }
+  // The settings a client logging in with `startup` settings starts from: the tracked welcome
+  // parameters plus its own. Clients that logged in alike get the same shared copy.
+  std::shared_ptr<DesiredSettings> login_settings(const ParamMap& startup);
 
   std::size_t open_count() const { return open_; }
   // The default route (the side's own backend), not a [routes.*] replica: what prewarm serves.
@@ -85,6 +90,7 @@ class ServerPool {
   std::list<Waiter*> waiters_;
   std::size_t open_ = 0;  // idle + assigned + connecting
   std::optional<ParamMap> welcome_;
+  std::unordered_map<std::string, std::weak_ptr<DesiredSettings>> login_settings_;  // by key
   // The route serving database_ on the shard's side (owned by the shard's RouteTable, renewed
   // by on_retarget()), and the outstanding queries per reader when it has several.
   const RouteTable::Entry* route_;

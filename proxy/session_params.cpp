@@ -128,4 +128,14 @@ std::string build_sync_query(const ParamMap& desired, const ServerParams& server
   return sql;
 }
 
+void DesiredSettings::rekey() {
+  key.clear();
+  for (const auto& [name, value] : params) {
+    key += name;
+    key += '\0';
+    key += value;
+    key += '\0';
+  }
+}
+
 }  // namespace pgcutover::proxy

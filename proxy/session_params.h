@@ -35,6 +35,18 @@ bool is_startup_only(std::string_view name);
 // "--name=value" items from `options`.
 ParamMap startup_settings(const protocol::StartupPacket& startup);
 
+// What a client believes its settings are (the welcome parameters it was told, its startup
+// settings, then what its SETs changed), and the same serialized: ServerConnection::synced_for
+// holds the key a connection was last brought in line with. Shared copy-on-write between the
+// clients that logged in alike (ServerPool::login_settings): 10,000 idle clients hold one copy,
+// not 10,000 (docs/benchmarks.md, idle clients).
+struct DesiredSettings {
+  ParamMap params;
+  std::string key;
+  bool interned = false;  // in a pool's table for later logins: never edited in place
+  void rekey();
+};
+
 // What a server connection is known to have: reported values plus values the proxy SET for
 // settings that are never reported (extra_float_digits, statement_timeout via options, ...).
 struct ServerParams {

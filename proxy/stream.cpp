@@ -40,6 +40,32 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_b
   }
 }
 
+bool Stream::readable_now() {
+  error_code ec;
+  switch (transport_.index()) {
+    case 0:
+      return std::get<0>(transport_).available(ec) > 0 || ec;
+    case 1:
+      return std::get<1>(transport_).available(ec) > 0 || ec;
+    default:
+      return true;
+  }
+}
+
+awaitable<std::tuple<error_code>> Stream::wait_read() {
+  switch (transport_.index()) {
+    case 0:
+      return std::get<0>(transport_).async_wait(tcp::socket::wait_read, use_nothrow);
+    case 1:
+      return std::get<1>(transport_)
+          .async_wait(asio::local::stream_protocol::socket::wait_read, use_nothrow);
+    default:
+      return std::get<2>(transport_)
+          ->lowest_layer()
+          .async_wait(tcp::socket::wait_read, use_nothrow);
+  }
+}
+
 awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer buffer) {
   switch (transport_.index()) {
     case 0:

@@ -25,6 +25,14 @@ class Stream {
   // Connects a plain TCP stream (the first one of `endpoints` that answers).
   awaitable<error_code> connect(const tcp::resolver::results_type& endpoints);
   awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer buffer);
+  // Bytes (or EOF) are waiting to be read. Always true on TLS: OpenSSL may hold decrypted bytes
+  // the socket no longer shows.
+  bool readable_now();
+  // Completes when the socket becomes readable, without a buffer: an idle client waits here
+  // holding none. Call only when !readable_now(): the reactor is edge-triggered, a wait queued
+  // while bytes already wait would sleep until more come. (Checked and queued on the shard's one
+  // thread, with no reactor run in between: no edge is lost.) Not a coroutine: no frame of its own.
+  awaitable<std::tuple<error_code>> wait_read();
   // Writes the whole buffer.
   awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer buffer);
 

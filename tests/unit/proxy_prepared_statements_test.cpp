@@ -180,6 +180,36 @@ TEST(FailPendingToSync, KeepsAStatementTheClientRedefinedMeanwhile) {
   EXPECT_EQ(st.count("s"), 1u);
 }
 
+TEST(ResponseQueue, KeepsOrderThroughALongPipelineAndPushFront) {
+  ResponseQueue q;
+  EXPECT_TRUE(q.empty());
+  // A pipeline that never drains: the dead head is compacted away, order stays.
+  int next_in = 0, next_out = 0;
+  for (int round = 0; round < 500; ++round) {
+    for (int i = 0; i < 3; ++i) q.push_back({Kind::kParse, false, std::to_string(next_in++), {}});
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_EQ(q.front().server_name, std::to_string(next_out++));
+      q.pop_front();
+    }
+  }
+  EXPECT_EQ(q.size(), static_cast<std::size_t>(next_in - next_out));
+  q.push_front({Kind::kSynthClose, false, "first", {}});  // into the dead head
+  EXPECT_EQ(q.front().server_name, "first");
+  q.pop_front();
+  EXPECT_EQ(q.front().server_name, std::to_string(next_out));
+  EXPECT_EQ(q.back().server_name, std::to_string(next_in - 1));
+  while (!q.empty()) {
+    ASSERT_EQ(q.front().server_name, std::to_string(next_out++));
+    q.pop_front();
+  }
+  EXPECT_EQ(next_out, next_in);
+  q.push_front({Kind::kSync});  // into an empty queue
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(q.back().kind, Kind::kSync);
+  q.clear();
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(PreparedLru, EvictsLeastRecentlyUsed) {
   PreparedLru lru;
   lru.insert("a");
