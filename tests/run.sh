@@ -32,8 +32,10 @@ if [ $# -eq 0 ]; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
   fi
+  # -O1 -g1 (line tables only): half the compile time of -O2 -g on a cold cache, same findings
+  # (the sanitizers' own recommendation is -O1), file:line in every report.
   cmake -S "$top" -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_SANITIZE=ON \
-    "${launcher[@]}" >/dev/null
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" "${launcher[@]}" >/dev/null
   cmake --build "$asan_dir" -j "$jobs" --target unit_tests integration_tests pgcutover-proxy pgcutoverctl
   # Leaks are reported by LeakSanitizer at exit; a leak is a failure like any other.
   PGCUTOVER_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -52,7 +54,8 @@ if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
     export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
   fi
   cmake -S "$top" -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_FUZZ=ON \
-    -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" >/dev/null
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_COMPILER=clang++ \
+    "${launcher[@]}" >/dev/null
   cmake --build "$fuzz_dir" --target fuzz_all -j "$jobs"
   ctest --test-dir "$fuzz_dir" -L fuzz --output-on-failure -j "$jobs" || status=1
 fi

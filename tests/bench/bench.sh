@@ -161,9 +161,15 @@ pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
 pgc_admin_psql db -XAtc "vacuum analyze" >/dev/null
 
 # ---- the pgbench matrix ----
-# run_pgbench <port> <clients> <workload> -> "tps<TAB>latency_ms<TAB>status"
+# CPU seconds (user + system) a process has used so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# run_pgbench <port> <clients> <workload> [pooler pid]
+#   -> "tps<TAB>latency_ms<TAB>status<TAB>pooler CPU microseconds per transaction ('-': direct)"
+# The pooler's CPU per transaction compares the two poolers' own cost on any machine: on a
+# small one pgbench, PostgreSQL and the pooler share the cores, so tps mostly shows who shares.
 run_pgbench() {
-  local port=$1 c=$2 w=$3 args out j
+  local port=$1 c=$2 w=$3 pid=${4:-} args out j cpu0=0 cpu1=0
   case $w in
     select-only) args=(-b select-only) ;;
     tpcb-like) args=(-b tpcb-like) ;;
@@ -175,16 +181,23 @@ run_pgbench() {
   if [ "$w" != connect ]; then # warm the pool: connection set-up is not what is measured
     timeout 60 pgbench -n -c "$c" -j "$j" -T 1 -h 127.0.0.1 -p "$port" -U app "${args[@]}" app >/dev/null 2>&1 || true
   fi
+  [ -n "$pid" ] && cpu0=$(cpu_ticks "$pid")
   out=$(timeout $((seconds + 120)) pgbench -n -c "$c" -j "$j" -T "$seconds" -h 127.0.0.1 -p "$port" -U app "${args[@]}" app 2>&1) || true
-  local tps lat failed aborted
+  [ -n "$pid" ] && cpu1=$(cpu_ticks "$pid")
+  local tps lat failed aborted txns cpu=-
+  txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  if [ -n "$pid" ] && [ "${txns:-0}" -gt 0 ]; then
+    cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$txns" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { printf "%.1f", (b - a) * 1000000 / hz / n }')
+  fi
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
   lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' <<<"$out")
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
   aborted=$(grep -c "aborted in command\|client .* aborted" <<<"$out" || true)
   if [ -z "$tps" ] || [ "${aborted:-0}" -gt 0 ] || [ "${failed:-0}" != 0 ]; then
-    printf '0\t0\t%s\n' "$(grep -m1 -o 'ERROR: [^"]*\|FATAL: [^"]*\|aborted[^.]*' <<<"$out" | head -c 60 | tr '\t|' '  ' || echo error)"
+    printf '0\t0\t%s\t-\n' "$(grep -m1 -o 'ERROR: [^"]*\|FATAL: [^"]*\|aborted[^.]*' <<<"$out" | head -c 60 | tr '\t|' '  ' || echo error)"
   else
-    printf '%s\t%s\tok\n' "$tps" "${lat:-0}"
+    printf '%s\t%s\tok\t%s\n' "$tps" "${lat:-0}" "$cpu"
   fi
 }
 : >"$run/pgbench.tsv"
@@ -192,11 +205,11 @@ for w in $workloads; do
   for c in $clients_list; do
     for t in direct pgbouncer proxy; do
       case $t in
-        direct) port=$DB_PORT ;;
-        pgbouncer) port=$bouncer_port ;;
-        proxy) port=$proxy_port ;;
+        direct) port=$DB_PORT pid= ;;
+        pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
+        proxy) port=$proxy_port pid=$proxy_pid ;;
       esac
-      r=$(run_pgbench "$port" "$c" "$w")
+      r=$(run_pgbench "$port" "$c" "$w" "$pid")
       printf '%s\t%s\t%s\t%s\n' "$w" "$c" "$t" "$r" >>"$run/pgbench.tsv"
       log "$(printf '%-12s %4s clients %-10s %s' "$w" "$c" "$t" "$r")"
     done

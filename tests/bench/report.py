@@ -4,7 +4,8 @@ plots. Writes <out>/results.md and <img>/bench-*.svg; prints the markdown.
 
     report.py RUN_DIR OUT_DIR IMG_DIR
 
-RUN_DIR holds pgbench.tsv (workload clients target tps latency_ms status), idle-*.json,
+RUN_DIR holds pgbench.tsv (workload clients target tps latency_ms status pooler_cpu_us_per_txn),
+idle-*.json,
 tls-*.json, flips.json + flip_log.* (pgbench per-transaction log), validate.json, meta.json.
 """
 import glob
@@ -57,8 +58,9 @@ def main():
     rows = {}
     with open(os.path.join(run, "pgbench.tsv")) as f:
         for line in f:
-            w, c, t, tps, lat, status = line.rstrip("\n").split("\t")
-            rows[(w, int(c), t)] = (float(tps), float(lat), status)
+            w, c, t, tps, lat, status, *rest = line.rstrip("\n").split("\t")
+            cpu = float(rest[0]) if rest and rest[0] not in ("", "-") else None
+            rows[(w, int(c), t)] = (float(tps), float(lat), status, cpu)
     clients = sorted({k[1] for k in rows})
     md = []
     md.append(f"Run: {meta.get('date', '?')}, {meta.get('cores', '?')} cores, "
@@ -70,8 +72,12 @@ def main():
 
     # ---- throughput table ----
     md.append("| workload | clients | direct tps | PgBouncer tps | proxy tps | proxy / PgBouncer "
-              "| proxy / direct |")
-    md.append("|---|---|---|---|---|---|---|")
+              "| proxy / direct | PgBouncer CPU µs/txn | proxy CPU µs/txn |")
+    md.append("|---|---|---|---|---|---|---|---|---|")
+
+    def cpu(w, c, t):
+        r = rows.get((w, c, t))
+        return f"{r[3]:.1f}" if r and r[2] == "ok" and r[3] is not None else "-"
 
     def cell(w, c, t):
         r = rows.get((w, c, t))
@@ -91,8 +97,13 @@ def main():
         for c in clients:
             md.append(f"| {w} | {c} | {cell(w, c, 'direct')} | {cell(w, c, 'pgbouncer')} | "
                       f"{cell(w, c, 'proxy')} | {ratio(w, c, 'proxy', 'pgbouncer')} | "
-                      f"{ratio(w, c, 'proxy', 'direct')} |")
+                      f"{ratio(w, c, 'proxy', 'direct')} | {cpu(w, c, 'pgbouncer')} | "
+                      f"{cpu(w, c, 'proxy')} |")
     md.append("")
+    md.append("CPU µs/txn: the pooler process's user + system CPU time during the run divided by "
+              "the transactions pgbench completed (the pooler's own cost per transaction; on a "
+              "machine whose cores pgbench, PostgreSQL and the pooler share, tps also shows how "
+              "the cores were shared).\n")
     md.append("Workloads: " + "; ".join(f"{k} = {v}" for k, v in WORKLOAD_HELP.items()) + ".\n")
 
     # ---- latency added per query at 1 client ----
