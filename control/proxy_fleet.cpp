@@ -62,8 +62,8 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
   for (size_t k = 0; k < which.size(); ++k) {
     threads.emplace_back([&, k] {
       const auto& p = proxies_[which[k]];
-      AdminResponse r = admin_request(p.admin_url, method, path, p.token, timeout,
-                                      k < bodies.size() ? bodies[k] : std::string());
+      AdminResponse r =
+          admin_request(p, method, path, timeout, k < bodies.size() ? bodies[k] : std::string());
       out[k] = parse_proxy_answer(p.admin_url, r.reachable, r.status, r.body, r.error);
     });
   }

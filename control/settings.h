@@ -7,14 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "control/admin_client.h"
 #include "control/pg_conn.h"
 
 namespace pgcutover::control {
 
-struct ProxyAdminEndpoint {
-  std::string admin_url;  // http://host:port
-  std::string token;      // bearer token; never printed
-};
+using ProxyAdminEndpoint = AdminEndpoint;  // control/admin_client.h
 
 // One [routes.*] of the proxy's config: a database name with its own backend per side (a
 // Heroku follower and an RDS read replica, say). Preflight reports each side's replica lag

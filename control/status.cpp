@@ -34,8 +34,7 @@ int cmd_status(CommandContext& ctx) {
   json::array proxies;
   int proxies_ok = 0;
   for (const auto& p : ctx.settings.proxies) {
-    AdminResponse r =
-        admin_request(p.admin_url, "GET", "/v1/status", p.token, std::chrono::seconds(3));
+    AdminResponse r = admin_request(p, "GET", "/v1/status", std::chrono::seconds(3));
     json::object o{{"admin_url", p.admin_url}};
     if (!r.reachable) {
       o["state"] = "unreachable";

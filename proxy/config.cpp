@@ -793,6 +793,10 @@ Config Config::parse(std::string_view text, const std::string& path) {
         ControlProxy cp;
         cp.admin_url = p.required_string("admin_url");
         cp.token = p.string("token", {});
+        cp.ca_file = p.string("ca_file", {});
+        if (!cp.ca_file.empty() && cp.admin_url.rfind("https://", 0) != 0)
+          fail(path, key + ".ca_file",
+               "ca_file is for an https:// admin_url; this one is " + cp.admin_url);
         p.finish();
         c.control.proxies.push_back(std::move(cp));
       }

@@ -151,7 +151,8 @@ struct AdminSettings {
 
 struct ControlProxy {
   std::string admin_url;
-  std::string token;  // secret
+  std::string token;    // secret
+  std::string ca_file;  // https admin_url: the CA that signed the proxy's admin certificate
 };
 
 struct ControlSettings {

@@ -2,7 +2,8 @@
 # The admin API over HTTPS ([admin] tls_cert_file / tls_key_file): with a certificate made at
 # test time, a client that verifies it against the CA gets the status with the token and 401
 # without; plain HTTP on the same port gets no answer; a config with only one of the two
-# files is refused naming both keys.
+# files is refused naming both keys; pgcutoverctl drives it over HTTPS with the proxy's CA
+# ([[control.proxies]] ca_file), by address and by name, and refuses another CA or no CA.
 . "$(dirname "$0")/test_proxy_common.bash"
 
 pgc_start db plain >/dev/null
@@ -46,6 +47,38 @@ fi
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/healthz" || true)
 [ "$code" = 000 ] || fail "plain HTTP on the HTTPS admin port answered HTTP $code"
 pass "another CA is refused; plain HTTP gets no answer"
+
+# pgcutoverctl drives the HTTPS admin API: [[control.proxies]] with ca_file verifies the
+# certificate and the host name; another CA, or no ca_file (the system store does not know the
+# test CA), is a clear "unreachable" naming the certificate problem, never a silent fallback.
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
+ctl_config() { # <admin_url> [ca_file line]
+  cat "$cfg"
+  printf '[[control.proxies]]\nadmin_url = "%s"\ntoken = "${PROXY_TEST_ADMIN_TOKEN}"\n%s\n' "$1" "${2:-}"
+}
+ctl_status() { PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD timeout 60 "$CTL_BIN" status --json -c "$1"; }
+ctl_config "$ADMIN" "ca_file = \"$CA\"" >"$PROXY_DIR/ctl.toml"
+out=$(ctl_status "$PROXY_DIR/ctl.toml") || true
+/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "running", p' "$out" ||
+  fail "pgcutoverctl status over HTTPS with ca_file: $out"
+ctl_config "$ADMIN" "ca_file = \"$PROXY_DIR/other/ca.crt\"" >"$PROXY_DIR/ctl-other.toml"
+out=$(ctl_status "$PROXY_DIR/ctl-other.toml") || true
+/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "unreachable" and "certificate" in p["error"], p' "$out" ||
+  fail "pgcutoverctl trusted a certificate from another CA: $out"
+ctl_config "$ADMIN" >"$PROXY_DIR/ctl-none.toml"
+out=$(ctl_status "$PROXY_DIR/ctl-none.toml") || true
+/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "unreachable" and "ca_file" in p["error"], p' "$out" ||
+  fail "pgcutoverctl without ca_file: $out"
+# By name: SNI and the name check (the certificate carries DNS:localhost and IP:127.0.0.1).
+ctl_config "https://localhost:$ADMIN_PORT" "ca_file = \"$CA\"" >"$PROXY_DIR/ctl-name.toml"
+out=$(ctl_status "$PROXY_DIR/ctl-name.toml") || true
+/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "running", p' "$out" ||
+  fail "pgcutoverctl over HTTPS by host name: $out"
+# ca_file on an http:// admin_url is a configuration error, named.
+ctl_config "http://127.0.0.1:$ADMIN_PORT" "ca_file = \"$CA\"" >"$PROXY_DIR/ctl-http.toml"
+if out=$(ctl_status "$PROXY_DIR/ctl-http.toml" 2>&1); then fail "ca_file with an http admin_url accepted: $out"; fi
+grep -q "control.proxies\[0\].ca_file" <<<"$out" || fail "the error does not name the key: $out"
+pass "pgcutoverctl over HTTPS: verified with ca_file (by address and by name); another CA or no ca_file refused"
 
 # The token never reaches the log.
 ! grep -qF "$PROXY_TEST_ADMIN_TOKEN" "$PROXY_DIR/proxy.log" || fail "the admin token is in the log"
