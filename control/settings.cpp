@@ -37,7 +37,8 @@ std::optional<ControlSettings> load_settings(const SettingsOverrides& o, std::st
         s.target = spec_from_backend(*b);
         s.target_origin = o.config_path + " [backends.target]";
       }
-      for (const auto& p : cfg.control.proxies) s.proxies.push_back({p.admin_url, p.token, p.ca_file});
+      for (const auto& p : cfg.control.proxies)
+        s.proxies.push_back({p.admin_url, p.token, p.ca_file});
       s.default_pool_size = cfg.proxy.default_pool_size;
       // One pool per (database, user); the proxy serves one database per backend.
       s.pool_count = static_cast<int>(cfg.users.size());
