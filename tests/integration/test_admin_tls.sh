@@ -57,23 +57,22 @@ ctl_config() { # <admin_url> [ca_file line]
   printf '[[control.proxies]]\nadmin_url = "%s"\ntoken = "${PROXY_TEST_ADMIN_TOKEN}"\n%s\n' "$1" "${2:-}"
 }
 ctl_status() { PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD timeout 60 "$CTL_BIN" status --json -c "$1"; }
-ctl_config "$ADMIN" "ca_file = \"$CA\"" >"$PROXY_DIR/ctl.toml"
-out=$(ctl_status "$PROXY_DIR/ctl.toml") || true
-/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "running", p' "$out" ||
-  fail "pgcutoverctl status over HTTPS with ca_file: $out"
-ctl_config "$ADMIN" "ca_file = \"$PROXY_DIR/other/ca.crt\"" >"$PROXY_DIR/ctl-other.toml"
-out=$(ctl_status "$PROXY_DIR/ctl-other.toml") || true
-/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "unreachable" and "certificate" in p["error"], p' "$out" ||
-  fail "pgcutoverctl trusted a certificate from another CA: $out"
-ctl_config "$ADMIN" >"$PROXY_DIR/ctl-none.toml"
-out=$(ctl_status "$PROXY_DIR/ctl-none.toml") || true
-/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "unreachable" and "ca_file" in p["error"], p' "$out" ||
-  fail "pgcutoverctl without ca_file: $out"
+# expect_proxy <admin_url> <ca_file line or ""> <state> <word in the error or ""> <what>:
+# pgcutoverctl status reports the proxy in <state>, and the error names <word>.
+expect_proxy() {
+  local conf=$PROXY_DIR/ctl-$RANDOM.toml out
+  ctl_config "$1" "$2" >"$conf"
+  out=$(ctl_status "$conf") || true
+  /usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == sys.argv[2] and sys.argv[3] in p.get("error", ""), p' \
+    "$out" "$3" "$4" || fail "$5: $out"
+}
+expect_proxy "$ADMIN" "ca_file = \"$CA\"" running "" "pgcutoverctl status over HTTPS with ca_file"
+expect_proxy "$ADMIN" "ca_file = \"$PROXY_DIR/other/ca.crt\"" unreachable certificate \
+  "pgcutoverctl trusted a certificate from another CA"
+expect_proxy "$ADMIN" "" unreachable ca_file "pgcutoverctl without ca_file"
 # By name: SNI and the name check (the certificate carries DNS:localhost and IP:127.0.0.1).
-ctl_config "https://localhost:$ADMIN_PORT" "ca_file = \"$CA\"" >"$PROXY_DIR/ctl-name.toml"
-out=$(ctl_status "$PROXY_DIR/ctl-name.toml") || true
-/usr/bin/python3 -c 'import json,sys; p=json.loads(sys.argv[1])["proxies"][0]; assert p["state"] == "running", p' "$out" ||
-  fail "pgcutoverctl over HTTPS by host name: $out"
+expect_proxy "https://localhost:$ADMIN_PORT" "ca_file = \"$CA\"" running "" \
+  "pgcutoverctl over HTTPS by host name"
 # ca_file on an http:// admin_url is a configuration error, named.
 ctl_config "http://127.0.0.1:$ADMIN_PORT" "ca_file = \"$CA\"" >"$PROXY_DIR/ctl-http.toml"
 if out=$(ctl_status "$PROXY_DIR/ctl-http.toml" 2>&1); then fail "ca_file with an http admin_url accepted: $out"; fi
