@@ -4,7 +4,8 @@
 #include <cstdlib>
 #include <regex>
 
-#include "proxy/log.h"
+#include "common/log.h"
+#include "common/redact.h"
 
 namespace pgcutover::control {
 namespace {
@@ -229,13 +230,6 @@ std::string PgConn::quote_literal(std::string_view literal) const {
   std::string out(q);
   PQfreemem(q);
   return out;
-}
-
-std::string redact(std::string_view text) {
-  std::string out = proxy::log::redact_url(text);
-  // Belt and braces for conninfo fragments the proxy helper may not cover (quoted values).
-  static const std::regex kPassword(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))", std::regex::icase);
-  return std::regex_replace(out, kPassword, "$1***");
 }
 
 std::string quote_ident(std::string_view ident) {

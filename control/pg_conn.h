@@ -122,10 +122,6 @@ class PgConn {
   ConnSpec spec_;
 };
 
-// Removes passwords from any text that may contain a URL or conninfo (libpq and server
-// messages can echo a connection string back).
-std::string redact(std::string_view text);
-
 // "schema"."table" quoted for SQL, without a connection (same rules as quote_ident).
 std::string quote_ident(std::string_view ident);
 std::string qualified_name(std::string_view schema, std::string_view name);

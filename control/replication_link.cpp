@@ -1,4 +1,5 @@
 #include "control/replication_link.h"
+#include "common/redact.h"
 
 #include <thread>
 #include <vector>

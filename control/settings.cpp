@@ -1,20 +1,20 @@
 #include "control/settings.h"
 
-#include "proxy/config.h"
+#include "common/config.h"
 
 namespace pgcutover::control {
 namespace {
 
 // The proxy's parsed backend, as libpq keywords: the control plane connects exactly the way
 // the proxy does (same credentials, same TLS verification).
-ConnSpec spec_from_backend(const proxy::Backend& b) {
+ConnSpec spec_from_backend(const Backend& b) {
   ConnSpec s;
   s.set("host", b.url.host);
   s.set("port", std::to_string(b.url.port));
   s.set("user", b.url.user);
   s.set("password", b.url.password);
   s.set("dbname", b.url.dbname.empty() ? b.url.user : b.url.dbname);
-  s.set("sslmode", std::string(proxy::to_string(b.sslmode)));
+  s.set("sslmode", std::string(to_string(b.sslmode)));
   s.set("sslrootcert", b.sslrootcert);
   for (const auto& [k, v] : b.url.startup_params)
     if (k == "options") s.set("options", v);
@@ -27,7 +27,7 @@ std::optional<ControlSettings> load_settings(const SettingsOverrides& o, std::st
   ControlSettings s;
   if (!o.config_path.empty()) {
     try {
-      proxy::Config cfg = proxy::Config::load(o.config_path);
+      Config cfg = Config::load(o.config_path);
       s.have_config = true;
       if (const auto* b = cfg.backend("source")) {
         s.source = spec_from_backend(*b);
@@ -55,7 +55,7 @@ std::optional<ControlSettings> load_settings(const SettingsOverrides& o, std::st
         }
         s.routes.push_back(std::move(r));
       }
-    } catch (const proxy::ConfigError& e) {
+    } catch (const ConfigError& e) {
       error = std::string(e.what()) + " (fix the file, or set the environment variable it names)";
       return std::nullopt;
     } catch (const std::exception& e) {

@@ -1,4 +1,5 @@
 #include "control/subprocess.h"
+#include "common/redact.h"
 
 #include <fcntl.h>
 #include <poll.h>

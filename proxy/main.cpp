@@ -11,12 +11,12 @@
 #include <iostream>
 #include <string>
 
-#include "proxy/control_plane.h"
-#include "proxy/data_plane.h"
-#include "proxy/log.h"
-#include "proxy/route_table.h"
-#include "proxy/settings.h"
-#include "proxy/state_file.h"
+#include "common/log.h"
+#include "proxy/cutover/state_file.h"
+#include "proxy/pool/route_table.h"
+#include "proxy/runtime/control_plane.h"
+#include "proxy/runtime/data_plane.h"
+#include "proxy/settings/settings.h"
 
 #ifndef PGCUTOVER_VERSION
 #define PGCUTOVER_VERSION "0.1.0"
@@ -40,6 +40,7 @@ void usage(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  using namespace pgcutover;
   using namespace pgcutover::proxy;
   std::string config_path = "/etc/pgcutover/pgcutover.toml";
   bool check_only = false;

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/admin_json.h"
+#include "common/json.h"
 
 using namespace pgcutover::proxy;
 

@@ -11,19 +11,19 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/config.h"
-#include "proxy/secret_source.h"
+#include "common/config.h"
+#include "common/password_source.h"
 
 // Config::parse reads password_file / password_command sources while loading. A fuzzer must
 // never run a command or open a file its random input names, so here every source answers
 // "not read" (the parser's error path for a source that failed). The real reader is tested
 // in tests/unit and tests/integration/test_backend_credentials.sh.
-pgcutover::proxy::SecretRead pgcutover::proxy::read_password_source(const PasswordSource&) {
+pgcutover::SecretRead pgcutover::read_password_source(const PasswordSource&) {
   return {.ok = false, .secret = {}, .error = "not read while fuzzing"};
 }
 
-using pgcutover::proxy::Config;
-using pgcutover::proxy::ConfigError;
+using pgcutover::Config;
+using pgcutover::ConfigError;
 
 namespace {
 void check(bool ok) {

@@ -1,12 +1,12 @@
 // The admin API's JSON: writer escaping (including hostile bytes from client-supplied names),
 // the flat-object parser on good and malformed input, and the bearer-token check.
-#include "proxy/admin_json.h"
+#include "common/json.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "proxy/http_auth.h"
+#include "proxy/admin/http_auth.h"
 
 namespace pgcutover::proxy {
 namespace {

@@ -2,7 +2,7 @@
 // constant-time check), public liveness, routing errors (404/405/400), limits (413, 431,
 // slowloris, connection cap), /metrics exposition, and cutover commands end to end with a fake
 // data plane, including that a long command does not block other requests.
-#include "proxy/admin_server.h"
+#include "proxy/admin/admin_server.h"
 
 #include <gtest/gtest.h>
 
@@ -20,9 +20,9 @@
 #include <future>
 #include <optional>
 
-#include "proxy/admin_routes.h"
-#include "proxy/cutover_engine.h"
-#include "proxy/metrics.h"
+#include "proxy/admin/admin_routes.h"
+#include "proxy/cutover/cutover_engine.h"
+#include "proxy/telemetry/metrics.h"
 
 namespace pgcutover::proxy {
 namespace {

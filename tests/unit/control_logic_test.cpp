@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "common/redact.h"
 #include "control/cli.h"
 #include "control/pg_conn.h"
 #include "control/schema.h"

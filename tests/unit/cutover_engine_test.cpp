@@ -2,7 +2,7 @@
 // policies, the dead-man timer, flip/revert/epochs, persistence ordering and failures, and
 // commands racing from two threads. Waits are on conditions (wait_for_state, futures), never
 // sleep-and-hope; the only real durations are the short timeouts under test.
-#include "proxy/cutover_engine.h"
+#include "proxy/cutover/cutover_engine.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <future>
 #include <thread>
 
-#include "proxy/metrics.h"
+#include "proxy/telemetry/metrics.h"
 
 namespace pgcutover::proxy {
 namespace {

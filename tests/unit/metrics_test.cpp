@@ -1,6 +1,6 @@
 // Metrics: every declared family is exposed, names follow the Prometheus conventions, label
 // values stay bounded and no secret can reach a label.
-#include "proxy/metrics.h"
+#include "proxy/telemetry/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "proxy/config.h"
+#include "common/config.h"
 
 namespace pgcutover::proxy {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "protocol/builders.h"
 #include "protocol/messages.h"
-#include "proxy/read_only_error.h"
+#include "proxy/session/read_only_error.h"
 
 namespace pgcutover::proxy {
 namespace {

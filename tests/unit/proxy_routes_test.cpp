@@ -9,15 +9,15 @@
 #include <fstream>
 #include <string>
 
+#include "common/config.h"
 #include "protocol/builders.h"
 #include "protocol/framing.h"
 #include "protocol/messages.h"
-#include "proxy/config.h"
-#include "proxy/read_only_error.h"
-#include "proxy/reader_balance.h"
-#include "proxy/route_table.h"
-#include "proxy/secret_source.h"
-#include "proxy/settings.h"
+#include "proxy/pool/reader_balance.h"
+#include "proxy/pool/route_table.h"
+#include "proxy/session/read_only_error.h"
+#include "proxy/settings/backend_secret.h"
+#include "proxy/settings/settings.h"
 
 namespace pgcutover::proxy {
 namespace {

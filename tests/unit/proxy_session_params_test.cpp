@@ -2,7 +2,7 @@
 // startup options are read, and the SET/RESET text sent to bring a server connection in line.
 #include <gtest/gtest.h>
 
-#include "proxy/session_params.h"
+#include "proxy/pool/session_params.h"
 
 namespace pgcutover::proxy {
 namespace {

@@ -3,7 +3,7 @@
 // prepared statements.
 #include <gtest/gtest.h>
 
-#include "proxy/session_state.h"
+#include "proxy/session/session_state.h"
 
 namespace pgcutover::proxy {
 namespace {

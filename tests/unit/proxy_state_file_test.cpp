@@ -7,8 +7,9 @@
 #include <fstream>
 #include <string>
 
-#include "proxy/log.h"
-#include "proxy/state_file.h"
+#include "common/log.h"
+#include "common/redact.h"
+#include "proxy/cutover/state_file.h"
 
 namespace pgcutover::proxy {
 namespace {
@@ -74,17 +75,17 @@ TEST(ProxyStateFile, WriteIntoMissingDirectoryFails) {
 
 // Passwords in URLs never reach a log line.
 TEST(ProxyLogRedaction, UrlPasswordsAreRedacted) {
-  std::string r = log::redact_url("postgres://app:hunter2@db.example.com:5432/app");
+  std::string r = redact_url("postgres://app:hunter2@db.example.com:5432/app");
   EXPECT_EQ(r.find("hunter2"), std::string::npos) << r;
   EXPECT_NE(r.find("db.example.com"), std::string::npos) << r;
-  r = log::redact_url("host=db password=hunter2 user=app");
+  r = redact_url("host=db password=hunter2 user=app");
   EXPECT_EQ(r.find("hunter2"), std::string::npos) << r;
   EXPECT_EQ(r, "host=db password=*** user=app");
-  r = log::redact_url("host=db PASSWORD = 'two words' user=app");
+  r = redact_url("host=db PASSWORD = 'two words' user=app");
   EXPECT_EQ(r, "host=db PASSWORD = *** user=app");
   // '@' in the path or query is not userinfo; a URL without a password is left alone.
-  EXPECT_EQ(log::redact_url("postgres://app@h/db?x=a@b"), "postgres://app@h/db?x=a@b");
-  EXPECT_EQ(log::redact_url("postgresql://u:p%40ss@h:5432/db?sslmode=require"),
+  EXPECT_EQ(redact_url("postgres://app@h/db?x=a@b"), "postgres://app@h/db?x=a@b");
+  EXPECT_EQ(redact_url("postgresql://u:p%40ss@h:5432/db?sslmode=require"),
             "postgresql://u:***@h:5432/db?sslmode=require");
 }
 

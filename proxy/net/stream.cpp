@@ -1,0 +1,172 @@
+#include "proxy/net/stream.h"
+
+#include <openssl/x509_vfy.h>
+#include <poll.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/write.hpp>
+
+namespace pgcutover::proxy {
+
+Stream::Stream(tcp::socket socket) : transport_(std::move(socket)) {
+  error_code ignored;
+  // Small protocol messages in both directions: never wait for Nagle.
+  std::get<tcp::socket>(transport_).set_option(tcp::no_delay(true), ignored);
+}
+
+Stream::Stream(asio::local::stream_protocol::socket socket) : transport_(std::move(socket)) {}
+
+awaitable<error_code> Stream::connect(const tcp::resolver::results_type& endpoints) {
+  if (transport_.index() != 0) co_return asio::error::operation_not_supported;
+  auto [ec, ep] = co_await asio::async_connect(std::get<0>(transport_), endpoints, use_nothrow);
+  (void)ep;
+  if (!ec) {
+    error_code ignored;
+    std::get<0>(transport_).set_option(tcp::no_delay(true), ignored);
+  }
+  co_return ec;
+}
+
+awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buffer) {
+  switch (transport_.index()) {
+    case 0:
+      co_return co_await std::get<0>(transport_).async_read_some(buffer, use_nothrow);
+    case 1:
+      co_return co_await std::get<1>(transport_).async_read_some(buffer, use_nothrow);
+    default:
+      co_return co_await std::get<2>(transport_)->async_read_some(buffer, use_nothrow);
+  }
+}
+
+bool Stream::readable_now() {
+  error_code ec;
+  switch (transport_.index()) {
+    case 0:
+      return std::get<0>(transport_).available(ec) > 0 || ec;
+    case 1:
+      return std::get<1>(transport_).available(ec) > 0 || ec;
+    default:
+      return true;
+  }
+}
+
+awaitable<std::tuple<error_code>> Stream::wait_read() {
+  switch (transport_.index()) {
+    case 0:
+      return std::get<0>(transport_).async_wait(tcp::socket::wait_read, use_nothrow);
+    case 1:
+      return std::get<1>(transport_)
+          .async_wait(asio::local::stream_protocol::socket::wait_read, use_nothrow);
+    default:
+      return std::get<2>(transport_)
+          ->lowest_layer()
+          .async_wait(tcp::socket::wait_read, use_nothrow);
+  }
+}
+
+awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer buffer) {
+  switch (transport_.index()) {
+    case 0:
+      co_return co_await asio::async_write(std::get<0>(transport_), buffer, use_nothrow);
+    case 1:
+      co_return co_await asio::async_write(std::get<1>(transport_), buffer, use_nothrow);
+    default:
+      co_return co_await asio::async_write(*std::get<2>(transport_), buffer, use_nothrow);
+  }
+}
+
+awaitable<error_code> Stream::tls_accept(asio::ssl::context& ctx) {
+  if (transport_.index() != 0) co_return asio::error::operation_not_supported;
+  auto tls =
+      std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(std::get<0>(transport_)), ctx);
+  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_nothrow);
+  transport_ = std::move(tls);
+  co_return ec;
+}
+
+awaitable<error_code> Stream::tls_connect(asio::ssl::context& ctx, const std::string& sni,
+                                          const std::string& verify_host) {
+  if (transport_.index() != 0) co_return asio::error::operation_not_supported;
+  auto tls =
+      std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(std::get<0>(transport_)), ctx);
+  if (!sni.empty()) SSL_set_tlsext_host_name(tls->native_handle(), sni.c_str());
+  if (!verify_host.empty()) {
+    // Checks the certificate's SAN/CN against the host name we connected to (libpq's
+    // verify-full), on top of the chain check configured in the context.
+    error_code not_ip;
+    asio::ip::make_address(verify_host, not_ip);
+    if (!not_ip) {
+      // An IP address is matched against the certificate's IP SANs, as libpq does.
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(tls->native_handle()), verify_host.c_str());
+    } else {
+      SSL_set1_host(tls->native_handle(), verify_host.c_str());
+    }
+  }
+  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+  transport_ = std::move(tls);
+  co_return ec;
+}
+
+void Stream::close() {
+  error_code ignored;
+  switch (transport_.index()) {
+    case 0:
+      std::get<0>(transport_).close(ignored);
+      break;
+    case 1:
+      std::get<1>(transport_).close(ignored);
+      break;
+    default:
+      std::get<2>(transport_)->lowest_layer().close(ignored);
+      break;
+  }
+}
+
+void Stream::cancel() {
+  error_code ignored;
+  switch (transport_.index()) {
+    case 0:
+      std::get<0>(transport_).cancel(ignored);
+      break;
+    case 1:
+      std::get<1>(transport_).cancel(ignored);
+      break;
+    default:
+      std::get<2>(transport_)->lowest_layer().cancel(ignored);
+      break;
+  }
+}
+
+bool Stream::readable_or_closed() {
+  int fd = -1;
+  switch (transport_.index()) {
+    case 0:
+      fd = std::get<0>(transport_).native_handle();
+      break;
+    case 1:
+      fd = std::get<1>(transport_).native_handle();
+      break;
+    default:
+      fd = std::get<2>(transport_)->lowest_layer().native_handle();
+      break;
+  }
+  if (fd < 0) return true;
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  int rc = ::poll(&p, 1, 0);
+  return rc != 0;  // readable, hung up, or poll failed: do not trust it
+}
+
+std::string Stream::peer() const {
+  error_code ec;
+  const tcp::socket* s = nullptr;
+  if (transport_.index() == 0) s = &std::get<0>(transport_);
+  if (transport_.index() == 2) s = &std::get<2>(transport_)->next_layer();
+  if (!s) return "unix";
+  auto ep = s->remote_endpoint(ec);
+  if (ec) return "?";
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+}  // namespace pgcutover::proxy

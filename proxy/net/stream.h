@@ -1,0 +1,64 @@
+// One byte stream type for both sides of the proxy, whatever the transport: plain TCP, TLS over
+// TCP (asio::ssl::stream) or a Unix socket. The relay is written once against this class.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <tuple>
+#include <variant>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include "proxy/net/asio.h"
+
+namespace pgcutover::proxy {
+
+class Stream {
+ public:
+  explicit Stream(tcp::socket socket);
+  explicit Stream(asio::local::stream_protocol::socket socket);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Connects a plain TCP stream (the first one of `endpoints` that answers).
+  awaitable<error_code> connect(const tcp::resolver::results_type& endpoints);
+  awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer buffer);
+  // Bytes (or EOF) are waiting to be read. Always true on TLS: OpenSSL may hold decrypted bytes
+  // the socket no longer shows.
+  bool readable_now();
+  // Completes when the socket becomes readable, without a buffer: an idle client waits here
+  // holding none. Call only when !readable_now(): the reactor is edge-triggered, a wait queued
+  // while bytes already wait would sleep until more come. (Checked and queued on the shard's one
+  // thread, with no reactor run in between: no edge is lost.) Not a coroutine: no frame of its own.
+  awaitable<std::tuple<error_code>> wait_read();
+  // Writes the whole buffer.
+  awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer buffer);
+
+  // Server-side TLS handshake (the proxy terminating a client's TLS). Only on plain TCP.
+  awaitable<error_code> tls_accept(asio::ssl::context& ctx);
+  // Client-side TLS handshake to a backend. `verify_host` (non-empty) checks the certificate's
+  // host name (sslmode=verify-full); `sni` is sent as server name indication when a name.
+  awaitable<error_code> tls_connect(asio::ssl::context& ctx, const std::string& sni,
+                                    const std::string& verify_host);
+
+  bool is_tls() const { return std::holds_alternative<Tls>(transport_); }
+  bool is_unix() const {
+    return std::holds_alternative<asio::local::stream_protocol::socket>(transport_);
+  }
+  // Closes the socket at once: pending operations complete with operation_aborted.
+  void close();
+  // Cancels pending operations without closing (they complete with operation_aborted).
+  void cancel();
+  // The server sent something unsolicited or closed (poll without blocking): a pooled
+  // connection for which this is true must not be handed out.
+  bool readable_or_closed();
+  std::string peer() const;  // "ip:port" or "unix", for logs
+
+ private:
+  using Tls = std::unique_ptr<asio::ssl::stream<tcp::socket>>;
+  std::variant<tcp::socket, asio::local::stream_protocol::socket, Tls> transport_;
+};
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,98 @@
+#include "proxy/runtime/control_plane.h"
+
+#include "common/log.h"
+#include "proxy/admin/admin_routes.h"
+#include "proxy/pool/route_table.h"
+#include "proxy/runtime/data_plane.h"
+#include "proxy/settings/settings.h"
+#include "proxy/telemetry/stats.h"
+
+namespace pgcutover::proxy {
+namespace {
+
+// The sides a flip may name: every backend, or with [routes.*] only those every route has a
+// backend for (a follower or a replica is never a side of its own). Revert relies on this
+// being the pair when it does not know the previous side.
+std::vector<std::string> backend_names(const Settings& s) {
+  std::vector<std::string> names;
+  for (const auto& [name, b] : s.config.backends) {
+    bool side = true;
+    for (const auto& [route_name, route] : s.config.routes) side &= route.backends.count(name) > 0;
+    if (side) names.push_back(name);
+  }
+  return names;
+}
+
+CutoverOptions cutover_options(const Settings& s, const ActiveBackend& active) {
+  const CutoverSettings& c = s.config.cutover;
+  CutoverOptions o;
+  o.backends = backend_names(s);
+  o.active_backend = active.backend;
+  o.epoch = active.epoch;
+  o.drain_timeout = std::chrono::duration_cast<Millis>(c.drain_timeout);
+  o.drain_policy = c.drain_policy == DrainPolicy::kCancel ? DrainTimeoutPolicy::kCancel
+                                                          : DrainTimeoutPolicy::kAbort;
+  o.max_pause = std::chrono::duration_cast<Millis>(c.max_pause);
+  o.prewarm_on_flip = c.prewarm;
+  o.unmovable_policy =
+      c.unmovable_terminate ? UnmovablePolicy::kTerminate : UnmovablePolicy::kBlock;
+  o.prewarm_timeout = std::chrono::duration_cast<Millis>(s.config.proxy.server_connect_timeout);
+  // The drain ends when the shared in-flight counter reaches zero; polling it every 2 ms
+  // during a pause costs nothing and keeps the write pause short.
+  o.drain_poll_interval = Millis{2};
+  return o;
+}
+
+}  // namespace
+
+ControlPlane::ControlPlane(DataPlane& plane, const Settings& settings)
+    : plane_(plane),
+      metrics_(backend_names(settings)),
+      exporter_(metrics_),
+      traffic_(plane),
+      store_(settings.config.proxy.state_file),
+      engine_(traffic_, store_, cutover_options(settings, plane.active()), &metrics_) {
+  const AdminSettings& a = settings.config.admin;
+  admin_options_.listen_addr = a.listen_addr;
+  admin_options_.port = a.listen_port;
+  admin_options_.token = a.token;
+  admin_options_.tls_cert_file = a.tls_cert_file;
+  admin_options_.tls_key_file = a.tls_key_file;
+  metrics_.set_active_backend(plane.active().backend);
+  metrics_.epoch().Set(static_cast<double>(plane.active().epoch));
+}
+
+ControlPlane::~ControlPlane() {
+  stop();
+}
+
+bool ControlPlane::start(std::string& error) {
+  if (admin_options_.token.empty()) {
+    log::warn("admin_api_disabled", {{"reason", "[admin] token is empty"},
+                                     {"fix", "set [admin] token to enable cutover commands"}});
+    return true;
+  }
+  auto admin = std::make_unique<AdminServer>(admin_options_);
+  AdminRouteOptions routes;
+  routes.before_metrics = [this] { exporter_.refresh(stats(), plane_.active().backend); };
+  routes.routes_json = [this] {
+    auto table = plane_.routes();
+    return table ? render_routes_json(*table, plane_.settings()->config) : std::string("[]");
+  };
+  register_admin_routes(*admin, engine_, metrics_, routes);
+  if (!admin->start(error)) return false;
+  log::info("admin_listening",
+            {{"addr", admin_options_.listen_addr}, {"port", std::to_string(admin->port())}});
+  admin_ = std::move(admin);
+  return true;
+}
+
+void ControlPlane::stop() {
+  engine_.stop();
+  if (admin_) {
+    admin_->stop();
+    admin_.reset();
+  }
+}
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,43 @@
+// Everything that steers the data plane from outside: the cutover engine, the admin API that
+// drives it, and the Prometheus metrics it serves. Built from the configuration next to the
+// DataPlane; the admin API runs on its own thread, so a long drain never blocks a shard.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "proxy/admin/admin_server.h"
+#include "proxy/cutover/cutover_engine.h"
+#include "proxy/runtime/traffic_control.h"
+#include "proxy/telemetry/metrics.h"
+#include "proxy/telemetry/stats_export.h"
+
+namespace pgcutover::proxy {
+
+class DataPlane;
+struct Settings;
+
+class ControlPlane {
+ public:
+  ControlPlane(DataPlane& plane, const Settings& settings);
+  ~ControlPlane();
+
+  // Starts the admin API when [admin] token is set (an API without a token would refuse
+  // every call, so it is not started and a warning says why). false: could not listen.
+  bool start(std::string& error);
+  // Reopens a closed gate (shutdown must never wait on a pause) and stops the admin API.
+  void stop();
+  bool admin_running() const { return admin_ != nullptr; }
+
+ private:
+  DataPlane& plane_;
+  Metrics metrics_;
+  StatsExporter exporter_;
+  ShardTrafficControl traffic_;
+  StateFileStore store_;
+  CutoverEngine engine_;
+  AdminServerOptions admin_options_;
+  std::unique_ptr<AdminServer> admin_;
+};
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,230 @@
+#include "proxy/runtime/data_plane.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "common/log.h"
+#include "proxy/net/asio.h"
+#include "proxy/pool/route_table.h"
+#include "proxy/runtime/shard.h"
+#include "proxy/session/client_session.h"
+
+namespace pgcutover::proxy {
+
+DataPlane::DataPlane(std::shared_ptr<const Settings> settings, ActiveBackend active)
+    : settings_(std::move(settings)), active_(std::move(active)) {
+  int n = settings_->config.proxy.threads;
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string error;
+  auto routes = RouteTable::build(*settings_, active_.backend, error);
+  if (!routes) throw ConfigError(settings_->config.path + ": " + error);
+  for (int i = 0; i < n; ++i) {
+    shards_.push_back(std::make_unique<Shard>(*this, i, n, settings_, routes, active_.epoch));
+  }
+  routes_ = routes;
+}
+
+DataPlane::~DataPlane() {
+  for (auto& s : shards_) s->join();
+}
+
+std::vector<Shard*> DataPlane::shards() {
+  std::vector<Shard*> out;
+  for (auto& s : shards_) out.push_back(s.get());
+  return out;
+}
+
+ActiveBackend DataPlane::active() const {
+  std::lock_guard lock(mutex_);
+  return active_;
+}
+
+std::shared_ptr<const RouteTable> DataPlane::routes() const {
+  std::lock_guard lock(mutex_);
+  return routes_;
+}
+
+std::shared_ptr<const Settings> DataPlane::settings() const {
+  std::lock_guard lock(mutex_);
+  return settings_;
+}
+
+void DataPlane::route_cancel(CancelRegistry::Key key) {
+  auto target = cancels_.find(key);
+  if (!target) {
+    // Unknown key: drop silently, as PostgreSQL does (no oracle for guessing keys).
+    log::debug("cancel_unknown_key");
+    return;
+  }
+  if (target->shard < 0 || static_cast<std::size_t>(target->shard) >= shards_.size()) {
+    log::error("bug_cancel_bad_shard", {{"shard", std::to_string(target->shard)}});
+    return;
+  }
+  Shard* shard = shards_[static_cast<std::size_t>(target->shard)].get();
+  std::uint64_t id = target->session_id;
+  asio::post(shard->io(), [shard, id] {
+    if (auto session = shard->find_session(id)) session->forward_cancel();
+  });
+}
+
+std::string DataPlane::retarget(const std::string& backend, std::uint64_t epoch) {
+  std::shared_ptr<const RouteTable> routes;
+  {
+    std::lock_guard lock(mutex_);
+    // Every route must have a backend on the new side before anything changes: one flip, one
+    // epoch, every route (a follower left on the old side is the classic forgotten consumer).
+    std::string error;
+    routes = RouteTable::build(*settings_, backend, error);
+    if (!routes) return error;
+    // Persist before anyone is told: a restart must never come back on the old backend.
+    if (std::string err = write_state_file(settings_->config.proxy.state_file, {backend, epoch});
+        !err.empty()) {
+      return err;
+    }
+    active_ = {backend, epoch};
+    routes_ = routes;
+  }
+  for (auto& s : shards_) {
+    Shard* shard = s.get();
+    asio::post(shard->io(), [shard, routes, epoch] { shard->retarget(routes, epoch); });
+  }
+  log::info("retarget", {{"backend", backend}, {"epoch", std::to_string(epoch)}});
+  return {};
+}
+
+std::string DataPlane::reload() {
+  std::shared_ptr<const Settings> fresh;
+  std::string path;
+  {
+    std::lock_guard lock(mutex_);
+    path = settings_->config.path;
+  }
+  try {
+    fresh = Settings::build(Config::load(path));
+  } catch (const ConfigError& e) {
+    log::error("reload_failed",
+               {{"error", e.what()}, {"action", "keeping the previous configuration"}});
+    return e.what();
+  }
+  std::shared_ptr<const RouteTable> routes;
+  ActiveBackend active;
+  {
+    std::lock_guard lock(mutex_);
+    const auto& old = settings_->config.proxy;
+    const auto& now = fresh->config.proxy;
+    if (old.listen_addr != now.listen_addr || old.listen_port != now.listen_port ||
+        old.threads != now.threads || old.unix_socket_dir != now.unix_socket_dir) {
+      log::warn("reload_needs_restart",
+                {{"keys", "proxy.listen_addr/listen_port/threads/unix_socket_dir"}});
+    }
+    active = active_;
+    std::string route_error;
+    routes = RouteTable::build(*fresh, active.backend, route_error);
+    if (!routes) {
+      std::string err = path + ": the active side \"" + active.backend +
+                        "\" cannot be served by the new file: " + route_error;
+      log::error("reload_failed",
+                 {{"error", err}, {"action", "keeping the previous configuration"}});
+      return err;
+    }
+    settings_ = fresh;
+    routes_ = routes;
+  }
+  log::Level level;
+  if (log::parse_level(fresh->config.proxy.log_level, level)) log::set_level(level);
+  for (auto& s : shards_) {
+    Shard* shard = s.get();
+    // Same epoch: the backend's URL or TLS settings may have changed, so new connections use
+    // the new endpoint; existing ones stay until reaped.
+    asio::post(shard->io(), [shard, fresh, routes, epoch = active.epoch] {
+      shard->set_settings(fresh);
+      shard->retarget(routes, epoch);
+    });
+  }
+  log::info("reloaded", {{"config", path}});
+  return {};
+}
+
+void DataPlane::request_shutdown() {
+  if (shutdown_) shutdown_();
+}
+
+int DataPlane::run() {
+  auto settings = this->settings();
+  for (auto& s : shards_) s->listen(settings->config.proxy);
+  for (auto& s : shards_) s->start();
+  log::info("listening", {{"addr", settings->config.proxy.listen_addr},
+                          {"port", std::to_string(settings->config.proxy.listen_port)},
+                          {"shards", std::to_string(shards_.size())},
+                          {"pool_mode", std::string(to_string(settings->config.proxy.pool_mode))},
+                          {"backend", active().backend},
+                          {"epoch", std::to_string(active().epoch)}});
+
+  // Signals are handled on the main thread; shards are reached by posting to them.
+  asio::io_context main_io;
+  asio::signal_set signals(main_io, SIGHUP, SIGTERM, SIGINT);
+  bool stopping = false;
+  asio::steady_timer deadline(main_io);
+  asio::steady_timer poll(main_io);
+  std::function<void()> wait_sessions;
+
+  auto begin_shutdown = [&] {
+    if (stopping) return;
+    stopping = true;
+    // A paused gate must not hold sessions past shutdown: the cutover engine reopens it.
+    if (on_shutdown_begin_) on_shutdown_begin_();
+    log::info("shutdown_started",
+              {{"timeout_s",
+                std::to_string(this->settings()->config.proxy.shutdown_timeout.count() / 1000.0)}});
+    for (auto& s : shards_) {
+      Shard* shard = s.get();
+      asio::post(shard->io(), [shard] { shard->begin_shutdown(); });
+    }
+    deadline.expires_after(this->settings()->config.proxy.shutdown_timeout);
+    deadline.async_wait([&](error_code ec) {
+      if (ec) return;
+      log::warn("shutdown_timeout",
+                {{"clients", std::to_string(clients_.load())}, {"action", "terminating"}});
+      for (auto& s : shards_) {
+        Shard* shard = s.get();
+        asio::post(shard->io(), [shard] { shard->terminate_all(); });
+      }
+    });
+    wait_sessions();
+  };
+  // Polls the client count: simple, and shutdown is not a hot path.
+  wait_sessions = [&] {
+    if (clients_.load() == 0) {
+      deadline.cancel();
+      signals.cancel();
+      return;
+    }
+    poll.expires_after(asio::chrono::milliseconds(20));
+    poll.async_wait([&](error_code ec) {
+      if (!ec) wait_sessions();
+    });
+  };
+  std::function<void()> on_signal = [&] {
+    signals.async_wait([&](error_code ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        reload();
+      } else {
+        begin_shutdown();
+      }
+      if (!(stopping && clients_.load() == 0)) on_signal();
+    });
+  };
+  on_signal();
+  shutdown_ = [&] { asio::post(main_io, begin_shutdown); };
+  main_io.run();
+  shutdown_ = nullptr;
+  for (auto& s : shards_) s->join();
+  log::info("shutdown_complete");
+  return 0;
+}
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,68 @@
+// The whole proxy process: the shards, the state shared across them (cancel registry, client
+// count, the active backend), and the process-level events: SIGHUP reload, SIGTERM/SIGINT
+// graceful shutdown. The cutover engine (issue 5) drives pause/flip through the hooks here.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proxy/cutover/state_file.h"
+#include "proxy/session/cancel_registry.h"
+#include "proxy/settings/settings.h"
+
+namespace pgcutover::proxy {
+
+class Shard;
+
+class DataPlane {
+ public:
+  DataPlane(std::shared_ptr<const Settings> settings, ActiveBackend active);
+  ~DataPlane();
+
+  // Opens listeners, starts the shards, waits for SIGTERM/SIGINT (handles SIGHUP meanwhile),
+  // shuts down gracefully. Returns the process exit code.
+  int run();
+
+  CancelRegistry& cancels() { return cancels_; }
+  std::atomic<int>& client_count() { return clients_; }
+  // A CancelRequest arrived on some shard: route it to the shard owning the session.
+  void route_cancel(CancelRegistry::Key key);
+
+  // ---- hooks for the cutover engine and the admin API ----
+  std::vector<Shard*> shards();
+  ActiveBackend active() const;
+  // Every route as served now (proxy/route_table.h), for /v1/status.
+  std::shared_ptr<const class RouteTable> routes() const;
+  // Persists (state file) and then switches every shard to `backend` under `epoch`.
+  // Returns "" on success or the error (unknown backend, state file write failure).
+  std::string retarget(const std::string& backend, std::uint64_t epoch);
+  std::shared_ptr<const Settings> settings() const;
+  // Reloads the config file: on success every shard gets the new settings (existing sessions
+  // keep theirs); on failure the old config stays and the error is logged. Returns the error.
+  std::string reload();
+  void request_shutdown();
+  // Called on the main thread when a graceful shutdown begins (before sessions are told).
+  void on_shutdown_begin(std::function<void()> fn) { on_shutdown_begin_ = std::move(fn); }
+  // Read-only mode (the dump method's window): server connections are switched to
+  // default_transaction_read_only when a client next gets one, so writes fail with 25006.
+  bool read_only() const { return read_only_.load(std::memory_order_relaxed); }
+  void set_read_only(bool on) { read_only_.store(on, std::memory_order_relaxed); }
+
+ private:
+  mutable std::mutex mutex_;  // guards settings_ and active_
+  std::shared_ptr<const Settings> settings_;
+  ActiveBackend active_;
+  std::shared_ptr<const class RouteTable> routes_;  // what every shard serves (after posting)
+  CancelRegistry cancels_;
+  std::atomic<int> clients_{0};
+  std::atomic<bool> read_only_{false};
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::function<void()> shutdown_;
+  std::function<void()> on_shutdown_begin_;
+};
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,209 @@
+#include "proxy/runtime/shard.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <filesystem>
+
+#include "common/log.h"
+#include "proxy/net/stream.h"
+#include "proxy/runtime/data_plane.h"
+#include "proxy/session/client_session.h"
+
+namespace pgcutover::proxy {
+namespace {
+std::atomic<std::uint64_t> next_session_id{1};
+}
+
+Shard::Shard(DataPlane& plane, int index, int shard_count, std::shared_ptr<const Settings> settings,
+             std::shared_ptr<const RouteTable> routes, std::uint64_t epoch)
+    : plane_(plane),
+      index_(index),
+      shard_count_(shard_count),
+      settings_(std::move(settings)),
+      routes_(std::move(routes)),
+      epoch_(epoch) {}
+
+Shard::~Shard() {
+  join();
+}
+
+std::size_t Shard::pool_size() const {
+  // default_pool_size is per (database, user) for the whole proxy; each shard gets its share,
+  // the first shards one more when it does not divide, and never less than one.
+  std::size_t total = static_cast<std::size_t>(settings_->config.proxy.default_pool_size);
+  std::size_t n = static_cast<std::size_t>(shard_count_);
+  std::size_t share = total / n + (static_cast<std::size_t>(index_) < total % n ? 1 : 0);
+  return std::max<std::size_t>(share, 1);
+}
+
+std::size_t Shard::min_pool_size() const {
+  std::size_t total = static_cast<std::size_t>(settings_->config.proxy.min_pool_size);
+  std::size_t n = static_cast<std::size_t>(shard_count_);
+  return std::min(total / n + (static_cast<std::size_t>(index_) < total % n ? 1 : 0), pool_size());
+}
+
+ServerPool& Shard::pool(const std::string& database, const std::string& user) {
+  auto& p = pools_[{database, user}];
+  if (!p) p = std::make_unique<ServerPool>(*this, database, user);
+  return *p;
+}
+
+std::size_t Shard::warm_target() const {
+  std::size_t n = 0;
+  for (const auto& [key, pool] : pools_) {
+    if (pool->on_default_route()) n += std::min(pool->open_count(), pool_size());
+  }
+  return n;
+}
+
+void Shard::retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epoch) {
+  bool moved = epoch_ != epoch;  // a reload keeps the epoch: nothing to hand over
+  // Each default-route pool's size before the switch: what it gets warm. Prewarm opens
+  // connections to the side's own backend only; route pools (replicas) reconnect themselves.
+  std::vector<std::size_t> had;
+  for (auto& [key, pool] : pools_) {
+    had.push_back(pool->on_default_route() ? std::min(pool->open_count(), pool_size()) : 0);
+  }
+  routes_ = std::move(routes);
+  epoch_ = epoch;
+  for (auto& [key, pool] : pools_) pool->on_retarget();
+  if (!moved) return;
+  auto warm = warm_.take(endpoint()->backend.name);
+  std::size_t next = 0;
+  std::size_t i = 0;
+  for (auto& [key, pool] : pools_) {
+    for (std::size_t k = 0; k < had[i] && next < warm.size(); ++k) {
+      warm[next]->epoch = epoch_;
+      pool->adopt(std::move(warm[next++]));
+    }
+    ++i;
+  }
+  if (!warm.empty()) {
+    log::info("prewarm_used", {{"backend", endpoint()->backend.name},
+                               {"adopted", std::to_string(next)},
+                               {"closed", std::to_string(warm.size() - next)}});
+  }
+}
+
+void Shard::add_session(const std::shared_ptr<ClientSession>& session) {
+  sessions_[session->id()] = session;
+}
+void Shard::remove_session(std::uint64_t id) {
+  sessions_.erase(id);
+}
+std::shared_ptr<ClientSession> Shard::find_session(std::uint64_t id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.lock();
+}
+
+void Shard::listen(const ProxySettings& cfg) {
+  error_code ec;
+  auto address = asio::ip::make_address(cfg.listen_addr, ec);
+  if (ec) throw std::system_error(ec, "proxy.listen_addr " + cfg.listen_addr);
+  tcp::endpoint ep(address, cfg.listen_port);
+  tcp_acceptor_ = std::make_unique<tcp::acceptor>(io_);
+  tcp_acceptor_->open(ep.protocol());
+  tcp_acceptor_->set_option(tcp::acceptor::reuse_address(true));
+  // Every shard listens on the same port; the kernel spreads connections over them.
+  int one = 1;
+  if (::setsockopt(tcp_acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) !=
+      0) {
+    throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+  }
+  tcp_acceptor_->bind(ep, ec);
+  if (ec)
+    throw std::system_error(ec,
+                            "listen on " + cfg.listen_addr + ":" + std::to_string(cfg.listen_port));
+  tcp_acceptor_->listen(asio::socket_base::max_listen_connections);
+  if (index_ == 0 && !cfg.unix_socket_dir.empty()) {
+    // Unix sockets cannot share a path between acceptors: shard 0 takes them all.
+    std::string path = cfg.unix_socket_dir + "/.s.PGSQL." + std::to_string(cfg.listen_port);
+    std::filesystem::remove(path, ec);
+    unix_acceptor_ = std::make_unique<asio::local::stream_protocol::acceptor>(io_);
+    asio::local::stream_protocol::endpoint uep(path);
+    unix_acceptor_->open(uep.protocol());
+    unix_acceptor_->bind(uep, ec);
+    if (ec) throw std::system_error(ec, "listen on " + path);
+    unix_acceptor_->listen(asio::socket_base::max_listen_connections);
+  }
+}
+
+void Shard::start() {
+  if (tcp_acceptor_) asio::co_spawn(io_, accept_loop(*tcp_acceptor_), asio::detached);
+  if (unix_acceptor_) asio::co_spawn(io_, accept_loop(*unix_acceptor_), asio::detached);
+  maintenance_timer_ = std::make_unique<asio::steady_timer>(io_);
+  asio::co_spawn(io_, maintenance(), asio::detached);
+  thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(io_);
+    io_.run();
+  });
+}
+
+void Shard::join() {
+  if (thread_.joinable()) {
+    io_.stop();
+    thread_.join();
+  }
+}
+
+void Shard::start_session(std::shared_ptr<Stream> stream) {
+  plane_.client_count().fetch_add(1, std::memory_order_relaxed);
+  auto session =
+      std::make_shared<ClientSession>(*this, std::move(stream), next_session_id.fetch_add(1));
+  add_session(session);
+  asio::co_spawn(io_, session->run(), asio::detached);
+}
+
+template <class Acceptor>
+awaitable<void> Shard::accept_loop(Acceptor& acceptor) {
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    if (stopping_) break;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) break;
+      // EMFILE and friends: log, back off a little, keep serving the existing clients.
+      log::warn("accept_failed", {{"shard", std::to_string(index_)}, {"error", ec.message()}});
+      asio::steady_timer t(io_, asio::chrono::milliseconds(50));
+      co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    start_session(std::make_shared<Stream>(std::move(socket)));
+  }
+}
+
+awaitable<void> Shard::maintenance() {
+  while (!stopping_) {
+    maintenance_timer_->expires_after(asio::chrono::seconds(1));
+    co_await maintenance_timer_->async_wait(use_nothrow);
+    if (stopping_) break;
+    auto now = Clock::now();
+    for (auto& [key, pool] : pools_) pool->maintain(now);
+    warm_.maintain(now);
+  }
+}
+
+void Shard::begin_shutdown() {
+  stopping_ = true;
+  error_code ignored;
+  if (tcp_acceptor_) tcp_acceptor_->close(ignored);
+  if (unix_acceptor_) unix_acceptor_->close(ignored);
+  if (maintenance_timer_) maintenance_timer_->cancel();
+  gate_.open();  // held clients must be able to finish or be told
+  std::vector<std::shared_ptr<ClientSession>> live;
+  for (auto& [id, weak] : sessions_) {
+    if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->request_shutdown();
+}
+
+void Shard::terminate_all() {
+  std::vector<std::shared_ptr<ClientSession>> live;
+  for (auto& [id, weak] : sessions_) {
+    if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->terminate({EndReason::kShutdown, {}, {}});
+}
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,1382 @@
+#include "proxy/session/client_session.h"
+
+#include <atomic>
+
+#include "common/log.h"
+#include "protocol/builders.h"
+#include "protocol/messages.h"
+#include "proxy/net/deadline.h"
+#include "proxy/net/message_io.h"
+#include "proxy/pool/route_table.h"
+#include "proxy/pool/server_pool.h"
+#include "proxy/runtime/data_plane.h"
+#include "proxy/runtime/shard.h"
+#include "proxy/session/client_auth.h"
+#include "proxy/session/read_only_error.h"
+
+namespace pgcutover::proxy {
+namespace fe = protocol::frontend;
+namespace be = protocol::backend;
+
+namespace {
+
+// Default SQLSTATE and text of each end reason (PostgreSQL's where it has one).
+struct Fatal {
+  bool send;
+  const char* sqlstate;
+  const char* message;
+};
+Fatal fatal_for(EndReason r) {
+  switch (r) {
+    case EndReason::kClientTerminate:
+    case EndReason::kClientClosed:
+    case EndReason::kTlsFailed:
+    case EndReason::kCancelRequest:
+    case EndReason::kLoginTimeout:
+      return {false, "", ""};
+    case EndReason::kClientProtocol:
+      return {true, "08P01", "invalid frontend message"};
+    case EndReason::kMessageTooLarge:
+      return {true, "08P01", "message exceeds max_message_size"};
+    case EndReason::kTlsRequired:
+      return {true, "28000", "SSL connection is required by pgcutover-proxy"};
+    case EndReason::kAuthFailed:
+      return {true, "28P01", "password authentication failed"};
+    case EndReason::kTooManyClients:
+      return {true, "53300", "sorry, too many clients already"};
+    case EndReason::kUnsupported:
+      return {true, "0A000", "not supported by pgcutover-proxy"};
+    case EndReason::kServerLogin:
+      return {true, "08006", "could not connect to the database server"};
+    case EndReason::kServerLost:
+      return {true, "08006", "server connection closed unexpectedly"};
+    case EndReason::kParamSync:
+      return {true, "22023", "invalid session parameter"};
+    case EndReason::kIdleTimeout:
+      return {true, "57P05", "terminating connection due to idle-session timeout"};
+    case EndReason::kShutdown:
+      return {true, "57P01", "terminating connection due to administrator command"};
+  }
+  return {true, "XX000", "internal error"};
+}
+
+const char* reason_name(EndReason r) {
+  switch (r) {
+    case EndReason::kClientTerminate:
+      return "client_terminate";
+    case EndReason::kClientClosed:
+      return "client_closed";
+    case EndReason::kClientProtocol:
+      return "client_protocol_error";
+    case EndReason::kMessageTooLarge:
+      return "message_too_large";
+    case EndReason::kLoginTimeout:
+      return "login_timeout";
+    case EndReason::kTlsRequired:
+      return "tls_required";
+    case EndReason::kTlsFailed:
+      return "tls_failed";
+    case EndReason::kAuthFailed:
+      return "auth_failed";
+    case EndReason::kTooManyClients:
+      return "too_many_clients";
+    case EndReason::kUnsupported:
+      return "unsupported";
+    case EndReason::kServerLogin:
+      return "server_login_failed";
+    case EndReason::kServerLost:
+      return "server_lost";
+    case EndReason::kParamSync:
+      return "param_sync_failed";
+    case EndReason::kIdleTimeout:
+      return "idle_timeout";
+    case EndReason::kShutdown:
+      return "shutdown";
+    case EndReason::kCancelRequest:
+      return "cancel_request";
+  }
+  return "unknown";
+}
+
+// Server messages the relay must read whole; everything else streams through by header.
+bool inspected(char type) {
+  switch (type) {
+    case be::kReadyForQuery:
+    case be::kParameterStatus:
+    case be::kErrorResponse:
+    case be::kCopyInResponse:
+    case be::kCommandComplete:  // DISCARD ALL / DEALLOCATE ALL drop the server's statements
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The portal the proxy closes to get a CloseComplete back (see track_client_message): a name
+// no driver uses; closing a portal that does not exist is not an error.
+constexpr std::string_view kAnchorPortal = "pgcutover\x01anchor";
+
+// Identifies one client Parse of the unnamed statement, proxy-wide (ServerConnection::unnamed_tag).
+std::uint64_t next_unnamed_tag() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+// "cached plan must not change result type" (PostgreSQL's RevalidateCachedQuery): matched on
+// SQLSTATE and routine, since the message text follows the server's lc_messages.
+bool is_stale_plan_error(const protocol::ErrorNotice& e) {
+  if (e.sqlstate != "0A000") return false;
+  for (const auto& f : e.fields) {
+    if (f.code == 'R') return f.value == "RevalidateCachedQuery";
+  }
+  return false;
+}
+
+bool is_extended(char type) {
+  return type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
+         type == fe::kClose || type == fe::kFlush;
+}
+
+}  // namespace
+
+ClientSession::ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::uint64_t id)
+    : shard_(shard), settings_(shard.settings()), client_(std::move(client)), id_(id) {
+  track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
+                    settings_->config.proxy.max_prepared_statements > 0;
+  stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
+  stats().client_connections_total.fetch_add(1, std::memory_order_relaxed);
+}
+
+ClientSession::~ClientSession() {
+  stats().clients[static_cast<int>(state_)].fetch_sub(1, std::memory_order_relaxed);
+}
+
+// The one place a session's state changes: keeps the per-state gauges right.
+void ClientSession::set_state(ClientState s) {
+  if (s == state_) return;
+  stats().clients[static_cast<int>(state_)].fetch_sub(1, std::memory_order_relaxed);
+  stats().clients[static_cast<int>(s)].fetch_add(1, std::memory_order_relaxed);
+  state_ = s;
+}
+
+bool ClientSession::in_transaction() const {
+  if (!server_) return false;
+  // Transaction mode holds a server only inside a transaction, unless the session is pinned:
+  // then, as in session mode, it is between transactions when the server is idle.
+  if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) return true;
+  return outstanding_ > 0 || ext_pending_ || last_rfq_ != 'I' || copy_in_ || probing_;
+}
+
+void ClientSession::refresh_busy() {
+  // A read-only route's transactions only read: a flip need not wait for them (its server
+  // connection of the old epoch is closed when released), so they are not counted.
+  bool busy = (in_transaction() || acquiring_) && !read_only_route_;
+  if (busy == busy_) return;
+  busy_ = busy;
+  shard_.busy_changed(busy);
+  stats().servers_in_transaction.fetch_add(busy ? 1 : -1, std::memory_order_relaxed);
+}
+
+void ClientSession::end_with(EndStatus status) {
+  if (!ending_) ending_ = std::move(status);
+}
+
+void ClientSession::terminate(EndStatus why) {
+  end_with(std::move(why));
+  // Wakes the client read (and, through it, the rest); the FATAL is written by finish().
+  client_->cancel();
+}
+
+void ClientSession::request_shutdown() {
+  shutdown_requested_ = true;
+  if (!in_transaction() && state_ != ClientState::kLogin) terminate({EndReason::kShutdown, {}, {}});
+}
+
+void ClientSession::forward_cancel() {
+  if (!server_) return;  // nothing running: PostgreSQL would find nothing to cancel either
+  stats().cancels_total.fetch_add(1, std::memory_order_relaxed);
+  server_->cancel_sent = true;
+  log::info("cancel_forwarded",
+            {{"session", std::to_string(id_)}, {"server_id", std::to_string(server_->id)}});
+  asio::co_spawn(shard_.executor(),
+                 send_cancel(server_->endpoint, server_->pid, server_->key,
+                             settings_->config.proxy.server_connect_timeout),
+                 asio::detached);
+}
+
+awaitable<void> ClientSession::run() {
+  auto self = shared_from_this();
+  std::optional<EndStatus> end = co_await login();
+  if (!end) {
+    set_state(ClientState::kIdle);
+    end = co_await relay();
+  }
+  co_await finish(std::move(*end));
+}
+
+// A coroutine of its own so that what login needs (the deadline's timer, the startup and
+// authentication frames) is gone before the session goes idle in relay().
+awaitable<std::optional<EndStatus>> ClientSession::login() {
+  // One deadline for startup + authentication + first server parameters (slow or silent
+  // clients must not hold a connection slot: client_login_timeout).
+  StreamDeadline login_deadline(shard_.executor(), client_,
+                                settings_->config.proxy.client_login_timeout);
+  std::optional<EndStatus> end = co_await startup();
+  if (!end) end = co_await authenticate();
+  if (login_deadline.fired()) end = EndStatus{EndReason::kLoginTimeout, {}, {}};
+  co_return end;
+}
+
+awaitable<std::optional<EndStatus>> ClientSession::startup() {
+  const auto& cfg = settings_->config;
+  protocol::Limits limits = settings_->client_limits;
+  for (;;) {
+    ReadStartup r = co_await read_startup(*client_, cin_, limits);
+    if (r.ec) co_return EndStatus{EndReason::kClientClosed, {}, {}};
+    if (!r.ok())
+      co_return EndStatus{EndReason::kClientProtocol, "08P01",
+                          "invalid startup packet: " + std::string(r.error)};
+    switch (r.packet.kind) {
+      case protocol::StartupKind::kSslRequest:
+      case protocol::StartupKind::kGssEncRequest: {
+        // Bytes after the request but before the handshake were not encrypted yet could be
+        // taken as part of the TLS session (CVE-2021-23214): refuse them.
+        if (!cin_.empty())
+          co_return EndStatus{EndReason::kClientProtocol, "08P01",
+                              "received unencrypted data after SSL request"};
+        bool tls = r.packet.kind == protocol::StartupKind::kSslRequest && settings_->client_tls &&
+                   !client_->is_tls() && !client_->is_unix();
+        char answer = tls ? 'S' : 'N';
+        if (auto [ec, n] = co_await client_->write(asio::buffer(&answer, 1)); ec) {
+          co_return EndStatus{EndReason::kClientClosed, {}, {}};
+        }
+        if (tls) {
+          if (error_code ec = co_await client_->tls_accept(*settings_->client_tls); ec) {
+            stats().tls_handshake_failures_total.fetch_add(1, std::memory_order_relaxed);
+            log::info("client_tls_failed", {{"peer", client_->peer()}, {"error", ec.message()}});
+            co_return EndStatus{EndReason::kTlsFailed, {}, {}};
+          }
+          stats().client_tls_handshakes_total.fetch_add(1, std::memory_order_relaxed);
+        }
+        continue;
+      }
+      case protocol::StartupKind::kCancelRequest:
+        shard_.plane().route_cancel({r.packet.cancel_pid, r.packet.cancel_key});
+        co_return EndStatus{EndReason::kCancelRequest, {}, {}};
+      case protocol::StartupKind::kStartup:
+        break;
+    }
+    startup_ = std::move(r.packet);
+    break;
+  }
+  // A newer minor version or protocol options: answer what we speak (3.0, no options) rather
+  // than fail, as PostgreSQL does.
+  std::vector<std::string_view> unsupported;
+  for (const auto& [name, value] : startup_.params) {
+    if (name.rfind("_pq_.", 0) == 0) unsupported.push_back(name);
+  }
+  if (startup_.minor > 0 || !unsupported.empty()) {
+    std::string out;
+    protocol::append_negotiate_protocol_version(out, 0, unsupported);
+    if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
+  }
+  if (cfg.tls.client_tls == ClientTls::kRequire && !client_->is_tls() && !client_->is_unix()) {
+    co_return EndStatus{EndReason::kTlsRequired, {}, {}};
+  }
+  user_ = std::string(protocol::startup_param(startup_, "user"));
+  if (user_.empty())
+    co_return EndStatus{EndReason::kClientProtocol, "28000",
+                        "no PostgreSQL user name specified in startup packet"};
+  database_ = std::string(protocol::startup_param(startup_, "database"));
+  if (database_.empty()) database_ = user_;
+  std::string_view replication = protocol::startup_param(startup_, "replication");
+  if (!replication.empty() && replication != "false" && replication != "off" &&
+      replication != "0" && replication != "no") {
+    co_return EndStatus{EndReason::kUnsupported, "0A000",
+                        "replication connections are not supported by pgcutover-proxy"};
+  }
+  if (shard_.plane().client_count().load(std::memory_order_relaxed) > cfg.proxy.max_client_conn) {
+    co_return EndStatus{EndReason::kTooManyClients, {}, {}};
+  }
+  if (shard_.stopping())
+    co_return EndStatus{EndReason::kShutdown, "57P03", "the proxy is shutting down"};
+  co_return std::nullopt;
+}
+
+awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
+  ClientAuthResult auth = co_await authenticate_client(*client_, cin_, *settings_, user_);
+  switch (auth.outcome) {
+    case ClientAuthResult::Outcome::kOk:
+      break;
+    case ClientAuthResult::Outcome::kClosed:
+      co_return EndStatus{EndReason::kClientClosed, {}, {}};
+    case ClientAuthResult::Outcome::kFailed:
+      log::info("client_auth_failed", {{"peer", client_->peer()}, {"user", user_}});
+      co_return EndStatus{EndReason::kAuthFailed, auth.sqlstate, auth.message};
+    case ClientAuthResult::Outcome::kProtocolError:
+      co_return EndStatus{EndReason::kClientProtocol, auth.sqlstate, auth.message};
+  }
+  pool_ = &shard_.pool(database_, user_);
+  read_only_route_ = shard_.routes().for_database(database_).read_only;
+  // A new client is told the ParameterStatus set of a fresh server connection; the pool keeps
+  // it from its first connection, so only the very first login waits for a server.
+  if (!pool_->welcome()) {
+    ServerPool::Lease lease = co_await pool_->acquire();
+    if (!lease.conn)
+      co_return EndStatus{EndReason::kServerLogin, lease.error.sqlstate, lease.error.message};
+    pool_->release(std::move(lease.conn), ServerPool::Return::kReuse);
+    if (!pool_->welcome()) co_return EndStatus{EndReason::kServerLogin, {}, {}};
+  }
+  const ParamMap& welcome = *pool_->welcome();
+  startup_desired_ = startup_settings(startup_);
+  desired_ = pool_->login_settings(startup_desired_);
+  // Read only at login: an idle client keeps nothing of its startup packet.
+  startup_ = {};
+
+  cancel_key_ = shard_.plane().cancels().issue({shard_.index(), id_});
+  registered_ = true;
+  std::string out;
+  protocol::append_auth_ok(out);
+  for (const auto& [name, value] : welcome) {
+    auto it = desired().find(name);
+    protocol::append_parameter_status(out, name, it != desired().end() ? it->second : value);
+  }
+  protocol::append_backend_key_data(out, cancel_key_.pid, cancel_key_.key);
+  protocol::append_ready_for_query(out, 'I');
+  if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
+  log::debug("client_login", {{"session", std::to_string(id_)},
+                              {"user", user_},
+                              {"database", database_},
+                              {"tls", client_->is_tls() ? "on" : "off"}});
+  co_return std::nullopt;
+}
+
+const std::string& ClientSession::desired_key() {
+  if (desired_changed_) {
+    desired_->rekey();  // an own copy: edit_desired() made it
+    desired_changed_ = false;
+  }
+  return desired_->key;
+}
+
+ParamMap& ClientSession::edit_desired() {
+  if (desired_->interned || desired_.use_count() > 1) {
+    auto own = std::make_shared<DesiredSettings>(*desired_);
+    own->interned = false;
+    desired_ = std::move(own);
+  }
+  desired_changed_ = true;
+  return desired_->params;
+}
+
+void ClientSession::set_desired(const std::string& name, const std::string& value) {
+  if (auto it = desired().find(name); it != desired().end() && it->second == value) return;
+  edit_desired()[name] = value;
+}
+
+awaitable<bool> ClientSession::write_client(const std::string& bytes) {
+  auto [ec, n] = co_await client_->write(asio::buffer(bytes));
+  if (ec) co_return false;
+  stats().client_bytes_sent.fetch_add(n, std::memory_order_relaxed);
+  co_return true;
+}
+
+// Arms client_idle_timeout; called whenever the client becomes idle between transactions
+// (before a read, and when its server connection is released while that read is pending).
+void ClientSession::arm_idle_timer() {
+  const auto idle = settings_->config.proxy.client_idle_timeout;
+  if (idle.count() <= 0) return;
+  idle_timer_.get(shard_.executor()).expires_after(idle);
+  std::weak_ptr<ClientSession> weak = weak_from_this();
+  idle_timer_.get(shard_.executor()).async_wait([weak](error_code ec) {
+    if (ec) return;
+    // A transaction may have started since the timer was armed: only an idle client ends.
+    if (auto s = weak.lock(); s && !s->in_transaction())
+      s->terminate({EndReason::kIdleTimeout, {}, {}});
+  });
+}
+
+void ClientSession::account_client_message(char type) {
+  switch (type) {
+    case fe::kQuery:
+    case fe::kFunctionCall:
+      ++outstanding_;
+      stats().queries_total.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case fe::kSync:
+      // The server ignores Sync during COPY FROM STDIN (protocol docs, "COPY Operations"):
+      // no ReadyForQuery will answer it.
+      if (!copy_in_) {
+        ++outstanding_;
+        ext_pending_ = false;
+        stats().queries_total.fetch_add(1, std::memory_order_relaxed);
+      }
+      break;
+    case fe::kCopyDone:
+    case fe::kCopyFail:
+      // A client may stream the whole COPY right behind its Query (asyncpg does), before the
+      // proxy has read the CopyInResponse: that copy is already over when the response comes.
+      if (copy_in_) {
+        copy_in_ = false;
+      } else {
+        ++copies_ended_early_;
+      }
+      break;
+    default:
+      if (is_extended(type)) ext_pending_ = true;
+      break;
+  }
+}
+
+awaitable<EndStatus> ClientSession::relay() {
+  const std::size_t max_message =
+      static_cast<std::size_t>(settings_->config.proxy.max_message_size);
+  const bool idle_timeout = settings_->config.proxy.client_idle_timeout.count() > 0;
+  bool need_bytes = false;
+  for (;;) {
+    if (need_bytes) {
+      // Read the client (here, not in a coroutine of its own: an idle client waits in this
+      // frame, and 10,000 idle clients pay for every frame; docs/benchmarks.md).
+      need_bytes = false;
+      if (idle_timeout && !in_transaction()) arm_idle_timer();
+      if (cin_.empty() && !in_transaction()) {
+        // Between transactions a client may stay idle for hours: it holds no read buffer then.
+        // Wait for bytes first, then take a buffer to read them into.
+        cin_.release();
+        if (!client_->readable_now()) {
+          auto [wait_ec] = co_await client_->wait_read();
+          if (wait_ec) end_with({EndReason::kClientClosed, {}, {}});
+        }
+      }
+      if (!ending_) {
+        std::size_t room = 0;
+        std::uint8_t* p = cin_.prepare(4096, room);
+        auto [ec, n] = co_await client_->read_some(asio::buffer(p, room));
+        if (ec) end_with({EndReason::kClientClosed, {}, {}});
+        if (!ending_) {
+          cin_.commit(n);
+          stats().client_bytes_received.fetch_add(n, std::memory_order_relaxed);
+        }
+      }
+      if (idle_timeout) idle_timer_.cancel();
+    }
+    if (ending_) co_return *ending_;
+    MessageHeader h;
+    if (!read_header(cin_.readable(), h)) {
+      need_bytes = true;
+      continue;
+    }
+    if (h.length < 4)
+      co_return EndStatus{EndReason::kClientProtocol, "08P01", "invalid message length"};
+    if (h.length - 4 > max_message) {
+      co_return EndStatus{
+          EndReason::kMessageTooLarge, "08P01",
+          "message of " + std::to_string(h.length - 4) + " bytes exceeds max_message_size"};
+    }
+    if (cin_.size() < h.total()) {
+      need_bytes = true;
+      continue;
+    }
+    if (h.type == fe::kTerminate) co_return EndStatus{EndReason::kClientTerminate, {}, {}};
+
+    if (skip_until_sync_) {
+      // After an error the proxy reported itself (no server connection), the rest of the
+      // client's extended-protocol batch is discarded up to Sync, as the server would.
+      cin_.consume(h.total());
+      if (h.type == fe::kSync) {
+        skip_until_sync_ = false;
+        std::string out;
+        protocol::append_ready_for_query(out, 'I');
+        if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
+      }
+      continue;
+    }
+
+    if (!in_transaction()) {
+      // Transaction boundary: the cutover gate, shutdown, and (transaction mode) a server.
+      if (shutdown_requested_) co_return EndStatus{EndReason::kShutdown, {}, {}};
+      // Read-only routes pass a closed gate: reads go on from the old side's replica until the
+      // flip, then from the new side's (no write can be lost or reordered by a replica read).
+      if (!shard_.gate().is_open() && !read_only_route_) {
+        set_state(ClientState::kHeld);
+        co_await shard_.gate().pass();
+        set_state(server_ ? ClientState::kActive : ClientState::kIdle);
+        if (ending_) co_return *ending_;
+      }
+      // A new transaction starts: the pause's snapshot is history.
+      if (cutover_snapshot_.valid) cutover_snapshot_ = {};
+      if (server_ && server_->epoch != shard_.epoch()) {
+        // Session mode (or a pinned session) after a retarget: move to the new backend
+        // between transactions, taking settings and prepared statements along.
+        if (auto end = co_await move_to_current_backend()) co_return *end;
+      }
+      if (!server_ && track_prepared_) {
+        // Parse/Close/Sync only: answered here, no server connection needed (see
+        // answer_without_server in proxy/prepared_statements.h).
+        if (auto local =
+                answer_without_server(cin_.readable(), statements_, settings_->client_limits)) {
+          cin_.consume(local->consumed);
+          stats().queries_total.fetch_add(1, std::memory_order_relaxed);
+          if (!co_await write_client(local->reply))
+            co_return EndStatus{EndReason::kClientClosed, {}, {}};
+          continue;
+        }
+      }
+      if (!server_) {
+        // From the open gate on, this transaction is in flight: a pause that begins while it
+        // waits for a server connection must wait for it too, or it would run after the
+        // drain, behind the controller's catch-up point (tests/integration/test_ledger_flips.py).
+        acquiring_ = true;
+        refresh_busy();
+        auto failed = co_await attach();
+        acquiring_ = false;
+        refresh_busy();
+        if (failed) {
+          if (failed->reason != EndReason::kServerLogin) co_return *failed;
+          // No server connection (wait timeout, backend down): the client gets an ERROR and
+          // can go on, as after any failed query.
+          std::string out;
+          protocol::append_error_response(out, {.severity = "ERROR",
+                                                .sqlstate = failed->sqlstate,
+                                                .message = failed->message,
+                                                .detail = {},
+                                                .hint = {}});
+          stats().count_error(failed->sqlstate);
+          if (h.type == fe::kQuery || h.type == fe::kFunctionCall) {
+            cin_.consume(h.total());
+            protocol::append_ready_for_query(out, 'I');
+          } else {
+            skip_until_sync_ = true;
+          }
+          if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
+          continue;
+        }
+        // attach() may still have waited across a flip (a drain that timed out and went on
+        // without it): a connect begun before the flip reaches the old backend. The
+        // transaction has not started: back to the gate, then a server of the new epoch.
+        if (server_->epoch != shard_.epoch()) {
+          server_->stream->cancel();
+          detach(false);
+          refresh_busy();
+          continue;
+        }
+      }
+    }
+
+    if (probing_) {
+      // The server reader is asking the server about the session on this connection: the
+      // client's next message waits for it, then the boundary is looked at again.
+      probe_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+      co_await probe_done_.get(shard_.executor()).async_wait(use_nothrow);
+      continue;
+    }
+
+    // Forward every complete message buffered (pipelines go in one write), stopping before
+    // a Terminate so that it is handled above.
+    // Messages the prepared-statement tracking rewrites are copied into to_server_; the
+    // rest of the batch is forwarded as it came (zero-copy when nothing was rewritten).
+    protocol::Bytes data = cin_.readable();
+    std::size_t n = 0;
+    std::size_t seg = 0;  // start of the bytes not yet copied to to_server_
+    bool rewritten = false;
+    std::string replacement;
+    to_server_.clear();
+    while (true) {
+      MessageHeader m;
+      if (!read_header(data.subspan(n), m)) break;
+      if (m.length < 4 || m.length - 4 > max_message || data.size() - n < m.total()) break;
+      if (m.type == fe::kTerminate) break;
+      account_client_message(m.type);
+      note_client_sql(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4));
+      if (tracking()) {
+        replacement.clear();
+        if (track_client_message(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4),
+                                 replacement)) {
+          to_server_.append(reinterpret_cast<const char*>(data.data()) + seg, n - seg);
+          to_server_ += replacement;
+          seg = n + m.total();
+          rewritten = true;
+        }
+      }
+      n += m.total();
+    }
+    protocol::Bytes out = data.subspan(0, n);
+    if (rewritten) {
+      to_server_.append(reinterpret_cast<const char*>(data.data()) + seg, n - seg);
+      out = protocol::Bytes(reinterpret_cast<const std::uint8_t*>(to_server_.data()),
+                            to_server_.size());
+    }
+    refresh_busy();
+    if (!out.empty()) {
+      auto stream = server_->stream;  // keeps the socket alive if the server reader drops it
+      writing_to_server_ = true;
+      auto [ec, written] = co_await stream->write(asio::buffer(out.data(), out.size()));
+      writing_to_server_ = false;
+      write_done_.cancel();
+      if (ec) {
+        end_with({EndReason::kServerLost, {}, {}});
+        co_return *ending_;
+      }
+      stats().server_bytes_sent.fetch_add(written, std::memory_order_relaxed);
+    }
+    cin_.consume(n);
+    cin_.shrink(16 * 1024);
+  }
+}
+
+awaitable<std::optional<EndStatus>> ClientSession::attach() {
+  set_state(ClientState::kWaiting);
+  ServerPool::Lease lease = co_await pool_->acquire();
+  if (ending_) {
+    if (lease.conn) pool_->release(std::move(lease.conn), ServerPool::Return::kReuse);
+    set_state(ClientState::kIdle);
+    co_return *ending_;
+  }
+  if (!lease.conn) {
+    set_state(ClientState::kIdle);
+    co_return EndStatus{EndReason::kServerLogin, lease.error.sqlstate, lease.error.message};
+  }
+  std::unique_ptr<ServerConnection> conn = std::move(lease.conn);
+  // Bring the server connection's settings in line with what this client believes.
+  std::vector<std::string> changed, reset;
+  std::string sql;
+  if (conn->synced_for != desired_key())
+    sql = build_sync_query(desired(), conn->params, changed, reset);
+  if (!sql.empty()) {
+    stats().param_syncs_total.fetch_add(1, std::memory_order_relaxed);
+    InternalQueryResult r = co_await run_internal_query(*conn, sql, settings_->server_limits);
+    if (!r.ok) {
+      bool usable = r.connection_usable;
+      pool_->release(std::move(conn),
+                     usable ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
+      set_state(ClientState::kIdle);
+      if (usable) {
+        // The server refused a value the client asked for (e.g. a bad TimeZone in the
+        // startup packet): PostgreSQL would have refused the connection.
+        co_return EndStatus{EndReason::kParamSync, r.error.sqlstate, r.error.message};
+      }
+      co_return EndStatus{EndReason::kServerLogin, "08006",
+                          "server connection lost while preparing it"};
+    }
+    for (const std::string& name : changed) {
+      if (auto it = conn->params.reported.find(name); it != conn->params.reported.end()) {
+        set_desired(name, it->second);  // the server's normal form ("ISO" -> "ISO, MDY")
+      } else if (auto d = desired().find(name); d != desired().end()) {
+        conn->params.set_unreported[name] = d->second;
+      }
+    }
+    for (const std::string& name : reset) conn->params.set_unreported.erase(name);
+  }
+  conn->synced_for = desired_key();
+  if (bool want = shard_.plane().read_only() || read_only_route_; conn->read_only != want) {
+    // Read-only mode: every new transaction on this connection is read-only; the server
+    // itself answers writes with 25006, so no statement has to be parsed here.
+    InternalQueryResult r = co_await run_internal_query(
+        *conn,
+        want ? "SET default_transaction_read_only = on" : "SET default_transaction_read_only = off",
+        settings_->server_limits);
+    if (!r.ok) {
+      pool_->release(std::move(conn), ServerPool::Return::kClose);
+      set_state(ClientState::kIdle);
+      co_return EndStatus{EndReason::kServerLogin, "08006",
+                          "server connection lost while preparing it"};
+    }
+    conn->read_only = want;
+  }
+  if (!replay_.empty()) {
+    // A move: recreate the prepared statements the session had on the old backend.
+    int failed =
+        co_await run_internal_batch(*conn, replay_, replay_ready_, settings_->server_limits);
+    if (failed < 0) {
+      pool_->release(std::move(conn), ServerPool::Return::kClose);
+      set_state(ClientState::kIdle);
+      co_return EndStatus{EndReason::kServerLogin, "08006",
+                          "server connection lost while preparing it"};
+    }
+    log::info("session_moved", {{"session", std::to_string(id_)},
+                                {"statements", std::to_string(replay_ready_)},
+                                {"failed", std::to_string(failed)}});
+    replay_.clear();
+    replay_ready_ = 0;
+  }
+  if (ending_) {
+    pool_->release(std::move(conn), ServerPool::Return::kReuse);
+    set_state(ClientState::kIdle);
+    co_return *ending_;
+  }
+  server_ = std::move(conn);
+  pending_.clear();
+  server_skipping_ = false;
+  portals_possible_ = false;
+  outstanding_ = 0;
+  ext_pending_ = false;
+  copy_in_ = false;
+  copies_ended_early_ = 0;
+  last_rfq_ = 'I';
+  set_state(ClientState::kActive);
+  ++readers_;
+  asio::co_spawn(shard_.executor(), server_reader(shared_from_this(), server_.get()),
+                 asio::detached);
+  co_return std::nullopt;
+}
+
+// ---- named prepared statements in transaction mode (proxy/prepared_statements.h) ----
+//
+// Called for each complete client message about to be forwarded while a server connection is
+// assigned. Records what the server will answer in pending_; returns true when the message
+// was replaced by `out` (which may be empty: the proxy answers it itself), false when it goes
+// to the server as it came.
+bool ClientSession::track_client_message(char type, protocol::Bytes body, std::string& out) {
+  using Kind = PendingResponse::Kind;
+  if (server_skipping_) {
+    // After an ErrorResponse the server discards every message until Sync and answers none
+    // (protocol docs, "Extended Query"): nothing to record or make up, as PostgreSQL would.
+    if (type == fe::kSync) {
+      server_skipping_ = false;
+      pending_.push_back({Kind::kSync, false, {}, {}});
+    }
+    return false;
+  }
+  switch (type) {
+    case fe::kQuery: {
+      // A simple Query drops the unnamed statement (protocol docs, "Extended Query").
+      unnamed_.reset();
+      server_->unnamed_tag = 0;
+      auto q = protocol::parse_query(body);
+      auto name = q ? sql_deallocate_target(q->sql) : std::nullopt;
+      if (name && statements_.count(*name) != 0) {
+        // The server never had the client's name (it has the shared pgc_ one, maybe used by
+        // other clients): an empty query stands in, answered as DEALLOCATE (route_response).
+        protocol::append_query(out, "");
+        PendingResponse r{Kind::kSimple, false, {}, {}};
+        r.dealloc_name = *name;
+        pending_.push_back(std::move(r));
+        return true;
+      }
+      pending_.push_back({Kind::kSimple, false, {}, {}});
+      return false;
+    }
+    case fe::kFunctionCall:
+      pending_.push_back({Kind::kSimple, false, {}, {}});
+      return false;
+    case fe::kSync:
+      pending_.push_back({Kind::kSync, false, {}, {}});
+      return false;
+    case fe::kExecute: {
+      PendingResponse r{Kind::kExecute, false, {}, {}};
+      auto e = protocol::parse_execute(body);
+      if (e && e->portal.empty()) r.dealloc_name = portal_dealloc_;
+      pending_.push_back(std::move(r));
+      return false;
+    }
+    case fe::kParse: {
+      auto p = protocol::parse_parse(body);
+      if (!p || p->name.empty()) {  // the unnamed statement (or bytes the server will refuse)
+        unnamed_dealloc_.clear();
+        unnamed_.reset();
+        server_->unnamed_tag = 0;
+        auto name = p ? sql_deallocate_target(p->query) : std::nullopt;
+        pending_.push_back({Kind::kParse, false, {}, {}});
+        if (name && statements_.count(*name) != 0) {
+          // SQL DEALLOCATE of a tracked statement through the extended protocol (psycopg 3):
+          // as for a simple Query, an empty statement stands in (see kQuery).
+          unnamed_dealloc_ = *name;
+          protocol::append_parse(out, "", "", 0, {});
+          return true;
+        }
+        if (p) {
+          // Remembered for a Bind or Describe in a later transaction, which may run on
+          // another server connection (asyncpg without a statement cache: Parse + Describe +
+          // Sync, then Bind + Execute + Sync).
+          unnamed_ = StatementDef{{},
+                                  std::string(p->query),
+                                  p->param_count,
+                                  std::string(reinterpret_cast<const char*>(p->param_types.data()),
+                                              p->param_types.size())};
+          unnamed_tag_ = next_unnamed_tag();
+          server_->unnamed_tag = unnamed_tag_;
+        }
+        return false;
+      }
+      std::string types(reinterpret_cast<const char*>(p->param_types.data()),
+                        p->param_types.size());
+      StatementDef def{server_statement_name(p->query, types), std::string(p->query),
+                       p->param_count, std::move(types)};
+      // A Parse of a name the client already uses would fail with 42P05 on PostgreSQL; the
+      // proxy lets the new definition replace the old one (drivers Close before re-Parse).
+      std::string client_name(p->name);
+      const StatementDef& d = statements_[client_name] = std::move(def);
+      if (server_->prepared.touch(d.server_name)) {
+        stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
+        pending_.push_back({Kind::kSynthParse, false, d.server_name, client_name});
+        return true;
+      }
+      stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
+      evict_for_one(out);
+      protocol::append_parse(
+          out, d.server_name, d.query, d.param_count,
+          protocol::Bytes(reinterpret_cast<const std::uint8_t*>(d.param_types.data()),
+                          d.param_types.size()));
+      server_->prepared.insert(d.server_name);  // now, so later messages of the batch see it
+      pending_.push_back({Kind::kParse, false, d.server_name, client_name});
+      return true;
+    }
+    case fe::kBind: {
+      auto b = protocol::parse_bind(body);
+      // From here a portal may exist until the transaction ends: evictions wait for the next
+      // transaction, so no statement is closed under a portal bound from it.
+      portals_possible_ = true;
+      if (b && b->portal.empty()) portal_dealloc_ = b->statement.empty() ? unnamed_dealloc_ : "";
+      if (b && b->statement.empty() && ensure_unnamed(out)) {
+        protocol::append_bind(out, b->portal, "", b->rest);
+        pending_.push_back({Kind::kBind, false, {}, {}});
+        return true;
+      }
+      auto it = b ? statements_.find(std::string(b->statement)) : statements_.end();
+      if (!b || b->statement.empty() || it == statements_.end()) {
+        // Unnamed or unknown: the server answers (an unknown name gets PostgreSQL's 26000).
+        pending_.push_back({Kind::kBind, false, {}, {}});
+        return false;
+      }
+      ensure_prepared(it->second, out);
+      protocol::append_bind(out, b->portal, it->second.server_name, b->rest);
+      pending_.push_back({Kind::kBind, false, {}, {}});
+      return true;
+    }
+    case fe::kDescribe: {
+      auto d = protocol::parse_describe(body);
+      if (d && d->kind == 'S' && d->name.empty() && ensure_unnamed(out)) {
+        protocol::append_describe(out, 'S', "");
+        pending_.push_back({Kind::kDescribe, false, {}, {}});
+        return true;
+      }
+      auto it = d && d->kind == 'S' ? statements_.find(std::string(d->name)) : statements_.end();
+      if (!d || d->kind != 'S' || d->name.empty() || it == statements_.end()) {
+        pending_.push_back({Kind::kDescribe, false, {}, {}});
+        return false;
+      }
+      ensure_prepared(it->second, out);
+      protocol::append_describe(out, 'S', it->second.server_name);
+      pending_.push_back({Kind::kDescribe, false, {}, {}});
+      return true;
+    }
+    case fe::kClose: {
+      auto c = protocol::parse_close(body);
+      if (!c || c->kind != 'S' || c->name.empty()) {
+        pending_.push_back({Kind::kClose, false, {}, {}});
+        return false;
+      }
+      // The server statement may be shared with other clients and stays in the LRU; the
+      // client's name is gone. Closing an unknown name is no error either (protocol docs,
+      // "Close").
+      statements_.erase(std::string(c->name));
+      pending_.push_back({Kind::kSynthClose, false, {}, {}});
+      return true;
+    }
+    case fe::kFlush:
+      if (!pending_.empty() && pending_.back().synthetic()) {
+        // The client waits for an answer the proxy makes up, but no server message is behind
+        // it to carry it out. Close of a portal that does not exist is no error and answers
+        // CloseComplete (protocol docs, "Close"): that answer, swallowed, emits it.
+        protocol::append_close(out, 'P', kAnchorPortal);
+        pending_.push_back({Kind::kClose, true, {}, {}});
+        protocol::append_flush(out);
+        return true;
+      }
+      return false;
+    default:
+      return false;
+  }
+}
+
+// The client binds or describes its unnamed statement: when the server connection's unnamed
+// statement is not the one this client last parsed (another server connection ran that Parse,
+// or another client's Parse replaced it), parse it again first. False: nothing to do.
+bool ClientSession::ensure_unnamed(std::string& out) {
+  if (!unnamed_ || server_->unnamed_tag == unnamed_tag_) return false;
+  protocol::append_parse(
+      out, "", unnamed_->query, unnamed_->param_count,
+      protocol::Bytes(reinterpret_cast<const std::uint8_t*>(unnamed_->param_types.data()),
+                      unnamed_->param_types.size()));
+  server_->unnamed_tag = unnamed_tag_;
+  pending_.push_back({PendingResponse::Kind::kParse, true, {}, {}});
+  return true;
+}
+
+// The client refers to one of its statements: make sure the server connection has it.
+void ClientSession::ensure_prepared(const StatementDef& def, std::string& out) {
+  if (server_->prepared.touch(def.server_name)) {
+    stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
+  evict_for_one(out);
+  protocol::append_parse(
+      out, def.server_name, def.query, def.param_count,
+      protocol::Bytes(reinterpret_cast<const std::uint8_t*>(def.param_types.data()),
+                      def.param_types.size()));
+  server_->prepared.insert(def.server_name);
+  pending_.push_back({PendingResponse::Kind::kParse, true, def.server_name, {}});
+}
+
+// Makes room for one more statement on the server connection (max_prepared_statements).
+void ClientSession::evict_for_one(std::string& out) {
+  // Once a portal may exist the cache may grow past the cap until the transaction ends.
+  if (portals_possible_) return;
+  const auto cap = static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements);
+  while (server_->prepared.size() >= cap && server_->prepared.size() > 0) {
+    std::string victim = server_->prepared.oldest();
+    server_->prepared.erase(victim);
+    protocol::append_close(out, 'S', victim);
+    pending_.push_back({PendingResponse::Kind::kClose, true, victim, {}});
+  }
+}
+
+// An ErrorResponse answered the message at the head of pending_ (see the free function).
+void ClientSession::fail_pending_to_sync() {
+  if (proxy::fail_pending_to_sync(pending_, server_->prepared, statements_)) {
+    server_skipping_ = true;  // the client has not sent its Sync yet
+  }
+}
+
+// Decides, for each server message in order, whether the client sees it (false) or the proxy
+// swallows it (true), and keeps pending_ in step. `body` is set for inspected messages.
+bool ClientSession::route_response(char type, protocol::Bytes body) {
+  using Kind = PendingResponse::Kind;
+  if (type == be::kCommandComplete) {
+    // DISCARD ALL and DEALLOCATE ALL drop every statement of the server session (the
+    // proxy's shared ones too) and, as far as the client knows, all of its own.
+    auto c = protocol::parse_command_complete(body);
+    if (c && (c->tag == "DISCARD ALL" || c->tag == "DEALLOCATE ALL")) {
+      server_->prepared.clear();
+      statements_.clear();
+    }
+  }
+  if (pending_.empty()) return false;  // asynchronous messages
+  PendingResponse& head = pending_.front();
+  auto pop_if = [&](bool match) {
+    if (!match) {
+      log::error("bug_prepared_response_order",
+                 {{"session", std::to_string(id_)}, {"type", std::string(1, type)}});
+      return false;
+    }
+    bool swallow = head.swallow;
+    pending_.pop_front();
+    return swallow;
+  };
+  switch (type) {
+    case be::kNoticeResponse:
+    case be::kParameterStatus:
+    case be::kNotificationResponse:
+    case be::kParameterDescription:
+      return false;
+    case be::kErrorResponse:
+      // Inside a simple Query or at Sync (a COMMIT failing) the error does not start a skip.
+      if (head.kind != Kind::kSimple && head.kind != Kind::kSync) fail_pending_to_sync();
+      return false;
+    case be::kReadyForQuery:
+      if (head.kind == Kind::kSimple || head.kind == Kind::kSync) {
+        pending_.pop_front();
+      } else {
+        log::error("bug_prepared_response_order",
+                   {{"session", std::to_string(id_)}, {"type", "Z"}});
+        pending_.clear();
+      }
+      return false;
+    case be::kParseComplete:
+      return pop_if(head.kind == Kind::kParse);
+    case be::kCloseComplete:
+      return pop_if(head.kind == Kind::kClose);
+    case be::kBindComplete:
+      return pop_if(head.kind == Kind::kBind);
+    case be::kRowDescription:
+    case be::kNoData:
+      if (head.kind == Kind::kDescribe) pending_.pop_front();
+      return false;
+    case be::kEmptyQueryResponse:
+      if (!head.dealloc_name.empty() &&
+          (head.kind == Kind::kExecute || head.kind == Kind::kSimple)) {
+        // The stand-in for a SQL DEALLOCATE of a tracked statement (track_client_message).
+        PendingResponse answer{Kind::kSynthMessage, false, {}, {}};
+        if (head.kind == Kind::kSimple && last_rfq_ == 'E') {
+          protocol::append_error_response(
+              answer.message,
+              {.severity = "ERROR",
+               .sqlstate = "25P02",
+               .message = "current transaction is aborted, commands ignored until end of "
+                          "transaction block",
+               .detail = {},
+               .hint = {}});
+        } else {
+          statements_.erase(head.dealloc_name);
+          protocol::append_command_complete(answer.message, "DEALLOCATE");
+        }
+        if (head.kind == Kind::kExecute) pending_.pop_front();
+        pending_.push_front(std::move(answer));
+        return true;
+      }
+      if (head.kind == Kind::kExecute) pending_.pop_front();
+      return false;
+    case be::kCommandComplete:
+    case be::kPortalSuspended:
+      if (head.kind == Kind::kExecute) pending_.pop_front();
+      return false;
+    default:
+      return false;
+  }
+}
+
+// Sends the answers the proxy makes up once every answer ahead of them has gone out.
+void ClientSession::emit_synthetic(std::string& out) {
+  while (!pending_.empty() && pending_.front().synthetic()) {
+    if (pending_.front().kind == PendingResponse::Kind::kSynthParse) {
+      protocol::append_parse_complete(out);
+    } else if (pending_.front().kind == PendingResponse::Kind::kSynthMessage) {
+      out += pending_.front().message;
+    } else {
+      protocol::append_close_complete(out);
+    }
+    pending_.pop_front();
+  }
+}
+
+void ClientSession::on_server_message(char type, protocol::Bytes body, bool& release_point) {
+  switch (type) {
+    case be::kReadyForQuery: {
+      auto z = protocol::parse_ready_for_query(body);
+      char status = z ? z->status : 'E';
+      if (outstanding_ > 0) {
+        --outstanding_;
+      } else {
+        log::warn("unexpected_ready_for_query", {{"session", std::to_string(id_)}});
+      }
+      bool was_busy = last_rfq_ != 'I';
+      last_rfq_ = status;
+      // Everything sent has been answered: a COPY that failed to start (no CopyInResponse)
+      // is over too.
+      if (outstanding_ == 0) copies_ended_early_ = 0;
+      if (status == 'I' && outstanding_ == 0 && !ext_pending_) {
+        release_point = true;
+        if (was_busy || settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
+          stats().transactions_total.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      break;
+    }
+    case be::kParameterStatus: {
+      // The client's own SET changed a reported setting: it now believes that value, and so
+      // must every server connection it gets from now on.
+      if (auto p = protocol::parse_parameter_status(body)) {
+        std::string name(p->name);
+        server_->params.reported[name] = std::string(p->value);
+        server_->synced_for.clear();
+        if (is_tracked_reported(name)) set_desired(name, std::string(p->value));
+      }
+      break;
+    }
+    case be::kErrorResponse: {
+      auto e = protocol::parse_error_notice(body);
+      stats().count_error(e ? e->sqlstate : std::string_view{});
+      if (track_prepared_ && e && is_stale_plan_error(*e)) {
+        // A shared statement's result columns changed under it (DDL). A driver's own cure,
+        // Close + Parse, does not reach the shared server statement: this server connection
+        // is closed instead of pooled, and its statements are prepared afresh elsewhere.
+        server_->statements_stale = true;
+      }
+      break;
+    }
+    case be::kCopyInResponse:
+      if (copies_ended_early_ > 0) {
+        --copies_ended_early_;
+      } else {
+        copy_in_ = true;
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self,
+                                             ServerConnection* conn) {
+  std::shared_ptr<Stream> server = conn->stream;
+  std::shared_ptr<Stream> client = client_;
+  const std::size_t max_message = settings_->server_limits.max_message;
+  std::size_t passthrough = 0;  // bytes of a streamed message still to forward (or drop)
+  bool drop_passthrough = false;
+  bool mine = true;
+  while (mine) {
+    protocol::Bytes data = conn->in.readable();
+    std::size_t pos = 0;
+    bool release_point = false;
+    bool broken = false;
+    // Server output goes to the client as it came unless the prepared-statement tracking
+    // swallows or adds a message; then it is assembled in to_client_ (seg: first byte not yet
+    // copied there).
+    std::string& out = to_client_;
+    out.clear();
+    std::size_t seg = 0;
+    auto cut = [&](std::size_t at) {
+      out.append(reinterpret_cast<const char*>(data.data()) + seg, at - seg);
+      seg = at;
+    };
+    auto synthetic_at_head = [&] {
+      return tracking() && !pending_.empty() && pending_.front().synthetic();
+    };
+    while (pos < data.size()) {
+      if (passthrough > 0) {
+        std::size_t k = std::min(passthrough, data.size() - pos);
+        if (drop_passthrough) cut(pos);
+        pos += k;
+        if (drop_passthrough) seg = pos;
+        passthrough -= k;
+        continue;
+      }
+      MessageHeader h;
+      if (!read_header(data.subspan(pos), h)) break;
+      if (h.length < 4 || h.length - 4 > max_message) {
+        broken = true;
+        break;
+      }
+      bool whole = data.size() - pos >= h.total();
+      if (inspected(h.type) && !whole) break;
+      protocol::Bytes body =
+          whole ? data.subspan(pos + protocol::kHeaderSize, h.length - 4) : protocol::Bytes{};
+      bool swallow = false;
+      if (tracking()) {
+        if (synthetic_at_head()) {
+          cut(pos);
+          emit_synthetic(out);
+        }
+        swallow = route_response(h.type, body);
+      }
+      if (inspected(h.type)) on_server_message(h.type, body, release_point);
+      if (!swallow && h.type == be::kErrorResponse && outstanding_ == 0 && !ext_pending_ &&
+          cutover_snapshot_.valid && !shard_.gate().is_open()) {
+        // An idle server connection ended while paused (the fence's FATAL 57P01): not the
+        // client's end, it moves with its snapshot (lost_while_paused).
+        swallow = true;
+        cut(pos);
+      }
+      if (!swallow && h.type == be::kErrorResponse && (read_only_route_ || conn->read_only)) {
+        // A refused write says why: the route is a replica (route_table.h) or the proxy is in
+        // read-only mode for the migration (read_only_error.h). The SQLSTATE stays 25006.
+        std::string rewritten;
+        bool replaced = read_only_route_ ? rewrite_read_only_error(body, database_, rewritten)
+                                         : rewrite_read_only_error(body, rewritten);
+        if (replaced) {
+          cut(pos);
+          out += rewritten;
+          swallow = true;  // the server's own copy is replaced
+        }
+      }
+      std::size_t k = std::min(h.total(), data.size() - pos);
+      if (swallow) cut(pos);
+      pos += k;
+      if (swallow) seg = pos;
+      passthrough = h.total() - k;
+      drop_passthrough = swallow && passthrough > 0;
+      if (passthrough == 0 && synthetic_at_head()) {
+        cut(pos);
+        emit_synthetic(out);
+      }
+    }
+    if (broken) {
+      log::error("server_protocol_error",
+                 {{"session", std::to_string(id_)}, {"server_id", std::to_string(conn->id)}});
+      end_with({EndReason::kServerLost, "08P01", "invalid message from the database server"});
+      server->close();
+      client->cancel();
+      break;
+    }
+    refresh_busy();
+    if (pos > 0) {
+      protocol::Bytes send = data.subspan(0, pos);
+      if (seg > 0 || !out.empty()) {
+        cut(pos);
+        send = protocol::Bytes(reinterpret_cast<const std::uint8_t*>(out.data()), out.size());
+      }
+      if (!send.empty()) {
+        auto [ec, n] = co_await client->write(asio::buffer(send.data(), send.size()));
+        if (ec) {
+          end_with({EndReason::kClientClosed, {}, {}});
+          client->cancel();
+          break;
+        }
+        stats().client_bytes_sent.fetch_add(n, std::memory_order_relaxed);
+      }
+      stats().server_bytes_received.fetch_add(pos, std::memory_order_relaxed);
+      conn->in.consume(pos);
+    }
+    if (server_.get() != conn || ending_) break;
+    bool at_release =
+        release_point && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && passthrough == 0;
+    if (at_release && writing_to_server_) {
+      // The server answered before the relay saw its write complete. Reading the server now
+      // would wait for nothing while the client, already answered, may wait for another
+      // connection (pgbench -M prepared: one thread blocks in PQprepare for one client while
+      // another of its clients holds this one). Wait for the write, then decide again.
+      write_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+      co_await write_done_.get(shard_.executor()).async_wait(use_nothrow);
+      if (server_.get() != conn || ending_) break;
+      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+    }
+    bool probed = false;
+    if (at_release && state_effects_ != 0) {
+      // The transaction may have left session state behind: ask the server before this
+      // connection can go to another client (or be counted as movable).
+      probed = true;
+      if (!co_await probe_state(conn)) {
+        end_with({EndReason::kServerLost, {}, {}});
+        client->cancel();
+        break;
+      }
+      if (server_.get() != conn || ending_) break;
+      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+    }
+    if (at_release) {
+      if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) {
+        detach(conn->in.empty());
+        refresh_busy();
+        arm_idle_timer();
+        if (shutdown_requested_) terminate({EndReason::kShutdown, {}, {}});
+        break;
+      }
+      if (shutdown_requested_) {
+        terminate({EndReason::kShutdown, {}, {}});
+        break;
+      }
+      arm_idle_timer();  // session mode (or pinned): idle between transactions from here
+    }
+    if (probed && !conn->in.empty()) continue;  // messages that came during the probe
+    error_code ec;
+    std::size_t n = 0;
+    if (!snapshot_wanted_) {  // (asked while this coroutine was not reading: take it now)
+      std::size_t room = 0;
+      std::uint8_t* p = conn->in.prepare(4096, room);
+      std::tie(ec, n) = co_await server->read_some(asio::buffer(p, room));
+      if (server_.get() != conn || ending_) break;  // stopped on purpose (finish/detach)
+    }
+    if (snapshot_wanted_ && (!ec || ec == asio::error::operation_aborted)) {
+      conn->in.commit(n);
+      snapshot_wanted_ = false;
+      if (!co_await snapshot_for_cutover(conn)) {
+        end_with({EndReason::kServerLost, {}, {}});
+        client->cancel();
+        break;
+      }
+      if (server_.get() != conn || ending_) break;
+      continue;
+    }
+    if (ec && cutover_snapshot_.valid && !shard_.gate().is_open() && outstanding_ == 0 &&
+        !ext_pending_ && last_rfq_ == 'I') {
+      lost_while_paused();
+      break;
+    }
+    if (ec) {
+      log::warn("server_connection_lost", {{"session", std::to_string(id_)},
+                                           {"server_id", std::to_string(conn->id)},
+                                           {"error", ec.message()}});
+      end_with({EndReason::kServerLost, {}, {}});
+      client->cancel();
+      break;
+    }
+    conn->in.commit(n);
+  }
+  if (--readers_ == 0) reader_done_.cancel();
+  co_return;
+}
+
+void ClientSession::detach(bool reuse) {
+  if (!server_) {
+    log::error("bug_detach_without_server", {{"session", std::to_string(id_)}});
+    return;
+  }
+  pool_->release(std::move(server_),
+                 reuse ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
+  server_.reset();
+  pending_.clear();
+  server_skipping_ = false;
+  portals_possible_ = false;
+  outstanding_ = 0;
+  ext_pending_ = false;
+  copy_in_ = false;
+  copies_ended_early_ = 0;
+  last_rfq_ = 'I';
+  if (state_ == ClientState::kActive) set_state(ClientState::kIdle);
+}
+
+awaitable<void> ClientSession::finish(EndStatus status) {
+  end_with(status);  // the server reader sees it and stops instead of reporting a lost server
+  set_state(ClientState::kClosing);
+  // Stop the server reader first: after this no one else writes to the client.
+  while (readers_ > 0 && probing_) {
+    // The proxy is asking the server about the session (one short query; psycopg's
+    // DEALLOCATE ALL after a ROLLBACK triggers it just before many apps disconnect): let it
+    // finish rather than close a server connection that is about to be clean and reusable.
+    probe_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+    co_await probe_done_.get(shard_.executor()).async_wait(use_nothrow);
+  }
+  bool server_closed = false;  // closed here: never back to the pool, whatever it looks like
+  if (readers_ > 0) {
+    bool clean =
+        server_ && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !copy_in_ && !probing_;
+    if (server_) {
+      if (clean) {
+        server_->stream->cancel();
+      } else {
+        server_->stream->close();
+        server_closed = true;
+      }
+    }
+    while (readers_ > 0) {
+      reader_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+      co_await reader_done_.get(shard_.executor()).async_wait(use_nothrow);
+    }
+  }
+  if (server_) {
+    bool clean = !server_closed && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' &&
+                 !copy_in_ && !probing_ && server_->in.empty() &&
+                 status.reason != EndReason::kServerLost;
+    if (clean && (settings_->config.proxy.pool_mode == PoolMode::kSession || pinned_)) {
+      // Whatever the client did to its session (SET, PREPARE, temp tables, LISTEN) must not
+      // reach the next client.
+      InternalQueryResult r =
+          co_await run_internal_query(*server_, "DISCARD ALL", settings_->server_limits);
+      clean = r.ok;
+      if (clean) {
+        server_->params.set_unreported.clear();
+        server_->read_only = false;  // DISCARD ALL reset default_transaction_read_only too
+        server_->prepared.clear();
+      }
+    }
+    // A client that vanished mid-transaction leaves the server in an unknown state: close it.
+    detach(clean);
+  }
+  set_pinned(false);
+  refresh_busy();
+  Fatal f = fatal_for(status.reason);
+  if (f.send) {
+    std::string out;
+    std::string sqlstate = status.sqlstate.empty() ? f.sqlstate : status.sqlstate;
+    std::string message = status.message.empty() ? f.message : status.message;
+    protocol::append_error_response(
+        out,
+        {.severity = "FATAL", .sqlstate = sqlstate, .message = message, .detail = {}, .hint = {}});
+    stats().count_error(sqlstate);
+    co_await write_client(out);
+  }
+  if (status.reason != EndReason::kClientTerminate && status.reason != EndReason::kCancelRequest) {
+    log::info("client_closed",
+              {{"session", std::to_string(id_)},
+               {"user", user_},
+               {"reason", reason_name(status.reason)},
+               {"sqlstate", status.sqlstate.empty() ? f.sqlstate : status.sqlstate}});
+  }
+  client_->close();
+  if (registered_) shard_.plane().cancels().remove(cancel_key_);
+  shard_.remove_session(id_);
+  shard_.plane().client_count().fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace pgcutover::proxy

@@ -1,0 +1,195 @@
+// One client connection, as one coroutine that reads top to bottom: startup (SSL/GSSENC
+// negotiation, CancelRequest, StartupMessage), authentication, then relay until the end, and
+// one cleanup (finish) that turns the end status into the FATAL the client sees and decides
+// whether the server connection may go back to the pool.
+//
+// The relay: this coroutine reads the client and forwards to the server; while a server
+// connection is assigned, a second coroutine (server_reader) reads the server and forwards to
+// the client. In transaction mode the server connection goes back to the pool at
+// ReadyForQuery 'I' when nothing is outstanding: every Query/FunctionCall/Sync forwarded expects
+// one ReadyForQuery, and Parse/Bind/Describe/Execute/Close/Flush without a Sync keep the
+// connection assigned (DESIGN-NOTES "Wire protocol").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "proxy/net/asio.h"
+#include "proxy/net/byte_buffer.h"
+#include "proxy/net/lazy_timer.h"
+#include "proxy/pool/server_connection.h"
+#include "proxy/pool/session_params.h"
+#include "proxy/session/cancel_registry.h"
+#include "proxy/session/prepared_statements.h"
+#include "proxy/session/session_state.h"
+#include "proxy/telemetry/stats.h"
+
+namespace pgcutover::proxy {
+
+class Shard;
+class ServerPool;
+struct Settings;
+
+// Why a session ended; finish() maps it to the FATAL (if any) and the server's fate.
+enum class EndReason {
+  kClientTerminate,  // Terminate message: normal
+  kClientClosed,     // EOF or read/write error on the client side
+  kClientProtocol,   // malformed bytes from the client (08P01)
+  kMessageTooLarge,  // over max_message_size (08P01)
+  kLoginTimeout,     // client_login_timeout
+  kTlsRequired,      // plaintext while client_tls = require (28000)
+  kTlsFailed,        // TLS handshake failed
+  kAuthFailed,       // 28P01
+  kTooManyClients,   // max_client_conn (53300)
+  kUnsupported,      // e.g. replication connections (0A000)
+  kServerLogin,      // could not get a first server connection at login
+  kServerLost,       // server connection died while assigned (08006)
+  kParamSync,        // the client's settings were refused by the server
+  kIdleTimeout,      // client_idle_timeout (57P05)
+  kShutdown,         // SIGTERM (57P01)
+  kCancelRequest,    // the connection was a CancelRequest: closes silently
+};
+
+struct EndStatus {
+  EndReason reason = EndReason::kClientClosed;
+  std::string sqlstate;  // overrides the default for the reason when set
+  std::string message;
+};
+
+class ClientSession : public std::enable_shared_from_this<ClientSession> {
+ public:
+  ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::uint64_t id);
+  ~ClientSession();
+
+  awaitable<void> run();
+  std::uint64_t id() const { return id_; }
+  const std::string& user() const { return user_; }
+  const std::string& database() const { return database_; }
+
+  // Shard thread only.
+  void request_shutdown();        // end at the next transaction boundary
+  void terminate(EndStatus why);  // end now
+  void forward_cancel();          // a CancelRequest with this session's key arrived
+  bool in_transaction() const;
+  // Session state that pins this client to its server connection (transaction mode) or keeps
+  // it from moving to another backend: what the server last said (proxy/session_state.h).
+  bool pinned() const { return pinned_; }
+  // "LISTEN, temp table" when the session holds state that cannot move to a new backend.
+  std::string unmovable_reasons() const;
+  // The proxy is paused and drained: record the session's state now (see
+  // TrafficControl::snapshot_sessions). No-op for sessions without an idle server connection.
+  void request_cutover_snapshot();
+  // Connected to a read-only route (a replica): its transactions never hold up a flip.
+  bool read_only_route() const { return read_only_route_; }
+
+ private:
+  awaitable<std::optional<EndStatus>> login();
+  awaitable<std::optional<EndStatus>> startup();
+  awaitable<std::optional<EndStatus>> authenticate();
+  awaitable<EndStatus> relay();
+  awaitable<void> finish(EndStatus status);
+
+  // relay helpers
+  void arm_idle_timer();
+  awaitable<std::optional<EndStatus>> attach();
+  awaitable<void> server_reader(std::shared_ptr<ClientSession> self, ServerConnection* conn);
+  void on_server_message(char type, protocol::Bytes body, bool& release_point);
+  void account_client_message(char type);
+  // Named prepared statements in transaction mode (proxy/prepared_statements.h).
+  bool tracking() const { return track_prepared_ && server_ != nullptr; }
+  bool track_client_message(char type, protocol::Bytes body, std::string& out);
+  void ensure_prepared(const StatementDef& def, std::string& out);
+  bool ensure_unnamed(std::string& out);
+  void evict_for_one(std::string& out);
+  bool route_response(char type, protocol::Bytes body);
+  void fail_pending_to_sync();
+  void emit_synthetic(std::string& out);
+  void detach(bool reuse);
+  // Session state (session_state.h): classify what the client sends, ask the server at the end
+  // of a flagged transaction, pin or unpin, and move to a retargeted backend.
+  void note_client_sql(char type, protocol::Bytes body);
+  awaitable<bool> probe_state(ServerConnection* conn);
+  void apply_snapshot(ServerConnection& conn, SessionSnapshot snap);
+  void set_pinned(bool on);
+  awaitable<std::optional<EndStatus>> move_to_current_backend();
+  awaitable<bool> snapshot_for_cutover(ServerConnection* conn);
+  // The idle server connection died while paused (a fence): move with the snapshot instead.
+  void lost_while_paused();
+  void end_with(EndStatus status);
+  awaitable<bool> write_client(const std::string& bytes);
+  void refresh_busy();
+  void set_state(ClientState s);
+
+  Shard& shard_;
+  std::shared_ptr<const Settings> settings_;  // the snapshot this session started with
+  std::shared_ptr<Stream> client_;
+  std::uint64_t id_;
+  ClientState state_ = ClientState::kLogin;
+  // Starts empty and grows on the first read (to 4 KiB for ordinary traffic): the default 16 KiB,
+  // zero-filled and so resident at once, was three quarters of an idle client's memory
+  // (10,000 idle clients: 230 MB RSS with it, 109 MB without; docs/benchmarks.md).
+  ByteBuffer cin_{0};
+  std::string user_;
+  std::string database_;
+  protocol::StartupPacket startup_;
+  CancelRegistry::Key cancel_key_{};
+  bool registered_ = false;
+  ServerPool* pool_ = nullptr;
+  bool read_only_route_ = false;  // database_ is a read-only route (a replica)
+  // What the client believes its settings are (shared with alike clients until it changes).
+  std::shared_ptr<DesiredSettings> desired_;
+  bool desired_changed_ = false;  // desired_->key is out of date
+  const ParamMap& desired() const { return desired_->params; }
+  ParamMap& edit_desired();  // an own copy first when shared
+  void set_desired(const std::string& name, const std::string& value);
+  const std::string& desired_key();
+
+  // relay state
+  std::unique_ptr<ServerConnection> server_;
+  int outstanding_ = 0;         // ReadyForQuery messages still expected
+  bool ext_pending_ = false;    // extended-protocol messages forwarded since the last Sync
+  bool copy_in_ = false;        // server sent CopyInResponse; client has not ended the copy
+  int copies_ended_early_ = 0;  // CopyDone/CopyFail relayed before their CopyInResponse
+  char last_rfq_ = 'I';
+  bool writing_to_server_ = false;
+  bool busy_ = false;
+  // Passed the gate and waiting for a server connection (attach()): in flight for the drain.
+  bool acquiring_ = false;
+  bool shutdown_requested_ = false;
+  bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
+
+  // Transaction mode, max_prepared_statements > 0: the client's named statements and what
+  // each message sent to the server will answer (kept in step by route_response()).
+  bool track_prepared_ = false;
+  ClientStatements statements_;
+  ResponseQueue pending_;
+  bool server_skipping_ = false;         // the server reported an error and ignores all until Sync
+  bool portals_possible_ = false;        // a Bind went to the server connection: no evictions now
+  std::string unnamed_dealloc_;          // the unnamed statement stands in for DEALLOCATE of this
+  std::string portal_dealloc_;           // the unnamed portal stands in for DEALLOCATE of this
+  std::optional<StatementDef> unnamed_;  // the client's unnamed statement (server_name unused)
+  std::uint64_t unnamed_tag_ = 0;        // its ServerConnection::unnamed_tag
+  std::string to_server_;                // a batch with rewritten messages
+  std::string to_client_;                // server output with swallowed or made-up messages
+  std::optional<EndStatus> ending_;
+  // Session state: effects seen since the last probe, the server's last answer, pinning.
+  unsigned state_effects_ = 0;
+  SessionSnapshot snapshot_;
+  bool pinned_ = false;
+  bool probing_ = false;      // the server reader is asking the server; the relay must not write
+  ParamMap startup_desired_;  // settings from the startup packet (what RESET goes back to)
+  std::string replay_;        // a move: prepared statements to recreate on the next server
+  int replay_ready_ = 0;      // ReadyForQuery messages replay_ produces
+  bool snapshot_wanted_ = false;      // the reader's read was cancelled to take a snapshot
+  SessionSnapshot cutover_snapshot_;  // taken while paused; cleared at the next transaction
+  int readers_ = 0;
+  LazyTimer reader_done_;
+  LazyTimer idle_timer_;
+  LazyTimer write_done_;  // cancelled when a write to the server completes
+  LazyTimer probe_done_;  // cancelled when a probe ends
+};
+
+}  // namespace pgcutover::proxy
