@@ -3,7 +3,6 @@
 #include <initializer_list>
 
 #include "common/json.h"
-#include "proxy/telemetry/metrics.h"
 
 namespace pgcutover::proxy {
 namespace {
@@ -177,8 +176,7 @@ std::string render_status(const CutoverStatus& s) {
   return w.take();
 }
 
-void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& metrics,
-                           AdminRouteOptions options) {
+void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRouteOptions options) {
   CutoverEngine* e = &engine;
   // Liveness only: answers while the admin thread runs, reveals nothing.
   server.route(
@@ -193,16 +191,17 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& 
         return HttpReply::json(ok ? 200 : 503, ok ? "{\"ready\":true}" : "{\"ready\":false}");
       },
       RouteAccess::kPublic);
-  server.route(
-      "GET", "/metrics",
-      [m = &metrics, before = options.before_metrics](const HttpRequest&) {
-        if (before) before();
-        HttpReply r;
-        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        r.body = m->render_text();
-        return r;
-      },
-      options.metrics_public ? RouteAccess::kPublic : RouteAccess::kToken);
+  if (options.metrics_text) {
+    server.route(
+        "GET", "/metrics",
+        [text = options.metrics_text](const HttpRequest&) {
+          HttpReply r;
+          r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+          r.body = text();
+          return r;
+        },
+        options.metrics_public ? RouteAccess::kPublic : RouteAccess::kToken);
+  }
   server.route("GET", "/v1/status", [e, routes = options.routes_json](const HttpRequest&) {
     std::string body = render_status(e->status());
     if (routes && !body.empty() && body.back() == '}') {

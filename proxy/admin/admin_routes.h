@@ -1,6 +1,7 @@
-// The admin API's endpoints (docs/admin-api.md), wiring AdminServer to the CutoverEngine and
-// Metrics. Request bodies are flat JSON objects; unknown keys are refused (400) so a typo
-// never silently becomes a default.
+// The admin API's endpoints (docs/admin-api.md), wiring AdminServer to the CutoverEngine; the
+// Prometheus text comes from whoever owns the metrics (AdminRouteOptions::metrics_text). Request
+// bodies are flat JSON objects; unknown keys are refused (400) so a typo never silently becomes a
+// default.
 #pragma once
 
 #include <functional>
@@ -11,21 +12,19 @@
 
 namespace pgcutover::proxy {
 
-class Metrics;
-
 struct AdminRouteOptions {
   // GET /metrics without a token (for a Prometheus that cannot send one). Default: token.
   bool metrics_public = false;
   // GET /readyz: true when the proxy is accepting clients and has a usable pool. Unset: ready
   // once the admin server runs.
   std::function<bool()> ready;
-  // Called before every /metrics rendering (copies the data plane's counters in).
-  std::function<void()> before_metrics;
+  // GET /metrics: the Prometheus text exposition. Unset: /metrics answers 404.
+  std::function<std::string()> metrics_text;
   // GET /v1/status also lists the routes (a JSON array, proxy/route_table.h) when set.
   std::function<std::string()> routes_json;
 };
 
-void register_admin_routes(AdminServer& server, CutoverEngine& engine, Metrics& metrics,
+void register_admin_routes(AdminServer& server, CutoverEngine& engine,
                            AdminRouteOptions options = {});
 
 // JSON renderings (exposed for tests and for pgcutoverctl's expectations).

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "common/log.h"
-#include "proxy/telemetry/metrics.h"
 
 namespace pgcutover::proxy {
 namespace {
@@ -149,8 +148,8 @@ class CutoverEngine::CommandSlot {
 };
 
 CutoverEngine::CutoverEngine(TrafficControl& data_plane, StateStore& store, CutoverOptions options,
-                             Metrics* metrics)
-    : dp_(data_plane), store_(store), options_(std::move(options)), metrics_(metrics) {
+                             CutoverObserver* observer)
+    : dp_(data_plane), store_(store), options_(std::move(options)), observer_(observer) {
   backend_ = options_.active_backend;
   previous_backend_ = options_.previous_backend;
   epoch_ = options_.epoch;
@@ -158,13 +157,7 @@ CutoverEngine::CutoverEngine(TrafficControl& data_plane, StateStore& store, Cuto
     // The config loader validates this; reaching here is a wiring bug, so say it loudly.
     log::error("cutover.unknown_active_backend", {{"backend", backend_}});
   }
-  if (metrics_ != nullptr) {
-    for (const auto& b : options_.backends) metrics_->add_backend(b);
-    metrics_->set_active_backend(backend_);
-    metrics_->epoch().Set(static_cast<double>(epoch_));
-    metrics_->set_cutover_state(CutoverStateLabel::kRunning);
-    metrics_->read_only().Set(0);
-  }
+  if (observer_ != nullptr) observer_->started(options_.backends, backend_, epoch_);
   dead_man_ = std::thread([this] { dead_man_loop(); });
 }
 
@@ -201,7 +194,7 @@ bool CutoverEngine::known_backend(const std::string& name) const {
 
 void CutoverEngine::set_state_locked(CutoverState s) {
   state_ = s;
-  if (metrics_ != nullptr) metrics_->set_cutover_state(static_cast<CutoverStateLabel>(s));
+  if (observer_ != nullptr) observer_->state_changed(s);
   cv_.notify_all();
 }
 
@@ -218,7 +211,7 @@ CommandResult CutoverEngine::finish(CommandResult r) {
     std::lock_guard lock(mu_);
     fill_locked(r);
   }
-  if (metrics_ != nullptr) metrics_->count_command(r.command, to_string(r.error));
+  if (observer_ != nullptr) observer_->command_finished(r.command, to_string(r.error));
   if (!r.ok()) {
     log::warn("cutover.command_failed", {{"command", r.command},
                                          {"error", std::string(to_string(r.error))},
@@ -337,7 +330,7 @@ void CutoverEngine::do_open_gate(CommandResult* r, std::string_view reason) {
     draining_.store(false);
     set_state_locked(CutoverState::kRunning);
   }
-  if (metrics_ != nullptr) metrics_->pause_duration().Observe(paused.count() / 1000.0);
+  if (observer_ != nullptr) observer_->pause_ended(paused);
   if (r != nullptr) {
     r->pause = paused;
     r->held_clients = held;
@@ -521,8 +514,7 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
       std::lock_guard lock(mu_);
       epoch_ = persisted ? rollback_epoch : new_epoch;
     }
-    if (metrics_ != nullptr)
-      metrics_->epoch().Set(static_cast<double>(persisted ? rollback_epoch : new_epoch));
+    if (observer_ != nullptr) observer_->epoch_changed(persisted ? rollback_epoch : new_epoch);
     r.error = CommandError::kRetargetFailed;
     r.message = "could not switch to " + backend + "; resumed on " + old_backend +
                 (persisted ? "" : " (WARNING: the state file still names " + backend + ")");
@@ -535,14 +527,11 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
     backend_ = backend;
     epoch_ = new_epoch;
   }
-  if (metrics_ != nullptr) {
-    metrics_->set_active_backend(backend);
-    metrics_->epoch().Set(static_cast<double>(new_epoch));
-  }
+  if (observer_ != nullptr) observer_->active_changed(backend, new_epoch);
   do_open_gate(&r, command);
   r.flip = to_ms(Clock::now() - flip_start);
   r.changed = true;
-  if (metrics_ != nullptr) metrics_->flip_duration().Observe(r.flip.count() / 1000.0);
+  if (observer_ != nullptr) observer_->flip_done(r.flip);
   log::info("cutover.flipped", {{"from", old_backend},
                                 {"to", backend},
                                 {"epoch", std::to_string(new_epoch)},
@@ -565,7 +554,7 @@ CommandResult CutoverEngine::set_read_only(bool enabled) {
     r.changed = read_only_ != enabled;
     read_only_ = enabled;
   }
-  if (metrics_ != nullptr) metrics_->read_only().Set(enabled ? 1 : 0);
+  if (observer_ != nullptr) observer_->read_only_changed(enabled);
   log::info("cutover.read_only", {{"enabled", enabled ? "true" : "false"}});
   return finish(std::move(r));
 }
@@ -642,7 +631,7 @@ void CutoverEngine::dead_man_loop() {
                 {{"reason", "paused longer than max_pause without flip or resume"},
                  {"paused_ms", ms_string(paused)},
                  {"backend", backend}});
-      if (metrics_ != nullptr) metrics_->count_command("dead_man", "ok");
+      if (observer_ != nullptr) observer_->command_finished("dead_man", "ok");
       do_open_gate(nullptr, "dead-man timer");
       lock.lock();
       command_.clear();

@@ -27,8 +27,6 @@
 
 namespace pgcutover::proxy {
 
-class Metrics;
-
 using Millis = std::chrono::milliseconds;
 
 enum class CutoverState {
@@ -37,6 +35,7 @@ enum class CutoverState {
   kPaused,    // gate closed and no server connection in a transaction
   kFlipping,  // paused, persisting and retargeting to another backend
 };
+inline constexpr std::size_t kCutoverStateCount = 4;
 std::string_view to_string(CutoverState s);
 
 // What a pause does when running transactions outlive the drain timeout (config
@@ -204,11 +203,32 @@ struct CutoverStatus {
   std::vector<std::string> backends;
 };
 
+// What the engine reports as it goes, for whoever exports it (the proxy's Prometheus metrics:
+// proxy/telemetry/cutover_metrics.h). The engine knows nothing of telemetry; every call is made
+// on a cold path (a command, a state change), never per transaction.
+class CutoverObserver {
+ public:
+  virtual ~CutoverObserver() = default;
+  // Once, at construction: the configured backends, the active one and its epoch.
+  virtual void started(const std::vector<std::string>& backends, const std::string& active,
+                       std::uint64_t epoch) = 0;
+  virtual void state_changed(CutoverState state) = 0;
+  // A flip switched to `backend` under `epoch`.
+  virtual void active_changed(const std::string& backend, std::uint64_t epoch) = 0;
+  // A failed flip rolled back: the epoch moved, the backend did not.
+  virtual void epoch_changed(std::uint64_t epoch) = 0;
+  virtual void read_only_changed(bool enabled) = 0;
+  // Every command's outcome (command name, CommandError as text, "ok" on success).
+  virtual void command_finished(std::string_view command, std::string_view outcome) = 0;
+  virtual void pause_ended(Millis gate_closed_for) = 0;
+  virtual void flip_done(Millis flip_took) = 0;
+};
+
 class CutoverEngine {
  public:
-  // `metrics` may be null. Starts the dead-man timer thread.
+  // `observer` may be null. Starts the dead-man timer thread.
   CutoverEngine(TrafficControl& data_plane, StateStore& store, CutoverOptions options,
-                Metrics* metrics = nullptr);
+                CutoverObserver* observer = nullptr);
   ~CutoverEngine();
   CutoverEngine(const CutoverEngine&) = delete;
   CutoverEngine& operator=(const CutoverEngine&) = delete;
@@ -262,7 +282,7 @@ class CutoverEngine {
   TrafficControl& dp_;
   StateStore& store_;
   const CutoverOptions options_;
-  Metrics* metrics_;
+  CutoverObserver* observer_;
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;

@@ -1,12 +1,11 @@
 #include "proxy/pool/server_pool.h"
 
 #include "common/log.h"
-#include "proxy/runtime/shard.h"
 #include "proxy/telemetry/stats.h"
 
 namespace pgcutover::proxy {
 
-ServerPool::ServerPool(Shard& shard, std::string database, std::string user)
+ServerPool::ServerPool(ShardContext& shard, std::string database, std::string user)
     : shard_(shard),
       database_(std::move(database)),
       user_(std::move(user)),

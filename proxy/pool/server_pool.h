@@ -18,14 +18,13 @@
 #include "proxy/pool/route_table.h"
 #include "proxy/pool/server_connection.h"
 #include "proxy/pool/session_params.h"
+#include "proxy/pool/shard_context.h"
 
 namespace pgcutover::proxy {
 
-class Shard;
-
 class ServerPool {
  public:
-  ServerPool(Shard& shard, std::string database, std::string user);
+  ServerPool(ShardContext& shard, std::string database, std::string user);
   ~ServerPool();
 
   struct Lease {
@@ -83,7 +82,7 @@ class ServerPool {
   void wake_one_for_slot();
   awaitable<void> open_spare();
 
-  Shard& shard_;
+  ShardContext& shard_;
   std::string database_;
   std::string user_;
   std::deque<std::unique_ptr<ServerConnection>> idle_;  // most recently used at the back

@@ -49,17 +49,16 @@ ControlPlane::ControlPlane(DataPlane& plane, const Settings& settings)
     : plane_(plane),
       metrics_(backend_names(settings)),
       exporter_(metrics_),
+      cutover_metrics_(metrics_),
       traffic_(plane),
       store_(settings.config.proxy.state_file),
-      engine_(traffic_, store_, cutover_options(settings, plane.active()), &metrics_) {
+      engine_(traffic_, store_, cutover_options(settings, plane.active()), &cutover_metrics_) {
   const AdminSettings& a = settings.config.admin;
   admin_options_.listen_addr = a.listen_addr;
   admin_options_.port = a.listen_port;
   admin_options_.token = a.token;
   admin_options_.tls_cert_file = a.tls_cert_file;
   admin_options_.tls_key_file = a.tls_key_file;
-  metrics_.set_active_backend(plane.active().backend);
-  metrics_.epoch().Set(static_cast<double>(plane.active().epoch));
 }
 
 ControlPlane::~ControlPlane() {
@@ -74,12 +73,15 @@ bool ControlPlane::start(std::string& error) {
   }
   auto admin = std::make_unique<AdminServer>(admin_options_);
   AdminRouteOptions routes;
-  routes.before_metrics = [this] { exporter_.refresh(stats(), plane_.active().backend); };
+  routes.metrics_text = [this] {
+    exporter_.refresh(stats(), plane_.active().backend);
+    return metrics_.render_text();
+  };
   routes.routes_json = [this] {
     auto table = plane_.routes();
     return table ? render_routes_json(*table, plane_.settings()->config) : std::string("[]");
   };
-  register_admin_routes(*admin, engine_, metrics_, routes);
+  register_admin_routes(*admin, engine_, routes);
   if (!admin->start(error)) return false;
   log::info("admin_listening",
             {{"addr", admin_options_.listen_addr}, {"port", std::to_string(admin->port())}});

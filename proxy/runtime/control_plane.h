@@ -9,6 +9,7 @@
 #include "proxy/admin/admin_server.h"
 #include "proxy/cutover/cutover_engine.h"
 #include "proxy/runtime/traffic_control.h"
+#include "proxy/telemetry/cutover_metrics.h"
 #include "proxy/telemetry/metrics.h"
 #include "proxy/telemetry/stats_export.h"
 
@@ -33,6 +34,7 @@ class ControlPlane {
   DataPlane& plane_;
   Metrics metrics_;
   StatsExporter exporter_;
+  CutoverMetrics cutover_metrics_;  // the engine reports here
   ShardTrafficControl traffic_;
   StateFileStore store_;
   CutoverEngine engine_;

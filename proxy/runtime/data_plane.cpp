@@ -79,11 +79,8 @@ std::string DataPlane::retarget(const std::string& backend, std::uint64_t epoch)
     std::string error;
     routes = RouteTable::build(*settings_, backend, error);
     if (!routes) return error;
-    // Persist before anyone is told: a restart must never come back on the old backend.
-    if (std::string err = write_state_file(settings_->config.proxy.state_file, {backend, epoch});
-        !err.empty()) {
-      return err;
-    }
+    // The state file already names `backend`: the cutover engine persists through its
+    // StateStore before it retargets (one writer of the file, proxy/cutover/state_file.h).
     active_ = {backend, epoch};
     routes_ = routes;
   }

@@ -37,8 +37,8 @@ class DataPlane {
   ActiveBackend active() const;
   // Every route as served now (proxy/route_table.h), for /v1/status.
   std::shared_ptr<const class RouteTable> routes() const;
-  // Persists (state file) and then switches every shard to `backend` under `epoch`.
-  // Returns "" on success or the error (unknown backend, state file write failure).
+  // Switches every shard to `backend` under `epoch` (the cutover engine has persisted both
+  // first). Returns "" on success or the error (a route without a backend on that side).
   std::string retarget(const std::string& backend, std::uint64_t epoch);
   std::shared_ptr<const Settings> settings() const;
   // Reloads the config file: on success every shard gets the new settings (existing sessions

@@ -19,34 +19,29 @@ std::atomic<std::uint64_t> next_session_id{1};
 Shard::Shard(DataPlane& plane, int index, int shard_count, std::shared_ptr<const Settings> settings,
              std::shared_ptr<const RouteTable> routes, std::uint64_t epoch)
     : plane_(plane),
-      index_(index),
-      shard_count_(shard_count),
-      settings_(std::move(settings)),
-      routes_(std::move(routes)),
-      epoch_(epoch) {}
+      context_(io_.get_executor(), index, shard_count, std::move(settings), std::move(routes),
+               epoch) {}
 
 Shard::~Shard() {
   join();
 }
 
-std::size_t Shard::pool_size() const {
-  // default_pool_size is per (database, user) for the whole proxy; each shard gets its share,
-  // the first shards one more when it does not divide, and never less than one.
-  std::size_t total = static_cast<std::size_t>(settings_->config.proxy.default_pool_size);
-  std::size_t n = static_cast<std::size_t>(shard_count_);
-  std::size_t share = total / n + (static_cast<std::size_t>(index_) < total % n ? 1 : 0);
-  return std::max<std::size_t>(share, 1);
+CancelRegistry& Shard::cancels() {
+  return plane_.cancels();
 }
-
-std::size_t Shard::min_pool_size() const {
-  std::size_t total = static_cast<std::size_t>(settings_->config.proxy.min_pool_size);
-  std::size_t n = static_cast<std::size_t>(shard_count_);
-  return std::min(total / n + (static_cast<std::size_t>(index_) < total % n ? 1 : 0), pool_size());
+void Shard::route_cancel(CancelRegistry::Key key) {
+  plane_.route_cancel(key);
+}
+std::atomic<int>& Shard::client_count() {
+  return plane_.client_count();
+}
+bool Shard::read_only() const {
+  return plane_.read_only();
 }
 
 ServerPool& Shard::pool(const std::string& database, const std::string& user) {
   auto& p = pools_[{database, user}];
-  if (!p) p = std::make_unique<ServerPool>(*this, database, user);
+  if (!p) p = std::make_unique<ServerPool>(context_, database, user);
   return *p;
 }
 
@@ -59,15 +54,14 @@ std::size_t Shard::warm_target() const {
 }
 
 void Shard::retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epoch) {
-  bool moved = epoch_ != epoch;  // a reload keeps the epoch: nothing to hand over
+  bool moved = context_.epoch() != epoch;  // a reload keeps the epoch: nothing to hand over
   // Each default-route pool's size before the switch: what it gets warm. Prewarm opens
   // connections to the side's own backend only; route pools (replicas) reconnect themselves.
   std::vector<std::size_t> had;
   for (auto& [key, pool] : pools_) {
     had.push_back(pool->on_default_route() ? std::min(pool->open_count(), pool_size()) : 0);
   }
-  routes_ = std::move(routes);
-  epoch_ = epoch;
+  context_.set_side(std::move(routes), epoch);
   for (auto& [key, pool] : pools_) pool->on_retarget();
   if (!moved) return;
   auto warm = warm_.take(endpoint()->backend.name);
@@ -75,7 +69,7 @@ void Shard::retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epo
   std::size_t i = 0;
   for (auto& [key, pool] : pools_) {
     for (std::size_t k = 0; k < had[i] && next < warm.size(); ++k) {
-      warm[next]->epoch = epoch_;
+      warm[next]->epoch = epoch;
       pool->adopt(std::move(warm[next++]));
     }
     ++i;
@@ -89,9 +83,6 @@ void Shard::retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epo
 
 void Shard::add_session(const std::shared_ptr<ClientSession>& session) {
   sessions_[session->id()] = session;
-}
-void Shard::remove_session(std::uint64_t id) {
-  sessions_.erase(id);
 }
 std::shared_ptr<ClientSession> Shard::find_session(std::uint64_t id) {
   auto it = sessions_.find(id);
@@ -117,7 +108,7 @@ void Shard::listen(const ProxySettings& cfg) {
     throw std::system_error(ec,
                             "listen on " + cfg.listen_addr + ":" + std::to_string(cfg.listen_port));
   tcp_acceptor_->listen(asio::socket_base::max_listen_connections);
-  if (index_ == 0 && !cfg.unix_socket_dir.empty()) {
+  if (index() == 0 && !cfg.unix_socket_dir.empty()) {
     // Unix sockets cannot share a path between acceptors: shard 0 takes them all.
     std::string path = cfg.unix_socket_dir + "/.s.PGSQL." + std::to_string(cfg.listen_port);
     std::filesystem::remove(path, ec);
@@ -158,13 +149,13 @@ void Shard::start_session(std::shared_ptr<Stream> stream) {
 
 template <class Acceptor>
 awaitable<void> Shard::accept_loop(Acceptor& acceptor) {
-  while (!stopping_) {
+  while (!context_.stopping()) {
     auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
-    if (stopping_) break;
+    if (context_.stopping()) break;
     if (ec) {
       if (ec == asio::error::operation_aborted) break;
       // EMFILE and friends: log, back off a little, keep serving the existing clients.
-      log::warn("accept_failed", {{"shard", std::to_string(index_)}, {"error", ec.message()}});
+      log::warn("accept_failed", {{"shard", std::to_string(index())}, {"error", ec.message()}});
       asio::steady_timer t(io_, asio::chrono::milliseconds(50));
       co_await t.async_wait(use_nothrow);
       continue;
@@ -174,10 +165,10 @@ awaitable<void> Shard::accept_loop(Acceptor& acceptor) {
 }
 
 awaitable<void> Shard::maintenance() {
-  while (!stopping_) {
+  while (!context_.stopping()) {
     maintenance_timer_->expires_after(asio::chrono::seconds(1));
     co_await maintenance_timer_->async_wait(use_nothrow);
-    if (stopping_) break;
+    if (context_.stopping()) break;
     auto now = Clock::now();
     for (auto& [key, pool] : pools_) pool->maintain(now);
     warm_.maintain(now);
@@ -185,7 +176,7 @@ awaitable<void> Shard::maintenance() {
 }
 
 void Shard::begin_shutdown() {
-  stopping_ = true;
+  context_.set_stopping();
   error_code ignored;
   if (tcp_acceptor_) tcp_acceptor_->close(ignored);
   if (unix_acceptor_) unix_acceptor_->close(ignored);

@@ -15,8 +15,10 @@
 #include "proxy/net/asio.h"
 #include "proxy/pool/route_table.h"
 #include "proxy/pool/server_pool.h"
+#include "proxy/pool/shard_context.h"
 #include "proxy/pool/warm_pool.h"
 #include "proxy/session/gate.h"
+#include "proxy/session/session_host.h"
 #include "proxy/settings/settings.h"
 
 namespace pgcutover::proxy {
@@ -24,31 +26,27 @@ namespace pgcutover::proxy {
 class ClientSession;
 class DataPlane;
 
-class Shard {
+class Shard final : public SessionHost {
  public:
   Shard(DataPlane& plane, int index, int shard_count, std::shared_ptr<const Settings> settings,
         std::shared_ptr<const RouteTable> routes, std::uint64_t epoch);
   ~Shard();
 
-  int index() const { return index_; }
-  DataPlane& plane() { return plane_; }
+  int index() const { return context_.index(); }
   asio::io_context& io() { return io_; }
-  asio::any_io_executor executor() { return io_.get_executor(); }
+  const std::shared_ptr<const BackendEndpoint>& endpoint() const { return context_.endpoint(); }
+  std::size_t pool_size() const { return context_.pool_size(); }
 
-  // ---- state read by sessions and pools (shard thread only) ----
-  const std::shared_ptr<const Settings>& settings() const { return settings_; }
-  // The default route's endpoint (the side's own backend).
-  const std::shared_ptr<const BackendEndpoint>& endpoint() const {
-    return routes_->default_route().endpoint;
-  }
-  // Every route on the current side; a pool finds its backend here (proxy/route_table.h).
-  const RouteTable& routes() const { return *routes_; }
-  std::uint64_t epoch() const { return epoch_; }
-  std::size_t pool_size() const;      // this shard's share of default_pool_size (>= 1)
-  std::size_t min_pool_size() const;  // this shard's share of min_pool_size
-  bool stopping() const { return stopping_; }
-  ServerPool& pool(const std::string& database, const std::string& user);
-  Gate& gate() { return gate_; }
+  // ---- SessionHost: what this shard hands its sessions (and, the context, its pools) ----
+  ShardContext& context() override { return context_; }
+  ServerPool& pool(const std::string& database, const std::string& user) override;
+  Gate& gate() override { return gate_; }
+  void busy_changed(bool busy) override { busy_ += busy ? 1 : -1; }
+  void session_ended(std::uint64_t id) override { sessions_.erase(id); }
+  CancelRegistry& cancels() override;
+  void route_cancel(CancelRegistry::Key key) override;
+  std::atomic<int>& client_count() override;
+  bool read_only() const override;
 
   // ---- hooks for the cutover engine (call on the shard thread, e.g. via asio::post) ----
   // Server connections assigned to a client and inside a transaction (or with a query in
@@ -58,7 +56,9 @@ class Shard {
   // are closed now, busy ones when their client releases them; new ones go to the backend
   // `routes` gives their database name (every route flips at once).
   void retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epoch);
-  void set_settings(std::shared_ptr<const Settings> settings) { settings_ = std::move(settings); }
+  void set_settings(std::shared_ptr<const Settings> settings) {
+    context_.set_settings(std::move(settings));
+  }
   // Prewarm: connections to a flip's target, handed to the pools by retarget().
   WarmPool& warm() { return warm_; }
   // How many server connections the pools of this shard have open (each at most its size):
@@ -67,7 +67,6 @@ class Shard {
 
   // ---- sessions ----
   void add_session(const std::shared_ptr<ClientSession>& session);
-  void remove_session(std::uint64_t id);
   std::shared_ptr<ClientSession> find_session(std::uint64_t id);
   // Calls f(ClientSession&) for every live session (shard thread only).
   template <class F>
@@ -75,7 +74,6 @@ class Shard {
     for (auto& [id, weak] : sessions_)
       if (auto s = weak.lock()) f(*s);
   }
-  void busy_changed(bool busy) { busy_ += busy ? 1 : -1; }
 
   // ---- lifecycle ----
   // Opens this shard's listening sockets; throws std::system_error naming the address.
@@ -96,12 +94,8 @@ class Shard {
   void start_session(std::shared_ptr<class Stream> stream);
 
   DataPlane& plane_;
-  int index_;
-  int shard_count_;
   asio::io_context io_{1};
-  std::shared_ptr<const Settings> settings_;
-  std::shared_ptr<const RouteTable> routes_;
-  std::uint64_t epoch_;
+  ShardContext context_;  // after io_: it keeps io_'s executor
   Gate gate_;
   WarmPool warm_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerPool>> pools_;
@@ -110,7 +104,6 @@ class Shard {
   std::unique_ptr<asio::local::stream_protocol::acceptor> unix_acceptor_;
   std::unique_ptr<asio::steady_timer> maintenance_timer_;
   std::thread thread_;
-  bool stopping_ = false;
   std::int64_t busy_ = 0;
 };
 

@@ -9,8 +9,6 @@
 #include "proxy/net/message_io.h"
 #include "proxy/pool/route_table.h"
 #include "proxy/pool/server_pool.h"
-#include "proxy/runtime/data_plane.h"
-#include "proxy/runtime/shard.h"
 #include "proxy/session/client_auth.h"
 #include "proxy/session/read_only_error.h"
 
@@ -139,8 +137,12 @@ bool is_extended(char type) {
 
 }  // namespace
 
-ClientSession::ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::uint64_t id)
-    : shard_(shard), settings_(shard.settings()), client_(std::move(client)), id_(id) {
+ClientSession::ClientSession(SessionHost& host, std::shared_ptr<Stream> client, std::uint64_t id)
+    : host_(host),
+      shard_(host.context()),
+      settings_(shard_.settings()),
+      client_(std::move(client)),
+      id_(id) {
   track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
                     settings_->config.proxy.max_prepared_statements > 0;
   stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
@@ -173,7 +175,7 @@ void ClientSession::refresh_busy() {
   bool busy = (in_transaction() || acquiring_) && !read_only_route_;
   if (busy == busy_) return;
   busy_ = busy;
-  shard_.busy_changed(busy);
+  host_.busy_changed(busy);
   stats().servers_in_transaction.fetch_add(busy ? 1 : -1, std::memory_order_relaxed);
 }
 
@@ -261,7 +263,7 @@ awaitable<std::optional<EndStatus>> ClientSession::startup() {
         continue;
       }
       case protocol::StartupKind::kCancelRequest:
-        shard_.plane().route_cancel({r.packet.cancel_pid, r.packet.cancel_key});
+        host_.route_cancel({r.packet.cancel_pid, r.packet.cancel_key});
         co_return EndStatus{EndReason::kCancelRequest, {}, {}};
       case protocol::StartupKind::kStartup:
         break;
@@ -295,7 +297,7 @@ awaitable<std::optional<EndStatus>> ClientSession::startup() {
     co_return EndStatus{EndReason::kUnsupported, "0A000",
                         "replication connections are not supported by pgcutover-proxy"};
   }
-  if (shard_.plane().client_count().load(std::memory_order_relaxed) > cfg.proxy.max_client_conn) {
+  if (host_.client_count().load(std::memory_order_relaxed) > cfg.proxy.max_client_conn) {
     co_return EndStatus{EndReason::kTooManyClients, {}, {}};
   }
   if (shard_.stopping())
@@ -316,7 +318,7 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
     case ClientAuthResult::Outcome::kProtocolError:
       co_return EndStatus{EndReason::kClientProtocol, auth.sqlstate, auth.message};
   }
-  pool_ = &shard_.pool(database_, user_);
+  pool_ = &host_.pool(database_, user_);
   read_only_route_ = shard_.routes().for_database(database_).read_only;
   // A new client is told the ParameterStatus set of a fresh server connection; the pool keeps
   // it from its first connection, so only the very first login waits for a server.
@@ -333,7 +335,7 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
   // Read only at login: an idle client keeps nothing of its startup packet.
   startup_ = {};
 
-  cancel_key_ = shard_.plane().cancels().issue({shard_.index(), id_});
+  cancel_key_ = host_.cancels().issue({shard_.index(), id_});
   registered_ = true;
   std::string out;
   protocol::append_auth_ok(out);
@@ -497,9 +499,9 @@ awaitable<EndStatus> ClientSession::relay() {
       if (shutdown_requested_) co_return EndStatus{EndReason::kShutdown, {}, {}};
       // Read-only routes pass a closed gate: reads go on from the old side's replica until the
       // flip, then from the new side's (no write can be lost or reordered by a replica read).
-      if (!shard_.gate().is_open() && !read_only_route_) {
+      if (!host_.gate().is_open() && !read_only_route_) {
         set_state(ClientState::kHeld);
-        co_await shard_.gate().pass();
+        co_await host_.gate().pass();
         set_state(server_ ? ClientState::kActive : ClientState::kIdle);
         if (ending_) co_return *ending_;
       }
@@ -668,7 +670,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     for (const std::string& name : reset) conn->params.set_unreported.erase(name);
   }
   conn->synced_for = desired_key();
-  if (bool want = shard_.plane().read_only() || read_only_route_; conn->read_only != want) {
+  if (bool want = host_.read_only() || read_only_route_; conn->read_only != want) {
     // Read-only mode: every new transaction on this connection is read-only; the server
     // itself answers writes with 25006, so no statement has to be parsed here.
     InternalQueryResult r = co_await run_internal_query(
@@ -1152,7 +1154,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       }
       if (inspected(h.type)) on_server_message(h.type, body, release_point);
       if (!swallow && h.type == be::kErrorResponse && outstanding_ == 0 && !ext_pending_ &&
-          cutover_snapshot_.valid && !shard_.gate().is_open()) {
+          cutover_snapshot_.valid && !host_.gate().is_open()) {
         // An idle server connection ended while paused (the fence's FATAL 57P01): not the
         // client's end, it moves with its snapshot (lost_while_paused).
         swallow = true;
@@ -1268,7 +1270,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       if (server_.get() != conn || ending_) break;
       continue;
     }
-    if (ec && cutover_snapshot_.valid && !shard_.gate().is_open() && outstanding_ == 0 &&
+    if (ec && cutover_snapshot_.valid && !host_.gate().is_open() && outstanding_ == 0 &&
         !ext_pending_ && last_rfq_ == 'I') {
       lost_while_paused();
       break;
@@ -1374,9 +1376,9 @@ awaitable<void> ClientSession::finish(EndStatus status) {
                {"sqlstate", status.sqlstate.empty() ? f.sqlstate : status.sqlstate}});
   }
   client_->close();
-  if (registered_) shard_.plane().cancels().remove(cancel_key_);
-  shard_.remove_session(id_);
-  shard_.plane().client_count().fetch_sub(1, std::memory_order_relaxed);
+  if (registered_) host_.cancels().remove(cancel_key_);
+  host_.session_ended(id_);
+  host_.client_count().fetch_sub(1, std::memory_order_relaxed);
 }
 
 }  // namespace pgcutover::proxy

@@ -24,12 +24,12 @@
 #include "proxy/pool/session_params.h"
 #include "proxy/session/cancel_registry.h"
 #include "proxy/session/prepared_statements.h"
+#include "proxy/session/session_host.h"
 #include "proxy/session/session_state.h"
 #include "proxy/telemetry/stats.h"
 
 namespace pgcutover::proxy {
 
-class Shard;
 class ServerPool;
 struct Settings;
 
@@ -61,7 +61,7 @@ struct EndStatus {
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
-  ClientSession(Shard& shard, std::shared_ptr<Stream> client, std::uint64_t id);
+  ClientSession(SessionHost& host, std::shared_ptr<Stream> client, std::uint64_t id);
   ~ClientSession();
 
   awaitable<void> run();
@@ -123,7 +123,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void refresh_busy();
   void set_state(ClientState s);
 
-  Shard& shard_;
+  SessionHost& host_;
+  ShardContext& shard_;                       // host_.context(), read on every transaction
   std::shared_ptr<const Settings> settings_;  // the snapshot this session started with
   std::shared_ptr<Stream> client_;
   std::uint64_t id_;

@@ -4,7 +4,6 @@
 #include "common/log.h"
 #include "protocol/messages.h"
 #include "proxy/pool/server_pool.h"
-#include "proxy/runtime/shard.h"
 #include "proxy/session/client_session.h"
 #include "proxy/settings/settings.h"
 

@@ -65,20 +65,6 @@ std::string_view to_string(ServerStateLabel s) {
   return "unknown";
 }
 
-std::string_view to_string(CutoverStateLabel s) {
-  switch (s) {
-    case CutoverStateLabel::kRunning:
-      return "running";
-    case CutoverStateLabel::kPausing:
-      return "pausing";
-    case CutoverStateLabel::kPaused:
-      return "paused";
-    case CutoverStateLabel::kFlipping:
-      return "flipping";
-  }
-  return "unknown";
-}
-
 std::span<const MetricFamilyInfo> Metrics::families() {
   return kFamilies;
 }
@@ -121,11 +107,11 @@ Metrics::Metrics(const std::vector<std::string>& backends)
   read_only_ = &read_only_family_->Add({});
   replication_lag_bytes_ = &replication_lag_bytes_family_->Add({});
   replication_lag_seconds_ = &replication_lag_seconds_family_->Add({});
-  for (std::size_t i = 0; i < kCutoverStates; ++i) {
+  for (std::size_t i = 0; i < kCutoverStateCount; ++i) {
     cutover_state_[i] = &cutover_state_family_->Add(
-        {{"state", std::string(to_string(static_cast<CutoverStateLabel>(i)))}});
+        {{"state", std::string(to_string(static_cast<CutoverState>(i)))}});
   }
-  set_cutover_state(CutoverStateLabel::kRunning);
+  set_cutover_state(CutoverState::kRunning);
   // Pre-create the success series so the family is exposed (with zeros) before any command.
   for (const char* command : {"pause", "resume", "flip", "revert", "readonly", "prewarm"}) {
     cutover_commands_family_->Add({{"command", command}, {"result", "ok"}});
@@ -175,8 +161,8 @@ void Metrics::set_active_backend(const std::string& name) {
   for (auto& [n, m] : backends_) m->active->Set(n == name ? 1 : 0);
 }
 
-void Metrics::set_cutover_state(CutoverStateLabel s) {
-  for (std::size_t i = 0; i < kCutoverStates; ++i) {
+void Metrics::set_cutover_state(CutoverState s) {
+  for (std::size_t i = 0; i < kCutoverStateCount; ++i) {
     cutover_state_[i]->Set(i == static_cast<std::size_t>(s) ? 1 : 0);
   }
 }

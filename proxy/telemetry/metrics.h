@@ -29,6 +29,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/cutover/cutover_engine.h"
+
 namespace pgcutover::proxy {
 
 // X(member, Type, "name", "help"). Type is Counter, Gauge or Histogram.
@@ -98,13 +100,9 @@ inline constexpr std::size_t kServerStates = 4;
 enum class Side { kClient, kServer };
 enum class Direction { kReceived, kSent };
 enum class TlsResult { kOk, kError };
-// Matches CutoverState in cutover_engine.h (kept separate so metrics depend on nothing).
-enum class CutoverStateLabel { kRunning, kPausing, kPaused, kFlipping };
-inline constexpr std::size_t kCutoverStates = 4;
 
 std::string_view to_string(ClientStateLabel s);
 std::string_view to_string(ServerStateLabel s);
-std::string_view to_string(CutoverStateLabel s);
 
 // Metrics of one configured backend, created by Metrics::add_backend(). Pools cache a pointer.
 struct BackendMetrics {
@@ -164,7 +162,7 @@ class Metrics {
 
   // Sets pgcutover_active_backend_info to 1 for `name` (adding it if needed), 0 for the others.
   void set_active_backend(const std::string& name);
-  void set_cutover_state(CutoverStateLabel s);
+  void set_cutover_state(CutoverState s);
   // Counts one cutover command by command name and result code. Cold path (takes a lock).
   void count_command(std::string_view command, std::string_view result);
 
@@ -199,7 +197,7 @@ class Metrics {
   prometheus::Gauge* read_only_ = nullptr;
   prometheus::Gauge* replication_lag_bytes_ = nullptr;
   prometheus::Gauge* replication_lag_seconds_ = nullptr;
-  std::array<prometheus::Gauge*, kCutoverStates> cutover_state_{};
+  std::array<prometheus::Gauge*, kCutoverStateCount> cutover_state_{};
 
   std::mutex backends_mu_;  // guards backends_ (the metrics themselves are thread-safe)
   std::map<std::string, std::unique_ptr<BackendMetrics>, std::less<>> backends_;

@@ -22,6 +22,7 @@
 
 #include "proxy/admin/admin_routes.h"
 #include "proxy/cutover/cutover_engine.h"
+#include "proxy/telemetry/cutover_metrics.h"
 #include "proxy/telemetry/metrics.h"
 
 namespace pgcutover::proxy {
@@ -117,7 +118,9 @@ class AdminServerTest : public ::testing::Test {
     o.token = kToken;
     if (o.read_timeout == AdminServerOptions{}.read_timeout) o.read_timeout = 2s;
     server = std::make_unique<AdminServer>(o);
-    register_admin_routes(*server, engine, metrics, std::move(route_options));
+    if (!route_options.metrics_text)
+      route_options.metrics_text = [this] { return metrics.render_text(); };
+    register_admin_routes(*server, engine, std::move(route_options));
     std::string err;
     ASSERT_TRUE(server->start(err)) << err;
     ASSERT_NE(server->port(), 0);
@@ -137,7 +140,8 @@ class AdminServerTest : public ::testing::Test {
   Metrics metrics{{"source", "target"}};
   FakeDataPlane dp;
   MemoryStore store;
-  CutoverEngine engine{dp, store, engine_options(), &metrics};
+  CutoverMetrics reports{metrics};
+  CutoverEngine engine{dp, store, engine_options(), &reports};
   std::unique_ptr<AdminServer> server;
 };
 

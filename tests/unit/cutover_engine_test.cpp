@@ -10,6 +10,7 @@
 #include <future>
 #include <thread>
 
+#include "proxy/telemetry/cutover_metrics.h"
 #include "proxy/telemetry/metrics.h"
 
 namespace pgcutover::proxy {
@@ -159,7 +160,7 @@ class CutoverEngineTest : public ::testing::Test {
     return o;
   }
   std::unique_ptr<CutoverEngine> make(CutoverOptions o) {
-    auto e = std::make_unique<CutoverEngine>(dp, store, std::move(o), &metrics);
+    auto e = std::make_unique<CutoverEngine>(dp, store, std::move(o), &reports);
     dp.engine = e.get();
     return e;
   }
@@ -170,6 +171,7 @@ class CutoverEngineTest : public ::testing::Test {
   FakeTraffic dp{ev};
   FakeStore store{ev};
   Metrics metrics{{"source", "target"}};
+  CutoverMetrics reports{metrics};
 };
 
 // RUNNING -> PAUSING -> PAUSED when the running transactions end, woken by notification.

@@ -86,7 +86,7 @@ TEST(Metrics, ActiveBackendInfoIsExclusive) {
   std::string text = m.render_text();
   EXPECT_NE(text.find("pgcutover_active_backend_info{backend=\"target\"} 1"), std::string::npos);
   EXPECT_NE(text.find("pgcutover_active_backend_info{backend=\"source\"} 0"), std::string::npos);
-  m.set_cutover_state(CutoverStateLabel::kPaused);
+  m.set_cutover_state(CutoverState::kPaused);
   text = m.render_text();
   EXPECT_NE(text.find("pgcutover_cutover_state{state=\"paused\"} 1"), std::string::npos);
   EXPECT_NE(text.find("pgcutover_cutover_state{state=\"running\"} 0"), std::string::npos);
