@@ -252,33 +252,6 @@ std::string without_secret(std::string text, std::string_view secret) {
   return text;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view s, std::string_view what) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size()) {
-        throw ConfigError("bad percent-encoding in the URL's " + std::string(what));
-      }
-      int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-      if (hi < 0 || lo < 0)
-        throw ConfigError("bad percent-encoding in the URL's " + std::string(what));
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 std::string dirname_of(const std::string& path) {
   auto slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -372,267 +345,69 @@ void read_routes(const toml::table& routes, const std::string& path, Config& c) 
   }
 }
 
-}  // namespace
-
-std::string_view to_string(PoolMode m) {
-  return m == PoolMode::kSession ? "session" : "transaction";
-}
-std::string_view to_string(ClientTls m) {
-  switch (m) {
-    case ClientTls::kDisable:
-      return "disable";
-    case ClientTls::kAllow:
-      return "allow";
-    case ClientTls::kRequire:
-      return "require";
+// [proxy] and [proxy.tls]: the listener, pooling, timeouts and client TLS.
+void read_proxy(Section& top, const std::string& path, Config& c) {
+  Section s(top.table("proxy"), "proxy", path);
+  auto& p = c.proxy;
+  p.listen_addr = s.string("listen_addr", p.listen_addr);
+  p.listen_port = static_cast<std::uint16_t>(s.integer("listen_port", p.listen_port, 0, 65535));
+  p.unix_socket_dir = s.string("unix_socket_dir", p.unix_socket_dir);
+  p.threads = static_cast<int>(s.integer("threads", p.threads, 0, 256));
+  p.pool_mode =
+      s.enumeration("pool_mode", p.pool_mode,
+                    {{"session", PoolMode::kSession}, {"transaction", PoolMode::kTransaction}});
+  p.default_pool_size =
+      static_cast<int>(s.integer("default_pool_size", p.default_pool_size, 1, 100000));
+  p.min_pool_size = static_cast<int>(s.integer("min_pool_size", p.min_pool_size, 0, 100000));
+  if (p.min_pool_size > p.default_pool_size) {
+    fail(path, "proxy.min_pool_size", "must not exceed proxy.default_pool_size");
   }
-  return "?";
-}
-std::string_view to_string(SslMode m) {
-  switch (m) {
-    case SslMode::kDisable:
-      return "disable";
-    case SslMode::kRequire:
-      return "require";
-    case SslMode::kVerifyCa:
-      return "verify-ca";
-    case SslMode::kVerifyFull:
-      return "verify-full";
+  p.max_client_conn = static_cast<int>(s.integer("max_client_conn", p.max_client_conn, 1, 1000000));
+  p.max_prepared_statements =
+      static_cast<int>(s.integer("max_prepared_statements", p.max_prepared_statements, 0, 1000000));
+  p.server_idle_timeout = s.duration("server_idle_timeout", p.server_idle_timeout);
+  p.server_lifetime = s.duration("server_lifetime", p.server_lifetime);
+  p.server_connect_timeout = s.duration("server_connect_timeout", p.server_connect_timeout);
+  p.query_wait_timeout = s.duration("query_wait_timeout", p.query_wait_timeout);
+  p.client_idle_timeout = s.duration("client_idle_timeout", p.client_idle_timeout);
+  p.client_login_timeout = s.duration("client_login_timeout", p.client_login_timeout);
+  p.max_message_size =
+      s.integer("max_message_size", p.max_message_size, 1024, std::int64_t{1} << 30);
+  p.shutdown_timeout = s.duration("shutdown_timeout", p.shutdown_timeout);
+  p.state_file = s.string("state_file", p.state_file);
+  if (p.state_file.empty()) fail(path, "proxy.state_file", "must not be empty");
+  p.log_level = s.string("log_level", p.log_level);
+  if (p.log_level != "debug" && p.log_level != "info" && p.log_level != "warn" &&
+      p.log_level != "error") {
+    fail(path, "proxy.log_level",
+         "unknown value \"" + p.log_level + "\" (expected one of: debug, info, warn, error)");
   }
-  return "?";
-}
-std::string_view to_string(AuthType m) {
-  return m == AuthType::kMd5 ? "md5" : "scram-sha-256";
-}
-std::string_view to_string(DrainPolicy m) {
-  return m == DrainPolicy::kCancel ? "cancel" : "abort";
-}
-
-std::string substitute_env(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '$') {
-      out += text[i];
-      continue;
-    }
-    if (i + 1 < text.size() && text[i + 1] == '$') {
-      out += '$';
-      ++i;
-      continue;
-    }
-    if (i + 1 < text.size() && text[i + 1] == '{') {
-      auto close = text.find('}', i + 2);
-      if (close == std::string_view::npos) throw ConfigError("unterminated ${...} reference");
-      std::string name(text.substr(i + 2, close - i - 2));
-      if (name.empty()) throw ConfigError("empty ${} reference");
-      const char* value = std::getenv(name.c_str());
-      if (!value) throw ConfigError("environment variable " + name + " is not set");
-      out += value;
-      i = close;
-      continue;
-    }
-    out += '$';
-  }
-  return out;
-}
-
-BackendUrl parse_backend_url(std::string_view url) {
-  BackendUrl out;
-  std::string_view rest;
-  if (url.rfind("postgres://", 0) == 0) {
-    rest = url.substr(11);
-  } else if (url.rfind("postgresql://", 0) == 0) {
-    rest = url.substr(13);
-  } else {
-    throw ConfigError("expected a postgres:// or postgresql:// URL");
-  }
-  // A password with an unescaped '/' or '?' would be split into the path or the query, and
-  // whatever error that caused would quote part of it: refuse it before splitting, without
-  // quoting anything (found by tests/fuzz/fuzz_config).
-  if (const auto end = rest.find_first_of("/?");
-      end != std::string_view::npos && rest.substr(0, end).find('@') == std::string_view::npos &&
-      rest.find('@', end) != std::string_view::npos) {
-    throw ConfigError(
-        "the URL's user or password contains an unescaped '/' or '?' (or the host an '@'): "
-        "percent-encode it (%2F, %3F, %40)");
-  }
-  std::string_view query;
-  if (auto q = rest.find('?'); q != std::string_view::npos) {
-    query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-  }
-  std::string_view path;
-  if (auto s = rest.find('/'); s != std::string_view::npos) {
-    path = rest.substr(s + 1);
-    rest = rest.substr(0, s);
-  }
-  // The password may contain '@' only percent-encoded, so the last '@' ends the userinfo.
-  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
-      out.user = percent_decode(userinfo.substr(0, colon), "user");
-      out.password = percent_decode(userinfo.substr(colon + 1), "password");
-    } else {
-      out.user = percent_decode(userinfo, "user");
-    }
-  }
-  std::string_view port;
-  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
-    auto close = rest.find(']');
-    if (close == std::string_view::npos) throw ConfigError("unterminated [IPv6] host in the URL");
-    out.host = std::string(rest.substr(1, close - 1));
-    rest = rest.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') throw ConfigError("unexpected text after the URL's [IPv6] host");
-      port = rest.substr(1);
-    }
-  } else if (auto colon = rest.find(':'); colon != std::string_view::npos) {
-    out.host = percent_decode(rest.substr(0, colon), "host");
-    port = rest.substr(colon + 1);
-  } else {
-    out.host = percent_decode(rest, "host");
-  }
-  if (out.host.empty()) throw ConfigError("the URL has no host");
-  if (rest.find(',') != std::string_view::npos)
-    throw ConfigError("multi-host URLs are not supported");
-  if (!port.empty()) {
-    int p = 0;
-    for (char c : port) {
-      if (!std::isdigit(static_cast<unsigned char>(c)) || p > 65535)
-        throw ConfigError("bad port in the URL");
-      p = p * 10 + (c - '0');
-    }
-    if (p < 1 || p > 65535) throw ConfigError("bad port in the URL");
-    out.port = static_cast<std::uint16_t>(p);
-  }
-  if (out.user.empty()) throw ConfigError("the URL has no user");
-  out.dbname = path.empty() ? out.user : percent_decode(path, "database name");
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view item = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (item.empty()) continue;
-    auto eq = item.find('=');
-    if (eq == std::string_view::npos) throw ConfigError("URL parameter without a value");
-    std::string name = percent_decode(item.substr(0, eq), "parameters");
-    std::string value = percent_decode(item.substr(eq + 1), "parameters");
-    if (name == "sslmode") {
-      out.sslmode = value;
-    } else if (name == "sslrootcert") {
-      out.sslrootcert = value;
-    } else if (name == "application_name" || name == "options") {
-      out.startup_params.emplace_back(name, value);
-    } else if (name == "password" || name == "user" || name == "dbname" || name == "port" ||
-               name == "host") {
-      throw ConfigError("URL parameter \"" + name +
-                        "\" is not supported: put it in the URL itself");
-    } else if (name == "connect_timeout") {
-      // Ignored on purpose: proxy.server_connect_timeout governs every backend.
-    } else {
-      throw ConfigError("unsupported URL parameter \"" + name + "\"");
-    }
-  }
-  return out;
-}
-
-const Backend* Config::backend(std::string_view name) const {
-  auto it = backends.find(name);
-  return it == backends.end() ? nullptr : &it->second;
-}
-
-const User* Config::user(std::string_view name) const {
-  auto it = users.find(name);
-  return it == users.end() ? nullptr : &it->second;
-}
-
-Config Config::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, {}, "cannot open the file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), path);
-}
-
-Config Config::parse(std::string_view text, const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    const auto& b = e.source().begin;
-    fail(path, {},
-         "line " + std::to_string(b.line) + " column " + std::to_string(b.column) + ": " +
-             std::string(e.description()));
-  }
-  Config c;
-  c.path = path;
-  Section top(&root, "", path);
-
   {
-    Section s(top.table("proxy"), "proxy", path);
-    auto& p = c.proxy;
-    p.listen_addr = s.string("listen_addr", p.listen_addr);
-    p.listen_port = static_cast<std::uint16_t>(s.integer("listen_port", p.listen_port, 0, 65535));
-    p.unix_socket_dir = s.string("unix_socket_dir", p.unix_socket_dir);
-    p.threads = static_cast<int>(s.integer("threads", p.threads, 0, 256));
-    p.pool_mode =
-        s.enumeration("pool_mode", p.pool_mode,
-                      {{"session", PoolMode::kSession}, {"transaction", PoolMode::kTransaction}});
-    p.default_pool_size =
-        static_cast<int>(s.integer("default_pool_size", p.default_pool_size, 1, 100000));
-    p.min_pool_size = static_cast<int>(s.integer("min_pool_size", p.min_pool_size, 0, 100000));
-    if (p.min_pool_size > p.default_pool_size) {
-      fail(path, "proxy.min_pool_size", "must not exceed proxy.default_pool_size");
+    Section t(s.table("tls"), "proxy.tls", path);
+    auto& tls = c.tls;
+    tls.client_tls = t.enumeration("client_tls", tls.client_tls,
+                                   {{"disable", ClientTls::kDisable},
+                                    {"allow", ClientTls::kAllow},
+                                    {"require", ClientTls::kRequire}});
+    tls.cert_file = t.string("cert_file", tls.cert_file);
+    tls.key_file = t.string("key_file", tls.key_file);
+    if (tls.client_tls != ClientTls::kDisable && (tls.cert_file.empty() || tls.key_file.empty())) {
+      fail(path, "proxy.tls.cert_file",
+           "cert_file and key_file are required unless client_tls = \"disable\"");
     }
-    p.max_client_conn =
-        static_cast<int>(s.integer("max_client_conn", p.max_client_conn, 1, 1000000));
-    p.max_prepared_statements = static_cast<int>(
-        s.integer("max_prepared_statements", p.max_prepared_statements, 0, 1000000));
-    p.server_idle_timeout = s.duration("server_idle_timeout", p.server_idle_timeout);
-    p.server_lifetime = s.duration("server_lifetime", p.server_lifetime);
-    p.server_connect_timeout = s.duration("server_connect_timeout", p.server_connect_timeout);
-    p.query_wait_timeout = s.duration("query_wait_timeout", p.query_wait_timeout);
-    p.client_idle_timeout = s.duration("client_idle_timeout", p.client_idle_timeout);
-    p.client_login_timeout = s.duration("client_login_timeout", p.client_login_timeout);
-    p.max_message_size =
-        s.integer("max_message_size", p.max_message_size, 1024, std::int64_t{1} << 30);
-    p.shutdown_timeout = s.duration("shutdown_timeout", p.shutdown_timeout);
-    p.state_file = s.string("state_file", p.state_file);
-    if (p.state_file.empty()) fail(path, "proxy.state_file", "must not be empty");
-    p.log_level = s.string("log_level", p.log_level);
-    if (p.log_level != "debug" && p.log_level != "info" && p.log_level != "warn" &&
-        p.log_level != "error") {
-      fail(path, "proxy.log_level",
-           "unknown value \"" + p.log_level + "\" (expected one of: debug, info, warn, error)");
-    }
-    {
-      Section t(s.table("tls"), "proxy.tls", path);
-      auto& tls = c.tls;
-      tls.client_tls = t.enumeration("client_tls", tls.client_tls,
-                                     {{"disable", ClientTls::kDisable},
-                                      {"allow", ClientTls::kAllow},
-                                      {"require", ClientTls::kRequire}});
-      tls.cert_file = t.string("cert_file", tls.cert_file);
-      tls.key_file = t.string("key_file", tls.key_file);
-      if (tls.client_tls != ClientTls::kDisable &&
-          (tls.cert_file.empty() || tls.key_file.empty())) {
-        fail(path, "proxy.tls.cert_file",
-             "cert_file and key_file are required unless client_tls = \"disable\"");
-      }
-      t.finish();
-    }
-    s.finish();
+    t.finish();
   }
+  s.finish();
+}
 
-  {
-    Section s(top.table("auth"), "auth", path);
-    c.auth.auth_type =
-        s.enumeration("auth_type", c.auth.auth_type,
-                      {{"scram-sha-256", AuthType::kScramSha256}, {"md5", AuthType::kMd5}});
-    c.auth.auth_file = s.string("auth_file", c.auth.auth_file);
-    s.finish();
-  }
+// [auth] and [users.*]: how clients authenticate to the proxy.
+void read_auth(Section& top, const std::string& path, Config& c) {
+  Section auth(top.table("auth"), "auth", path);
+  c.auth.auth_type =
+      auth.enumeration("auth_type", c.auth.auth_type,
+                       {{"scram-sha-256", AuthType::kScramSha256}, {"md5", AuthType::kMd5}});
+  c.auth.auth_file = auth.string("auth_file", c.auth.auth_file);
+  auth.finish();
 
   if (const toml::table* users = top.table("users")) {
     for (const auto& [name, node] : *users) {
@@ -663,11 +438,13 @@ Config Config::parse(std::string_view text, const std::string& path) {
       c.users.emplace(u.name, std::move(u));
     }
   }
+
   if (!c.auth.auth_file.empty()) {
     std::string file = c.auth.auth_file;
     if (file.front() != '/') file = dirname_of(path) + "/" + file;
     load_auth_file(path, file, c.users);
   }
+
   if (c.auth.auth_type == AuthType::kMd5) {
     for (const auto& [name, u] : c.users) {
       if (!u.scram_verifier.empty()) {
@@ -676,7 +453,10 @@ Config Config::parse(std::string_view text, const std::string& path) {
       }
     }
   }
+}
 
+// [backends.*]: the databases the proxy connects to, at least one.
+void read_backends(Section& top, const std::string& path, Config& c) {
   if (const toml::table* backends = top.table("backends")) {
     for (const auto& [name, node] : *backends) {
       std::string key = "backends." + std::string(name.str());
@@ -737,73 +517,118 @@ Config Config::parse(std::string_view text, const std::string& path) {
       c.backends.emplace(b.name, std::move(b));
     }
   }
+
   if (c.backends.empty())
     fail(path, "backends", "at least one [backends.<name>] table is required");
+}
 
-  {
-    Section s(top.table("cutover"), "cutover", path);
-    auto& cu = c.cutover;
-    cu.initial_backend = s.string("initial_backend", cu.initial_backend);
-    if (!c.backend(cu.initial_backend)) {
-      fail(path, "cutover.initial_backend", "no [backends." + cu.initial_backend + "] table");
-    }
-    cu.drain_timeout = s.duration("drain_timeout", cu.drain_timeout);
-    cu.drain_policy =
-        s.enumeration("drain_policy", cu.drain_policy,
-                      {{"abort", DrainPolicy::kAbort}, {"cancel", DrainPolicy::kCancel}});
-    cu.max_pause = s.duration("max_pause", cu.max_pause);
-    cu.prewarm = s.boolean("prewarm", cu.prewarm);
-    cu.prewarm_ttl = s.duration("prewarm_ttl", cu.prewarm_ttl);
-    cu.unmovable_terminate = s.enumeration("unmovable_policy", cu.unmovable_terminate,
-                                           {{"block", false}, {"terminate", true}});
-    s.finish();
+// [cutover]: the initial backend and the pause and flip policies (after [backends]: it names one).
+void read_cutover(Section& top, const std::string& path, Config& c) {
+  Section s(top.table("cutover"), "cutover", path);
+  auto& cu = c.cutover;
+  cu.initial_backend = s.string("initial_backend", cu.initial_backend);
+  if (!c.backend(cu.initial_backend)) {
+    fail(path, "cutover.initial_backend", "no [backends." + cu.initial_backend + "] table");
   }
+  cu.drain_timeout = s.duration("drain_timeout", cu.drain_timeout);
+  cu.drain_policy =
+      s.enumeration("drain_policy", cu.drain_policy,
+                    {{"abort", DrainPolicy::kAbort}, {"cancel", DrainPolicy::kCancel}});
+  cu.max_pause = s.duration("max_pause", cu.max_pause);
+  cu.prewarm = s.boolean("prewarm", cu.prewarm);
+  cu.prewarm_ttl = s.duration("prewarm_ttl", cu.prewarm_ttl);
+  cu.unmovable_policy = s.enumeration(
+      "unmovable_policy", cu.unmovable_policy,
+      {{"block", UnmovablePolicy::kBlock}, {"terminate", UnmovablePolicy::kTerminate}});
+  s.finish();
+}
 
+// [admin]: the HTTP admin API.
+void read_admin(Section& top, const std::string& path, Config& c) {
+  Section s(top.table("admin"), "admin", path);
+  c.admin.listen_addr = s.string("listen_addr", c.admin.listen_addr);
+  c.admin.listen_port =
+      static_cast<std::uint16_t>(s.integer("listen_port", c.admin.listen_port, 0, 65535));
+  c.admin.token = s.string("token", {});
+  c.admin.tls_cert_file = s.string("tls_cert_file", {});
+  c.admin.tls_key_file = s.string("tls_key_file", {});
+  if (c.admin.tls_cert_file.empty() != c.admin.tls_key_file.empty()) {
+    fail(path, c.admin.tls_cert_file.empty() ? "admin.tls_cert_file" : "admin.tls_key_file",
+         "HTTPS needs both admin.tls_cert_file and admin.tls_key_file (or neither for HTTP)");
+  }
+  s.finish();
+}
+
+// [control]: what pgcutoverctl reads (the journal, the proxies to drive).
+void read_control(Section& top, const std::string& path, Config& c) {
+  Section s(top.table("control"), "control", path);
+  c.control.journal = s.string("journal", c.control.journal);
+  if (const toml::node* n = s.get("proxies")) {
+    if (!n->is_array()) {
+      fail(path, "control.proxies",
+           std::string("expected an array of tables, got ") + std::string(type_name(*n)));
+    }
+    std::size_t i = 0;
+    for (const toml::node& item : *n->as_array()) {
+      std::string key = "control.proxies[" + std::to_string(i++) + "]";
+      if (!item.is_table())
+        fail(path, key, std::string("expected a table, got ") + std::string(type_name(item)));
+      Section p(item.as_table(), key, path);
+      ControlProxy cp;
+      cp.admin_url = p.required_string("admin_url");
+      cp.token = p.string("token", {});
+      cp.ca_file = p.string("ca_file", {});
+      if (!cp.ca_file.empty() && cp.admin_url.rfind("https://", 0) != 0)
+        fail(path, key + ".ca_file",
+             "ca_file is for an https:// admin_url; this one is " + cp.admin_url);
+      p.finish();
+      c.control.proxies.push_back(std::move(cp));
+    }
+  }
+  s.finish();
+}
+
+}  // namespace
+
+const Backend* Config::backend(std::string_view name) const {
+  auto it = backends.find(name);
+  return it == backends.end() ? nullptr : &it->second;
+}
+
+const User* Config::user(std::string_view name) const {
+  auto it = users.find(name);
+  return it == users.end() ? nullptr : &it->second;
+}
+
+Config Config::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, {}, "cannot open the file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+Config Config::parse(std::string_view text, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    fail(path, {},
+         "line " + std::to_string(b.line) + " column " + std::to_string(b.column) + ": " +
+             std::string(e.description()));
+  }
+  Config c;
+  c.path = path;
+  Section top(&root, "", path);
+
+  read_proxy(top, path, c);
+  read_auth(top, path, c);
+  read_backends(top, path, c);
+  read_cutover(top, path, c);
   if (const toml::table* routes = top.table("routes")) read_routes(*routes, path, c);
-
-  {
-    Section s(top.table("admin"), "admin", path);
-    c.admin.listen_addr = s.string("listen_addr", c.admin.listen_addr);
-    c.admin.listen_port =
-        static_cast<std::uint16_t>(s.integer("listen_port", c.admin.listen_port, 0, 65535));
-    c.admin.token = s.string("token", {});
-    c.admin.tls_cert_file = s.string("tls_cert_file", {});
-    c.admin.tls_key_file = s.string("tls_key_file", {});
-    if (c.admin.tls_cert_file.empty() != c.admin.tls_key_file.empty()) {
-      fail(path, c.admin.tls_cert_file.empty() ? "admin.tls_cert_file" : "admin.tls_key_file",
-           "HTTPS needs both admin.tls_cert_file and admin.tls_key_file (or neither for HTTP)");
-    }
-    s.finish();
-  }
-
-  {
-    Section s(top.table("control"), "control", path);
-    c.control.journal = s.string("journal", c.control.journal);
-    if (const toml::node* n = s.get("proxies")) {
-      if (!n->is_array()) {
-        fail(path, "control.proxies",
-             std::string("expected an array of tables, got ") + std::string(type_name(*n)));
-      }
-      std::size_t i = 0;
-      for (const toml::node& item : *n->as_array()) {
-        std::string key = "control.proxies[" + std::to_string(i++) + "]";
-        if (!item.is_table())
-          fail(path, key, std::string("expected a table, got ") + std::string(type_name(item)));
-        Section p(item.as_table(), key, path);
-        ControlProxy cp;
-        cp.admin_url = p.required_string("admin_url");
-        cp.token = p.string("token", {});
-        cp.ca_file = p.string("ca_file", {});
-        if (!cp.ca_file.empty() && cp.admin_url.rfind("https://", 0) != 0)
-          fail(path, key + ".ca_file",
-               "ca_file is for an https:// admin_url; this one is " + cp.admin_url);
-        p.finish();
-        c.control.proxies.push_back(std::move(cp));
-      }
-    }
-    s.finish();
-  }
-
+  read_admin(top, path, c);
+  read_control(top, path, c);
   top.finish();
   return c;
 }

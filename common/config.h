@@ -27,13 +27,20 @@ enum class PoolMode { kSession, kTransaction };
 enum class ClientTls { kDisable, kAllow, kRequire };
 enum class SslMode { kDisable, kRequire, kVerifyCa, kVerifyFull };
 enum class AuthType { kScramSha256, kMd5 };
+// What a pause does when running transactions outlive the drain timeout: reopen the gate on the
+// current backend and report the blockers, or cancel them and stay paused.
 enum class DrainPolicy { kAbort, kCancel };
+// Session mode: what a flip does about sessions holding state that cannot move to the new
+// backend (LISTEN, temp tables, session advisory locks, WITH HOLD cursors): refuse the flip and
+// list them, or end them with FATAL 57P01 so the application reconnects.
+enum class UnmovablePolicy { kBlock, kTerminate };
 
 std::string_view to_string(PoolMode m);
 std::string_view to_string(ClientTls m);
 std::string_view to_string(SslMode m);
 std::string_view to_string(AuthType m);
 std::string_view to_string(DrainPolicy m);
+bool parse_drain_policy(std::string_view text, DrainPolicy& out);  // "abort" | "cancel"
 
 // A postgres:// or postgresql:// URL, percent-decoded.
 struct BackendUrl {
@@ -136,7 +143,7 @@ struct CutoverSettings {
   bool prewarm = true;
   // Session state that cannot move at a flip (LISTEN, temp tables, advisory locks, WITH HOLD
   // cursors): refuse the flip (block) or end those sessions with 57P01 (terminate).
-  bool unmovable_terminate = false;
+  UnmovablePolicy unmovable_policy = UnmovablePolicy::kBlock;
   Duration prewarm_ttl = std::chrono::seconds(60);  // warm connections unused this long close
 };
 

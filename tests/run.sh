@@ -7,6 +7,12 @@
 #                                fuzz smoke run
 #   tests/run.sh -R <regex>      only the CTest tests matching <regex> (no fuzz run)
 #   PGCUTOVER_TEST_JOBS=N        parallel CTest jobs (default: number of cores)
+#
+# The end-to-end drills (CTest label `release_only`: many flips under load, connection floods,
+# thousands of idle clients; tests/integration/CMakeLists.txt lists them and says why) run once,
+# in the release build: under the sanitizers they only repeat code paths that the other tests
+# take there too, several times slower. Every other test runs in both builds.
+# Each stage's wall time is printed at the end.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,15 +21,37 @@ build_dir=${PGCUTOVER_BUILD_DIR:-$top/build}
 export PGCUTOVER_BUILD_DIR=$build_dir
 jobs=${PGCUTOVER_TEST_JOBS:-$(nproc)}
 
+stage_names=()
+stage_seconds=()
+stage_started=$SECONDS
+# Closes the stage that started at $stage_started under the given name.
+end_stage() {
+  stage_names+=("$1")
+  stage_seconds+=($((SECONDS - stage_started)))
+  stage_started=$SECONDS
+}
+print_stages() {
+  echo "== tests: time per stage"
+  local i total=0
+  for i in "${!stage_names[@]}"; do
+    printf '   %-44s %5d s\n' "${stage_names[$i]}" "${stage_seconds[$i]}"
+    total=$((total + stage_seconds[i]))
+  done
+  printf '   %-44s %5d s\n' "total" "$total"
+}
+
 "$top/deploy/bootstrap.sh"
+end_stage "packages + release build (bootstrap)"
 
 status=0
 echo "== tests: ctest in $build_dir"
 ctest --test-dir "$build_dir" --output-on-failure --timeout 900 -j "$jobs" "$@" || status=1
+end_stage "release: every test"
 
-# Sanitizer run: every test again (unit and integration; not the style check, nor the deploy
-# manifests check, which compares the release binary's libraries with the Docker image), built with
-# AddressSanitizer and UndefinedBehaviorSanitizer (PGCUTOVER_SANITIZE=ON) in a build of its own.
+# Sanitizer run: every test again (unit and integration; not the style and layout checks, which
+# build nothing, nor the deploy manifests check, which compares the release binary's libraries
+# with the Docker image, nor the release_only drills), built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (PGCUTOVER_SANITIZE=ON) in a build of its own.
 if [ $# -eq 0 ]; then
   asan_dir="$top/build-asan"
   echo "== tests: ASan + UBSan run in $asan_dir"
@@ -37,11 +65,13 @@ if [ $# -eq 0 ]; then
   cmake -S "$top" -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_SANITIZE=ON \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" "${launcher[@]}" >/dev/null
   cmake --build "$asan_dir" -j "$jobs" --target unit_tests integration_tests pgcutover-proxy pgcutoverctl
+  end_stage "sanitizer build"
   # Leaks are reported by LeakSanitizer at exit; a leak is a failure like any other.
   PGCUTOVER_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$asan_dir" --output-on-failure --timeout 900 -j "$jobs" \
-    -E '^style\.|test_deploy_manifests' || status=1
+    -E '^style\.|^layout\.|test_deploy_manifests' -LE release_only || status=1
+  end_stage "sanitizer: every test but the drills"
 fi
 
 # Fuzz smoke run: every decoder's libFuzzer target, briefly, in a clang build of its own.
@@ -57,7 +87,10 @@ if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_COMPILER=clang++ \
     "${launcher[@]}" >/dev/null
   cmake --build "$fuzz_dir" --target fuzz_all -j "$jobs"
+  end_stage "fuzz build"
   ctest --test-dir "$fuzz_dir" -L fuzz --output-on-failure -j "$jobs" || status=1
+  end_stage "fuzz smoke run"
 fi
 
+print_stages
 exit $status

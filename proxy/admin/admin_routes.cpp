@@ -216,7 +216,7 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRout
     p.drain_timeout = b.millis("drain_timeout_ms");
     p.max_pause = b.millis("max_pause_ms");
     if (auto policy = b.string("drain_policy")) {
-      DrainTimeoutPolicy dp;
+      DrainPolicy dp;
       if (!parse_drain_policy(*policy, dp))
         return bad_request("drain_policy must be abort or cancel");
       p.drain_policy = dp;

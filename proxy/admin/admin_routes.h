@@ -20,7 +20,7 @@ struct AdminRouteOptions {
   std::function<bool()> ready;
   // GET /metrics: the Prometheus text exposition. Unset: /metrics answers 404.
   std::function<std::string()> metrics_text;
-  // GET /v1/status also lists the routes (a JSON array, proxy/route_table.h) when set.
+  // GET /v1/status also lists the routes (a JSON array, proxy/pool/route_table.h) when set.
   std::function<std::string()> routes_json;
 };
 

@@ -32,21 +32,6 @@ std::string_view to_string(CutoverState s) {
   return "unknown";
 }
 
-std::string_view to_string(DrainTimeoutPolicy p) {
-  return p == DrainTimeoutPolicy::kAbort ? "abort" : "cancel";
-}
-
-bool parse_drain_policy(std::string_view text, DrainTimeoutPolicy& out) {
-  if (text == "abort") {
-    out = DrainTimeoutPolicy::kAbort;
-  } else if (text == "cancel") {
-    out = DrainTimeoutPolicy::kCancel;
-  } else {
-    return false;
-  }
-  return true;
-}
-
 std::string_view to_string(CommandError e) {
   switch (e) {
     case CommandError::kNone:
@@ -252,7 +237,7 @@ int CutoverEngine::wait_drained(Clock::time_point deadline) {
 
 bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
   const Millis drain_timeout = request.drain_timeout.value_or(options_.drain_timeout);
-  const DrainTimeoutPolicy policy = request.drain_policy.value_or(options_.drain_policy);
+  const DrainPolicy policy = request.drain_policy.value_or(options_.drain_policy);
   const Millis max_pause = request.max_pause.value_or(options_.max_pause);
   const auto start = Clock::now();
   {
@@ -278,7 +263,7 @@ bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
   if (left > 0) {
     // Record who held the drain before anything is cancelled, so the report names them.
     r.blockers = dp_.blockers();
-    if (policy == DrainTimeoutPolicy::kCancel) {
+    if (policy == DrainPolicy::kCancel) {
       log::warn("cutover.drain_timeout_cancel", {{"in_flight", std::to_string(left)}});
       dp_.cancel_in_flight();
       left = wait_drained(Clock::now() + options_.cancel_grace);

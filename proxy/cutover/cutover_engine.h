@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/config.h"
+
 namespace pgcutover::proxy {
 
 using Millis = std::chrono::milliseconds;
@@ -38,21 +40,8 @@ enum class CutoverState {
 inline constexpr std::size_t kCutoverStateCount = 4;
 std::string_view to_string(CutoverState s);
 
-// What a pause does when running transactions outlive the drain timeout (config
-// cutover.drain_policy).
-enum class DrainTimeoutPolicy {
-  kAbort,   // reopen the gate on the current backend and report the blockers
-  kCancel,  // cancel their queries, then terminate their transactions, and stay paused
-};
-std::string_view to_string(DrainTimeoutPolicy p);
-bool parse_drain_policy(std::string_view text, DrainTimeoutPolicy& out);
-
-// Session mode: what a flip does about sessions holding state that cannot move to the new
-// backend (LISTEN, temp tables, session advisory locks, WITH HOLD cursors).
-enum class UnmovablePolicy {
-  kBlock,      // refuse the flip (and resume on the current backend), listing them
-  kTerminate,  // go ahead: retarget() ends them with FATAL 57P01 so the application reconnects
-};
+// The drain policy (cutover.drain_policy) and the unmovable-session policy
+// (cutover.unmovable_policy) are the configuration's own enums: common/config.h.
 
 // A client holding up a drain. No secrets: names and an address only.
 struct ClientInfo {
@@ -115,8 +104,8 @@ class TrafficControl {
   virtual void snapshot_sessions() {}
 };
 
-// Implemented over proxy/state_file.*: writes backend and epoch atomically and durably (temp
-// file, fsync, rename, fsync dir). Returns false on any failure; must not throw.
+// Implemented over proxy/cutover/state_file.*: writes backend and epoch atomically and durably
+// (temp file, fsync, rename, fsync dir). Returns false on any failure; must not throw.
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -129,7 +118,7 @@ struct CutoverOptions {
   std::uint64_t epoch = 0;            // from the state file
   std::string previous_backend;       // for revert; empty: "the other one" when there are two
   Millis drain_timeout{5000};
-  DrainTimeoutPolicy drain_policy = DrainTimeoutPolicy::kAbort;
+  DrainPolicy drain_policy = DrainPolicy::kAbort;
   Millis cancel_grace{2000};    // wait after cancel, then after terminate (cancel policy)
   Millis max_pause{30000};      // dead-man timer: gate closed at most this long without a command
   bool prewarm_on_flip = true;  // a flip from RUNNING prewarms the target before pausing
@@ -141,7 +130,7 @@ struct CutoverOptions {
 
 struct PauseRequest {
   std::optional<Millis> drain_timeout;
-  std::optional<DrainTimeoutPolicy> drain_policy;
+  std::optional<DrainPolicy> drain_policy;
   std::optional<Millis> max_pause;  // dead-man timer for this pause
 };
 
@@ -234,7 +223,7 @@ class CutoverEngine {
   CutoverEngine& operator=(const CutoverEngine&) = delete;
 
   // Closes the gate and waits for running transactions to finish. Already paused: ok,
-  // changed=false. Drain timeout: per policy (see DrainTimeoutPolicy).
+  // changed=false. Drain timeout: per policy (see DrainPolicy).
   CommandResult pause(const PauseRequest& request = {});
   // Reopens the gate on the active backend. Running: ok, changed=false. During PAUSING:
   // interrupts the drain.

@@ -26,7 +26,7 @@ class RouteTable {
     bool read_only = false;
     std::shared_ptr<const BackendEndpoint> endpoint;  // the backend (the first reader)
     // Several readers (Aurora / RDS read replicas) balanced by least outstanding queries
-    // (proxy/reader_balance.h); empty for a single backend.
+    // (proxy/pool/reader_balance.h); empty for a single backend.
     std::vector<std::shared_ptr<const BackendEndpoint>> readers;
   };
 

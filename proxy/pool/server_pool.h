@@ -71,7 +71,7 @@ class ServerPool {
     bool served = false;
   };
   bool usable(ServerConnection& c, Clock::time_point now) const;
-  // Several readers on this pool's route (proxy/reader_balance.h).
+  // Several readers on this pool's route (proxy/pool/reader_balance.h).
   bool balanced() const { return !route_->readers.empty(); }
   // Index in idle_ of the most recently used connection to `backend`, or idle_.size().
   std::size_t idle_on(const std::string& backend) const;

@@ -30,12 +30,10 @@ CutoverOptions cutover_options(const Settings& s, const ActiveBackend& active) {
   o.active_backend = active.backend;
   o.epoch = active.epoch;
   o.drain_timeout = std::chrono::duration_cast<Millis>(c.drain_timeout);
-  o.drain_policy = c.drain_policy == DrainPolicy::kCancel ? DrainTimeoutPolicy::kCancel
-                                                          : DrainTimeoutPolicy::kAbort;
+  o.drain_policy = c.drain_policy;
   o.max_pause = std::chrono::duration_cast<Millis>(c.max_pause);
   o.prewarm_on_flip = c.prewarm;
-  o.unmovable_policy =
-      c.unmovable_terminate ? UnmovablePolicy::kTerminate : UnmovablePolicy::kBlock;
+  o.unmovable_policy = c.unmovable_policy;
   o.prewarm_timeout = std::chrono::duration_cast<Millis>(s.config.proxy.server_connect_timeout);
   // The drain ends when the shared in-flight counter reaches zero; polling it every 2 ms
   // during a pause costs nothing and keeps the write pause short.

@@ -35,7 +35,7 @@ class DataPlane {
   // ---- hooks for the cutover engine and the admin API ----
   std::vector<Shard*> shards();
   ActiveBackend active() const;
-  // Every route as served now (proxy/route_table.h), for /v1/status.
+  // Every route as served now (proxy/pool/route_table.h), for /v1/status.
   std::shared_ptr<const class RouteTable> routes() const;
   // Switches every shard to `backend` under `epoch` (the cutover engine has persisted both
   // first). Returns "" on success or the error (a route without a backend on that side).

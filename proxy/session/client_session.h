@@ -75,7 +75,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void forward_cancel();          // a CancelRequest with this session's key arrived
   bool in_transaction() const;
   // Session state that pins this client to its server connection (transaction mode) or keeps
-  // it from moving to another backend: what the server last said (proxy/session_state.h).
+  // it from moving to another backend: what the server last said (proxy/session/session_state.h).
   bool pinned() const { return pinned_; }
   // "LISTEN, temp table" when the session holds state that cannot move to a new backend.
   std::string unmovable_reasons() const;
@@ -98,7 +98,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> server_reader(std::shared_ptr<ClientSession> self, ServerConnection* conn);
   void on_server_message(char type, protocol::Bytes body, bool& release_point);
   void account_client_message(char type);
-  // Named prepared statements in transaction mode (proxy/prepared_statements.h).
+  // Named prepared statements in transaction mode (proxy/session/prepared_statements.h).
   bool tracking() const { return track_prepared_ && server_ != nullptr; }
   bool track_client_message(char type, protocol::Bytes body, std::string& out);
   void ensure_prepared(const StatementDef& def, std::string& out);

@@ -1,5 +1,5 @@
-// ClientSession's session-state handling (proxy/session_state.h), apart from the relay so the
-// relay reads straight through: what the client's SQL may do, asking the server at the end of
+// ClientSession's session-state handling (proxy/session/session_state.h), apart from the relay so
+// the relay reads straight through: what the client's SQL may do, asking the server at the end of
 // a flagged transaction, pinning, and moving a session to a retargeted backend.
 #include "common/log.h"
 #include "protocol/messages.h"

@@ -3,7 +3,7 @@
 // message ("cannot execute INSERT in a read-only transaction") does not tell an application
 // developer why; the proxy rewrites the message of those errors to name the migration and
 // keeps the SQLSTATE, so code that checks 25006 still works. Read-only routes (replicas,
-// proxy/route_table.h) get the same treatment naming the route.
+// proxy/pool/route_table.h) get the same treatment naming the route.
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
 // Counters and gauges of the data plane as plain atomics: the hot path only does relaxed
-// increments; proxy/metrics.* and the admin API read them to export without touching the
+// increments; proxy/telemetry/metrics.* and the admin API read them to export without touching the
 // session code. One process-wide instance, shared by all shards.
 #pragma once
 

@@ -1,6 +1,6 @@
-// Copies the data plane's atomic counters (proxy/stats.h) into the Prometheus families
-// (proxy/metrics.h) when /metrics is scraped: the hot path keeps doing relaxed increments and
-// never touches prometheus-cpp. Counters advance by the difference since the last scrape.
+// Copies the data plane's atomic counters (proxy/telemetry/stats.h) into the Prometheus families
+// (proxy/telemetry/metrics.h) when /metrics is scraped: the hot path keeps doing relaxed increments
+// and never touches prometheus-cpp. Counters advance by the difference since the last scrape.
 #pragma once
 
 #include <array>

@@ -582,7 +582,7 @@ def check_live(tmp, health_cmd, example, docs):
                     foreign.add(ident)
         check(foreign <= allowed_foreign, f"{rel}: no metric outside pgcutover_* except {sorted(allowed_foreign)}"
               + ("" if foreign <= allowed_foreign else f" (found {sorted(foreign - allowed_foreign)})"))
-    families_h = read(os.path.join(TOP, "proxy", "metrics.h"))
+    families_h = read(os.path.join(TOP, "proxy", "telemetry", "metrics.h"))
     declared = set(re.findall(r'"(pgcutover_[a-z0-9_]+)"', families_h))
     dash_used = set(re.findall(r"\bpgcutover_[a-z0-9_]+", json.dumps(docs[dash_rel])))
     not_shown = sorted(declared - {base_name(n) for n in dash_used})

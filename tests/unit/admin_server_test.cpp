@@ -21,6 +21,7 @@
 #include <optional>
 
 #include "proxy/admin/admin_routes.h"
+#include "proxy/admin/http_auth.h"
 #include "proxy/cutover/cutover_engine.h"
 #include "proxy/telemetry/cutover_metrics.h"
 #include "proxy/telemetry/metrics.h"
@@ -416,6 +417,27 @@ TEST_F(AdminServerTest, BindFailureIsReported) {
   std::string err;
   EXPECT_FALSE(other.start(err));
   EXPECT_NE(err.find("admin"), std::string::npos);
+}
+
+// Bearer token: right token passes; wrong, missing, other schemes and prefixes fail.
+TEST(BearerToken, Checks) {
+  BearerToken t("s3cret-token");
+  EXPECT_TRUE(t.configured());
+  EXPECT_TRUE(t.check("Bearer s3cret-token"));
+  EXPECT_TRUE(t.check("bearer  s3cret-token "));
+  EXPECT_FALSE(t.check("Bearer s3cret-toke"));
+  EXPECT_FALSE(t.check("Bearer s3cret-token2"));
+  EXPECT_FALSE(t.check("Bearer"));
+  EXPECT_FALSE(t.check("Bearer "));
+  EXPECT_FALSE(t.check(""));
+  EXPECT_FALSE(t.check("Basic czNjcmV0LXRva2Vu"));
+  EXPECT_FALSE(t.check("Bearers3cret-token"));
+  EXPECT_FALSE(t.check("s3cret-token"));
+  // An unconfigured token fails closed.
+  BearerToken empty("");
+  EXPECT_FALSE(empty.configured());
+  EXPECT_FALSE(empty.check("Bearer "));
+  EXPECT_FALSE(empty.check("Bearer x"));
 }
 
 }  // namespace

@@ -240,7 +240,7 @@ TEST_F(CutoverEngineTest, DrainTimeoutCancelPolicyCancelsThenPauses) {
   dp.cancel_drains = true;
   PauseRequest req;
   req.drain_timeout = 50ms;
-  req.drain_policy = DrainTimeoutPolicy::kCancel;
+  req.drain_policy = DrainPolicy::kCancel;
   CommandResult r = e->pause(req);
   EXPECT_TRUE(r.ok()) << r.message;
   EXPECT_EQ(r.state, CutoverState::kPaused);
@@ -253,7 +253,7 @@ TEST_F(CutoverEngineTest, DrainTimeoutCancelPolicyCancelsThenPauses) {
 // Cancel policy: a transaction that ignores the cancel is terminated.
 TEST_F(CutoverEngineTest, DrainTimeoutCancelPolicyTerminatesWhenCancelIsNotEnough) {
   auto o = options();
-  o.drain_policy = DrainTimeoutPolicy::kCancel;
+  o.drain_policy = DrainPolicy::kCancel;
   o.drain_timeout = 30ms;
   o.cancel_grace = 30ms;
   auto e = make(o);
@@ -268,7 +268,7 @@ TEST_F(CutoverEngineTest, DrainTimeoutCancelPolicyTerminatesWhenCancelIsNotEnoug
 // Cancel policy: when even terminate does not drain, the pause gives up and resumes.
 TEST_F(CutoverEngineTest, DrainTimeoutCancelPolicyGivesUpAndResumes) {
   auto o = options();
-  o.drain_policy = DrainTimeoutPolicy::kCancel;
+  o.drain_policy = DrainPolicy::kCancel;
   o.drain_timeout = 20ms;
   o.cancel_grace = 20ms;
   auto e = make(o);

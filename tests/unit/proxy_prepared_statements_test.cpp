@@ -1,6 +1,6 @@
 // Transaction mode's prepared-statement tracking, the parts that are pure logic
-// (proxy/prepared_statements.h): SQL DEALLOCATE recognition, the Parse/Close/Sync batches the
-// proxy answers without a server connection, and what an error in a pipeline undoes.
+// (proxy/session/prepared_statements.h): SQL DEALLOCATE recognition, the Parse/Close/Sync batches
+// the proxy answers without a server connection, and what an error in a pipeline undoes.
 #include "proxy/session/prepared_statements.h"
 
 #include <gtest/gtest.h>

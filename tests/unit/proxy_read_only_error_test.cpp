@@ -1,4 +1,4 @@
-// proxy/read_only_error.*: in read-only mode a refused write names the migration, keeps
+// proxy/session/read_only_error.*: in read-only mode a refused write names the migration, keeps
 // SQLSTATE 25006 and the server's own text (as the detail); other errors are left alone.
 #include <gtest/gtest.h>
 

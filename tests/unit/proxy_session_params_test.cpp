@@ -1,4 +1,4 @@
-// proxy/session_params.*: which settings follow a client between server connections, how
+// proxy/session/session_params.*: which settings follow a client between server connections, how
 // startup options are read, and the SET/RESET text sent to bring a server connection in line.
 #include <gtest/gtest.h>
 

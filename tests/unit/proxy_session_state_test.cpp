@@ -1,4 +1,4 @@
-// proxy/session_state.*: the lexer-level classifier that decides when the proxy asks the
+// proxy/session/session_state.*: the lexer-level classifier that decides when the proxy asks the
 // server about session state (pinning, moves), and the helpers a move uses to replay
 // prepared statements.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// proxy/state_file.*: the active backend survives restarts; the file is replaced atomically
+// proxy/cutover/state_file.*: the active backend survives restarts; the file is replaced atomically
 // and a damaged file is reported, never silently replaced by the initial backend.
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -7,7 +7,7 @@
 # -j 2 a thread blocks in PQprepare (Parse + Sync) for one client while another of its clients
 # holds a pooled server connection in the middle of a transaction; the proxy answers a
 # Parse/Sync-only batch without a server connection (answer_without_server in
-# proxy/prepared_statements.h), so that thread is not left waiting for query_wait_timeout.
+# proxy/session/prepared_statements.h), so that thread is not left waiting for query_wait_timeout.
 . "$(dirname "$0")/../test_proxy_common.bash"
 
 pgc_start src heroku --max-connections 60 >/dev/null

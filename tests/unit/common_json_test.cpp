@@ -1,18 +1,16 @@
-// The admin API's JSON: writer escaping (including hostile bytes from client-supplied names),
-// the flat-object parser on good and malformed input, and the bearer-token check.
+// The JSON the admin API speaks (common/json.h): writer escaping (including hostile bytes from
+// client-supplied names) and the flat-object parser on good and malformed input.
 #include "common/json.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "proxy/admin/http_auth.h"
-
-namespace pgcutover::proxy {
+namespace pgcutover {
 namespace {
 
 // Quotes, backslashes, control characters and invalid UTF-8 all come out as valid JSON.
-TEST(AdminJson, WriterEscapes) {
+TEST(CommonJson, WriterEscapes) {
   json::Writer w;
   w.begin_object()
       .field("q", "a\"b\\c")
@@ -38,7 +36,7 @@ TEST(AdminJson, WriterEscapes) {
 }
 
 // Every scalar type of a request body.
-TEST(AdminJson, ParsesFlatObject) {
+TEST(CommonJson, ParsesFlatObject) {
   std::string err;
   auto obj = json::parse_flat_object(
       " {\"backend\": \"target\", \"epoch\": 3, \"enabled\": false, \"x\": null, \"d\": -1.5e2, "
@@ -58,7 +56,7 @@ TEST(AdminJson, ParsesFlatObject) {
 }
 
 // Malformed and unsupported bodies are refused with a message, never a crash.
-TEST(AdminJson, RejectsMalformed) {
+TEST(CommonJson, RejectsMalformed) {
   const char* bad[] = {
       "",
       "[]",
@@ -98,7 +96,7 @@ TEST(AdminJson, RejectsMalformed) {
 }
 
 // Integers beyond int64 are kept as doubles (so a huge epoch is refused by type, not wrapped).
-TEST(AdminJson, HugeIntegerIsNotInt) {
+TEST(CommonJson, HugeIntegerIsNotInt) {
   std::string err;
   auto obj = json::parse_flat_object("{\"epoch\": 99999999999999999999}", err);
   ASSERT_TRUE(obj) << err;
@@ -106,7 +104,7 @@ TEST(AdminJson, HugeIntegerIsNotInt) {
 }
 
 // Random bytes and truncations of a valid body never crash the parser.
-TEST(AdminJson, RandomInputDoesNotCrash) {
+TEST(CommonJson, RandomInputDoesNotCrash) {
   std::mt19937 rng(1234);
   std::string valid = "{\"backend\":\"target\",\"epoch\":3,\"enabled\":true,\"s\":\"\\u00e9\"}";
   std::string err;
@@ -118,26 +116,5 @@ TEST(AdminJson, RandomInputDoesNotCrash) {
   }
 }
 
-// Bearer token: right token passes; wrong, missing, other schemes and prefixes fail.
-TEST(BearerToken, Checks) {
-  BearerToken t("s3cret-token");
-  EXPECT_TRUE(t.configured());
-  EXPECT_TRUE(t.check("Bearer s3cret-token"));
-  EXPECT_TRUE(t.check("bearer  s3cret-token "));
-  EXPECT_FALSE(t.check("Bearer s3cret-toke"));
-  EXPECT_FALSE(t.check("Bearer s3cret-token2"));
-  EXPECT_FALSE(t.check("Bearer"));
-  EXPECT_FALSE(t.check("Bearer "));
-  EXPECT_FALSE(t.check(""));
-  EXPECT_FALSE(t.check("Basic czNjcmV0LXRva2Vu"));
-  EXPECT_FALSE(t.check("Bearers3cret-token"));
-  EXPECT_FALSE(t.check("s3cret-token"));
-  // An unconfigured token fails closed.
-  BearerToken empty("");
-  EXPECT_FALSE(empty.configured());
-  EXPECT_FALSE(empty.check("Bearer "));
-  EXPECT_FALSE(empty.check("Bearer x"));
-}
-
 }  // namespace
-}  // namespace pgcutover::proxy
+}  // namespace pgcutover

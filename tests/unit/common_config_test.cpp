@@ -1,4 +1,4 @@
-// proxy/config.*: the configuration contract. Every error names the file, the key and the
+// common/config.*: the configuration contract. Every error names the file, the key and the
 // problem, never a secret; the example file in deploy/examples parses.
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "common/config.h"
 
-namespace pgcutover::proxy {
+namespace pgcutover {
 namespace {
 
 constexpr const char* kPath = "/etc/pgcutover/test.toml";
@@ -34,7 +34,7 @@ TEST(ProxyConfig, ExampleFileParses) {
   ::setenv("HEROKU_DATABASE_URL", "postgres://u1:p%40ss@ec2-1.compute.amazonaws.com:5432/d1", 1);
   ::setenv("RDS_DATABASE_URL", "postgresql://u2:x@mydb.rds.amazonaws.com/d2", 1);
   ::setenv("PGCUTOVER_ADMIN_TOKEN", "tok", 1);
-  // This file is <top>/tests/unit/proxy_config_test.cpp.
+  // This file is <top>/tests/unit/common_config_test.cpp.
   std::string top = __FILE__;
   top = top.substr(0, top.rfind("/tests/unit/"));
   if (const char* src = std::getenv("PGCUTOVER_SOURCE_DIR")) top = src;
@@ -303,4 +303,4 @@ TEST(ProxyEnv, Substitution) {
 }
 
 }  // namespace
-}  // namespace pgcutover::proxy
+}  // namespace pgcutover

@@ -1,0 +1,288 @@
+// The server half of ClientSession's relay: a coroutine that reads the assigned server connection
+// and forwards to the client as bytes arrive (whole messages only for the few the proxy must
+// look at), while it keeps the transaction state, the pending responses and the release point
+// (ReadyForQuery 'I' with nothing outstanding) in step.
+#include "common/log.h"
+#include "protocol/messages.h"
+#include "proxy/pool/server_pool.h"
+#include "proxy/session/client_session.h"
+#include "proxy/session/read_only_error.h"
+
+namespace pgcutover::proxy {
+namespace be = protocol::backend;
+namespace {
+
+// Server messages the relay must read whole; everything else streams through by header.
+bool inspected(char type) {
+  switch (type) {
+    case be::kReadyForQuery:
+    case be::kParameterStatus:
+    case be::kErrorResponse:
+    case be::kCopyInResponse:
+    case be::kCommandComplete:  // DISCARD ALL / DEALLOCATE ALL drop the server's statements
+      return true;
+    default:
+      return false;
+  }
+}
+
+// "cached plan must not change result type" (PostgreSQL's RevalidateCachedQuery): matched on
+// SQLSTATE and routine, since the message text follows the server's lc_messages.
+bool is_stale_plan_error(const protocol::ErrorNotice& e) {
+  if (e.sqlstate != "0A000") return false;
+  for (const auto& f : e.fields) {
+    if (f.code == 'R') return f.value == "RevalidateCachedQuery";
+  }
+  return false;
+}
+
+}  // namespace
+
+void ClientSession::on_server_message(char type, protocol::Bytes body, bool& release_point) {
+  switch (type) {
+    case be::kReadyForQuery: {
+      auto z = protocol::parse_ready_for_query(body);
+      char status = z ? z->status : 'E';
+      if (outstanding_ > 0) {
+        --outstanding_;
+      } else {
+        log::warn("unexpected_ready_for_query", {{"session", std::to_string(id_)}});
+      }
+      bool was_busy = last_rfq_ != 'I';
+      last_rfq_ = status;
+      // Everything sent has been answered: a COPY that failed to start (no CopyInResponse)
+      // is over too.
+      if (outstanding_ == 0) copies_ended_early_ = 0;
+      if (status == 'I' && outstanding_ == 0 && !ext_pending_) {
+        release_point = true;
+        if (was_busy || settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
+          stats().transactions_total.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+      break;
+    }
+    case be::kParameterStatus: {
+      // The client's own SET changed a reported setting: it now believes that value, and so
+      // must every server connection it gets from now on.
+      if (auto p = protocol::parse_parameter_status(body)) {
+        std::string name(p->name);
+        server_->params.reported[name] = std::string(p->value);
+        server_->synced_for.clear();
+        if (is_tracked_reported(name)) set_desired(name, std::string(p->value));
+      }
+      break;
+    }
+    case be::kErrorResponse: {
+      auto e = protocol::parse_error_notice(body);
+      stats().count_error(e ? e->sqlstate : std::string_view{});
+      if (track_prepared_ && e && is_stale_plan_error(*e)) {
+        // A shared statement's result columns changed under it (DDL). A driver's own cure,
+        // Close + Parse, does not reach the shared server statement: this server connection
+        // is closed instead of pooled, and its statements are prepared afresh elsewhere.
+        server_->statements_stale = true;
+      }
+      break;
+    }
+    case be::kCopyInResponse:
+      if (copies_ended_early_ > 0) {
+        --copies_ended_early_;
+      } else {
+        copy_in_ = true;
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self,
+                                             ServerConnection* conn) {
+  std::shared_ptr<Stream> server = conn->stream;
+  std::shared_ptr<Stream> client = client_;
+  const std::size_t max_message = settings_->server_limits.max_message;
+  std::size_t passthrough = 0;  // bytes of a streamed message still to forward (or drop)
+  bool drop_passthrough = false;
+  bool mine = true;
+  while (mine) {
+    protocol::Bytes data = conn->in.readable();
+    std::size_t pos = 0;
+    bool release_point = false;
+    bool broken = false;
+    // Server output goes to the client as it came unless the prepared-statement tracking
+    // swallows or adds a message; then it is assembled in to_client_ (seg: first byte not yet
+    // copied there).
+    std::string& out = to_client_;
+    out.clear();
+    std::size_t seg = 0;
+    auto cut = [&](std::size_t at) {
+      out.append(reinterpret_cast<const char*>(data.data()) + seg, at - seg);
+      seg = at;
+    };
+    auto synthetic_at_head = [&] {
+      return tracking() && !pending_.empty() && pending_.front().synthetic();
+    };
+    while (pos < data.size()) {
+      if (passthrough > 0) {
+        std::size_t k = std::min(passthrough, data.size() - pos);
+        if (drop_passthrough) cut(pos);
+        pos += k;
+        if (drop_passthrough) seg = pos;
+        passthrough -= k;
+        continue;
+      }
+      MessageHeader h;
+      if (!read_header(data.subspan(pos), h)) break;
+      if (h.length < 4 || h.length - 4 > max_message) {
+        broken = true;
+        break;
+      }
+      bool whole = data.size() - pos >= h.total();
+      if (inspected(h.type) && !whole) break;
+      protocol::Bytes body =
+          whole ? data.subspan(pos + protocol::kHeaderSize, h.length - 4) : protocol::Bytes{};
+      bool swallow = false;
+      if (tracking()) {
+        if (synthetic_at_head()) {
+          cut(pos);
+          emit_synthetic(out);
+        }
+        swallow = route_response(h.type, body);
+      }
+      if (inspected(h.type)) on_server_message(h.type, body, release_point);
+      if (!swallow && h.type == be::kErrorResponse && outstanding_ == 0 && !ext_pending_ &&
+          cutover_snapshot_.valid && !host_.gate().is_open()) {
+        // An idle server connection ended while paused (the fence's FATAL 57P01): not the
+        // client's end, it moves with its snapshot (lost_while_paused).
+        swallow = true;
+        cut(pos);
+      }
+      if (!swallow && h.type == be::kErrorResponse && (read_only_route_ || conn->read_only)) {
+        // A refused write says why: the route is a replica (route_table.h) or the proxy is in
+        // read-only mode for the migration (read_only_error.h). The SQLSTATE stays 25006.
+        std::string rewritten;
+        bool replaced = read_only_route_ ? rewrite_read_only_error(body, database_, rewritten)
+                                         : rewrite_read_only_error(body, rewritten);
+        if (replaced) {
+          cut(pos);
+          out += rewritten;
+          swallow = true;  // the server's own copy is replaced
+        }
+      }
+      std::size_t k = std::min(h.total(), data.size() - pos);
+      if (swallow) cut(pos);
+      pos += k;
+      if (swallow) seg = pos;
+      passthrough = h.total() - k;
+      drop_passthrough = swallow && passthrough > 0;
+      if (passthrough == 0 && synthetic_at_head()) {
+        cut(pos);
+        emit_synthetic(out);
+      }
+    }
+    if (broken) {
+      log::error("server_protocol_error",
+                 {{"session", std::to_string(id_)}, {"server_id", std::to_string(conn->id)}});
+      end_with({EndReason::kServerLost, "08P01", "invalid message from the database server"});
+      server->close();
+      client->cancel();
+      break;
+    }
+    refresh_busy();
+    if (pos > 0) {
+      protocol::Bytes send = data.subspan(0, pos);
+      if (seg > 0 || !out.empty()) {
+        cut(pos);
+        send = protocol::Bytes(reinterpret_cast<const std::uint8_t*>(out.data()), out.size());
+      }
+      if (!send.empty()) {
+        auto [ec, n] = co_await client->write(asio::buffer(send.data(), send.size()));
+        if (ec) {
+          end_with({EndReason::kClientClosed, {}, {}});
+          client->cancel();
+          break;
+        }
+        stats().client_bytes_sent.fetch_add(n, std::memory_order_relaxed);
+      }
+      stats().server_bytes_received.fetch_add(pos, std::memory_order_relaxed);
+      conn->in.consume(pos);
+    }
+    if (server_.get() != conn || ending_) break;
+    bool at_release =
+        release_point && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && passthrough == 0;
+    if (at_release && writing_to_server_) {
+      // The server answered before the relay saw its write complete. Reading the server now
+      // would wait for nothing while the client, already answered, may wait for another
+      // connection (pgbench -M prepared: one thread blocks in PQprepare for one client while
+      // another of its clients holds this one). Wait for the write, then decide again.
+      write_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
+      co_await write_done_.get(shard_.executor()).async_wait(use_nothrow);
+      if (server_.get() != conn || ending_) break;
+      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+    }
+    bool probed = false;
+    if (at_release && state_effects_ != 0) {
+      // The transaction may have left session state behind: ask the server before this
+      // connection can go to another client (or be counted as movable).
+      probed = true;
+      if (!co_await probe_state(conn)) {
+        end_with({EndReason::kServerLost, {}, {}});
+        client->cancel();
+        break;
+      }
+      if (server_.get() != conn || ending_) break;
+      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+    }
+    if (at_release) {
+      if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) {
+        detach(conn->in.empty());
+        refresh_busy();
+        arm_idle_timer();
+        if (shutdown_requested_) terminate({EndReason::kShutdown, {}, {}});
+        break;
+      }
+      if (shutdown_requested_) {
+        terminate({EndReason::kShutdown, {}, {}});
+        break;
+      }
+      arm_idle_timer();  // session mode (or pinned): idle between transactions from here
+    }
+    if (probed && !conn->in.empty()) continue;  // messages that came during the probe
+    error_code ec;
+    std::size_t n = 0;
+    if (!snapshot_wanted_) {  // (asked while this coroutine was not reading: take it now)
+      std::size_t room = 0;
+      std::uint8_t* p = conn->in.prepare(4096, room);
+      std::tie(ec, n) = co_await server->read_some(asio::buffer(p, room));
+      if (server_.get() != conn || ending_) break;  // stopped on purpose (finish/detach)
+    }
+    if (snapshot_wanted_ && (!ec || ec == asio::error::operation_aborted)) {
+      conn->in.commit(n);
+      snapshot_wanted_ = false;
+      if (!co_await snapshot_for_cutover(conn)) {
+        end_with({EndReason::kServerLost, {}, {}});
+        client->cancel();
+        break;
+      }
+      if (server_.get() != conn || ending_) break;
+      continue;
+    }
+    if (ec && cutover_snapshot_.valid && !host_.gate().is_open() && outstanding_ == 0 &&
+        !ext_pending_ && last_rfq_ == 'I') {
+      lost_while_paused();
+      break;
+    }
+    if (ec) {
+      log::warn("server_connection_lost", {{"session", std::to_string(id_)},
+                                           {"server_id", std::to_string(conn->id)},
+                                           {"error", ec.message()}});
+      end_with({EndReason::kServerLost, {}, {}});
+      client->cancel();
+      break;
+    }
+    conn->in.commit(n);
+  }
+  if (--readers_ == 0) reader_done_.cancel();
+  co_return;
+}
+
+}  // namespace pgcutover::proxy
