@@ -4,7 +4,7 @@
 # without; plain HTTP on the same port gets no answer; a config with only one of the two
 # files is refused naming both keys; pgcutoverctl drives it over HTTPS with the proxy's CA
 # ([[control.proxies]] ca_file), by address and by name, and refuses another CA or no CA.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start db plain >/dev/null
 export PROXY_TEST_SOURCE_URL=$DB_URL PROXY_TEST_TARGET_URL=$DB_URL

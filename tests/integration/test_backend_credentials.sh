@@ -10,7 +10,7 @@
 #  - password_command: rotation picked up the same way; a hanging command is killed at
 #    password_command_timeout and named in the error;
 #  - no password ever appears in the proxy's log or in /metrics.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start src heroku >/dev/null
 pgc_start tgt plain >/dev/null

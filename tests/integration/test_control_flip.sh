@@ -7,7 +7,7 @@
 #    failed transactions, the ledger of acknowledged inserts arrives whole on the target, and
 #    the printed write pause is below 1 s;
 #  - writes made on the target after the flip survive `revert` (reverse replication).
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"

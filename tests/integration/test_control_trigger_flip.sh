@@ -10,7 +10,7 @@
 #    out of the reported pause); every acknowledged ledger row and history row is on the
 #    target, and pgbench's balances agree (accounts = tellers = branches = history deltas);
 #  - `finalize` leaves no trigger, function or pgcutover schema on the source.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"

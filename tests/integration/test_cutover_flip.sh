@@ -6,7 +6,7 @@
 # once, the longest transaction during the flip (the write pause) is reported, a held client's
 # query runs on the new backend, the flip was persisted (a restart stays on the target), and
 # the admin API refuses calls without the token (401) and stale epochs (409).
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start src heroku --logical >/dev/null
 pgc_start tgt rds >/dev/null

@@ -4,7 +4,7 @@
 # blocker named) or cancel it and stay paused (policy cancel, the client gets 57014); a pause
 # left alone ends by itself at max_pause (dead-man timer); two commands at once never both run
 # (one gets 409 busy) and a pause does not stop a held client from finishing afterwards.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null

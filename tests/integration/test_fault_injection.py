@@ -29,7 +29,7 @@ import time
 
 import psycopg
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fault_testlib import (LEDGER_DDL, Cluster, Ledger, Proxy, Relay,  # noqa: E402
                            lsn_caught_up)
 from proxy_testlib import PROXY_BIN, fail, ok, wait_until  # noqa: E402

@@ -6,7 +6,7 @@
 # ~4 KB; a 4 KiB read buffer held while idle, as before, makes it ~8 KB). Then every client is
 # still connected, and some of them run queries, one of them two pipelined in one write.
 # Under ASan (PGCUTOVER_SANITIZED=1) memory is the sanitizer's: the figure is printed, not bound.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 first=300
 more=1200

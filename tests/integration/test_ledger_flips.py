@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from fault_testlib import LEDGER_DDL, Cluster, Ledger, Proxy, lsn_caught_up  # noqa: E402
 from proxy_testlib import PROXY_BIN, fail, ok  # noqa: E402
 

@@ -5,7 +5,7 @@
 # ways, plaintext refused under client_tls=require, wrong password and unknown user give the
 # same error, SIGHUP with a bad file keeps serving, session-mode reset between clients, a
 # restart with the state file on "target" serves from the target, verify-full really verifies.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null

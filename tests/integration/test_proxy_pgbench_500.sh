@@ -2,7 +2,7 @@
 # 500 concurrent pgbench clients over client TLS on a pool of 10 server connections in
 # transaction mode complete a tpcb-like run with zero errors, and the source never sees more
 # than 10 connections from the proxy.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start src heroku --max-connections 60 >/dev/null
 export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$SRC_URL

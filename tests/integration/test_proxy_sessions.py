@@ -29,7 +29,7 @@ import psycopg
 import psycopg.conninfo
 from psycopg import errors
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxy_testlib import (PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster,  # noqa: E402
                            port_accepting, wait_until)
 

@@ -9,7 +9,7 @@
 #    zero failed transactions on both;
 #  - afterwards `app_reports` answers from the target's replica, /v1/status lists both routes
 #    on the target side, and a write on `app_reports` fails with 25006 naming the route.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"

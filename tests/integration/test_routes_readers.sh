@@ -4,7 +4,7 @@
 # queries spread over both readers (least outstanding queries); after one reader is stopped,
 # the next attempt to it takes it out (event=reader_down) and every query is answered by the
 # other one, with no client error.
-. "$(dirname "$0")/test_proxy_common.bash"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start prim plain >/dev/null
 pgc_start_replica r1 prim >/dev/null

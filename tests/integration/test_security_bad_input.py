@@ -46,7 +46,7 @@ import urllib.parse
 import urllib.request
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxy_testlib import (PGCLUSTER, PROXY_BIN, TOP, fail, ok, pgcluster,  # noqa: E402
                            port_accepting, wait_until)
 

@@ -36,7 +36,7 @@ import psycopg
 import psycopg.conninfo
 from psycopg import errors
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxy_testlib import PGCLUSTER, PROXY_BIN, fail, ok, pgcluster, port_accepting, wait_until  # noqa: E402
 
 PASSWORD = "proxy-pw-" + secrets.token_hex(4)

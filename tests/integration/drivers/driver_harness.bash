@@ -25,8 +25,8 @@
 #
 #   . "$(dirname "$0")/driver_harness.bash"
 #   drivers_run <label> <command...>
-# shellcheck source=../test_proxy_common.bash
-. "$(dirname "${BASH_SOURCE[0]}")/../test_proxy_common.bash"
+# shellcheck source=../../lib/proxy_harness.bash
+. "$(dirname "${BASH_SOURCE[0]}")/../../lib/proxy_harness.bash"
 
 DRV_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export DRV_CLIENTS=${DRV_CLIENTS:-16}

@@ -8,7 +8,7 @@
 # holds a pooled server connection in the middle of a transaction; the proxy answers a
 # Parse/Sync-only batch without a server connection (answer_without_server in
 # proxy/session/prepared_statements.h), so that thread is not left waiting for query_wait_timeout.
-. "$(dirname "$0")/../test_proxy_common.bash"
+. "$(dirname "$0")/../../lib/proxy_harness.bash"
 
 pgc_start src heroku --max-connections 60 >/dev/null
 export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$SRC_URL

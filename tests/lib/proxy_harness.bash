@@ -1,4 +1,4 @@
-# Shared by the test_proxy_*.sh integration tests (sourced, not a test itself): real
+# Shared by the integration tests written in bash (sourced, not a test itself): real
 # PostgreSQL clusters from tests/lib/pgcluster.sh, the real pgcutover-proxy binary, a client TLS
 # certificate made at test time, a config written per test, bounded waits only.
 set -euo pipefail
