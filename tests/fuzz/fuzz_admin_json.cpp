@@ -8,7 +8,7 @@
 
 #include "common/json.h"
 
-using namespace pgcutover::proxy;
+using namespace pgcutover;
 
 namespace {
 void check(bool ok) {
