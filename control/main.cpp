@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "control/cli.h"
+#include "control/cli/cli.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -1,7 +1,7 @@
 // The admin API's HTTP server (Boost.Beast), on its own thread and io_context so that nothing
 // the data plane does can slow an operator's pause or resume, and the reverse.
 //
-// Security (issues 5 and 8): bound to 127.0.0.1 by default; every route but the ones
+// Security: bound to 127.0.0.1 by default; every route but the ones
 // registered as public needs `Authorization: Bearer <token>` (constant-time compare, see
 // http_auth.h), checked after reading the headers and before reading any body, so an
 // unauthenticated client cannot make the server buffer anything. Limits: header size (431),

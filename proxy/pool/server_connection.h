@@ -43,7 +43,7 @@ struct ServerConnection {
   bool cancel_sent = false;
   // default_transaction_read_only as the proxy last set it (read-only mode).
   bool read_only = false;
-  // Statement names prepared on this connection by the proxy (transaction mode, issue 4).
+  // Statement names prepared on this connection by the proxy (transaction mode).
   PreparedLru prepared;
   // Which client Parse the unnamed statement on this connection came from (0: none or
   // unknown), so a client's Bind of its unnamed statement can tell whether to parse it again.

@@ -1,4 +1,4 @@
-// Prewarm (issue 5): server connections to a flip's target, opened (TCP, TLS, authentication)
+// Prewarm: server connections to a flip's target, opened (TCP, TLS, authentication)
 // before the pause, so that the held clients do not pay for connection set-up after the flip.
 // One per shard, touched only on its thread. Bounded: a prewarm opens at most what the shard's
 // pools have open now (never more than their size), and the connections are closed when no

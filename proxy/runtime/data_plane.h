@@ -1,6 +1,6 @@
 // The whole proxy process: the shards, the state shared across them (cancel registry, client
 // count, the active backend), and the process-level events: SIGHUP reload, SIGTERM/SIGINT
-// graceful shutdown. The cutover engine (issue 5) drives pause/flip through the hooks here.
+// graceful shutdown. The cutover engine drives pause/flip through the hooks here.
 #pragma once
 
 #include <atomic>

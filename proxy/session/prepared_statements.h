@@ -1,4 +1,4 @@
-// Named prepared statements in transaction mode (issue 4). A client believes its protocol-level
+// Named prepared statements in transaction mode. A client believes its protocol-level
 // statements ("Parse with a name", protocol docs "Extended Query") live for its whole session,
 // but in transaction mode each transaction may run on a different server connection. The proxy
 // therefore:

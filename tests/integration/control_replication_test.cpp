@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "control/subprocess.h"
+#include "control/db/subprocess.h"
 #include "tests/lib/pg_cluster.h"
 
 namespace pgcutover::testing {

@@ -8,11 +8,11 @@
 #include <fstream>
 #include <string>
 
-#include "control/fence.h"
-#include "control/flip_plan.h"
-#include "control/journal.h"
-#include "control/proxy_fleet.h"
-#include "control/sequences.h"
+#include "control/command/proxy_fleet.h"
+#include "control/cutover/fence.h"
+#include "control/cutover/flip_plan.h"
+#include "control/cutover/journal.h"
+#include "control/cutover/sequences.h"
 
 namespace pgcutover::control {
 namespace {
@@ -126,10 +126,9 @@ TEST(control_flip, SummaryFollowsTheLastRun) {
   EXPECT_EQ(decide_recovery(s), RecoveryAction::kRollBack);
 }
 
-TEST(control_flip, StepAndMethodNamesRoundTrip) {
+TEST(control_flip, StepNamesRoundTrip) {
   for (FlipStep s : kAllSteps) EXPECT_EQ(parse_step(step_name(s)), s);
   EXPECT_FALSE(parse_step("nope"));
-  EXPECT_EQ(parse_method("trigger"), CatchUpMethod::kTrigger);
   EXPECT_EQ(from_backend(Direction::kBackward), "target");
   EXPECT_EQ(to_backend(Direction::kBackward), "source");
 }

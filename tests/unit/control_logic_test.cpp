@@ -6,11 +6,11 @@
 #include <sstream>
 
 #include "common/redact.h"
-#include "control/cli.h"
-#include "control/pg_conn.h"
-#include "control/schema.h"
-#include "control/schema_diff.h"
-#include "control/validate.h"
+#include "control/cli/cli.h"
+#include "control/db/pg_conn.h"
+#include "control/schema/schema.h"
+#include "control/schema/schema_diff.h"
+#include "control/validate/validate.h"
 
 namespace pgcutover::control {
 namespace {

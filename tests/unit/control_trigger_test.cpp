@@ -4,7 +4,7 @@
 // round-trip any value.
 #include <gtest/gtest.h>
 
-#include "control/trigger_sql.h"
+#include "control/replication/trigger_sql.h"
 
 namespace pgcutover::control {
 namespace {

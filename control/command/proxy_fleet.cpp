@@ -1,0 +1,142 @@
+#include "control/command/proxy_fleet.h"
+
+#include <thread>
+
+#include "control/command/admin_client.h"
+
+namespace pgcutover::control {
+
+namespace json = boost::json;
+
+ProxyAnswer parse_proxy_answer(const std::string& admin_url, bool reachable, int status,
+                               const std::string& body, const std::string& error) {
+  ProxyAnswer a;
+  a.admin_url = admin_url;
+  a.reachable = reachable;
+  a.http_status = status;
+  a.answered_at = std::chrono::steady_clock::now();
+  if (!reachable) {
+    a.result = "unreachable";
+    a.error = error;
+    return a;
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    a.result = "bad_answer";
+    a.error = "HTTP " + std::to_string(status) + (status == 401 ? " (check the token)" : "") +
+              ", not a JSON object";
+    return a;
+  }
+  a.body = v.as_object();
+  auto s = [&](const char* k) {
+    auto it = a.body.find(k);
+    return it != a.body.end() && it->value().is_string() ? std::string(it->value().as_string())
+                                                         : std::string();
+  };
+  a.state = s("state");
+  a.backend = s("backend");
+  if (auto it = a.body.find("epoch"); it != a.body.end() && it->value().is_number())
+    a.epoch = it->value().to_number<uint64_t>();
+  if (auto it = a.body.find("changed"); it != a.body.end() && it->value().is_bool())
+    a.changed = it->value().as_bool();
+  a.result = s("result");
+  bool cmd_ok = true;
+  if (auto it = a.body.find("ok"); it != a.body.end() && it->value().is_bool())
+    cmd_ok = it->value().as_bool();
+  a.ok = status == 200 && cmd_ok;
+  if (a.result.empty()) a.result = a.ok ? "ok" : s("error");
+  if (!a.ok) {
+    std::string msg = s("message");
+    a.error = "HTTP " + std::to_string(status) + " " + a.result + (msg.empty() ? "" : ": " + msg);
+  }
+  return a;
+}
+
+std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
+                                          const std::string& method, const std::string& path,
+                                          const std::vector<std::string>& bodies,
+                                          std::chrono::milliseconds timeout) {
+  std::vector<ProxyAnswer> out(which.size());
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < which.size(); ++k) {
+    threads.emplace_back([&, k] {
+      const auto& p = proxies_[which[k]];
+      AdminResponse r =
+          admin_request(p, method, path, timeout, k < bodies.size() ? bodies[k] : std::string());
+      out[k] = parse_proxy_answer(p.admin_url, r.reachable, r.status, r.body, r.error);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
+
+namespace {
+std::vector<size_t> all_of(size_t n) {
+  std::vector<size_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = i;
+  return v;
+}
+}  // namespace
+
+std::vector<ProxyAnswer> ProxyFleet::status() {
+  return call(all_of(size()), "GET", "/v1/status", {},
+              std::min(timeout_, std::chrono::milliseconds(3000)));
+}
+
+std::vector<ProxyAnswer> ProxyFleet::prewarm(const std::string& backend, int timeout_ms) {
+  std::string body =
+      json::serialize(json::object{{"backend", backend}, {"timeout_ms", timeout_ms}});
+  return call(all_of(size()), "POST", "/v1/prewarm", std::vector<std::string>(size(), body),
+              std::chrono::milliseconds(timeout_ms) + timeout_);
+}
+
+std::vector<ProxyAnswer> ProxyFleet::pause(int drain_timeout_ms, int max_pause_ms) {
+  std::string body = json::serialize(
+      json::object{{"drain_timeout_ms", drain_timeout_ms}, {"max_pause_ms", max_pause_ms}});
+  // The HTTP bound covers the drain: the proxy answers only once drained or timed out.
+  return call(all_of(size()), "POST", "/v1/pause", std::vector<std::string>(size(), body),
+              std::chrono::milliseconds(drain_timeout_ms) + timeout_);
+}
+
+std::vector<ProxyAnswer> ProxyFleet::resume() {
+  return call(all_of(size()), "POST", "/v1/resume", {}, timeout_);
+}
+
+std::vector<ProxyAnswer> ProxyFleet::flip(const std::string& backend,
+                                          const std::vector<uint64_t>& epochs) {
+  std::vector<std::string> bodies;
+  for (size_t i = 0; i < size(); ++i)
+    bodies.push_back(json::serialize(json::object{
+        {"backend", backend}, {"epoch", i < epochs.size() ? epochs[i] : uint64_t{0}}}));
+  return call(all_of(size()), "POST", "/v1/flip", bodies, timeout_);
+}
+
+bool all_ok(const std::vector<ProxyAnswer>& answers) {
+  for (const auto& a : answers)
+    if (!a.ok) return false;
+  return true;
+}
+
+std::string describe_failures(const std::vector<ProxyAnswer>& answers) {
+  std::string s;
+  for (const auto& a : answers) {
+    if (a.ok) continue;
+    if (!s.empty()) s += "; ";
+    s += a.admin_url + ": " + (a.reachable ? a.error : "unreachable (" + a.error + ")");
+  }
+  return s;
+}
+
+json::array to_json(const std::vector<ProxyAnswer>& answers) {
+  json::array arr;
+  for (const auto& a : answers) {
+    json::object o{{"admin_url", a.admin_url}, {"ok", a.ok},           {"result", a.result},
+                   {"state", a.state},         {"backend", a.backend}, {"epoch", a.epoch}};
+    if (!a.error.empty()) o["error"] = a.error;
+    arr.push_back(o);
+  }
+  return arr;
+}
+
+}  // namespace pgcutover::control

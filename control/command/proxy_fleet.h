@@ -1,0 +1,65 @@
+// Every proxy in the config at once: the same admin call sent to all of them in parallel
+// (one thread each, so the slowest proxy bounds the step, not the sum), with each answer
+// parsed into what the flip needs. The rule the callers keep: a partial failure is never left
+// as two proxies RUNNING on different backends (flip.cpp rolls the others back or forward).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "control/command/settings.h"
+
+namespace pgcutover::control {
+
+struct ProxyAnswer {
+  std::string admin_url;
+  bool reachable = false;
+  int http_status = 0;
+  bool ok = false;      // 200 and (for commands) "ok": true
+  std::string result;   // the command's "result" ("ok", "stale_epoch", ...) or "unreachable"
+  std::string error;    // in words
+  std::string state;    // "running", "paused", ...
+  std::string backend;  // active backend after the call
+  uint64_t epoch = 0;
+  bool changed = false;
+  boost::json::object body;
+  std::chrono::steady_clock::time_point answered_at;
+};
+
+class ProxyFleet {
+ public:
+  ProxyFleet(std::vector<ProxyAdminEndpoint> proxies, std::chrono::milliseconds timeout)
+      : proxies_(std::move(proxies)), timeout_(timeout) {}
+  size_t size() const { return proxies_.size(); }
+  const std::vector<ProxyAdminEndpoint>& endpoints() const { return proxies_; }
+
+  std::vector<ProxyAnswer> status();
+  std::vector<ProxyAnswer> prewarm(const std::string& backend, int timeout_ms);
+  std::vector<ProxyAnswer> pause(int drain_timeout_ms, int max_pause_ms);
+  std::vector<ProxyAnswer> resume();
+  // Flips each proxy with the epoch given for it (epochs[i] for proxy i).
+  std::vector<ProxyAnswer> flip(const std::string& backend, const std::vector<uint64_t>& epochs);
+  // The same POST to a subset (indexes), for retries and rollbacks.
+  std::vector<ProxyAnswer> call(const std::vector<size_t>& which, const std::string& method,
+                                const std::string& path, const std::vector<std::string>& bodies,
+                                std::chrono::milliseconds timeout);
+
+ private:
+  std::vector<ProxyAdminEndpoint> proxies_;
+  std::chrono::milliseconds timeout_;
+};
+
+// Parses one admin answer (exposed for the unit test).
+ProxyAnswer parse_proxy_answer(const std::string& admin_url, bool reachable, int status,
+                               const std::string& body, const std::string& error);
+
+// True when every answer is ok.
+bool all_ok(const std::vector<ProxyAnswer>& answers);
+// "http://a: unreachable (connect: Connection refused); http://b: drain_timeout (...)"
+std::string describe_failures(const std::vector<ProxyAnswer>& answers);
+boost::json::array to_json(const std::vector<ProxyAnswer>& answers);
+
+}  // namespace pgcutover::control

@@ -1,0 +1,82 @@
+#include "control/cutover/fence.h"
+
+#include <chrono>
+#include <thread>
+
+namespace pgcutover::control {
+
+std::string fence_role_sql(std::string_view role) {
+  return "ALTER ROLE " + quote_ident(role) + " SET default_transaction_read_only = on";
+}
+
+std::string unfence_role_sql(std::string_view role) {
+  return "ALTER ROLE " + quote_ident(role) + " RESET default_transaction_read_only";
+}
+
+FenceResult fence(PgConn& conn, std::vector<std::string> roles,
+                  const std::vector<int>& spare_pids) {
+  FenceResult res;
+  if (roles.empty()) roles.push_back(conn.spec().get("user"));
+  conn.exec_script("SET default_transaction_read_only = off");
+  for (const auto& role : roles) {
+    PgResult r = conn.exec_script(fence_role_sql(role));
+    if (!r) {
+      res.error = "fencing role " + role + ": " + r.error().message +
+                  " (a role may fence itself; other roles need CREATEROLE or superuser)";
+      return res;
+    }
+    res.roles.push_back(role);
+  }
+  std::string spare;
+  for (int pid : spare_pids) spare += (spare.empty() ? "" : ",") + std::to_string(pid);
+  std::string role_list;
+  for (const auto& r : roles) role_list += (role_list.empty() ? "" : ",") + r;
+  // Only client backends: the walsender of the replication we are about to wait on runs as
+  // the same role on a Heroku-shaped source and must live.
+  PgResult t = conn.exec(
+      "SELECT coalesce(string_agg(pid::text, ',') FILTER (WHERE pg_terminate_backend(pid)), '') "
+      "FROM pg_stat_activity WHERE usename = ANY(string_to_array($1, ',')) "
+      "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+      "AND NOT pid = ANY(string_to_array($2, ',')::int[])",
+      {role_list, spare});
+  if (!t) {
+    res.error = "ending the fenced roles' sessions: " + t.error().message;
+    return res;
+  }
+  std::string pids = t.get(0, 0);
+  for (char c : pids) res.sessions_terminated += c == ',';
+  if (!pids.empty()) res.sessions_terminated++;
+  // pg_terminate_backend only signals. A session caught inside COMMIT may still write its
+  // commit record; wait (bounded, 5 s) until every one is gone, so none lands after the
+  // catch-up position is read.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!pids.empty()) {
+    auto left = conn.value(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(string_to_array($1, ',')::int[])",
+        {pids});
+    if (!left || *left == "0") break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      res.error = "sessions of the fenced roles did not exit within 5 s (pids " + pids + ")";
+      return res;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  res.ok = true;
+  return res;
+}
+
+FenceResult unfence(PgConn& conn, const std::vector<std::string>& roles) {
+  FenceResult res;
+  for (const auto& role : roles) {
+    PgResult r = conn.exec_script(unfence_role_sql(role));
+    if (!r) {
+      res.error = "unfencing role " + role + ": " + r.error().message;
+      return res;
+    }
+    res.roles.push_back(role);
+  }
+  res.ok = true;
+  return res;
+}
+
+}  // namespace pgcutover::control

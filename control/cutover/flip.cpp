@@ -1,0 +1,725 @@
+// The cutover run: eight journaled, timed steps (flip_plan.h), automatic rollback of any
+// failure before traffic resumes, and recovery from the journal. One struct, Cutover, holds
+// the connections and what has been done so far, so rollback undoes exactly that.
+#include "control/cutover/flip.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <optional>
+#include <thread>
+
+#include "control/command/exit_codes.h"
+#include "control/command/proxy_fleet.h"
+#include "control/cutover/fence.h"
+#include "control/cutover/journal.h"
+#include "control/cutover/sequences.h"
+#include "control/db/control_state.h"
+#include "control/replication/link.h"
+#include "control/replication/method.h"
+
+namespace pgcutover::control {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+long opt_long(CommandContext& ctx, const char* name, long fallback) {
+  return ctx.args.has(name) ? static_cast<long>(std::stod(ctx.args.get(name))) : fallback;
+}
+
+struct Cutover {
+  CommandContext& ctx;
+  Direction dir = Direction::kForward;
+  // The replication that feeds the destination; lossy_revert_method() for a revert that
+  // has no way back.
+  const ReplicationMethod* method = nullptr;
+  Journal journal;
+  std::string run_id;
+  ProxyFleet fleet;
+  bool dry_run = false;
+
+  // App-role connections to each side, and the "admin" ones used for replication DDL
+  // (--source-subscriber-url / --subscriber-url; the app role when not given).
+  std::optional<PgConn> source, target, source_admin, target_admin;
+
+  // Options.
+  long drain_timeout_ms = 5000, max_pause_ms = 30000, catch_up_timeout_ms = 30000;
+  long max_lag_bytes = 16 * 1024 * 1024, max_validation_age_s = 86400;
+  double max_lag_s = 5;
+  long sequence_margin = 1000;
+  std::vector<std::string> fence_roles;
+  std::string smoke_url;
+
+  // What has been done (drives rollback).
+  bool reverse_possible = false;
+  std::string reverse_why_not;
+  std::vector<uint64_t> epochs;
+  bool paused = false, fenced = false, swapped = false, flip_started = false;
+  std::vector<std::string> fenced_roles;
+
+  // Report.
+  json::array steps;
+  json::array notes;
+  std::optional<Clock::time_point> first_pause_ack, last_resume_ack;
+  std::string failure;
+
+  Cutover(CommandContext& c, Direction d)
+      : ctx(c),
+        dir(d),
+        journal(c.args.get("journal", c.settings.journal)),
+        fleet(c.settings.proxies, milliseconds(opt_long(c, "admin-timeout", 5) * 1000)) {}
+
+  PgConn& from() { return dir == Direction::kForward ? *source : *target; }
+  PgConn& to() { return dir == Direction::kForward ? *target : *source; }
+  PgConn& from_admin() { return dir == Direction::kForward ? *source_admin : *target_admin; }
+  PgConn& to_admin() { return dir == Direction::kForward ? *target_admin : *source_admin; }
+  std::string from_name() const { return from_backend(dir); }
+  std::string to_name() const { return to_backend(dir); }
+  // The replication that feeds the destination now, and the one that will feed the side
+  // being left afterwards.
+  LinkNames current_link() const {
+    return dir == Direction::kForward ? forward_link() : reverse_link();
+  }
+  LinkNames next_link() const {
+    return dir == Direction::kForward ? reverse_link() : forward_link();
+  }
+  // Where each link's subscription lives: forward on the target, reverse on the source.
+  std::string publisher_conninfo_for(const LinkNames& link) {
+    if (link.subscription == forward_link().subscription) {
+      std::string u = ctx.args.get("publisher-url");
+      return u.empty() ? source->spec().conninfo() : u;
+    }
+    std::string u = ctx.args.get("reverse-publisher-url");
+    return u.empty() ? target->spec().conninfo() : u;
+  }
+  PgConn& subscriber_of(const LinkNames& link) {
+    return link.subscription == forward_link().subscription ? *target_admin : *source_admin;
+  }
+  PgConn& publisher_of(const LinkNames& link) {
+    return link.subscription == forward_link().subscription ? *source_admin : *target_admin;
+  }
+
+  std::string method_name() const { return method ? std::string(method->name()) : ""; }
+  FlipSides sides() {
+    return {from(), to(), from_admin(), from_name(), to_name(), current_link().slot};
+  }
+  FlipLimits limits() const {
+    return {milliseconds(catch_up_timeout_ms), max_lag_bytes, max_lag_s, ctx.args.get("jobs", "4")};
+  }
+  // Takes a method's answer into the step's data and failure.
+  bool take(FlipStepResult r, json::object& d) {
+    for (auto& kv : r.data) d[kv.key()] = kv.value();
+    if (!r.ok) failure = r.failure;
+    return r.ok;
+  }
+
+  void say(const std::string& s) { ctx.say(s); }
+
+  bool log(json::object rec) {
+    rec["run"] = run_id;
+    rec["t"] = static_cast<double>(std::time(nullptr));
+    std::string e;
+    if (!journal.append(rec, e)) {
+      failure = e;
+      return false;
+    }
+    return true;
+  }
+
+  void test_hook_before(FlipStep s) {
+    const char* h = std::getenv("PGCUTOVER_TEST_HOOK_BEFORE_STEP");
+    if (!h) return;
+    std::string v = h;
+    auto colon = v.find(':');
+    if (colon == std::string::npos || v.substr(0, colon) != step_name(s)) return;
+    int rc = std::system(v.substr(colon + 1).c_str());
+    (void)rc;
+  }
+
+  void crash_hook_after(FlipStep s) {
+    const char* c = std::getenv("PGCUTOVER_CRASH_AFTER_STEP");
+    if (c && std::string(c) == step_name(s)) {
+      std::fflush(nullptr);
+      _exit(99);  // test hook: a controller dying with the step journaled and nothing else
+    }
+  }
+
+  // Runs one step: journal start, the body, timing, journal done (fsync'd) or failure.
+  template <typename F>
+  bool step(FlipStep s, F&& body) {
+    test_hook_before(s);
+    if (!dry_run && !log({{"event", "start"}, {"step", step_name(s)}})) return false;
+    auto t0 = Clock::now();
+    json::object data;
+    bool ok = body(data);
+    double ms = ms_between(t0, Clock::now());
+    json::object st{{"step", step_name(s)}, {"ok", ok}, {"ms", ms}, {"data", data}};
+    if (!ok) st["error"] = failure;
+    steps.push_back(st);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%8.1f ms  ", ms);
+    say(std::string(ok ? "  ok  " : "  FAIL") + "  " + std::to_string(static_cast<int>(s)) + " " +
+        step_name(s) + std::string(14 - std::string(step_name(s)).size(), ' ') + buf +
+        (ok ? summary_of(data) : failure));
+    if (!ok) return false;
+    if (!dry_run) {
+      if (!log({{"event", "done"}, {"step", step_name(s)}, {"ms", ms}, {"data", data}}))
+        return false;
+      crash_hook_after(s);
+    }
+    return true;
+  }
+
+  static std::string summary_of(const json::object& d) {
+    auto it = d.find("summary");
+    return it != d.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
+  }
+
+  // ---- connections ----
+  bool connect_all() {
+    source = ctx.connect_source();
+    if (!source) return false;
+    target = ctx.connect_target();
+    if (!target) return false;
+    auto admin = [&](const char* opt, const std::optional<ConnSpec>& fallback,
+                     const char* role) -> std::optional<PgConn> {
+      std::optional<ConnSpec> spec = fallback;
+      if (ctx.args.has(opt)) {
+        std::string e;
+        spec = ConnSpec::parse(ctx.args.get(opt), e);
+        if (!spec) {
+          ctx.fail(kExitUsage, std::string("--") + opt + ": " + e);
+          return std::nullopt;
+        }
+      }
+      return ctx.connect(spec, role, std::string("--") + opt);
+    };
+    source_admin = admin("source-subscriber-url", ctx.settings.source, "source");
+    if (!source_admin) return false;
+    target_admin = admin("subscriber-url", ctx.settings.target, "target");
+    if (!target_admin) return false;
+    // A session opened while its role is fenced starts read-only; the controller's own
+    // sessions must be able to write (barrier row, setval, DDL).
+    for (auto* c : {&*source, &*target, &*source_admin, &*target_admin})
+      c->exec_script("SET default_transaction_read_only = off");
+    return true;
+  }
+
+  std::vector<int> own_pids(PgConn& side_admin, PgConn& side_app) {
+    return {side_admin.backend_pid(), side_app.backend_pid()};
+  }
+
+  std::vector<std::string> roles_for(PgConn& side) {
+    auto r = ctx.args.all("fence-role");
+    if (r.empty()) r.push_back(side.spec().get("user"));
+    return r;
+  }
+
+  // ---- the steps ----
+  bool preconditions(json::object& d) {
+    auto st = fleet.status();
+    d["proxies"] = to_json(st);
+    if (fleet.size() == 0) {
+      failure = "no proxies configured ([[control.proxies]] in the config)";
+      return false;
+    }
+    std::optional<uint64_t> epoch;
+    for (const auto& a : st) {
+      if (!a.ok) {
+        failure = "proxy " + a.admin_url + " is " + a.result + ": " + a.error;
+        return false;
+      }
+      if (a.state != "running") {
+        failure = "proxy " + a.admin_url + " is " + a.state + ", not running";
+        return false;
+      }
+      if (a.backend != from_name()) {
+        failure = "proxy " + a.admin_url + " is on backend " + a.backend + ", not " + from_name();
+        return false;
+      }
+      if (epoch && *epoch != a.epoch) {
+        failure = "proxies disagree on the epoch (" + std::to_string(*epoch) + " vs " +
+                  std::to_string(a.epoch) + " at " + a.admin_url + ")";
+        return false;
+      }
+      epoch = a.epoch;
+    }
+    epochs.clear();
+    for (const auto& a : st) epochs.push_back(a.epoch);
+    d["epoch"] = *epoch;
+
+    // Replication health: how far behind the destination is right now.
+    if (!take(method->flip_ready(sides(), limits()), d)) return false;
+
+    // Validation recent enough (forward only: a revert goes back to the original).
+    if (dir == Direction::kForward && max_validation_age_s > 0) {
+      auto v = read_control_state(*target, "validation");
+      if (!v) {
+        failure = "never validated: run `pgcutoverctl validate` (or --max-validation-age 0)";
+        return false;
+      }
+      bool ok = v->contains("ok") && v->at("ok").is_bool() && v->at("ok").as_bool();
+      int64_t at =
+          v->contains("finished_at_unix") ? v->at("finished_at_unix").to_number<int64_t>() : 0;
+      int64_t age = std::time(nullptr) - at;
+      d["validation_age_s"] = age;
+      if (!ok) {
+        failure = "the last validation failed: fix it and validate again";
+        return false;
+      }
+      if (age > max_validation_age_s) {
+        failure = "the last validation is " + format_seconds(static_cast<double>(age)) +
+                  " old (--max-validation-age " + std::to_string(max_validation_age_s) + ")";
+        return false;
+      }
+    }
+
+    // Reverse replication: possible only when the side being left can subscribe.
+    reverse_possible = method->can_reverse(from_admin(), from_name(), reverse_why_not);
+    d["reverse_replication"] = reverse_possible;
+    if (!reverse_possible) {
+      std::string note = "NO REVERSE REPLICATION: " + reverse_why_not + ". Writes made on the " +
+                         to_name() +
+                         " after the flip cannot be carried back: step 7 (flip) is the point of "
+                         "no return.";
+      notes.push_back(json::string(note));
+      say("  note  " + note);
+    }
+
+    // Warm pools to the destination now: a flip from PAUSED does not prewarm.
+    auto pw = fleet.prewarm(to_name(), 5000);
+    if (!all_ok(pw)) {
+      failure = "prewarm of " + to_name() + " failed: " + describe_failures(pw);
+      return false;
+    }
+    d["summary"] = "epoch " + std::to_string(*epoch) + ", " + std::to_string(fleet.size()) +
+                   " proxies running on " + from_name() + ", " + to_name() + " prewarmed";
+    return true;
+  }
+
+  bool pause(json::object& d) {
+    auto t0 = Clock::now();
+    auto a = fleet.pause(static_cast<int>(drain_timeout_ms), static_cast<int>(max_pause_ms));
+    paused = true;  // some proxies may be paused even when others failed
+    for (const auto& x : a)
+      if (x.ok && (!first_pause_ack || x.answered_at < *first_pause_ack))
+        first_pause_ack = x.answered_at;
+    d["proxies"] = to_json(a);
+    if (!all_ok(a)) {
+      failure = "pause: " + describe_failures(a);
+      return false;
+    }
+    for (const auto& x : a)
+      if (x.state != "paused") {
+        failure = "pause: " + x.admin_url + " answered state " + x.state;
+        return false;
+      }
+    d["summary"] = std::to_string(a.size()) + " proxies paused in " +
+                   std::to_string(static_cast<int>(ms_between(t0, Clock::now()))) + " ms";
+    return true;
+  }
+
+  bool fence_step(json::object& d) {
+    auto roles = roles_for(from());
+    fenced_roles = roles;
+    fenced = true;  // before the call: a partial fence is undone as a whole
+    FenceResult r = fence(from_admin(), roles, own_pids(from_admin(), from()));
+    json::array jr;
+    for (const auto& x : roles) jr.emplace_back(x);
+    d["roles"] = jr;
+    d["sessions_terminated"] = r.sessions_terminated;
+    if (!r.ok) {
+      failure = r.error;
+      return false;
+    }
+    d["summary"] = std::to_string(roles.size()) + " role(s) read-only on " + from_name() + ", " +
+                   std::to_string(r.sessions_terminated) + " session(s) ended";
+    return true;
+  }
+
+  bool catch_up(json::object& d) { return take(method->flip_catch_up(sides(), limits()), d); }
+
+  bool sequences(json::object& d) {
+    // The destination may still carry a fence from an earlier revert.
+    unfence(to_admin(), roles_for(to()));
+    SequenceSync s = sync_sequences(from(), to(), sequence_margin, dry_run);
+    if (!s.ok) {
+      failure = s.error;
+      return false;
+    }
+    d["updated"] = static_cast<int64_t>(s.updates.size());
+    json::array missing;
+    for (const auto& m : s.missing) missing.emplace_back(m);
+    d["missing"] = missing;
+    d["summary"] =
+        std::to_string(s.updates.size()) + " sequence(s) " + (dry_run ? "would be " : "") +
+        "set on " + to_name() + " (margin " + std::to_string(sequence_margin) + ")" +
+        (s.missing.empty() ? "" : ", " + std::to_string(s.missing.size()) + " missing there");
+    return true;
+  }
+
+  bool replication(json::object& d) {
+    if (!reverse_possible) {
+      d["reverse"] = false;
+      d["summary"] = "no reverse replication (" + reverse_why_not + ")";
+      return true;
+    }
+    swapped = true;  // before the calls: a half-done swap is undone as a whole
+    auto cur = current_link(), next = next_link();
+    if (!drop_link(subscriber_of(cur), publisher_of(cur), cur, failure)) return false;
+    if (!create_link(publisher_of(next), subscriber_of(next), publisher_conninfo_for(next), next,
+                     publisher_of(cur), cur, failure))
+      return false;
+    d["reverse"] = true;
+    d["summary"] = "dropped " + cur.subscription + ", created " + next.subscription + " (" +
+                   to_name() + " -> " + from_name() + ", copy_data = false)";
+    return true;
+  }
+
+  // Flip every proxy; a proxy whose flip failed is asked again (its epoch re-read) before
+  // the run gives up, since the others already serve on the destination.
+  bool flip(json::object& d) {
+    flip_started = true;
+    auto st = fleet.status();
+    std::vector<uint64_t> ep;
+    for (const auto& a : st) ep.push_back(a.epoch);
+    auto a = fleet.flip(to_name(), ep);
+    for (int attempt = 0; attempt < 3 && !all_ok(a); ++attempt) {
+      std::this_thread::sleep_for(milliseconds(100));
+      auto again = fleet.status();
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i].ok) continue;
+        if (again[i].ok && again[i].backend == to_name()) {
+          a[i] = again[i];
+          continue;
+        }
+        auto r = fleet.call(
+            {i}, "POST", "/v1/flip",
+            {json::serialize(json::object{{"backend", to_name()}, {"epoch", again[i].epoch}})},
+            milliseconds(5000));
+        a[i] = r[0];
+      }
+    }
+    for (const auto& x : a)
+      if (x.ok && (!last_resume_ack || x.answered_at > *last_resume_ack))
+        last_resume_ack = x.answered_at;
+    d["proxies"] = to_json(a);
+    if (!all_ok(a)) {
+      failure = "flip: " + describe_failures(a);
+      return false;
+    }
+    if (!smoke(d)) return false;
+    d["summary"] = std::to_string(a.size()) + " proxies on " + to_name() + ", epoch " +
+                   std::to_string(a.empty() ? 0 : a[0].epoch) +
+                   (smoke_url.empty() ? "" : ", smoke test ok");
+    return true;
+  }
+
+  // Through a proxy: a read that proves the destination answers, and a write in a
+  // transaction that is rolled back.
+  bool smoke(json::object& d) {
+    if (smoke_url.empty()) {
+      d["smoke"] = "skipped: no --smoke-url / PGCUTOVER_SMOKE_URL";
+      return true;
+    }
+    std::string e;
+    auto spec = ConnSpec::parse(smoke_url, e);
+    if (!spec) {
+      failure = "smoke URL: " + e;
+      return false;
+    }
+    PgError pe;
+    auto c = PgConn::connect(*spec, std::chrono::seconds(5), "proxy", pe);
+    if (!c) {
+      failure = "smoke test: connecting through the proxy: " + pe.message;
+      return false;
+    }
+    auto via = c->value("SELECT pg_postmaster_start_time()::text");
+    auto direct = to().value("SELECT pg_postmaster_start_time()::text");
+    if (!via || !direct || *via != *direct) {
+      failure = "smoke test: the proxy does not reach the " + to_name() +
+                " (read failed or another server answered)";
+      return false;
+    }
+    std::string t = "pgcutover_smoke_" + std::to_string(::getpid());
+    PgResult w = c->exec_script("BEGIN; CREATE TABLE " + t + " (x int); INSERT INTO " + t +
+                                " VALUES (1); ROLLBACK");
+    if (!w) {
+      c->exec_script("ROLLBACK");
+      if (w.error().sqlstate != "42501") {
+        failure = "smoke test: write failed: " + w.error().message;
+        return false;
+      }
+      // No CREATE privilege: prove at least that the session may write.
+      auto ro = c->value("SELECT current_setting('transaction_read_only')");
+      if (!ro || *ro != "off") {
+        failure = "smoke test: sessions through the proxy are read-only";
+        return false;
+      }
+    }
+    d["smoke"] = "ok";
+    return true;
+  }
+
+  bool resume(json::object& d) {
+    auto a = fleet.resume();
+    for (const auto& x : a)
+      if (x.ok && x.changed && (!last_resume_ack || x.answered_at > *last_resume_ack))
+        last_resume_ack = x.answered_at;
+    d["proxies"] = to_json(a);
+    paused = false;
+    if (!all_ok(a)) {
+      failure = "resume: " + describe_failures(a);
+      return false;
+    }
+    d["summary"] = std::to_string(a.size()) + " proxies running";
+    return true;
+  }
+
+  // ---- rollback: undo exactly what was done, newest first; every action idempotent ----
+  json::array rollback() {
+    json::array done;
+    auto note = [&](const std::string& s) {
+      done.emplace_back(s);
+      say("  rollback: " + s);
+    };
+    auto st = fleet.status();
+    std::vector<size_t> on_to;
+    for (size_t i = 0; i < st.size(); ++i)
+      if (st[i].ok && st[i].backend == to_name()) on_to.push_back(i);
+    if (!on_to.empty()) {
+      // Those proxies served on the destination: hold them while their writes travel back.
+      std::string body = json::serialize(
+          json::object{{"drain_timeout_ms", drain_timeout_ms}, {"max_pause_ms", max_pause_ms}});
+      fleet.call(on_to, "POST", "/v1/pause", std::vector<std::string>(on_to.size(), body),
+                 milliseconds(drain_timeout_ms + 5000));
+      note("paused " + std::to_string(on_to.size()) + " proxy(ies) already on " + to_name());
+    }
+    std::string err;
+    if (swapped) {
+      auto cur = current_link(), next = next_link();
+      if (link_exists(subscriber_of(next), next)) {
+        // Writes made on the destination since the flip come back before the swap back.
+        fence(to_admin(), roles_for(to()), own_pids(to_admin(), to()));
+        std::string lsn;
+        if (!wait_slot_passes(publisher_of(next), next.slot, milliseconds(catch_up_timeout_ms), lsn,
+                              err))
+          note("WARNING: reverse catch-up failed (" + err + "); writes on " + to_name() +
+               " may be missing on " + from_name());
+        sync_sequences(to(), from(), sequence_margin, false);
+      }
+      if (!drop_link(subscriber_of(next), publisher_of(next), next, err))
+        note("could not drop " + next.subscription + ": " + err);
+      if (!create_link(publisher_of(cur), subscriber_of(cur), publisher_conninfo_for(cur), cur,
+                       publisher_of(next), next, err))
+        note("could not re-create " + cur.subscription + ": " + err);
+      else
+        note("replication " + from_name() + " -> " + to_name() + " restored (" + cur.subscription +
+             ")");
+      unfence(to_admin(), roles_for(to()));
+    }
+    if (fenced || !fenced_roles.empty()) {
+      auto roles = fenced_roles.empty() ? roles_for(from()) : fenced_roles;
+      FenceResult u = unfence(from_admin(), roles);
+      note(u.ok ? "fence removed on " + from_name() : "could not unfence: " + u.error);
+    }
+    if (!on_to.empty()) {
+      auto again = fleet.status();
+      std::vector<std::string> bodies;
+      for (size_t i : on_to)
+        bodies.push_back(
+            json::serialize(json::object{{"backend", from_name()}, {"epoch", again[i].epoch}}));
+      auto r = fleet.call(on_to, "POST", "/v1/flip", bodies, milliseconds(10000));
+      note(all_ok(r) ? "flipped back to " + from_name()
+                     : "flip back failed: " + describe_failures(r));
+    }
+    auto r = fleet.resume();
+    note(all_ok(r) ? "all proxies resumed on " + from_name() : "resume: " + describe_failures(r));
+    return done;
+  }
+
+  int finish_report(bool ok, const std::string& outcome, json::array rolled_back = {}) {
+    if (!dry_run) log({{"event", "end"}, {"outcome", outcome}});
+    json::object rep{{"ok", ok},
+                     {"command", dir == Direction::kForward ? "flip" : "revert"},
+                     {"outcome", outcome},
+                     {"dry_run", dry_run},
+                     {"method", method_name()},
+                     {"from", from_name()},
+                     {"to", to_name()},
+                     {"steps", steps},
+                     {"notes", notes},
+                     {"journal", journal.path()}};
+    if (!failure.empty()) rep["error"] = failure;
+    if (!rolled_back.empty()) rep["rolled_back"] = rolled_back;
+    if (first_pause_ack && last_resume_ack) {
+      double p = ms_between(*first_pause_ack, *last_resume_ack);
+      rep["write_pause_ms"] = p;
+      say("write pause: " + std::to_string(static_cast<int>(p)) +
+          " ms (first PAUSE ack -> last RESUME ack)");
+    }
+    if (ctx.json)
+      ctx.print_json(rep);
+    else
+      say(outcome + (failure.empty() ? "" : ": " + failure));
+    return ok ? kExitOk : kExitCheckFailed;
+  }
+};
+
+bool load_common(Cutover& c) {
+  auto& ctx = c.ctx;
+  c.dry_run = ctx.args.has("dry-run");
+  c.drain_timeout_ms = opt_long(ctx, "drain-timeout", 5) * 1000;
+  c.max_pause_ms = opt_long(ctx, "max-pause", 30) * 1000;
+  c.catch_up_timeout_ms = opt_long(ctx, "catch-up-timeout", 10) * 1000;
+  c.max_lag_bytes = opt_long(ctx, "max-lag-bytes", c.max_lag_bytes);
+  c.max_lag_s = ctx.args.has("max-lag") ? std::stod(ctx.args.get("max-lag")) : 5;
+  c.max_validation_age_s = opt_long(ctx, "max-validation-age", 86400);
+  c.sequence_margin = opt_long(ctx, "sequence-margin", 1000);
+  c.smoke_url = ctx.args.get("smoke-url");
+  if (c.smoke_url.empty())
+    if (const char* s = std::getenv("PGCUTOVER_SMOKE_URL")) c.smoke_url = s;
+  return c.connect_all();
+}
+
+std::string new_run_id() {
+  return std::to_string(std::time(nullptr)) + "-" + std::to_string(::getpid());
+}
+
+}  // namespace
+
+int run_cutover(CommandContext& ctx, Direction direction) {
+  if (direction == Direction::kForward && ctx.args.has("to") && ctx.args.get("to") != "target")
+    return ctx.fail(kExitUsage,
+                    "flip moves traffic to the backend named target; use `revert` to go back");
+  Cutover c(ctx, direction);
+  if (!load_common(c)) return kExitUsage;
+
+  std::string jerr;
+  auto records = c.journal.read(jerr);
+  if (!jerr.empty()) return ctx.fail(kExitUsage, jerr);
+  JournalSummary js = summarize(records);
+  if (decide_recovery(js) != RecoveryAction::kNothing)
+    return ctx.fail(kExitCheckFailed, "the journal " + c.journal.path() + " shows run " +
+                                          js.run_id +
+                                          " unfinished: run `pgcutoverctl recover` first");
+
+  if (direction == Direction::kForward) {
+    std::string name = ctx.args.get("method");
+    if (name.empty()) name = recorded_method(*c.target);
+    if (name.empty())
+      return ctx.fail(kExitCheckFailed, "no replication method recorded (`replicate start`)");
+    c.method = find_method(name);
+    if (!c.method)
+      return ctx.fail(kExitCheckFailed, "the recorded replication method '" + name +
+                                            "' is not one this version knows (" + method_choices() +
+                                            ")");
+  } else {
+    // The way back is the reverse logical link the forward flip built, when it could.
+    bool linked = link_exists(*c.source_admin, reverse_link());
+    c.method = linked ? &logical_method() : &lossy_revert_method();
+    if (!linked && !ctx.args.has("accept-data-loss"))
+      return ctx.fail(
+          kExitCheckFailed,
+          "no reverse replication (subscription pgcutover_reverse on the source): writes "
+          "made on the target since the flip would be lost; pass --accept-data-loss to "
+          "revert anyway");
+  }
+
+  c.run_id = new_run_id();
+  c.say(std::string(c.dry_run ? "rehearsing " : "") +
+        (direction == Direction::kForward ? "flip" : "revert") + " " + c.from_name() + " -> " +
+        c.to_name() + " (method " + c.method_name() + ", journal " + c.journal.path() + ")");
+  json::array roles;
+  for (const auto& r : c.roles_for(c.from())) roles.emplace_back(r);
+  if (!c.dry_run &&
+      !c.log({{"event", "begin"},
+              {"direction", direction_name(direction)},
+              {"data", json::object{{"method", c.method_name()}, {"fence_roles", roles}}}}))
+    return ctx.fail(kExitUsage, c.failure);
+
+  if (!c.step(FlipStep::kPreconditions, [&](json::object& d) { return c.preconditions(d); }))
+    return c.finish_report(false, "aborted");
+  if (c.dry_run) {
+    c.step(FlipStep::kSequences, [&](json::object& d) { return c.sequences(d); });
+    c.say("  dry run: would pause " + std::to_string(c.fleet.size()) + " proxies, fence role(s) " +
+          json::serialize(roles) + " on " + c.from_name() + ", wait for the " + c.method_name() +
+          " barrier, " + (c.reverse_possible ? "create reverse replication, " : "") +
+          "flip and resume");
+    return c.finish_report(true, "rehearsed");
+  }
+  // The reverse-replication decision travels in the journal so `recover` knows it.
+  c.log({{"event", "plan"}, {"data", json::object{{"reverse", c.reverse_possible}}}});
+
+  bool ok = c.step(FlipStep::kPause, [&](json::object& d) { return c.pause(d); }) &&
+            c.step(FlipStep::kFence, [&](json::object& d) { return c.fence_step(d); }) &&
+            c.step(FlipStep::kCatchUp, [&](json::object& d) { return c.catch_up(d); }) &&
+            c.step(FlipStep::kSequences, [&](json::object& d) { return c.sequences(d); }) &&
+            c.step(FlipStep::kReplication, [&](json::object& d) { return c.replication(d); }) &&
+            c.step(FlipStep::kFlip, [&](json::object& d) { return c.flip(d); });
+  if (!ok) {
+    json::array undo = c.rollback();
+    return c.finish_report(false, "rolled_back", undo);
+  }
+  // From here traffic runs on the destination: a failure to resume is reported, not undone.
+  bool resumed = c.step(FlipStep::kResume, [&](json::object& d) { return c.resume(d); });
+  return c.finish_report(resumed, resumed ? "completed" : "completed_with_errors");
+}
+
+int run_recover(CommandContext& ctx) {
+  Cutover probe(ctx, Direction::kForward);
+  std::string jerr;
+  auto records = probe.journal.read(jerr);
+  if (!jerr.empty()) return ctx.fail(kExitUsage, jerr);
+  JournalSummary js = summarize(records);
+  RecoveryAction act = decide_recovery(js);
+  if (act == RecoveryAction::kNothing) {
+    if (ctx.json)
+      ctx.print_json(json::object{{"ok", true}, {"action", "nothing"}});
+    else
+      ctx.say("nothing to recover: the journal's last run " +
+              (js.have_run ? js.run_id + " ended" : std::string("does not exist")));
+    return kExitOk;
+  }
+  Cutover c(ctx, js.direction);
+  if (!load_common(c)) return kExitUsage;
+  c.run_id = js.run_id;
+  json::object begin = begin_data(records, js.run_id);
+  if (auto it = begin.find("method"); it != begin.end() && it->value().is_string()) {
+    std::string_view name = it->value().as_string();
+    c.method = name == lossy_revert_method().name() ? &lossy_revert_method() : find_method(name);
+  }
+  if (auto it = begin.find("fence_roles"); it != begin.end() && it->value().is_array())
+    for (const auto& r : it->value().as_array())
+      if (r.is_string()) c.fenced_roles.emplace_back(r.as_string());
+  for (const auto& r : records)
+    if (r.run == js.run_id && r.event == "plan")
+      if (auto it = r.data.find("reverse"); it != r.data.end() && it->value().is_bool())
+        c.reverse_possible = it->value().as_bool();
+  auto started = [&](FlipStep s) { return js.last_started && *js.last_started >= s; };
+  c.paused = started(FlipStep::kPause);
+  c.fenced = started(FlipStep::kFence);
+  c.swapped = started(FlipStep::kReplication) && c.reverse_possible;
+  c.say(std::string("recovering run ") + js.run_id + " (" + direction_name(js.direction) +
+        "), stopped after " + (js.last_done ? step_name(*js.last_done) : "nothing") + ": " +
+        recovery_action_name(act));
+  c.log({{"event", "recover"}, {"action", recovery_action_name(act)}});
+  if (act == RecoveryAction::kRollBack) {
+    json::array undo = c.rollback();
+    return c.finish_report(true, "rolled_back", undo);
+  }
+  // Finish: the destination has everything (catch-up and the swap are done); flip whatever
+  // proxy is not there yet, then resume all.
+  bool ok = c.step(FlipStep::kFlip, [&](json::object& d) { return c.flip(d); }) &&
+            c.step(FlipStep::kResume, [&](json::object& d) { return c.resume(d); });
+  return c.finish_report(ok, ok ? "completed" : "recover_failed");
+}
+
+}  // namespace pgcutover::control

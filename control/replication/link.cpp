@@ -1,0 +1,176 @@
+#include "control/replication/link.h"
+#include "common/redact.h"
+
+#include <thread>
+#include <vector>
+
+namespace pgcutover::control {
+
+LinkNames forward_link() {
+  return {"pgcutover", "pgcutover_insert_only", "pgcutover", "pgcutover"};
+}
+LinkNames reverse_link() {
+  return {"pgcutover_reverse", "pgcutover_reverse_insert_only", "pgcutover_reverse",
+          "pgcutover_reverse"};
+}
+
+bool link_exists(PgConn& subscriber, const LinkNames& link) {
+  auto v = subscriber.value(
+      "SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
+      "WHERE d.datname = current_database() AND s.subname = $1",
+      {link.subscription});
+  return v && *v != "0";
+}
+
+bool drop_link(PgConn& subscriber, PgConn& publisher, const LinkNames& link, std::string& error) {
+  if (link_exists(subscriber, link)) {
+    std::string q = quote_ident(link.subscription);
+    // Detach the slot first so DROP SUBSCRIPTION never waits on the publisher.
+    PgResult r =
+        subscriber.exec_script("ALTER SUBSCRIPTION " + q + " DISABLE; ALTER SUBSCRIPTION " + q +
+                               " SET (slot_name = NONE); DROP SUBSCRIPTION " + q);
+    if (!r) {
+      error = "DROP SUBSCRIPTION " + link.subscription + ": " + r.error().message;
+      return false;
+    }
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (true) {
+    auto active = publisher.value(
+        "SELECT active::text FROM pg_replication_slots WHERE slot_name = $1", {link.slot});
+    if (!active) return true;  // no such slot
+    if (*active == "false") {
+      PgResult d = publisher.exec("SELECT pg_drop_replication_slot($1)", {link.slot});
+      if (d) return true;
+    } else {
+      // The walsender of the disabled subscription exits asynchronously; end it if it lingers.
+      publisher.exec(
+          "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 "
+          "AND active_pid IS NOT NULL",
+          {link.slot});
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      error = "slot " + link.slot +
+              " still in use after 15 s; drop it with SELECT "
+              "pg_drop_replication_slot('" +
+              link.slot + "')";
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+namespace {
+
+bool publication_exists(PgConn& c, const std::string& name) {
+  auto v = c.value("SELECT count(*) FROM pg_publication WHERE pubname = $1", {name});
+  return v && *v != "0";
+}
+
+// "schema"."table", ... of one publication on `c` ("" when it does not exist or is empty).
+std::string publication_tables(PgConn& c, const std::string& pub) {
+  auto v = c.value(
+      "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ' ORDER BY 1) "
+      "FROM pg_publication_tables WHERE pubname = $1",
+      {pub});
+  return v ? *v : "";
+}
+
+}  // namespace
+
+bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publisher_conninfo,
+                 const LinkNames& link, PgConn& peer, const LinkNames& peer_link,
+                 std::string& error) {
+  std::vector<std::string> pubs;
+  struct P {
+    const std::string& mine;
+    const std::string& theirs;
+    const char* with;
+  };
+  for (const P& p : {P{link.publication, peer_link.publication, ""},
+                     P{link.insert_only_publication, peer_link.insert_only_publication,
+                       " WITH (publish = 'insert')"}}) {
+    if (!publication_exists(publisher, p.mine)) {
+      std::string tables = publication_tables(peer, p.theirs);
+      if (tables.empty()) continue;
+      PgResult r = publisher.exec_script("CREATE PUBLICATION " + quote_ident(p.mine) +
+                                         " FOR TABLE " + tables + p.with);
+      if (!r) {
+        error = "CREATE PUBLICATION " + p.mine + ": " + r.error().message;
+        return false;
+      }
+    }
+    pubs.push_back(p.mine);
+  }
+  if (pubs.empty()) {
+    error = "no publication to subscribe to (the other side has no pgcutover publication)";
+    return false;
+  }
+  auto slot = publisher.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+                              {link.slot});
+  if (!slot || *slot == "0") {
+    // Waits for transactions in progress on the publisher: the flip holds traffic here.
+    PgResult r =
+        publisher.exec("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {link.slot});
+    if (!r) {
+      error = "creating slot " + link.slot + ": " + r.error().message;
+      return false;
+    }
+  }
+  if (!link_exists(subscriber, link)) {
+    std::string pub_list;
+    for (const auto& p : pubs) pub_list += (pub_list.empty() ? "" : ", ") + quote_ident(p);
+    PgResult r = subscriber.exec_script(
+        "CREATE SUBSCRIPTION " + quote_ident(link.subscription) + " CONNECTION " +
+        subscriber.quote_literal(publisher_conninfo) + " PUBLICATION " + pub_list +
+        " WITH (create_slot = false, slot_name = " + subscriber.quote_literal(link.slot) +
+        ", copy_data = false, synchronous_commit = 'on')");  // see replication_logical.cpp
+    if (!r) {
+      error = "CREATE SUBSCRIPTION " + link.subscription + ": " + redact(r.error().message);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool drop_publications(PgConn& publisher, const LinkNames& link, std::string& error) {
+  for (const auto& p : {link.publication, link.insert_only_publication}) {
+    PgResult r = publisher.exec_script("DROP PUBLICATION IF EXISTS " + quote_ident(p));
+    if (!r) {
+      error = "DROP PUBLICATION " + p + ": " + r.error().message;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool wait_slot_passes(PgConn& publisher, const std::string& slot, std::chrono::milliseconds timeout,
+                      std::string& barrier_lsn, std::string& error) {
+  auto l = publisher.value("SELECT pg_current_wal_lsn()::text");
+  if (!l) {
+    error = "reading pg_current_wal_lsn()";
+    return false;
+  }
+  barrier_lsn = *l;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto ok = publisher.value(
+        "SELECT (confirmed_flush_lsn >= $2::pg_lsn)::text FROM pg_replication_slots "
+        "WHERE slot_name = $1",
+        {slot, *l});
+    if (!ok) {
+      error = "slot " + slot + " does not exist on the publisher";
+      return false;
+    }
+    if (*ok == "true") return true;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      error = "the subscriber did not confirm " + *l + " within " +
+              std::to_string(timeout.count()) + " ms";
+      return false;
+    }
+    // Short: this wait is inside the write pause.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+}  // namespace pgcutover::control

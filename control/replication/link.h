@@ -1,0 +1,42 @@
+// One direction of native logical replication as the flip sees it: publications and a slot
+// on the publisher, a subscription on the subscriber. The flip swaps directions while every
+// proxy is paused: it drops the old one's subscription and slot (publications stay: they cost
+// nothing and a rollback reuses them) and creates the other with copy_data = false. On
+// PostgreSQL 15 a subscription re-publishes what it applied (no origin filter), so both
+// directions must never run at once: drop first, then create.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "control/db/pg_conn.h"
+
+namespace pgcutover::control {
+
+struct LinkNames {
+  std::string publication, insert_only_publication, subscription, slot;
+};
+// source -> target (what `replicate start --method logical` made) and target -> source.
+LinkNames forward_link();
+LinkNames reverse_link();
+
+// Whether the subscription exists (on the subscriber).
+bool link_exists(PgConn& subscriber, const LinkNames& link);
+// Drops the subscription (detached from its slot first) and the slot on the publisher,
+// retrying while the walsender exits (bounded). Idempotent.
+bool drop_link(PgConn& subscriber, PgConn& publisher, const LinkNames& link, std::string& error);
+// Creates the publications on `publisher` (tables taken from `peer`'s publications `peer_link`
+// when they do not exist yet), the slot, and the subscription on `subscriber` connecting with
+// `publisher_conninfo`, copy_data = false. Idempotent.
+bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publisher_conninfo,
+                 const LinkNames& link, PgConn& peer, const LinkNames& peer_link,
+                 std::string& error);
+// Drops the publications of `link` on `publisher` (finalize).
+bool drop_publications(PgConn& publisher, const LinkNames& link, std::string& error);
+
+// The logical barrier: reads pg_current_wal_lsn() on `publisher` ONCE, then waits until the
+// slot's confirmed_flush_lsn passes it (never a moving "lag = 0"). `barrier_lsn` is set.
+bool wait_slot_passes(PgConn& publisher, const std::string& slot, std::chrono::milliseconds timeout,
+                      std::string& barrier_lsn, std::string& error);
+
+}  // namespace pgcutover::control

@@ -1,0 +1,124 @@
+// A replication method: how the target gets the source's writes until the cutover, and what
+// the cutover must wait for. Every command that depends on the method (replicate, lag, status,
+// validate, preflight, flip, revert, finalize) asks the method object instead of comparing its
+// name, so a new method is one new file in this folder and one line in method.cpp's list.
+//
+//   logical   native publication/subscription; the only one with a way back (reverse link)
+//   trigger   change capture with triggers (needs table ownership only: Heroku)
+//   dump      nothing before the cutover; pg_dump/pg_restore inside the write pause
+//   external  another tool replicates (AWS DMS); pgcutover measures it with a heartbeat row
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "control/command/context.h"
+#include "control/db/pg_conn.h"
+#include "control/replication/lag.h"
+
+namespace pgcutover::control {
+
+// What a method asks of the databases; preflight judges each check by these.
+struct MethodNeeds {
+  bool logical_decoding = false;     // wal_level=logical, a REPLICATION role, a free slot
+  bool target_subscription = false;  // CREATE SUBSCRIPTION on the target
+  bool primary_keys = false;     // changes keyed by primary key (replica identity is not enough)
+  bool table_ownership = false;  // triggers on every table
+  bool continuous = true;        // the target follows the source until the cutover
+};
+
+// The two sides of a cutover in the direction traffic moves.
+struct FlipSides {
+  PgConn& from;        // app role on the side being left
+  PgConn& to;          // app role on the destination
+  PgConn& from_admin;  // the role that owns replication objects there
+  std::string from_name, to_name;
+  std::string slot;  // the slot that feeds the destination now (logical)
+};
+
+// The operator's bounds for the cutover (flip options).
+struct FlipLimits {
+  std::chrono::milliseconds catch_up_timeout{30000};
+  int64_t max_lag_bytes = 16 * 1024 * 1024;
+  double max_lag_seconds = 5;
+  std::string dump_jobs = "4";
+};
+
+// The outcome of one flip-time call: `data` goes to the journal and the report.
+struct FlipStepResult {
+  bool ok = true;
+  std::string failure;  // why not, with what to do
+  boost::json::object data;
+};
+
+class ReplicationMethod {
+ public:
+  virtual ~ReplicationMethod() = default;
+
+  virtual std::string_view name() const = 0;
+  virtual MethodNeeds needs() const = 0;
+
+  // `replicate start | status | stop`, exit code as the command's.
+  virtual int start(CommandContext& ctx) const = 0;
+  virtual int status(CommandContext& ctx) const = 0;
+  virtual int stop(CommandContext& ctx) const = 0;
+
+  // How far the target is behind now. `heartbeat_timeout` bounds a measurement that writes and
+  // waits (external).
+  virtual ReplicationLag lag(PgConn& source, PgConn& target,
+                             std::chrono::milliseconds heartbeat_timeout) const = 0;
+
+  // Catch-up proof for a fixed point: true when the method can show that everything the
+  // source committed before the call is on the target (validation re-checks a difference
+  // after it). Methods without one leave the target as it is.
+  virtual bool proves_catch_up() const { return false; }
+  virtual bool wait_caught_up(PgConn& /*source*/, PgConn& /*target*/,
+                              std::chrono::milliseconds /*timeout*/) const {
+    return true;
+  }
+
+  // The flip. Before the pause: is replication healthy and close enough that the barrier
+  // inside the write pause will be short? Inside the pause, with the side being left fenced:
+  // the barrier itself.
+  virtual FlipStepResult flip_ready(const FlipSides& sides, const FlipLimits& limits) const = 0;
+  virtual FlipStepResult flip_catch_up(const FlipSides& sides, const FlipLimits& limits) const = 0;
+
+  // Can the side being left be fed back from the destination after the flip (a revert that
+  // loses nothing)? `why_not` says why not, for the operator.
+  virtual bool can_reverse(PgConn& /*from_admin*/, const std::string& /*from_name*/,
+                           std::string& why_not) const {
+    why_not = "the " + std::string(name()) + " method has no reverse replication";
+    return false;
+  }
+
+  // `finalize`: removes what this method left on either database. Runs for every method,
+  // whichever was used: a method never started has nothing to remove. Appends what was done
+  // and what could not be.
+  virtual void clean_up(PgConn& /*source*/, PgConn& /*target*/, PgConn& /*source_admin*/,
+                        PgConn& /*target_admin*/, std::vector<std::string>& /*done*/,
+                        std::vector<std::string>& /*problems*/) const {}
+};
+
+// The methods an operator can choose, in the order preflight lists them.
+const std::vector<const ReplicationMethod*>& replication_methods();
+// nullptr when `name` is not one of them.
+const ReplicationMethod* find_method(std::string_view name);
+// "logical, trigger, dump or external": for usage errors.
+std::string method_choices(std::string_view last_separator = " or ");
+
+// The revert when the way back was never built: no barrier, writes on the side being left
+// since the flip stay there. Not offered to `replicate start`.
+const ReplicationMethod& lossy_revert_method();
+
+// One implementation per file in this folder.
+const ReplicationMethod& logical_method();
+const ReplicationMethod& trigger_method();
+const ReplicationMethod& dump_method();
+const ReplicationMethod& external_method();
+
+}  // namespace pgcutover::control

@@ -1,0 +1,57 @@
+// The replication methods as the commands find them: one object per name, each declaring what
+// it needs, so preflight, validate and the flip ask instead of comparing names.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "control/replication/method.h"
+
+namespace pgcutover::control {
+namespace {
+
+TEST(control_method, EveryMethodIsFoundByItsOwnNameOnce) {
+  std::set<std::string> names;
+  for (const ReplicationMethod* m : replication_methods()) {
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(find_method(m->name()), m);
+    EXPECT_TRUE(names.insert(std::string(m->name())).second) << m->name();
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"logical", "trigger", "dump", "external"}));
+  EXPECT_EQ(find_method("Logical"), nullptr);
+  EXPECT_EQ(find_method(""), nullptr);
+  // The lossy revert is a method for the flip only, never a choice for `replicate start`.
+  EXPECT_EQ(find_method(lossy_revert_method().name()), nullptr);
+}
+
+TEST(control_method, ChoicesListEveryMethodInPreflightOrder) {
+  EXPECT_EQ(method_choices(), "logical, trigger, dump or external");
+  EXPECT_EQ(method_choices(" | "), "logical, trigger, dump | external");
+}
+
+TEST(control_method, NeedsMatchWhatEachMethodAsksOfTheDatabases) {
+  MethodNeeds logical = logical_method().needs();
+  EXPECT_TRUE(logical.logical_decoding);
+  EXPECT_TRUE(logical.target_subscription);
+  EXPECT_TRUE(logical.continuous);
+  MethodNeeds trigger = trigger_method().needs();
+  EXPECT_FALSE(trigger.logical_decoding);
+  EXPECT_TRUE(trigger.primary_keys);
+  EXPECT_TRUE(trigger.table_ownership);
+  EXPECT_TRUE(trigger.continuous);
+  MethodNeeds external = external_method().needs();
+  EXPECT_TRUE(external.logical_decoding);
+  EXPECT_FALSE(external.target_subscription);
+  EXPECT_FALSE(dump_method().needs().continuous);
+  EXPECT_FALSE(dump_method().needs().logical_decoding);
+}
+
+TEST(control_method, OnlyReplicatingMethodsProveCatchUp) {
+  EXPECT_TRUE(logical_method().proves_catch_up());
+  EXPECT_TRUE(external_method().proves_catch_up());
+  EXPECT_FALSE(dump_method().proves_catch_up());
+  EXPECT_FALSE(lossy_revert_method().proves_catch_up());
+}
+
+}  // namespace
+}  // namespace pgcutover::control
