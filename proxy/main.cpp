@@ -2,6 +2,7 @@
 //
 //   pgcutover-proxy -c /etc/pgcutover/pgcutover.toml
 //   pgcutover-proxy --check -c FILE     validate the configuration and exit
+//   pgcutover-proxy --check --connect -c FILE   ... and log in to every backend once
 //
 // Exit codes: 0 clean shutdown, 1 runtime failure (cannot listen), 2 bad configuration.
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "proxy/pool/route_table.h"
 #include "proxy/runtime/control_plane.h"
 #include "proxy/runtime/data_plane.h"
+#include "proxy/runtime/readiness.h"
 #include "proxy/settings/settings.h"
 
 #ifndef PGCUTOVER_VERSION
@@ -30,6 +32,8 @@ void usage(std::FILE* out) {
       "PostgreSQL proxy and pooler that can move an application between databases.\n\n"
       "  -c, --config FILE  configuration file (default /etc/pgcutover/pgcutover.toml)\n"
       "      --check        validate the configuration (and TLS files, state file) and exit\n"
+      "      --connect      with --check: also log in to every backend once (exit 1 if any\n"
+      "                     refuses), e.g. after rotating a backend password\n"
       "  -h, --help         show this help\n"
       "  -V, --version      show the version\n\n"
       "Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT shut down gracefully.\n"
@@ -43,7 +47,7 @@ int main(int argc, char** argv) {
   using namespace pgcutover;
   using namespace pgcutover::proxy;
   std::string config_path = "/etc/pgcutover/pgcutover.toml";
-  bool check_only = false;
+  bool check_only = false, check_connect = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -54,6 +58,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--check") {
       check_only = true;
+    } else if (a == "--connect") {
+      check_connect = true;
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       config_path = argv[++i];
     } else if (a.rfind("--config=", 0) == 0) {
@@ -62,6 +68,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "pgcutover-proxy: unknown argument '%s' (try --help)\n", a.c_str());
       return 2;
     }
+  }
+  if (check_connect && !check_only) {
+    std::fputs("pgcutover-proxy: --connect goes with --check (try --help)\n", stderr);
+    return 2;
   }
   // A client vanishing mid-write must be an error code, not a signal that kills the proxy.
   ::signal(SIGPIPE, SIG_IGN);
@@ -105,7 +115,17 @@ int main(int argc, char** argv) {
     std::printf("pgcutover-proxy: %s is valid (active backend: %s, epoch %llu)\n",
                 config_path.c_str(), active.backend.c_str(),
                 static_cast<unsigned long long>(active.epoch));
-    return 0;
+    if (!check_connect) return 0;
+    int rc = 0;
+    for (const BackendLogin& b : check_backend_logins(*settings)) {
+      if (b.ok)
+        std::printf("pgcutover-proxy: backend %s: login ok (%.0f ms)\n", b.backend.c_str(), b.ms);
+      else
+        std::printf("pgcutover-proxy: backend %s: login FAILED: %s\n", b.backend.c_str(),
+                    b.error.c_str());
+      if (!b.ok) rc = 1;
+    }
+    return rc;
   }
   if (state.status == StateFileStatus::kMissing) {
     // Record the starting point now, so that the state file always exists once we serve.

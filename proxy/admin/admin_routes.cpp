@@ -187,8 +187,10 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRout
   server.route(
       "GET", "/readyz",
       [ready = options.ready](const HttpRequest&) {
-        bool ok = !ready || ready();
-        return HttpReply::json(ok ? 200 : 503, ok ? "{\"ready\":true}" : "{\"ready\":false}");
+        if (!ready) return HttpReply::json(200, "{\"ready\":true}");
+        std::string body;
+        bool ok = ready(body);
+        return HttpReply::json(ok ? 200 : 503, std::move(body));
       },
       RouteAccess::kPublic);
   if (options.metrics_text) {

@@ -15,9 +15,9 @@ namespace pgcutover::proxy {
 struct AdminRouteOptions {
   // GET /metrics without a token (for a Prometheus that cannot send one). Default: token.
   bool metrics_public = false;
-  // GET /readyz: true when the proxy is accepting clients and has a usable pool. Unset: ready
-  // once the admin server runs.
-  std::function<bool()> ready;
+  // GET /readyz: true when a client accepted now can be served; `body` is the JSON answer
+  // (with the reason when not ready). Unset: ready once the admin server runs.
+  std::function<bool(std::string& body)> ready;
   // GET /metrics: the Prometheus text exposition. Unset: /metrics answers 404.
   std::function<std::string()> metrics_text;
   // GET /v1/status also lists the routes (a JSON array, proxy/pool/route_table.h) when set.

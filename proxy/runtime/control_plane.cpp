@@ -75,6 +75,11 @@ bool ControlPlane::start(std::string& error) {
     exporter_.refresh(stats(), plane_.active().backend);
     return metrics_.render_text();
   };
+  routes.ready = [this](std::string& body) {
+    ReadinessAnswer a = readiness_.check();
+    body = render_readiness(a);
+    return a.ready;
+  };
   routes.routes_json = [this] {
     auto table = plane_.routes();
     return table ? render_routes_json(*table, plane_.settings()->config) : std::string("[]");

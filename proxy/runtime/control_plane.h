@@ -8,6 +8,7 @@
 
 #include "proxy/admin/admin_server.h"
 #include "proxy/cutover/cutover_engine.h"
+#include "proxy/runtime/readiness.h"
 #include "proxy/runtime/traffic_control.h"
 #include "proxy/telemetry/cutover_metrics.h"
 #include "proxy/telemetry/metrics.h"
@@ -38,6 +39,7 @@ class ControlPlane {
   ShardTrafficControl traffic_;
   StateFileStore store_;
   CutoverEngine engine_;
+  Readiness readiness_{plane_};  // GET /readyz
   AdminServerOptions admin_options_;
   std::unique_ptr<AdminServer> admin_;
 };

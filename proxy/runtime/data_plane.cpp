@@ -31,6 +31,15 @@ DataPlane::~DataPlane() {
   for (auto& s : shards_) s->join();
 }
 
+Shard& DataPlane::least_loaded_shard(std::size_t rotation) {
+  std::size_t n = shards_.size(), best = rotation % n;
+  for (std::size_t k = 1; k < n; ++k) {
+    std::size_t i = (rotation + k) % n;
+    if (shards_[i]->live_clients() < shards_[best]->live_clients()) best = i;
+  }
+  return *shards_[best];
+}
+
 std::vector<Shard*> DataPlane::shards() {
   std::vector<Shard*> out;
   for (auto& s : shards_) out.push_back(s.get());
@@ -151,7 +160,8 @@ void DataPlane::request_shutdown() {
 
 int DataPlane::run() {
   auto settings = this->settings();
-  for (auto& s : shards_) s->listen(settings->config.proxy);
+  // One listener, on shard 0, which spreads connections over every shard.
+  shards_.front()->listen(settings->config.proxy);
   for (auto& s : shards_) s->start();
   log::info("listening", {{"addr", settings->config.proxy.listen_addr},
                           {"port", std::to_string(settings->config.proxy.listen_port)},

@@ -34,6 +34,8 @@ class DataPlane {
 
   // ---- hooks for the cutover engine and the admin API ----
   std::vector<Shard*> shards();
+  // The shard a new client goes to: fewest live clients, ties broken by `rotation`.
+  Shard& least_loaded_shard(std::size_t rotation);
   ActiveBackend active() const;
   // Every route as served now (proxy/pool/route_table.h), for /v1/status.
   std::shared_ptr<const class RouteTable> routes() const;

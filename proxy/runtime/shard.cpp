@@ -1,5 +1,7 @@
 #include "proxy/runtime/shard.h"
 
+#include "proxy/net/port_holder.h"
+
 #include <sys/socket.h>
 
 #include <atomic>
@@ -92,21 +94,28 @@ std::shared_ptr<ClientSession> Shard::find_session(std::uint64_t id) {
 void Shard::listen(const ProxySettings& cfg) {
   error_code ec;
   auto address = asio::ip::make_address(cfg.listen_addr, ec);
-  if (ec) throw std::system_error(ec, "proxy.listen_addr " + cfg.listen_addr);
+  if (ec) throw std::runtime_error("proxy.listen_addr " + cfg.listen_addr + ": " + ec.message());
   tcp::endpoint ep(address, cfg.listen_port);
   tcp_acceptor_ = std::make_unique<tcp::acceptor>(io_);
   tcp_acceptor_->open(ep.protocol());
+  // SO_REUSEADDR only (a socket in TIME_WAIT must not keep a restart from binding), never
+  // SO_REUSEPORT: with it, any process of this user that also asks for it joins the port and
+  // the kernel splits new connections between the two, so a second proxy (a copied config,
+  // another flip state) would silently send part of the application's writes to the other
+  // database. One socket, owned by this process, taken or refused.
   tcp_acceptor_->set_option(tcp::acceptor::reuse_address(true));
-  // Every shard listens on the same port; the kernel spreads connections over them.
-  int one = 1;
-  if (::setsockopt(tcp_acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) !=
-      0) {
-    throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
-  }
   tcp_acceptor_->bind(ep, ec);
+  if (ec == asio::error::address_in_use) {
+    std::string holder = describe_port_holder(cfg.listen_port);
+    throw std::runtime_error(
+        "port " + std::to_string(cfg.listen_port) + " on " + cfg.listen_addr +
+        " is already in use" + (holder.empty() ? "" : " by " + holder) +
+        ": two proxies on one port would split the application's writes between two "
+        "databases; stop the other process or set another proxy.listen_port");
+  }
   if (ec)
-    throw std::system_error(ec,
-                            "listen on " + cfg.listen_addr + ":" + std::to_string(cfg.listen_port));
+    throw std::runtime_error("cannot listen on " + cfg.listen_addr + ":" +
+                             std::to_string(cfg.listen_port) + ": " + ec.message());
   tcp_acceptor_->listen(asio::socket_base::max_listen_connections);
   if (index() == 0 && !cfg.unix_socket_dir.empty()) {
     // Unix sockets cannot share a path between acceptors: shard 0 takes them all.
@@ -116,7 +125,7 @@ void Shard::listen(const ProxySettings& cfg) {
     asio::local::stream_protocol::endpoint uep(path);
     unix_acceptor_->open(uep.protocol());
     unix_acceptor_->bind(uep, ec);
-    if (ec) throw std::system_error(ec, "listen on " + path);
+    if (ec) throw std::runtime_error("cannot listen on " + path + ": " + ec.message());
     unix_acceptor_->listen(asio::socket_base::max_listen_connections);
   }
 }
@@ -141,16 +150,26 @@ void Shard::join() {
 
 void Shard::start_session(std::shared_ptr<Stream> stream) {
   plane_.client_count().fetch_add(1, std::memory_order_relaxed);
+  live_clients_.fetch_add(1, std::memory_order_relaxed);
   auto session =
       std::make_shared<ClientSession>(*this, std::move(stream), next_session_id.fetch_add(1));
   add_session(session);
   asio::co_spawn(io_, session->run(), asio::detached);
 }
 
+void Shard::session_ended(std::uint64_t id) {
+  if (sessions_.erase(id)) live_clients_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Only the listening shard runs this. Each connection is accepted straight into the
+// io_context of the shard with the fewest clients (ties go round the shards), which then
+// starts the session on its own thread: the spread SO_REUSEPORT gave, without sharing the port.
 template <class Acceptor>
 awaitable<void> Shard::accept_loop(Acceptor& acceptor) {
+  std::size_t rotation = 0;
   while (!context_.stopping()) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    Shard& to = plane_.least_loaded_shard(rotation++);
+    auto [ec, socket] = co_await acceptor.async_accept(to.io(), use_nothrow);
     if (context_.stopping()) break;
     if (ec) {
       if (ec == asio::error::operation_aborted) break;
@@ -160,7 +179,13 @@ awaitable<void> Shard::accept_loop(Acceptor& acceptor) {
       co_await t.async_wait(use_nothrow);
       continue;
     }
-    start_session(std::make_shared<Stream>(std::move(socket)));
+    // Counted now, on this thread, so the next choice already sees it.
+    to.live_clients_.fetch_add(1, std::memory_order_relaxed);
+    asio::post(to.io(), [&to, s = std::move(socket)]() mutable {
+      to.live_clients_.fetch_sub(1, std::memory_order_relaxed);
+      if (to.context_.stopping()) return;  // shutting down: the socket closes here
+      to.start_session(std::make_shared<Stream>(std::move(s)));
+    });
   }
 }
 

@@ -1,5 +1,6 @@
-// One worker thread with its own io_context, its own listening sockets (SO_REUSEPORT: the
-// kernel spreads new connections over the shards), its own server pools and its own sessions.
+// One worker thread with its own io_context, its own server pools and its own sessions. Shard 0
+// also owns the listening sockets and hands each new connection to the shard with the fewest
+// clients (the port is never shared: see listen()).
 // Nothing here is locked: everything is touched only on the shard's thread. Other threads
 // reach a shard by posting to its executor (DataPlane does, for reload, cancel and cutover).
 #pragma once
@@ -42,7 +43,7 @@ class Shard final : public SessionHost {
   ServerPool& pool(const std::string& database, const std::string& user) override;
   Gate& gate() override { return gate_; }
   void busy_changed(bool busy) override { busy_ += busy ? 1 : -1; }
-  void session_ended(std::uint64_t id) override { sessions_.erase(id); }
+  void session_ended(std::uint64_t id) override;
   CancelRegistry& cancels() override;
   void route_cancel(CancelRegistry::Key key) override;
   std::atomic<int>& client_count() override;
@@ -76,7 +77,8 @@ class Shard final : public SessionHost {
   }
 
   // ---- lifecycle ----
-  // Opens this shard's listening sockets; throws std::system_error naming the address.
+  // Opens the listening sockets (shard 0 only); throws std::runtime_error naming the port and,
+  // when it is taken, the process that holds it.
   void listen(const ProxySettings& cfg);
   void start();  // runs the io_context on a new thread
   void join();
@@ -85,6 +87,8 @@ class Shard final : public SessionHost {
   // End every session now (shutdown_timeout passed).
   void terminate_all();
   std::size_t session_count() const { return sessions_.size(); }
+  // Clients living on (or being handed to) this shard; read from the accepting thread.
+  int live_clients() const { return live_clients_.load(std::memory_order_relaxed); }
 
  private:
   // One loop for TCP and Unix listeners (instantiated in shard.cpp only).
@@ -105,6 +109,7 @@ class Shard final : public SessionHost {
   std::unique_ptr<asio::steady_timer> maintenance_timer_;
   std::thread thread_;
   std::int64_t busy_ = 0;
+  std::atomic<int> live_clients_{0};
 };
 
 }  // namespace pgcutover::proxy

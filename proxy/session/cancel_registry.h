@@ -1,5 +1,5 @@
 // Proxy-issued BackendKeyData -> the session it belongs to. A CancelRequest arrives on a new
-// connection, which SO_REUSEPORT may hand to any shard, so this one map is shared by all
+// connection, which the accepting shard may hand to any shard, so this one map is shared by all
 // shards behind a mutex; it is touched at login, at logout and per cancel, never per query.
 // The key is stable for the session's life: across server connections and, later, flips.
 #pragma once

@@ -313,6 +313,7 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
   protocol::append_ready_for_query(out, 'I');
   if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
   log::debug("client_login", {{"session", std::to_string(id_)},
+                              {"shard", std::to_string(shard_.index())},
                               {"user", user_},
                               {"database", database_},
                               {"tls", client_->is_tls() ? "on" : "off"}});
