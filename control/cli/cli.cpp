@@ -192,7 +192,8 @@ const std::vector<CommandSpec>& commands() {
       {"lag",
        "measure replication lag (bytes and seconds)",
        "logical: bytes = source pg_current_wal_lsn() - the slot's confirmed_flush_lsn;\n"
-       "         seconds from the walsender's replay_lag.\n"
+       "         seconds from the walsender's replay_lag. After a flip that built the\n"
+       "         way back, the reverse link (target -> source, slot on the target).\n"
        "external: seconds = time for a heartbeat written on the source to appear on the\n"
        "         target, measured on this machine's clock.",
        {kMethod,

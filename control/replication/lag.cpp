@@ -27,6 +27,7 @@ boost::json::object to_json(const ReplicationLag& lag) {
   boost::json::object o;
   o["method"] = lag.method;
   o["ok"] = lag.ok;
+  if (!lag.direction.empty()) o["direction"] = lag.direction;
   if (!lag.error.empty()) o["error"] = lag.error;
   o["bytes"] = lag.bytes ? boost::json::value(*lag.bytes) : boost::json::value(nullptr);
   o["seconds"] = lag.seconds ? boost::json::value(*lag.seconds) : boost::json::value(nullptr);
@@ -42,7 +43,8 @@ boost::json::object to_json(const ReplicationLag& lag) {
 }
 
 std::string describe(const ReplicationLag& lag) {
-  if (!lag.ok) return lag.error;
+  std::string prefix = lag.direction == "reverse" ? "reverse (target -> source): " : "";
+  if (!lag.ok) return prefix + lag.error;
   std::string s;
   if (lag.bytes) s += format_bytes(static_cast<double>(*lag.bytes));
   if (lag.pending_changes) s += std::to_string(*lag.pending_changes) + " change(s) pending";
@@ -51,7 +53,7 @@ std::string describe(const ReplicationLag& lag) {
     s += format_seconds(*lag.seconds) + " (" + lag.seconds_from + ")";
   }
   if (!lag.error.empty()) s += "; " + lag.error;
-  return s;
+  return prefix + s;
 }
 
 int cmd_lag(CommandContext& ctx) {

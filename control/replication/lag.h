@@ -20,7 +20,10 @@ inline constexpr const char* kSubscription = "pgcutover";
 inline constexpr const char* kSlot = "pgcutover";
 
 struct ReplicationLag {
-  std::string method;             // logical | external | dump | trigger
+  std::string method;  // logical | external | dump | trigger
+  // "forward" (source -> target, before the cutover) or "reverse" (target -> source, the way
+  // back a flip builds); empty where the method has no direction.
+  std::string direction;
   bool ok = false;                // a figure was measured
   std::string error;              // why not, with what to do
   std::optional<int64_t> bytes;   // logical: source WAL not yet confirmed by the subscriber

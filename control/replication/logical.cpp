@@ -10,6 +10,7 @@
 #include "control/db/catalog.h"
 #include "control/db/control_state.h"
 #include "control/replication/lag.h"
+#include "control/replication/link.h"
 #include "control/replication/replicate.h"
 #include "control/schema/schema_diff.h"
 
@@ -61,10 +62,11 @@ std::string subscription_exists_sql() {
          "s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())";
 }
 
-SubscriptionProgress read_progress(
-    PgConn& subscriber, const std::map<std::string, std::pair<int64_t, int64_t>>& sizes) {
+SubscriptionProgress read_progress(PgConn& subscriber,
+                                   const std::map<std::string, std::pair<int64_t, int64_t>>& sizes,
+                                   const std::string& subscription = kSubscription) {
   SubscriptionProgress p;
-  PgResult s = subscriber.exec(subscription_exists_sql(), {std::string(kSubscription)});
+  PgResult s = subscriber.exec(subscription_exists_sql(), {subscription});
   if (!s) {
     p.error = s.error().message;
     return p;
@@ -75,7 +77,7 @@ SubscriptionProgress read_progress(
   auto w = subscriber.value(
       "SELECT count(*) FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL AND "
       "relid IS NULL",
-      {std::string(kSubscription)});
+      {subscription});
   p.worker_running = w && *w != "0";
   PgResult r = subscriber.exec(
       "SELECT n.nspname || '.' || c.relname, sr.srsubstate, pg_table_size(c.oid), "
@@ -84,7 +86,7 @@ SubscriptionProgress read_progress(
       "JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
       "WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = "
       "current_database()) ORDER BY 1",
-      {std::string(kSubscription)});
+      {subscription});
   if (!r) {
     p.error = r.error().message;
     return p;
@@ -411,6 +413,36 @@ int logical_start(CommandContext& ctx) {
   return timed_out ? kExitCheckFailed : kExitOk;
 }
 
+namespace {
+
+// After a flip the forward subscription is gone and, where the source could subscribe, the
+// reverse one (target -> source) carries every write back: that is the replication to watch
+// until finalize, and the one `revert` needs.
+int reverse_status(CommandContext& ctx, PgConn& source, PgConn& target,
+                   const SubscriptionProgress& p) {
+  ReplicationLag lag = measure_lag(source, target, "logical");
+  bool healthy = p.enabled && p.worker_running && lag.ok;
+  std::string sub = reverse_link().subscription;
+  if (ctx.json) {
+    auto o = progress_json(p);
+    o["ok"] = healthy;
+    o["method"] = "logical";
+    o["direction"] = "reverse";
+    o["subscription"] = sub;
+    o["lag"] = to_json(lag);
+    ctx.print_json(o);
+    return healthy ? kExitOk : kExitCheckFailed;
+  }
+  *ctx.out << "logical, reverse (target -> source, built by the flip): subscription " << sub
+           << " on the source" << (p.enabled ? " enabled" : " DISABLED") << ", apply worker "
+           << (p.worker_running ? "running" : "NOT running") << "\n";
+  *ctx.out << "lag: " << describe(lag) << "\n";
+  if (!p.worker_running) *ctx.out << "fix: check the source's server log for apply errors\n";
+  return healthy ? kExitOk : kExitCheckFailed;
+}
+
+}  // namespace
+
 int logical_status(CommandContext& ctx) {
   auto source = ctx.connect_source();
   if (!source) return kExitUsage;
@@ -420,6 +452,11 @@ int logical_status(CommandContext& ctx) {
   if (!subscriber) return kExitUsage;
   SubscriptionProgress p = read_progress(*subscriber, source_sizes(*source));
   if (!p.error.empty()) return ctx.fail(kExitUsage, "reading the subscription: " + p.error);
+  if (!p.exists) {
+    SubscriptionProgress back =
+        read_progress(*source, source_sizes(*target), reverse_link().subscription);
+    if (back.exists) return reverse_status(ctx, *source, *subscriber, back);
+  }
   ReplicationLag lag = measure_lag(*source, *subscriber, "logical");
   bool healthy = p.exists && p.enabled && p.worker_running &&
                  p.streaming == static_cast<int>(p.tables.size()) && lag.ok;

@@ -12,24 +12,29 @@ namespace {
 
 using std::chrono::milliseconds;
 
-ReplicationLag slot_lag(PgConn& source, PgConn& target) {
+// The lag of one link: its slot on the publisher against the publisher's WAL position, and the
+// walsender's replay_lag (or the subscriber's last report) for seconds.
+ReplicationLag slot_lag(PgConn& publisher, PgConn& subscriber, const LinkNames& link,
+                        const char* direction) {
   ReplicationLag lag;
   lag.method = "logical";
-  PgResult r = source.exec(
+  lag.direction = direction;
+  const bool reverse = std::string_view(direction) == "reverse";
+  const char* publisher_name = reverse ? "target" : "source";
+  PgResult r = publisher.exec(
       "SELECT pg_current_wal_lsn()::text, s.confirmed_flush_lsn::text, s.active, "
       "pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, "
       "(SELECT extract(epoch FROM r.replay_lag) FROM pg_stat_replication r "
       " WHERE r.application_name = $2 ORDER BY r.replay_lag DESC NULLS LAST LIMIT 1) "
       "FROM pg_replication_slots s WHERE s.slot_name = $1",
-      {std::string(kSlot), std::string(kSubscription)});
+      {link.slot, link.subscription});
   if (!r) {
-    lag.error = "reading the slot on the source: " + r.error().message;
+    lag.error = std::string("reading the slot on the ") + publisher_name + ": " + r.error().message;
     return lag;
   }
   if (r.rows() == 0) {
-    lag.error = "no replication slot '" + std::string(kSlot) +
-                "' on the source: logical replication is not running (replicate start "
-                "--method logical)";
+    lag.error = "no replication slot '" + link.slot + "' on the " + publisher_name +
+                ": logical replication is not running (replicate start --method logical)";
     return lag;
   }
   lag.source_lsn = r.get(0, 0);
@@ -46,21 +51,26 @@ ReplicationLag slot_lag(PgConn& source, PgConn& target) {
     lag.seconds_from = "caught_up";
   } else {
     // Behind and no replay_lag: the age of the apply worker's last report bounds it.
-    auto v = target.value(
+    auto v = subscriber.value(
         "SELECT extract(epoch FROM now() - latest_end_time) FROM pg_stat_subscription "
         "WHERE subname = $1 AND relid IS NULL",
-        {std::string(kSubscription)});
+        {link.subscription});
     if (v) {
       lag.seconds = std::stod(*v);
       lag.seconds_from = "latest_end_time";
     }
   }
   if (!lag.slot_active) {
-    lag.error =
-        "the slot is not active: no subscriber is connected (check the target's log "
-        "and `replicate status`)";
+    lag.error = std::string("the slot is not active: no subscriber is connected (check the ") +
+                (reverse ? "source" : "target") + "'s log and `replicate status`)";
   }
   return lag;
+}
+
+bool has_slot(PgConn& publisher, const std::string& slot) {
+  auto v =
+      publisher.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", {slot});
+  return v && *v != "0";
 }
 
 class LogicalMethod final : public ReplicationMethod {
@@ -73,8 +83,13 @@ class LogicalMethod final : public ReplicationMethod {
   int status(CommandContext& ctx) const override { return logical_status(ctx); }
   int stop(CommandContext& ctx) const override { return logical_stop(ctx); }
 
+  // Before the flip the forward link (slot on the source); after it, when the source could
+  // subscribe, the reverse one (slot on the target): the replication a revert depends on.
   ReplicationLag lag(PgConn& source, PgConn& target, milliseconds) const override {
-    return slot_lag(source, target);
+    LinkNames back = reverse_link();
+    if (!has_slot(source, forward_link().slot) && has_slot(target, back.slot))
+      return slot_lag(target, source, back, "reverse");
+    return slot_lag(source, target, forward_link(), "forward");
   }
 
   bool proves_catch_up() const override { return true; }

@@ -86,6 +86,15 @@ class Body {
     if (v->type != json::Value::Type::kInt || v->i < 0) return bad(k, "a non-negative integer");
     return v->i;
   }
+  std::optional<double> non_negative_number(std::string_view k) {
+    auto v = get(k);
+    if (!v) return std::nullopt;
+    double d = v->type == json::Value::Type::kInt      ? static_cast<double>(v->i)
+               : v->type == json::Value::Type::kDouble ? v->d
+                                                       : -1;
+    if (d < 0) return bad(k, "a non-negative number");
+    return d;
+  }
   std::optional<Millis> millis(std::string_view k) {
     auto v = get(k);
     if (!v) return std::nullopt;
@@ -256,6 +265,31 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRout
     if (!b.ok() || !enabled) return bad_request(b.ok() ? "enabled is required" : b.error());
     return reply_for(e->set_read_only(*enabled));
   });
+  if (options.publish_lag) {
+    server.route(
+        "POST", "/v1/replication_lag", [publish = options.publish_lag](const HttpRequest& req) {
+          Body b(req, {"method", "direction", "ok", "bytes", "seconds", "measured_at_unix"});
+          b.require("method");
+          b.require("ok");
+          LagReading r;
+          auto method = b.string("method");
+          auto direction = b.string("direction");
+          auto ok = b.boolean("ok");
+          r.bytes = b.non_negative_number("bytes");
+          r.seconds = b.non_negative_number("seconds");
+          auto at = b.non_negative_number("measured_at_unix");
+          if (!b.ok() || !method || !ok)
+            return bad_request(b.ok() ? "method and ok are required" : b.error());
+          if (direction && *direction != "forward" && *direction != "reverse")
+            return bad_request("direction must be forward or reverse");
+          r.method = *method;
+          r.direction = direction.value_or("");
+          r.ok = *ok;
+          r.measured_at_unix = at.value_or(0);
+          publish(r);
+          return HttpReply::json(200, "{\"ok\":true}");
+        });
+  }
   server.route("POST", "/v1/prewarm", [e](const HttpRequest& req) {
     Body b(req, {"backend", "timeout_ms"});
     b.require("backend");

@@ -5,12 +5,23 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "proxy/admin/admin_server.h"
 #include "proxy/cutover/cutover_engine.h"
 
 namespace pgcutover::proxy {
+
+// One replication lag reading, measured by the controller (`pgcutoverctl lag --watch
+// --publish`) and posted to POST /v1/replication_lag so the proxy's metrics carry it.
+struct LagReading {
+  std::string method;     // logical | external | trigger | ...
+  std::string direction;  // forward | reverse | "" (methods without one)
+  bool ok = false;        // the reading measured something
+  std::optional<double> bytes, seconds;
+  double measured_at_unix = 0;
+};
 
 struct AdminRouteOptions {
   // GET /metrics without a token (for a Prometheus that cannot send one). Default: token.
@@ -20,6 +31,8 @@ struct AdminRouteOptions {
   std::function<bool(std::string& body)> ready;
   // GET /metrics: the Prometheus text exposition. Unset: /metrics answers 404.
   std::function<std::string()> metrics_text;
+  // POST /v1/replication_lag (token): takes a reading into the metrics. Unset: 404.
+  std::function<void(const LagReading&)> publish_lag;
   // GET /v1/status also lists the routes (a JSON array, proxy/pool/route_table.h) when set.
   std::function<std::string()> routes_json;
 };

@@ -75,6 +75,14 @@ bool ControlPlane::start(std::string& error) {
     exporter_.refresh(stats(), plane_.active().backend);
     return metrics_.render_text();
   };
+  routes.publish_lag = [this](const LagReading& r) {
+    double at =
+        r.measured_at_unix > 0
+            ? r.measured_at_unix
+            : std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    metrics_.publish_lag(r.ok, r.bytes, r.seconds, r.direction, at);
+  };
   routes.ready = [this](std::string& body) {
     ReadinessAnswer a = readiness_.check();
     body = render_readiness(a);

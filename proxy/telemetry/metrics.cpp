@@ -107,6 +107,10 @@ Metrics::Metrics(const std::vector<std::string>& backends)
   read_only_ = &read_only_family_->Add({});
   replication_lag_bytes_ = &replication_lag_bytes_family_->Add({});
   replication_lag_seconds_ = &replication_lag_seconds_family_->Add({});
+  replication_lag_measured_ = &replication_lag_measured_family_->Add({});
+  replication_ok_ = &replication_ok_family_->Add({});
+  replication_direction_[0] = &replication_direction_family_->Add({{"direction", "forward"}});
+  replication_direction_[1] = &replication_direction_family_->Add({{"direction", "reverse"}});
   for (std::size_t i = 0; i < kCutoverStateCount; ++i) {
     cutover_state_[i] = &cutover_state_family_->Add(
         {{"state", std::string(to_string(static_cast<CutoverState>(i)))}});
@@ -173,6 +177,19 @@ void Metrics::count_command(std::string_view command, std::string_view result) {
   cutover_commands_family_
       ->Add({{"command", std::string(command)}, {"result", std::string(result)}})
       .Increment();
+}
+
+void Metrics::publish_lag(bool ok, std::optional<double> bytes, std::optional<double> seconds,
+                          std::string_view direction, double measured_at_unix) {
+  // A reading that could not measure keeps the last figures: the ok gauge says they are old.
+  replication_ok_->Set(ok ? 1 : 0);
+  if (ok && bytes) replication_lag_bytes_->Set(*bytes);
+  if (ok && seconds) replication_lag_seconds_->Set(*seconds);
+  replication_lag_measured_->Set(measured_at_unix);
+  if (!direction.empty()) {
+    replication_direction_[0]->Set(direction == "forward" ? 1 : 0);
+    replication_direction_[1]->Set(direction == "reverse" ? 1 : 0);
+  }
 }
 
 std::string Metrics::render_text() const {

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -75,10 +76,18 @@ namespace pgcutover::proxy {
     "1 for the current cutover state (running, pausing, paused, flipping), 0 for the others.")   \
   X(read_only, Gauge, "pgcutover_read_only", "1 while read-only mode is on (writes get 25006).") \
   X(replication_lag_bytes, Gauge, "pgcutover_replication_lag_bytes",                             \
-    "Replication lag from the active backend to the other one, in bytes (set by the "            \
-    "controller or a probe; absent data stays 0).")                                              \
+    "Replication lag in bytes, as last published by `pgcutoverctl lag --watch --publish` "       \
+    "(logical method; direction in pgcutover_replication_direction).")                           \
   X(replication_lag_seconds, Gauge, "pgcutover_replication_lag_seconds",                         \
-    "Replication lag from the active backend to the other one, in seconds.")                     \
+    "Replication lag in seconds, as last published by `pgcutoverctl lag --watch --publish`.")    \
+  X(replication_lag_measured, Gauge, "pgcutover_replication_lag_measured_timestamp_seconds",     \
+    "Unix time of the last published lag reading; 0 until one arrives.")                         \
+  X(replication_ok, Gauge, "pgcutover_replication_ok",                                           \
+    "1 when the last published reading could measure the replication, 0 when it could not "      \
+    "(no slot, no subscriber, capture broken) or before any reading.")                           \
+  X(replication_direction, Gauge, "pgcutover_replication_direction",                             \
+    "1 for the direction of the last published reading (forward: source to target; reverse: "    \
+    "target to source, after a flip), 0 for the other.")                                         \
   X(backend_auth_failures, Counter, "pgcutover_backend_auth_failures_total",                     \
     "Authentication failures of the proxy against a backend, by backend name.")                  \
   X(cutover_commands, Counter, "pgcutover_cutover_commands_total",                               \
@@ -159,6 +168,10 @@ class Metrics {
   prometheus::Gauge& read_only() { return *read_only_; }
   prometheus::Gauge& replication_lag_bytes() { return *replication_lag_bytes_; }
   prometheus::Gauge& replication_lag_seconds() { return *replication_lag_seconds_; }
+  // One published lag reading (POST /v1/replication_lag): the gauges above, when it was taken,
+  // whether it measured anything, and its direction ("forward" or "reverse").
+  void publish_lag(bool ok, std::optional<double> bytes, std::optional<double> seconds,
+                   std::string_view direction, double measured_at_unix);
 
   // Sets pgcutover_active_backend_info to 1 for `name` (adding it if needed), 0 for the others.
   void set_active_backend(const std::string& name);
@@ -197,6 +210,9 @@ class Metrics {
   prometheus::Gauge* read_only_ = nullptr;
   prometheus::Gauge* replication_lag_bytes_ = nullptr;
   prometheus::Gauge* replication_lag_seconds_ = nullptr;
+  prometheus::Gauge* replication_lag_measured_ = nullptr;
+  prometheus::Gauge* replication_ok_ = nullptr;
+  std::array<prometheus::Gauge*, 2> replication_direction_{};  // forward, reverse
   std::array<prometheus::Gauge*, kCutoverStateCount> cutover_state_{};
 
   std::mutex backends_mu_;  // guards backends_ (the metrics themselves are thread-safe)

@@ -176,6 +176,28 @@ got_hist=$(pgc_admin_psql tgt -XAtc "select count(*) from pgbench_history")
 both_running_on target || fail "not running on target after the flip"
 pass "flip under pgbench (16 clients, 2 proxies): 0 failed, ledger $got/$want rows, history $got_hist/$want_hist, write pause $pause_ms ms"
 
+# ---- after the flip, lag, replicate status and status watch the reverse link ----
+after_flip() { # <args...>: pgcutoverctl with the config and the admin URLs it needs
+  timeout 60 "$CTL_BIN" "$@" -c "$CFG" >"$PROXY_DIR/ctl.out" 2>"$PROXY_DIR/ctl.err"
+}
+after_flip lag --json || { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "lag after the flip"; }
+python3 - "$PROXY_DIR/ctl.out" <<'PY' || fail "lag after the flip: $(cat "$PROXY_DIR/ctl.out")"
+import json, sys
+lag = json.load(open(sys.argv[1]))
+assert lag["ok"] and lag["direction"] == "reverse" and lag["bytes"] is not None, lag
+PY
+after_flip replicate status --subscriber-url "$TGT_ADMIN_URL" ||
+  { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "replicate status after the flip"; }
+grep -q "reverse (target -> source.*subscription pgcutover_reverse on the source enabled, apply worker running" "$PROXY_DIR/ctl.out" ||
+  fail "replicate status after the flip: $(cat "$PROXY_DIR/ctl.out")"
+after_flip status --json || true # exit code follows the whole picture; the lag part must be right
+python3 - "$PROXY_DIR/ctl.out" <<'PY' || fail "status after the flip: $(cat "$PROXY_DIR/ctl.out")"
+import json, sys
+st = json.load(open(sys.argv[1]))
+assert st["lag"]["ok"] and st["lag"]["direction"] == "reverse", st["lag"]
+PY
+pass "after the flip: lag, replicate status and status report the reverse link, healthy"
+
 # ---- writes on the target, then revert: nothing lost ----
 run_bench "$P1_PORT" "$PROXY_DIR/bench3.log" 3 || { cat "$PROXY_DIR/bench3.log"; fail "pgbench on target"; }
 want=$((want + $(acked "$PROXY_DIR/bench3.log")))

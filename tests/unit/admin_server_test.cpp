@@ -204,13 +204,18 @@ TEST_F(AdminServerTest, HealthzIsPublicAndOpaque) {
   EXPECT_EQ(c2.send(http::verb::get, "/readyz", std::nullopt).status, 200);
 }
 
-// /readyz reflects the proxy's readiness callback.
+// /readyz reflects the proxy's readiness callback, with the body it gives (the reason).
 TEST_F(AdminServerTest, ReadyzFollowsCallback) {
   AdminRouteOptions o;
-  o.ready = [] { return false; };
+  o.ready = [](std::string& body) {
+    body = "{\"ready\":false,\"reason\":\"login refused\"}";
+    return false;
+  };
   start(o);
   Client c(server->port());
-  EXPECT_EQ(c.send(http::verb::get, "/readyz", std::nullopt).status, 503);
+  Resp r = c.send(http::verb::get, "/readyz", std::nullopt);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, "{\"ready\":false,\"reason\":\"login refused\"}");
 }
 
 // Malformed, unknown-field and missing-field bodies: 400, nothing runs.
