@@ -200,9 +200,14 @@ const std::vector<CommandSpec>& commands() {
         {"watch", 'w', nullptr, "repeat until interrupted (or --count readings)"},
         {"interval", 0, "SECONDS", "with --watch: time between readings (default 2)"},
         {"count", 0, "N", "with --watch: stop after N readings"},
-        {"max-lag", 0, "SECONDS", "exit 1 when the last reading is above this"}},
-       "0 measured (and below --max-lag), 1 no replication running, measurement failed or "
-       "above --max-lag, 2 usage or connection error",
+        {"max-lag", 0, "SECONDS", "exit 1 when the last reading is above this"},
+        {"publish", 0, nullptr,
+         "post each reading to every proxy in [[control.proxies]] (POST /v1/replication_lag):\n"
+         "their pgcutover_replication_* metrics and the shipped lag alerts follow it"},
+        {"admin-timeout", 0, "SECONDS",
+         "with --publish: bound on each admin API call (default 5)"}},
+       "0 measured (and below --max-lag), 1 no replication running, measurement failed, "
+       "above --max-lag or (one reading) not published, 2 usage or connection error",
        cmd_lag},
       {"validate",
        "compare row counts and checksums of every table, chunk by chunk",

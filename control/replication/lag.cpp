@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "control/command/exit_codes.h"
+#include "control/command/proxy_fleet.h"
 #include "control/db/control_state.h"
 #include "control/replication/method.h"
 #include "control/replication/replicate.h"
@@ -56,6 +57,33 @@ std::string describe(const ReplicationLag& lag) {
   return prefix + s;
 }
 
+namespace {
+
+// What POST /v1/replication_lag takes: the reading as the proxy's metrics carry it.
+std::string lag_reading_body(const ReplicationLag& lag) {
+  boost::json::object o{{"method", lag.method}, {"ok", lag.ok}};
+  if (!lag.direction.empty()) o["direction"] = lag.direction;
+  if (lag.bytes) o["bytes"] = *lag.bytes;
+  if (lag.seconds) o["seconds"] = *lag.seconds;
+  o["measured_at_unix"] = std::chrono::duration<double>(lag.measured_at.time_since_epoch()).count();
+  return boost::json::serialize(o);
+}
+
+// Posts one reading to every proxy; false (with a line on stderr) when any did not take it.
+bool publish_lag(CommandContext& ctx, ProxyFleet& fleet, const ReplicationLag& lag) {
+  std::vector<size_t> all(fleet.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  auto answers = fleet.call(all, "POST", "/v1/replication_lag",
+                            std::vector<std::string>(all.size(), lag_reading_body(lag)),
+                            std::chrono::milliseconds(static_cast<long>(
+                                std::stod(ctx.args.get("admin-timeout", "5")) * 1000)));
+  if (all_ok(answers)) return true;
+  *ctx.err << "lag: not published to every proxy: " << describe_failures(answers) << "\n";
+  return false;
+}
+
+}  // namespace
+
 int cmd_lag(CommandContext& ctx) {
   auto source = ctx.connect_source();
   if (!source) return kExitUsage;
@@ -67,12 +95,19 @@ int cmd_lag(CommandContext& ctx) {
   double interval = std::stod(ctx.args.get("interval", "2"));
   long count = watch ? std::stol(ctx.args.get("count", "0")) : 1;
   double max_lag = ctx.args.has("max-lag") ? std::stod(ctx.args.get("max-lag")) : -1;
+  bool publish = ctx.args.has("publish");
+  ProxyFleet fleet(ctx.settings.proxies, std::chrono::seconds(5));
+  if (publish && fleet.size() == 0)
+    return ctx.fail(kExitUsage,
+                    "--publish needs the proxies: [[control.proxies]] in the config (admin_url, "
+                    "token)");
   int rc = kExitOk;
   for (long i = 0; count == 0 || i < count; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(interval));
     ReplicationLag lag = measure_lag(*source, *target, method);
     rc = lag.ok ? kExitOk : kExitCheckFailed;
     if (lag.ok && max_lag >= 0 && lag.seconds && *lag.seconds > max_lag) rc = kExitCheckFailed;
+    if (publish && !publish_lag(ctx, fleet, lag)) rc = kExitCheckFailed;
     if (ctx.json) {
       auto o = to_json(lag);
       o["exit_code"] = rc;

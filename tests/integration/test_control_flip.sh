@@ -81,6 +81,21 @@ both_running_on() {
   [ "$(proxy_status "$A1_PORT" | cut -d' ' -f1-2)" = "running $1" ] &&
     [ "$(proxy_status "$A2_PORT" | cut -d' ' -f1-2)" = "running $1" ]
 }
+# metric <admin port> <name with labels>: its value in the proxy's /metrics
+metric() {
+  curl -s -m 3 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1/metrics" |
+    awk -v m="$2" '$1 == m {print $2}'
+}
+# Both proxies carry a published lag reading in direction $1 with ok = $2.
+lag_published() {
+  local a
+  for a in "$A1_PORT" "$A2_PORT"; do
+    [ "$(metric "$a" "pgcutover_replication_direction{direction=\"$1\"}")" = 1 ] || return 1
+    [ "$(metric "$a" pgcutover_replication_ok)" = "$2" ] || return 1
+    python3 -c 'import sys,time; sys.exit(0 if abs(time.time() - float(sys.argv[1])) < 120 else 1)' \
+      "$(metric "$a" pgcutover_replication_lag_measured_timestamp_seconds)" || return 1
+  done
+}
 # Never split: both proxies on the same backend, whatever their state.
 same_backend() {
   [ "$(proxy_status "$A1_PORT" | cut -d' ' -f2)" = "$(proxy_status "$A2_PORT" | cut -d' ' -f2)" ]
@@ -104,6 +119,18 @@ pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 start_proxy 1
 start_proxy 2
 pass "two proxies on the source, logical replication streaming, validated"
+
+# ---- the lag metrics and alerts are fed by `lag --publish` ----
+[ "$(metric "$A1_PORT" pgcutover_replication_lag_measured_timestamp_seconds)" = 0 ] ||
+  fail "a lag reading before any was published"
+"$CTL_BIN" lag --publish --method trigger -c "$CFG" >"$PROXY_DIR/ctl.out" 2>&1 && fail "lag of a method that is not running exited 0"
+for a in "$A1_PORT" "$A2_PORT"; do
+  [ "$(metric "$a" pgcutover_replication_lag_measured_timestamp_seconds)" != 0 ] &&
+    [ "$(metric "$a" pgcutover_replication_ok)" = 0 ] || fail "a failed reading was not published as ok 0 to $a"
+done
+"$CTL_BIN" lag --publish --json -c "$CFG" >"$PROXY_DIR/ctl.out" 2>&1 || { cat "$PROXY_DIR/ctl.out"; fail "lag --publish"; }
+lag_published forward 1 || fail "lag --publish: proxies' metrics do not carry the reading"
+pass "lag --publish sets every proxy's replication metrics (ok 0 for a failed reading, then forward, ok 1)"
 
 ctl flip --dry-run || { cat "$PROXY_DIR/ctl.out"; fail "flip --dry-run"; }
 both_running_on source || fail "dry run changed a proxy"
@@ -196,7 +223,9 @@ import json, sys
 st = json.load(open(sys.argv[1]))
 assert st["lag"]["ok"] and st["lag"]["direction"] == "reverse", st["lag"]
 PY
-pass "after the flip: lag, replicate status and status report the reverse link, healthy"
+after_flip lag --publish || { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "lag --publish after the flip"; }
+lag_published reverse 1 || fail "after the flip, the published direction is not reverse"
+pass "after the flip: lag, replicate status and status report the reverse link, healthy; lag --publish says reverse"
 
 # ---- writes on the target, then revert: nothing lost ----
 run_bench "$P1_PORT" "$PROXY_DIR/bench3.log" 3 || { cat "$PROXY_DIR/bench3.log"; fail "pgbench on target"; }
