@@ -2,11 +2,13 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "common/password_source.h"
 
@@ -135,10 +137,39 @@ class Section {
       fail(path_, key(k), std::string("expected a table, got ") + std::string(type_name(*n)));
     return n->as_table();
   }
+  // "; did you mean pool_mode?" when a key read from this table is a typo away (edit distance
+  // at most 2, and less than half the key's length), else "".
+  std::string nearest_known(std::string_view typo) const {
+    std::string best;
+    std::size_t best_d = 3;
+    for (const auto& known : seen_) {
+      std::size_t d = edit_distance(typo, known);
+      if (d < best_d && d * 2 < known.size()) {
+        best_d = d;
+        best = known;
+      }
+    }
+    return best.empty() ? "" : "; did you mean " + best + "?";
+  }
+  static std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+      std::size_t diagonal = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        std::size_t above = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+        diagonal = above;
+      }
+    }
+    return row[b.size()];
+  }
   void finish() const {
     if (!table_) return;
     for (const auto& [k, v] : *table_) {
-      if (!seen_.count(std::string(k.str()))) fail(path_, key(k.str()), "unknown key");
+      if (!seen_.count(std::string(k.str())))
+        fail(path_, key(k.str()), "unknown key" + nearest_known(k.str()));
     }
   }
 

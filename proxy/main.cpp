@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
   using namespace pgcutover;
   using namespace pgcutover::proxy;
   std::string config_path = "/etc/pgcutover/pgcutover.toml";
-  bool check_only = false, check_connect = false;
+  bool check_only = false, check_connect = false, config_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -62,8 +63,10 @@ int main(int argc, char** argv) {
       check_connect = true;
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       config_path = argv[++i];
+      config_given = true;
     } else if (a.rfind("--config=", 0) == 0) {
       config_path = a.substr(9);
+      config_given = true;
     } else {
       std::fprintf(stderr, "pgcutover-proxy: unknown argument '%s' (try --help)\n", a.c_str());
       return 2;
@@ -80,6 +83,13 @@ int main(int argc, char** argv) {
   try {
     settings = Settings::build(Config::load(config_path));
   } catch (const ConfigError& e) {
+    if (!config_given && !std::filesystem::exists(config_path)) {
+      std::fprintf(stderr,
+                   "pgcutover-proxy: no configuration: pass -c FILE (the default, %s, does not "
+                   "exist); see --help and docs/configuration.md\n",
+                   config_path.c_str());
+      return 2;
+    }
     std::fprintf(stderr, "pgcutover-proxy: %s\n", e.what());
     return 2;
   }

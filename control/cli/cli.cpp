@@ -9,6 +9,7 @@
 
 #include "control/cli/status.h"
 #include "control/command/exit_codes.h"
+#include "control/command/version.h"
 #include "control/cutover/flip.h"
 #include "control/preflight/preflight.h"
 #include "control/replication/method.h"
@@ -84,12 +85,23 @@ const std::vector<OptionSpec> kCutoverOptions = {
     {"publisher-url", 0, "URL", "the source as the target server reaches it"},
     {"reverse-publisher-url", 0, "URL",
      "the target as the source server reaches it (reverse subscription; default: target URL)"},
-    {"accept-data-loss", 0, nullptr, "revert without reverse replication"},
+    {"accept-data-loss", 0, nullptr,
+     "revert without reverse replication: writes made on the target since the flip stay there"},
     {"jobs", 'j', "N", "dump method: parallel pg_dump/pg_restore workers (default 4)"},
     kSubscriber,
     kSourceSubscriber,
     kFenceRole,
 };
+
+// The cutover options one command reads, in kCutoverOptions' order: revert and recover show
+// (and accept) only what they use, not everything flip takes.
+std::vector<OptionSpec> cutover_options(std::initializer_list<std::string_view> names) {
+  std::vector<OptionSpec> out;
+  for (const auto& o : kCutoverOptions)
+    for (auto n : names)
+      if (n == o.name) out.push_back(o);
+  return out;
+}
 
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> kCommands = {
@@ -240,7 +252,11 @@ const std::vector<CommandSpec>& commands() {
        "4 catch-up barrier (source position read once after the fence), 5 sequences,\n"
        "6 reverse replication (point of no return when impossible), 7 flip every proxy +\n"
        "smoke test, 8 resume. Each step is journaled (fsync); a failure before 8 rolls back.",
-       kCutoverOptions,
+       cutover_options({"dry-run", "to", "method", "journal", "max-lag-bytes", "max-lag",
+                        "max-validation-age", "drain-timeout", "max-pause", "catch-up-timeout",
+                        "sequence-margin", "smoke-url", "admin-timeout", "publisher-url",
+                        "reverse-publisher-url", "jobs", "subscriber-url", "source-subscriber-url",
+                        "fence-role"}),
        "0 flipped (or rehearsed), 1 a precondition failed or the flip was rolled back, 2 usage "
        "or connection error",
        cmd_flip},
@@ -248,13 +264,19 @@ const std::vector<CommandSpec>& commands() {
        "Lossless when reverse replication ran (subscription pgcutover_reverse on the source):\n"
        "pause, fence the target, wait for the source to have the target's last write,\n"
        "sequences, restore forward replication, flip every proxy to source, resume.",
-       kCutoverOptions, "0 reverted, 1 refused or rolled back, 2 usage or connection error",
-       cmd_revert},
+       cutover_options({"dry-run", "journal", "max-lag-bytes", "drain-timeout", "max-pause",
+                        "catch-up-timeout", "sequence-margin", "smoke-url", "admin-timeout",
+                        "publisher-url", "reverse-publisher-url", "accept-data-loss",
+                        "subscriber-url", "source-subscriber-url", "fence-role"}),
+       "0 reverted, 1 refused or rolled back, 2 usage or connection error", cmd_revert},
       {"recover", "finish or roll back a flip/revert whose controller died (reads the journal)",
        "Reads the journal: a run that died before its flip step is rolled back (resume on the\n"
        "side being left, undo fence and replication swap); one that reached the flip step is\n"
        "finished (flip remaining proxies, resume). Run it with the same options as the flip.",
-       kCutoverOptions,
+       cutover_options({"journal", "drain-timeout", "max-pause", "catch-up-timeout",
+                        "sequence-margin", "smoke-url", "admin-timeout", "publisher-url",
+                        "reverse-publisher-url", "subscriber-url", "source-subscriber-url",
+                        "fence-role"}),
        "0 recovered or nothing to do, 1 recovery failed, 2 usage or connection error", cmd_recover},
       {"finalize",
        "after the rollback window: drop replication both ways, remove the fence",
@@ -326,7 +348,8 @@ void print_main_help(std::ostream& os) {
   }
   os << "\nCommon options:\n";
   print_options(os, global_options());
-  os << "\nRun `pgcutoverctl <command> --help` for a command's options.\n"
+  os << "\nRun `pgcutoverctl <command> --help` for a command's options; "
+        "`pgcutoverctl --version` for the version.\n"
         "Exit codes: 0 ok, 1 a check failed, 2 usage or connection error.\n";
 }
 
@@ -351,6 +374,10 @@ const OptionSpec* find_option(const CommandSpec* c, std::string_view name, char 
 }  // namespace
 
 int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  if (argv.size() == 1 && (argv[0] == "--version" || argv[0] == "-V" || argv[0] == "version")) {
+    out << "pgcutoverctl " << version() << "\n";
+    return kExitOk;
+  }
   // Which command: the longest run of leading words naming one ("replicate start").
   std::vector<std::string> words;
   size_t i = 0;

@@ -45,7 +45,10 @@ int cmd_status(CommandContext& ctx) {
       o["state"] = "error";
       o["http_status"] = r.status;
       lines.push_back("  " + p.admin_url + "  HTTP " + std::to_string(r.status) +
-                      (r.status == 401 || r.status == 403 ? " (check the token)" : ""));
+                      (r.status == 401 || r.status == 403
+                           ? " (wrong or missing token: [[control.proxies]] token must equal that "
+                             "proxy's [admin] token)"
+                           : ""));
     } else {
       boost::system::error_code ec;
       auto v = json::parse(r.body, ec);

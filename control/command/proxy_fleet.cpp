@@ -24,7 +24,10 @@ ProxyAnswer parse_proxy_answer(const std::string& admin_url, bool reachable, int
   auto v = json::parse(body, ec);
   if (ec || !v.is_object()) {
     a.result = "bad_answer";
-    a.error = "HTTP " + std::to_string(status) + (status == 401 ? " (check the token)" : "") +
+    a.error = "HTTP " + std::to_string(status) +
+              (status == 401 ? " (wrong or missing token: [[control.proxies]] token must equal "
+                               "that proxy's [admin] token)"
+                             : "") +
               ", not a JSON object";
     return a;
   }

@@ -1,6 +1,13 @@
-// Marker so the library is never empty while the tree grows.
+#include "control/command/version.h"
+
+#ifndef PGCUTOVER_VERSION
+#define PGCUTOVER_VERSION "0.1.0"
+#endif
+
 namespace pgcutover::control {
+
 const char* version() {
-  return "0.1.0";
+  return PGCUTOVER_VERSION;
 }
+
 }  // namespace pgcutover::control

@@ -49,9 +49,9 @@ HttpReply call_handler(const HttpHandler& h, const HttpRequest& req) {
   } catch (const std::exception& e) {
     // A handler bug must not take the admin server down; the message may be internal, so it
     // goes to the log, not to the client.
-    log::error("admin.handler_exception", {{"path", req.path}, {"what", e.what()}});
+    log::error("admin_handler_exception", {{"path", req.path}, {"what", e.what()}});
   } catch (...) {
-    log::error("admin.handler_exception", {{"path", req.path}});
+    log::error("admin_handler_exception", {{"path", req.path}});
   }
   return HttpReply::error(500, "internal", "internal error");
 }
@@ -90,12 +90,12 @@ struct AdminServer::Impl {
       auto [ec, socket] = co_await acceptor.async_accept(kAsTuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-        log::warn("admin.accept_error", {{"error", ec.message()}});
+        log::warn("admin_accept_error", {{"error", ec.message()}});
         continue;
       }
       if (connections.load() >= opts.max_connections) {
         // Over the limit: close at once rather than queue, so a flood costs nothing.
-        log::warn("admin.connection_limit", {{"peer", peer_of(socket)}});
+        log::warn("admin_connection_limit", {{"peer", peer_of(socket)}});
         boost::system::error_code ignored;
         socket.close(ignored);
         continue;
@@ -103,7 +103,7 @@ struct AdminServer::Impl {
       ++connections;
       asio::co_spawn(ioc, session(std::move(socket)), [this](std::exception_ptr e) {
         --connections;
-        if (e) log::error("admin.session_exception", {});
+        if (e) log::error("admin_session_exception", {});
       });
     }
   }
@@ -121,7 +121,7 @@ struct AdminServer::Impl {
     beast::get_lowest_layer(ssl).expires_after(opts.read_timeout);
     auto [ec] = co_await ssl.async_handshake(asio::ssl::stream_base::server, kAsTuple);
     if (ec) {
-      log::debug("admin.tls_handshake_failed", {{"peer", peer}, {"error", ec.message()}});
+      log::debug("admin_tls_handshake_failed", {{"peer", peer}, {"error", ec.message()}});
       co_return;
     }
     co_await serve(ssl, peer);
@@ -195,7 +195,7 @@ struct AdminServer::Impl {
       // before reading the body.
       if (route == nullptr || route->access != RouteAccess::kPublic) {
         if (!token.check(head[http::field::authorization])) {
-          log::warn("admin.unauthorized",
+          log::warn("admin_unauthorized",
                     {{"peer", peer}, {"method", req.method}, {"path", req.path}});
           HttpReply r = HttpReply::error(401, "unauthorized", "a valid bearer token is required");
           r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pgcutover\"");
@@ -233,7 +233,7 @@ struct AdminServer::Impl {
             asio::use_awaitable);
       }
       if (reply.status >= 400 && reply.status != 404) {
-        log::info("admin.request", {{"peer", peer},
+        log::info("admin_request", {{"peer", peer},
                                     {"method", req.method},
                                     {"path", req.path},
                                     {"status", std::to_string(reply.status)}});
@@ -262,8 +262,8 @@ bool AdminServer::start(std::string& error) {
     return false;
   }
   if (!s.token.configured()) {
-    log::warn("admin.no_token",
-              {{"detail", "admin.token is empty: every protected endpoint answers 401"}});
+    log::warn("admin_no_token",
+              {{"detail", "[admin] token is empty: every protected endpoint answers 401"}});
   }
   try {
     if (!s.opts.tls_cert_file.empty() || !s.opts.tls_key_file.empty()) {
@@ -292,10 +292,10 @@ bool AdminServer::start(std::string& error) {
     try {
       s.ioc.run();
     } catch (const std::exception& e) {
-      log::error("admin.io_exception", {{"what", e.what()}});
+      log::error("admin_io_exception", {{"what", e.what()}});
     }
   });
-  log::info("admin.listening", {{"addr", s.opts.listen_addr},
+  log::info("admin_listening", {{"addr", s.opts.listen_addr},
                                 {"port", std::to_string(s.bound_port.load())},
                                 {"tls", s.tls ? "on" : "off"}});
   return true;

@@ -94,8 +94,6 @@ bool ControlPlane::start(std::string& error) {
   };
   register_admin_routes(*admin, engine_, routes);
   if (!admin->start(error)) return false;
-  log::info("admin_listening",
-            {{"addr", admin_options_.listen_addr}, {"port", std::to_string(admin->port())}});
   admin_ = std::move(admin);
   return true;
 }

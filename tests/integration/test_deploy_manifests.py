@@ -6,7 +6,8 @@
   binary's `--check` (unknown keys, TLS files, env references), with TLS files made by openssl;
 - the Kubernetes manifests, the systemd unit, the Dockerfile and the Heroku start script use
   only the ports, paths, config keys, secrets and endpoints the proxy has;
-- a real proxy is started: /healthz and /readyz answer without a token, /metrics needs it, the
+- a real proxy is started: /healthz and /readyz answer without a token (/readyz 503, since
+  its backends are on a closed port), /metrics needs it, the
   Dockerfile's HEALTHCHECK command passes against it, and every metric name the Grafana
   dashboard and the Prometheus alert rules use is in its /metrics output;
 - the Heroku start script starts a real proxy and hands the app a DATABASE_URL pointing at it.
@@ -501,7 +502,9 @@ token = "${{DEPLOY_TEST_TOKEN}}"
     p = subprocess.Popen([PROXY_BIN, "-c", cfg], env=env, stdout=log, stderr=subprocess.STDOUT)
     started.append(p)
     base = f"http://127.0.0.1:{admin_port}"
-    ready = wait_until(15, lambda: p.poll() is None and http_get(base + "/readyz", timeout=1)[0] == 200)
+    # The backends are on a closed port, so no client could be served: /readyz must say so
+    # (503 with the reason) while /healthz (the process is alive) answers 200.
+    ready = wait_until(15, lambda: p.poll() is None and http_get(base + "/healthz", timeout=1)[0] == 200)
     if not ready:
         log.flush()
         print(read(log.name)[-2000:], file=sys.stderr)
@@ -544,8 +547,11 @@ def expressions(obj):
 
 def check_live(tmp, health_cmd, example, docs):
     p, base, admin_port, token, ready = start_proxy(tmp)
-    if not check(ready, "live: pgcutover-proxy starts with backends on a closed port; /readyz is 200"):
+    if not check(ready, "live: pgcutover-proxy starts with backends on a closed port; /healthz is 200"):
         return
+    status, body = http_get(base + "/readyz", timeout=10)
+    check(status == 503 and '"ready":false' in body and "login to backend source failed" in body,
+          f"live: /readyz is 503 with the reason while the active backend refuses ({status} {body})")
     check(http_get(base + "/healthz")[0] == 200, "live: /healthz is 200 without a token")
     check(http_get(base + "/metrics")[0] == 401, "live: /metrics without the token is 401")
     status, body = http_get(base + "/metrics", token)

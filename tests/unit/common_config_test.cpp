@@ -81,6 +81,18 @@ TEST(ProxyConfig, UnknownKeyNamesFileAndKey) {
   EXPECT_NE(e.find(kPath), std::string::npos) << e;
   EXPECT_NE(e.find("proxy.pool_mod"), std::string::npos) << e;
   EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean pool_mode?"), std::string::npos) << e;
+}
+
+// A suggestion only when the key is a typo away; a key unlike any other gets none.
+TEST(ProxyConfig, UnknownKeySuggestsOnlyNearKeys) {
+  std::string e = error_of(std::string(kMinimal) + "[proxy]\nlisten_prot = 6432\n");
+  EXPECT_NE(e.find("did you mean listen_port?"), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "[proxy]\ncolour = \"blue\"\n");
+  EXPECT_NE(e.find("unknown key"), std::string::npos) << e;
+  EXPECT_EQ(e.find("did you mean"), std::string::npos) << e;
+  e = error_of(std::string(kMinimal) + "[proxxy]\nthreads = 1\n");
+  EXPECT_NE(e.find("did you mean proxy?"), std::string::npos) << e;
 }
 
 // Admin HTTPS needs the certificate and its key; half of it is a mistake, not plain HTTP.

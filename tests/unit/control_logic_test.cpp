@@ -117,7 +117,29 @@ TEST(control_cli_parse, UsageErrorsExitTwoAndHelpExitsZero) {
   EXPECT_EQ(run({"schema"}), 2);
   EXPECT_EQ(run({"schema", "--help"}, &out), 0);
   EXPECT_EQ(run({"preflight", "--method", "trigger", "--source-url", "::bad"}), 2);
-  EXPECT_EQ(run({"replicate", "start", "--method", "trigger"}), 2);  // issue 11, not yet
+  // No source configured: a usage error before anything connects.
+  EXPECT_EQ(run({"replicate", "start", "--method", "trigger"}), 2);
+}
+
+TEST(control_cli_parse, VersionAndEachCutoverCommandShowsItsOwnOptions) {
+  std::string out, err;
+  EXPECT_EQ(run({"--version"}, &out), 0);
+  EXPECT_EQ(out.rfind("pgcutoverctl ", 0), 0u) << out;
+  std::string flip, revert, recover;
+  EXPECT_EQ(run({"flip", "--help"}, &flip), 0);
+  EXPECT_EQ(run({"revert", "--help"}, &revert), 0);
+  EXPECT_EQ(run({"recover", "--help"}, &recover), 0);
+  EXPECT_NE(flip.find("--max-validation-age"), std::string::npos);
+  EXPECT_EQ(flip.find("--accept-data-loss"), std::string::npos);
+  EXPECT_NE(revert.find("--accept-data-loss"), std::string::npos);
+  EXPECT_EQ(revert.find("--to "), std::string::npos);
+  EXPECT_EQ(revert.find("--max-validation-age"), std::string::npos);
+  EXPECT_EQ(recover.find("--dry-run"), std::string::npos);
+  EXPECT_EQ(recover.find("--accept-data-loss"), std::string::npos);
+  EXPECT_NE(recover.find("--journal"), std::string::npos);
+  // What a command does not take is refused, not ignored.
+  EXPECT_EQ(run({"revert", "--to", "target"}, nullptr, &err), 2);
+  EXPECT_NE(err.find("--to"), std::string::npos) << err;
 }
 
 }  // namespace
