@@ -213,8 +213,9 @@ now_on=$(psql -X -At "$app_dsn" -c 'select inet_server_port()')
 step "summary"
 cat <<SUMMARY
   method                  native logical replication source -> target; reverse replication armed
-  write pause             ${write_pause} ms (pgcutoverctl: first PAUSE ack -> last RESUME ack)
-  longest transaction     ${max_ms} ms (pgbench's per-transaction log, whole run)
+  write pause             ${write_pause} ms (controller's clock: first PAUSE ack -> last gate-opening ack)
+  longest transaction     ${max_ms} ms (pgbench's log, whole run: gate wait + execution)
+  (what each figure measures: docs/cutover.md, "Figures")
   transactions completed  ${processed:-?}
   transactions failed     ${failed}
   serving now             target 127.0.0.1:$TARGET_PORT (was source 127.0.0.1:$SOURCE_PORT)

@@ -140,7 +140,7 @@ CutoverEngine::CutoverEngine(TrafficControl& data_plane, StateStore& store, Cuto
   epoch_ = options_.epoch;
   if (!known_backend(backend_)) {
     // The config loader validates this; reaching here is a wiring bug, so say it loudly.
-    log::error("cutover.unknown_active_backend", {{"backend", backend_}});
+    log::error("cutover_unknown_active_backend", {{"backend", backend_}});
   }
   if (observer_ != nullptr) observer_->started(options_.backends, backend_, epoch_);
   dead_man_ = std::thread([this] { dead_man_loop(); });
@@ -198,7 +198,7 @@ CommandResult CutoverEngine::finish(CommandResult r) {
   }
   if (observer_ != nullptr) observer_->command_finished(r.command, to_string(r.error));
   if (!r.ok()) {
-    log::warn("cutover.command_failed", {{"command", r.command},
+    log::warn("cutover_command_failed", {{"command", r.command},
                                          {"error", std::string(to_string(r.error))},
                                          {"message", r.message}});
   }
@@ -254,7 +254,7 @@ bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
     std::lock_guard lock(mu_);
     set_state_locked(CutoverState::kPausing);
   }
-  log::info("cutover.pausing", {{"in_flight", std::to_string(r.in_flight_at_pause)},
+  log::info("cutover_pausing", {{"in_flight", std::to_string(r.in_flight_at_pause)},
                                 {"drain_timeout_ms", ms_string(drain_timeout)},
                                 {"drain_policy", std::string(to_string(policy))},
                                 {"max_pause_ms", ms_string(max_pause)}});
@@ -264,11 +264,11 @@ bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
     // Record who held the drain before anything is cancelled, so the report names them.
     r.blockers = dp_.blockers();
     if (policy == DrainPolicy::kCancel) {
-      log::warn("cutover.drain_timeout_cancel", {{"in_flight", std::to_string(left)}});
+      log::warn("cutover_drain_timeout_cancel", {{"in_flight", std::to_string(left)}});
       dp_.cancel_in_flight();
       left = wait_drained(Clock::now() + options_.cancel_grace);
       if (left > 0) {
-        log::warn("cutover.drain_timeout_terminate", {{"in_flight", std::to_string(left)}});
+        log::warn("cutover_drain_timeout_terminate", {{"in_flight", std::to_string(left)}});
         dp_.terminate_in_flight();
         left = wait_drained(Clock::now() + options_.cancel_grace);
       }
@@ -286,7 +286,7 @@ bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
     r.held_clients = dp_.held_clients();
     // Reported before any flip: the sessions a flip would refuse or end (unmovable_policy).
     r.unmovable = dp_.unmovable_sessions();
-    log::info("cutover.paused", {{"drain_ms", ms_string(r.drain)},
+    log::info("cutover_paused", {{"drain_ms", ms_string(r.drain)},
                                  {"held_clients", std::to_string(r.held_clients)},
                                  {"cancelled", std::to_string(r.blockers.size())}});
     return true;
@@ -320,8 +320,8 @@ void CutoverEngine::do_open_gate(CommandResult* r, std::string_view reason) {
     r->pause = paused;
     r->held_clients = held;
   }
-  log::info("cutover.resumed", {{"reason", std::string(reason)},
-                                {"pause_ms", ms_string(paused)},
+  log::info("cutover_resumed", {{"reason", std::string(reason)},
+                                {"gate_closed_ms", ms_string(paused)},
                                 {"held_clients", std::to_string(held)}});
 }
 
@@ -472,14 +472,14 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
       do_open_gate(&r, "unmovable sessions");
       return r;
     }
-    log::warn("cutover.terminating_unmovable", {{"sessions", std::to_string(r.unmovable.size())}});
+    log::warn("cutover_terminating_unmovable", {{"sessions", std::to_string(r.unmovable.size())}});
   }
 
   const std::uint64_t new_epoch = epoch + 1;
   // Persist first: a proxy restarted after this point must come back on the new backend, never
   // the old one (docs/cutover.md, "Persistence").
   if (!store_.persist(backend, new_epoch)) {
-    log::error("cutover.persist_failed",
+    log::error("cutover_persist_failed",
                {{"backend", backend}, {"epoch", std::to_string(new_epoch)}});
     r.error = CommandError::kPersistFailed;
     r.message = "could not persist the new backend; resumed on " + old_backend;
@@ -492,7 +492,7 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
     const std::uint64_t rollback_epoch = new_epoch + 1;
     bool persisted = store_.persist(old_backend, rollback_epoch);
     dp_.retarget(old_backend, rollback_epoch);
-    log::error("cutover.retarget_failed", {{"backend", backend},
+    log::error("cutover_retarget_failed", {{"backend", backend},
                                            {"rolled_back_to", old_backend},
                                            {"rollback_persisted", persisted ? "true" : "false"}});
     {
@@ -517,12 +517,12 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
   r.flip = to_ms(Clock::now() - flip_start);
   r.changed = true;
   if (observer_ != nullptr) observer_->flip_done(r.flip);
-  log::info("cutover.flipped", {{"from", old_backend},
+  log::info("cutover_flipped", {{"from", old_backend},
                                 {"to", backend},
                                 {"epoch", std::to_string(new_epoch)},
                                 {"drain_ms", ms_string(r.drain)},
                                 {"flip_ms", ms_string(r.flip)},
-                                {"pause_ms", ms_string(r.pause)},
+                                {"gate_closed_ms", ms_string(r.pause)},
                                 {"held_clients", std::to_string(r.held_clients)}});
   return r;
 }
@@ -540,7 +540,7 @@ CommandResult CutoverEngine::set_read_only(bool enabled) {
     read_only_ = enabled;
   }
   if (observer_ != nullptr) observer_->read_only_changed(enabled);
-  log::info("cutover.read_only", {{"enabled", enabled ? "true" : "false"}});
+  log::info("cutover_read_only", {{"enabled", enabled ? "true" : "false"}});
   return finish(std::move(r));
 }
 
@@ -612,7 +612,7 @@ void CutoverEngine::dead_man_loop() {
       Millis paused = to_ms(Clock::now() - *gate_closed_at_);
       std::string backend = backend_;
       lock.unlock();
-      log::warn("cutover.dead_man_resume",
+      log::warn("cutover_dead_man_resume",
                 {{"reason", "paused longer than max_pause without flip or resume"},
                  {"paused_ms", ms_string(paused)},
                  {"backend", backend}});
