@@ -19,7 +19,8 @@ bool inspected(char type) {
     case be::kParameterStatus:
     case be::kErrorResponse:
     case be::kCopyInResponse:
-    case be::kCommandComplete:  // DISCARD ALL / DEALLOCATE ALL drop the server's statements
+    case be::kCommandComplete:       // DISCARD ALL / DEALLOCATE ALL drop the server's statements
+    case be::kNotificationResponse:  // the pid of the client's own session is rewritten
       return true;
     default:
       return false;
@@ -166,6 +167,21 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
           cut(pos);
           out += rewritten;
           swallow = true;  // the server's own copy is replaced
+        }
+      }
+      if (!swallow && h.type == be::kNotificationResponse && whole) {
+        // A notification sent by this client's own server session names that session's pid;
+        // the client knows its session by the pid the proxy gave it in BackendKeyData, and
+        // drivers compare the two to tell their own notifications from others'. Same message,
+        // the client's pid.
+        auto n = protocol::parse_notification(body);
+        if (n && n->pid == conn->pid && conn->pid != cancel_key_.pid) {
+          cut(pos);
+          std::size_t at = out.size() + protocol::kHeaderSize;
+          out.append(reinterpret_cast<const char*>(data.data()) + pos, h.total());
+          auto pid = static_cast<std::uint32_t>(cancel_key_.pid);
+          for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>(pid >> (24 - 8 * i));
+          swallow = true;  // the server's copy is replaced
         }
       }
       std::size_t k = std::min(h.total(), data.size() - pos);
