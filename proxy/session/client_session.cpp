@@ -96,11 +96,6 @@ const char* reason_name(EndReason r) {
   return "unknown";
 }
 
-bool is_extended(char type) {
-  return type == fe::kParse || type == fe::kBind || type == fe::kDescribe || type == fe::kExecute ||
-         type == fe::kClose || type == fe::kFlush;
-}
-
 }  // namespace
 
 ClientSession::ClientSession(SessionHost& host, std::shared_ptr<Stream> client, std::uint64_t id)
@@ -132,7 +127,7 @@ bool ClientSession::in_transaction() const {
   // Transaction mode holds a server only inside a transaction, unless the session is pinned:
   // then, as in session mode, it is between transactions when the server is idle.
   if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) return true;
-  return outstanding_ > 0 || ext_pending_ || last_rfq_ != 'I' || copy_in_ || probing_;
+  return tx_.busy() || probing_;
 }
 
 void ClientSession::refresh_busy() {
@@ -366,35 +361,7 @@ void ClientSession::arm_idle_timer() {
 }
 
 void ClientSession::account_client_message(char type) {
-  switch (type) {
-    case fe::kQuery:
-    case fe::kFunctionCall:
-      ++outstanding_;
-      stats().queries_total.fetch_add(1, std::memory_order_relaxed);
-      break;
-    case fe::kSync:
-      // The server ignores Sync during COPY FROM STDIN (protocol docs, "COPY Operations"):
-      // no ReadyForQuery will answer it.
-      if (!copy_in_) {
-        ++outstanding_;
-        ext_pending_ = false;
-        stats().queries_total.fetch_add(1, std::memory_order_relaxed);
-      }
-      break;
-    case fe::kCopyDone:
-    case fe::kCopyFail:
-      // A client may stream the whole COPY right behind its Query (asyncpg does), before the
-      // proxy has read the CopyInResponse: that copy is already over when the response comes.
-      if (copy_in_) {
-        copy_in_ = false;
-      } else {
-        ++copies_ended_early_;
-      }
-      break;
-    default:
-      if (is_extended(type)) ext_pending_ = true;
-      break;
-  }
+  if (tx_.client_sent(type)) stats().queries_total.fetch_add(1, std::memory_order_relaxed);
 }
 
 awaitable<EndStatus> ClientSession::relay() {
@@ -677,11 +644,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   pending_.clear();
   server_skipping_ = false;
   portals_possible_ = false;
-  outstanding_ = 0;
-  ext_pending_ = false;
-  copy_in_ = false;
-  copies_ended_early_ = 0;
-  last_rfq_ = 'I';
+  tx_.reset();
   set_state(ClientState::kActive);
   ++readers_;
   asio::co_spawn(shard_.executor(), server_reader(shared_from_this(), server_.get()),
@@ -700,11 +663,7 @@ void ClientSession::detach(bool reuse) {
   pending_.clear();
   server_skipping_ = false;
   portals_possible_ = false;
-  outstanding_ = 0;
-  ext_pending_ = false;
-  copy_in_ = false;
-  copies_ended_early_ = 0;
-  last_rfq_ = 'I';
+  tx_.reset();
   if (state_ == ClientState::kActive) set_state(ClientState::kIdle);
 }
 
@@ -721,8 +680,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
   }
   bool server_closed = false;  // closed here: never back to the pool, whatever it looks like
   if (readers_ > 0) {
-    bool clean =
-        server_ && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !copy_in_ && !probing_;
+    bool clean = server_ && tx_.free() && !probing_;
     if (server_) {
       if (clean) {
         server_->stream->cancel();
@@ -737,8 +695,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
     }
   }
   if (server_) {
-    bool clean = !server_closed && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' &&
-                 !copy_in_ && !probing_ && server_->in.empty() &&
+    bool clean = !server_closed && tx_.free() && !probing_ && server_->in.empty() &&
                  status.reason != EndReason::kServerLost;
     if (clean && (settings_->config.proxy.pool_mode == PoolMode::kSession || pinned_)) {
       // Whatever the client did to its session (SET, PREPARE, temp tables, LISTEN) must not

@@ -26,6 +26,7 @@
 #include "proxy/session/prepared_statements.h"
 #include "proxy/session/session_host.h"
 #include "proxy/session/session_state.h"
+#include "proxy/session/transaction_tracker.h"
 #include "proxy/telemetry/stats.h"
 
 namespace pgcutover::proxy {
@@ -150,11 +151,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // relay state
   std::unique_ptr<ServerConnection> server_;
-  int outstanding_ = 0;         // ReadyForQuery messages still expected
-  bool ext_pending_ = false;    // extended-protocol messages forwarded since the last Sync
-  bool copy_in_ = false;        // server sent CopyInResponse; client has not ended the copy
-  int copies_ended_early_ = 0;  // CopyDone/CopyFail relayed before their CopyInResponse
-  char last_rfq_ = 'I';
+  TransactionTracker tx_;  // where the conversation with server_ stands
   bool writing_to_server_ = false;
   bool busy_ = false;
   // Passed the gate and waiting for a server connection (attach()): in flight for the drain.

@@ -43,20 +43,11 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
   switch (type) {
     case be::kReadyForQuery: {
       auto z = protocol::parse_ready_for_query(body);
-      char status = z ? z->status : 'E';
-      if (outstanding_ > 0) {
-        --outstanding_;
-      } else {
-        log::warn("unexpected_ready_for_query", {{"session", std::to_string(id_)}});
-      }
-      bool was_busy = last_rfq_ != 'I';
-      last_rfq_ = status;
-      // Everything sent has been answered: a COPY that failed to start (no CopyInResponse)
-      // is over too.
-      if (outstanding_ == 0) copies_ended_early_ = 0;
-      if (status == 'I' && outstanding_ == 0 && !ext_pending_) {
+      TransactionTracker::Answer a = tx_.ready_for_query(z ? z->status : 'E');
+      if (a.unexpected) log::warn("unexpected_ready_for_query", {{"session", std::to_string(id_)}});
+      if (a.release_point) {
         release_point = true;
-        if (was_busy || settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
+        if (a.was_busy || settings_->config.proxy.pool_mode == PoolMode::kTransaction) {
           stats().transactions_total.fetch_add(1, std::memory_order_relaxed);
         }
       }
@@ -85,11 +76,7 @@ void ClientSession::on_server_message(char type, protocol::Bytes body, bool& rel
       break;
     }
     case be::kCopyInResponse:
-      if (copies_ended_early_ > 0) {
-        --copies_ended_early_;
-      } else {
-        copy_in_ = true;
-      }
+      tx_.copy_in_started();
       break;
     default:
       break;
@@ -150,8 +137,8 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         swallow = route_response(h.type, body);
       }
       if (inspected(h.type)) on_server_message(h.type, body, release_point);
-      if (!swallow && h.type == be::kErrorResponse && outstanding_ == 0 && !ext_pending_ &&
-          cutover_snapshot_.valid && !host_.gate().is_open()) {
+      if (!swallow && h.type == be::kErrorResponse && tx_.outstanding() == 0 &&
+          !tx_.extended_pending() && cutover_snapshot_.valid && !host_.gate().is_open()) {
         // An idle server connection ended while paused (the fence's FATAL 57P01): not the
         // client's end, it moves with its snapshot (lost_while_paused).
         swallow = true;
@@ -223,8 +210,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       conn->in.consume(pos);
     }
     if (server_.get() != conn || ending_) break;
-    bool at_release =
-        release_point && outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && passthrough == 0;
+    bool at_release = release_point && tx_.settled() && passthrough == 0;
     if (at_release && writing_to_server_) {
       // The server answered before the relay saw its write complete. Reading the server now
       // would wait for nothing while the client, already answered, may wait for another
@@ -233,7 +219,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       write_done_.get(shard_.executor()).expires_at(asio::steady_timer::time_point::max());
       co_await write_done_.get(shard_.executor()).async_wait(use_nothrow);
       if (server_.get() != conn || ending_) break;
-      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+      at_release = tx_.settled() && !writing_to_server_;
     }
     bool probed = false;
     if (at_release && state_effects_ != 0) {
@@ -246,7 +232,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         break;
       }
       if (server_.get() != conn || ending_) break;
-      at_release = outstanding_ == 0 && !ext_pending_ && last_rfq_ == 'I' && !writing_to_server_;
+      at_release = tx_.settled() && !writing_to_server_;
     }
     if (at_release) {
       if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) {
@@ -282,8 +268,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       if (server_.get() != conn || ending_) break;
       continue;
     }
-    if (ec && cutover_snapshot_.valid && !host_.gate().is_open() && outstanding_ == 0 &&
-        !ext_pending_ && last_rfq_ == 'I') {
+    if (ec && cutover_snapshot_.valid && !host_.gate().is_open() && tx_.settled()) {
       lost_while_paused();
       break;
     }

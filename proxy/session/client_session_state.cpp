@@ -133,10 +133,7 @@ awaitable<std::optional<EndStatus>> ClientSession::move_to_current_backend() {
   pool_->release(std::move(old), ServerPool::Return::kClose);
   pending_.clear();
   server_skipping_ = false;
-  outstanding_ = 0;
-  ext_pending_ = false;
-  copy_in_ = false;
-  last_rfq_ = 'I';
+  tx_.reset();
   co_return std::nullopt;
 }
 

@@ -305,7 +305,7 @@ bool ClientSession::route_response(char type, protocol::Bytes body) {
           (head.kind == Kind::kExecute || head.kind == Kind::kSimple)) {
         // The stand-in for a SQL DEALLOCATE of a tracked statement (track_client_message).
         PendingResponse answer{Kind::kSynthMessage, false, {}, {}};
-        if (head.kind == Kind::kSimple && last_rfq_ == 'E') {
+        if (head.kind == Kind::kSimple && tx_.failed_transaction()) {
           protocol::append_error_response(
               answer.message,
               {.severity = "ERROR",
