@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "protocol/encoding_names.h"
+
 namespace pgcutover::proxy {
 
 bool GucNameLess::operator()(std::string_view a, std::string_view b) const {
@@ -78,6 +80,12 @@ ParamMap startup_settings(const protocol::StartupPacket& startup) {
       if (ch == '-') ch = '_';
     }
     out[name] = item.substr(eq + 1);
+  }
+  // The server reports client_encoding by its own name ("utf-8" is answered "UTF8"); the
+  // proxy answers the login itself, so it must too. An unknown name is left for the server to
+  // refuse.
+  if (auto it = out.find("client_encoding"); it != out.end()) {
+    if (auto name = protocol::postgres_encoding_name(it->second)) it->second = std::string(*name);
   }
   return out;
 }
