@@ -94,6 +94,11 @@ std::vector<ProxyAnswer> ProxyFleet::prewarm(const std::string& backend, int tim
               std::chrono::milliseconds(timeout_ms) + timeout_);
 }
 
+std::vector<ProxyAnswer> ProxyFleet::publish_lag(const std::string& reading) {
+  return call(all_of(size()), "POST", "/v1/replication_lag",
+              std::vector<std::string>(size(), reading), timeout_);
+}
+
 std::vector<ProxyAnswer> ProxyFleet::pause(int drain_timeout_ms, int max_pause_ms) {
   std::string body = json::serialize(
       json::object{{"drain_timeout_ms", drain_timeout_ms}, {"max_pause_ms", max_pause_ms}});

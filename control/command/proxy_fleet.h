@@ -40,6 +40,8 @@ class ProxyFleet {
   std::vector<ProxyAnswer> prewarm(const std::string& backend, int timeout_ms);
   std::vector<ProxyAnswer> pause(int drain_timeout_ms, int max_pause_ms);
   std::vector<ProxyAnswer> resume();
+  // POST /v1/replication_lag with one reading (a JSON body) to every proxy.
+  std::vector<ProxyAnswer> publish_lag(const std::string& reading);
   // Flips each proxy with the epoch given for it (epochs[i] for proxy i).
   std::vector<ProxyAnswer> flip(const std::string& backend, const std::vector<uint64_t>& epochs);
   // The same POST to a subset (indexes), for retries and rollbacks.

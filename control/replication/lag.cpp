@@ -71,12 +71,7 @@ std::string lag_reading_body(const ReplicationLag& lag) {
 
 // Posts one reading to every proxy; false (with a line on stderr) when any did not take it.
 bool publish_lag(CommandContext& ctx, ProxyFleet& fleet, const ReplicationLag& lag) {
-  std::vector<size_t> all(fleet.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  auto answers = fleet.call(all, "POST", "/v1/replication_lag",
-                            std::vector<std::string>(all.size(), lag_reading_body(lag)),
-                            std::chrono::milliseconds(static_cast<long>(
-                                std::stod(ctx.args.get("admin-timeout", "5")) * 1000)));
+  auto answers = fleet.publish_lag(lag_reading_body(lag));
   if (all_ok(answers)) return true;
   *ctx.err << "lag: not published to every proxy: " << describe_failures(answers) << "\n";
   return false;
@@ -96,7 +91,9 @@ int cmd_lag(CommandContext& ctx) {
   long count = watch ? std::stol(ctx.args.get("count", "0")) : 1;
   double max_lag = ctx.args.has("max-lag") ? std::stod(ctx.args.get("max-lag")) : -1;
   bool publish = ctx.args.has("publish");
-  ProxyFleet fleet(ctx.settings.proxies, std::chrono::seconds(5));
+  ProxyFleet fleet(ctx.settings.proxies,
+                   std::chrono::milliseconds(
+                       static_cast<long>(std::stod(ctx.args.get("admin-timeout", "5")) * 1000)));
   if (publish && fleet.size() == 0)
     return ctx.fail(kExitUsage,
                     "--publish needs the proxies: [[control.proxies]] in the config (admin_url, "

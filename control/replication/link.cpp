@@ -14,6 +14,12 @@ LinkNames reverse_link() {
           "pgcutover_reverse"};
 }
 
+bool slot_exists(PgConn& publisher, const std::string& slot) {
+  auto v =
+      publisher.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", {slot});
+  return v && *v != "0";
+}
+
 bool link_exists(PgConn& subscriber, const LinkNames& link) {
   auto v = subscriber.value(
       "SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
@@ -106,9 +112,7 @@ bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publi
     error = "no publication to subscribe to (the other side has no pgcutover publication)";
     return false;
   }
-  auto slot = publisher.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
-                              {link.slot});
-  if (!slot || *slot == "0") {
+  if (!slot_exists(publisher, link.slot)) {
     // Waits for transactions in progress on the publisher: the flip holds traffic here.
     PgResult r =
         publisher.exec("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {link.slot});

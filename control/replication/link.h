@@ -20,6 +20,8 @@ struct LinkNames {
 LinkNames forward_link();
 LinkNames reverse_link();
 
+// Whether the replication slot exists on the publisher (false when it cannot be read).
+bool slot_exists(PgConn& publisher, const std::string& slot);
 // Whether the subscription exists (on the subscriber).
 bool link_exists(PgConn& subscriber, const LinkNames& link);
 // Drops the subscription (detached from its slot first) and the slot on the publisher,

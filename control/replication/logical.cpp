@@ -319,9 +319,7 @@ int logical_start(CommandContext& ctx) {
       ctx.say("tables without a key, replicated as insert-only: " + join(keyless));
 
     // The slot, created here with a bound: it waits for transactions running on the source.
-    auto slot = source->value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
-                              {std::string(kSlot)});
-    if (!slot || *slot == "0") {
+    if (!slot_exists(*source, kSlot)) {
       std::string timeout = ctx.args.get("slot-timeout", "60");
       source->exec("SELECT set_config('statement_timeout', $1, false)", {timeout + "s"});
       auto t0 = Clock::now();

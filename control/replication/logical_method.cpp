@@ -67,12 +67,6 @@ ReplicationLag slot_lag(PgConn& publisher, PgConn& subscriber, const LinkNames& 
   return lag;
 }
 
-bool has_slot(PgConn& publisher, const std::string& slot) {
-  auto v =
-      publisher.value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", {slot});
-  return v && *v != "0";
-}
-
 class LogicalMethod final : public ReplicationMethod {
  public:
   std::string_view name() const override { return "logical"; }
@@ -87,7 +81,7 @@ class LogicalMethod final : public ReplicationMethod {
   // subscribe, the reverse one (slot on the target): the replication a revert depends on.
   ReplicationLag lag(PgConn& source, PgConn& target, milliseconds) const override {
     LinkNames back = reverse_link();
-    if (!has_slot(source, forward_link().slot) && has_slot(target, back.slot))
+    if (!slot_exists(source, forward_link().slot) && slot_exists(target, back.slot))
       return slot_lag(target, source, back, "reverse");
     return slot_lag(source, target, forward_link(), "forward");
   }
