@@ -3,9 +3,11 @@
 //   pgcutover-proxy -c /etc/pgcutover/pgcutover.toml
 //   pgcutover-proxy --check -c FILE     validate the configuration and exit
 //   pgcutover-proxy --check --connect -c FILE   ... and log in to every backend once
+//   pgcutover-proxy --handover -c FILE   take the port over from the running proxy of FILE
 //
 // Exit codes: 0 clean shutdown, 1 runtime failure (cannot listen), 2 bad configuration.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include "proxy/pool/route_table.h"
 #include "proxy/runtime/control_plane.h"
 #include "proxy/runtime/data_plane.h"
+#include "proxy/runtime/handover.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/settings/settings.h"
 
@@ -29,12 +32,16 @@ namespace {
 
 void usage(std::FILE* out) {
   std::fputs(
-      "Usage: pgcutover-proxy [-c FILE] [--check]\n"
+      "Usage: pgcutover-proxy [-c FILE] [--check [--connect] | --handover]\n"
       "PostgreSQL proxy and pooler that can move an application between databases.\n\n"
       "  -c, --config FILE  configuration file (default /etc/pgcutover/pgcutover.toml)\n"
       "      --check        validate the configuration (and TLS files, state file) and exit\n"
       "      --connect      with --check: also log in to every backend once (exit 1 if any\n"
       "                     refuses), e.g. after rotating a backend password\n"
+      "      --handover     replace the running proxy of this configuration (an upgrade):\n"
+      "                     take its listening sockets, so no connection is refused; it\n"
+      "                     stops accepting and exits once its clients are done. Refused\n"
+      "                     unless the file and the state file's epoch are the same\n"
       "  -h, --help         show this help\n"
       "  -V, --version      show the version\n\n"
       "Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT shut down gracefully.\n"
@@ -48,7 +55,7 @@ int main(int argc, char** argv) {
   using namespace pgcutover;
   using namespace pgcutover::proxy;
   std::string config_path = "/etc/pgcutover/pgcutover.toml";
-  bool check_only = false, check_connect = false, config_given = false;
+  bool check_only = false, check_connect = false, config_given = false, handover = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -61,6 +68,8 @@ int main(int argc, char** argv) {
       check_only = true;
     } else if (a == "--connect") {
       check_connect = true;
+    } else if (a == "--handover") {
+      handover = true;
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       config_path = argv[++i];
       config_given = true;
@@ -71,6 +80,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "pgcutover-proxy: unknown argument '%s' (try --help)\n", a.c_str());
       return 2;
     }
+  }
+  if (handover && check_only) {
+    std::fputs("pgcutover-proxy: --handover starts a proxy; it does not go with --check\n", stderr);
+    return 2;
   }
   if (check_connect && !check_only) {
     std::fputs("pgcutover-proxy: --connect goes with --check (try --help)\n", stderr);
@@ -145,9 +158,26 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  HandoverGrant grant;
+  if (handover) {
+    grant = request_handover(
+        handover_socket_path(settings->config.proxy.state_file),
+        {static_cast<long>(::getpid()), active.epoch, config_digest(settings->config.path)});
+    if (!grant.ok) {
+      std::fprintf(stderr, "pgcutover-proxy: --handover: %s\n", grant.error.c_str());
+      return 1;
+    }
+    log::info("handover_taken", {{"from_pid", std::to_string(grant.predecessor_pid)},
+                                 {"its_clients", std::to_string(grant.predecessor_clients)}});
+  }
   try {
     DataPlane plane(settings, active);
     ControlPlane control(plane, *settings);
+    if (handover) {
+      plane.inherit(grant.sockets);
+      control.inherit(grant);
+    }
+    plane.on_listening([&control] { control.offer_handover(); });
     std::string error;
     if (!control.start(error)) {
       std::fprintf(stderr, "pgcutover-proxy: admin API: %s\n", error.c_str());

@@ -176,6 +176,12 @@ std::string render_status(const CutoverStatus& s) {
   } else {
     w.value(s.command);
   }
+  w.key("hold");
+  if (s.hold.empty()) {
+    w.null();
+  } else {
+    w.value(s.hold);
+  }
   w.key("backends").begin_array();
   for (const auto& b : s.backends) w.value(b);
   w.end_array();

@@ -1,5 +1,7 @@
 #include "proxy/admin/admin_server.h"
 
+#include <unistd.h>
+
 #include <openssl/ssl.h>
 
 #include <atomic>
@@ -275,10 +277,14 @@ bool AdminServer::start(std::string& error) {
       s.tls->use_private_key_file(s.opts.tls_key_file, asio::ssl::context::pem);
     }
     tcp::endpoint ep(asio::ip::make_address(s.opts.listen_addr), s.opts.port);
-    s.acceptor.open(ep.protocol());
-    s.acceptor.set_option(asio::socket_base::reuse_address(true));
-    s.acceptor.bind(ep);
-    s.acceptor.listen(asio::socket_base::max_listen_connections);
+    if (s.opts.inherited_listener >= 0) {
+      s.acceptor.assign(ep.protocol(), s.opts.inherited_listener);
+    } else {
+      s.acceptor.open(ep.protocol());
+      s.acceptor.set_option(asio::socket_base::reuse_address(true));
+      s.acceptor.bind(ep);
+      s.acceptor.listen(asio::socket_base::max_listen_connections);
+    }
     s.bound_port = s.acceptor.local_endpoint().port();
   } catch (const std::exception& e) {
     error = "admin " + s.opts.listen_addr + ":" + std::to_string(s.opts.port) + ": " + e.what();
@@ -301,6 +307,10 @@ bool AdminServer::start(std::string& error) {
   return true;
 }
 
+int AdminServer::listener() const {
+  return impl_->started ? impl_->acceptor.native_handle() : -1;
+}
+
 std::uint16_t AdminServer::port() const {
   return impl_->bound_port.load();
 }
@@ -310,8 +320,13 @@ void AdminServer::stop() {
   if (!s.started || s.stopped) return;
   s.stopped = true;
   asio::post(s.ioc, [&s] {
+    // release() then close: the socket may live on in a successor process (a hand-over), and
+    // only release() takes it out of this process's epoll set (close() leaves a shared one in).
     boost::system::error_code ignored;
-    s.acceptor.close(ignored);
+    if (s.acceptor.is_open()) {
+      int fd = s.acceptor.release(ignored);
+      if (fd >= 0) ::close(fd);
+    }
     s.ioc.stop();
   });
   if (s.thread.joinable()) s.thread.join();

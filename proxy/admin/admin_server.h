@@ -63,6 +63,9 @@ struct AdminServerOptions {
   std::chrono::milliseconds read_timeout{10000};  // whole request, and keep-alive idle time
   int max_connections = 64;
   int worker_threads = 2;
+  // A listening socket handed over by the previous proxy process (proxy/runtime/handover.h):
+  // used instead of binding listen_addr:port. -1: bind.
+  int inherited_listener = -1;
 };
 
 class AdminServer {
@@ -82,6 +85,8 @@ class AdminServer {
   bool start(std::string& error);
   // The bound port (useful with port 0). 0 before start().
   std::uint16_t port() const;
+  // The listening socket's descriptor (to hand over to a successor), -1 before start().
+  int listener() const;
   // Stops accepting, closes connections, waits for running handlers. Idempotent.
   void stop();
 

@@ -58,6 +58,8 @@ std::string_view to_string(CommandError e) {
       return "retarget_failed";
     case CommandError::kStopped:
       return "stopped";
+    case CommandError::kHandover:
+      return "handover_in_progress";
   }
   return "unknown";
 }
@@ -74,6 +76,7 @@ int http_status(CommandError e) {
     case CommandError::kDrainTimeout:
     case CommandError::kPreempted:
     case CommandError::kUnmovableSessions:
+    case CommandError::kHandover:
       return 409;
     case CommandError::kPrewarmFailed:
       return 502;
@@ -94,6 +97,9 @@ class CutoverEngine::CommandSlot {
     std::lock_guard lock(e.mu_);
     if (e.stopping_) {
       error_ = CommandError::kStopped;
+    } else if (!e.hold_.empty() && name != "resume") {
+      error_ = CommandError::kHandover;
+      running_ = e.hold_;
     } else if (!e.command_.empty()) {
       error_ = CommandError::kBusy;
       running_ = e.command_;
@@ -119,9 +125,12 @@ class CutoverEngine::CommandSlot {
     CommandResult r;
     r.command = std::move(command);
     r.error = error_;
-    r.message = error_ == CommandError::kStopped
-                    ? "the proxy is shutting down"
-                    : "another command is running (" + running_ + "); retry when it is done";
+    if (error_ == CommandError::kStopped)
+      r.message = "the proxy is shutting down";
+    else if (error_ == CommandError::kHandover)
+      r.message = running_;
+    else
+      r.message = "another command is running (" + running_ + "); retry when it is done";
     return r;
   }
 
@@ -575,6 +584,7 @@ CutoverStatus CutoverEngine::status() const {
     s.epoch = epoch_;
     s.read_only = read_only_;
     s.command = command_;
+    s.hold = hold_;
     if (gate_closed_at_) {
       auto now = Clock::now();
       s.paused_for = to_ms(now - *gate_closed_at_);
@@ -587,6 +597,34 @@ CutoverStatus CutoverEngine::status() const {
   s.pinned_sessions = dp_.pinned_sessions();
   s.unmovable = dp_.unmovable_sessions();
   return s;
+}
+
+bool CutoverEngine::try_hold(const std::string& reason, std::string& why_not) {
+  std::lock_guard lock(mu_);
+  if (stopping_) {
+    why_not = "the proxy is shutting down";
+  } else if (!command_.empty()) {
+    why_not = "a cutover command is running (" + command_ + "); retry when it is done";
+  } else if (state_ != CutoverState::kRunning) {
+    why_not =
+        std::string("the gate is closed (") + std::string(to_string(state_)) + "); resume first";
+  } else if (!hold_.empty()) {
+    why_not = hold_;
+  } else {
+    hold_ = reason;
+    return true;
+  }
+  return false;
+}
+
+void CutoverEngine::hold(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  hold_ = reason;
+}
+
+void CutoverEngine::release_hold() {
+  std::lock_guard lock(mu_);
+  hold_.clear();
 }
 
 bool CutoverEngine::wait_for_state(CutoverState state, Millis timeout) const {

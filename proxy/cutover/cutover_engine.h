@@ -147,6 +147,7 @@ enum class CommandError {
   kPersistFailed,      // the state file could not be written; resumed on the old backend (500)
   kRetargetFailed,     // the data plane could not switch; rolled back and resumed (500)
   kStopped,            // the engine is shutting down (503)
+  kHandover,           // a hand-over between two proxy processes holds commands (409)
 };
 std::string_view to_string(CommandError e);
 // The HTTP status the admin API answers for a result with this error.
@@ -189,6 +190,7 @@ struct CutoverStatus {
   Millis paused_for{0};                // how long the gate has been closed (0 when running)
   Millis dead_man_remaining{0};        // time left before the dead-man timer resumes (0 if running)
   std::string command;                 // the command running now, empty when none
+  std::string hold;                    // why commands are held (a hand-over), empty when not
   std::vector<std::string> backends;
 };
 
@@ -248,6 +250,13 @@ class CutoverEngine {
   // Waits until the state is `state` (tests; shutdown). false on timeout.
   bool wait_for_state(CutoverState state, Millis timeout) const;
 
+  // A hand-over between two proxy processes (proxy/runtime/handover.h) holds every command but
+  // resume: each answers kHandover with `reason` until release_hold(). try_hold() takes the
+  // hold only when no command runs and the gate is open (else false, with why_not).
+  bool try_hold(const std::string& reason, std::string& why_not);
+  void hold(const std::string& reason);
+  void release_hold();
+
   // Stops the dead-man thread; a pause in progress is resumed first so nothing stays frozen.
   void stop();
 
@@ -281,6 +290,7 @@ class CutoverEngine {
   std::uint64_t epoch_ = 0;
   bool read_only_ = false;
   std::string command_;   // running command, empty when none (the command slot)
+  std::string hold_;      // a hand-over holds commands: why (empty when none)
   bool preempt_ = false;  // resume/dead-man asks a running drain to give up
   bool stopping_ = false;
   std::optional<Clock::time_point> gate_closed_at_;

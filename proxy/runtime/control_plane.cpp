@@ -1,5 +1,7 @@
 #include "proxy/runtime/control_plane.h"
 
+#include <unistd.h>
+
 #include "common/log.h"
 #include "proxy/admin/admin_routes.h"
 #include "proxy/pool/route_table.h"
@@ -98,7 +100,64 @@ bool ControlPlane::start(std::string& error) {
   return true;
 }
 
+void ControlPlane::inherit(HandoverGrant& grant) {
+  admin_options_.inherited_listener = grant.sockets.admin;
+  if (admin_options_.token.empty() && grant.sockets.admin >= 0) ::close(grant.sockets.admin);
+  long pid = grant.predecessor_pid;
+  engine_.hold("handing over from the previous proxy process (pid " + std::to_string(pid) +
+               "), which still serves its clients until they finish (at most "
+               "proxy.shutdown_timeout); retry when it has exited");
+  predecessor_ =
+      std::make_unique<PredecessorWatch>(grant.link, pid, [this] { engine_.release_hold(); });
+  grant.link = -1;
+}
+
+void ControlPlane::offer_handover() {
+  std::string path = handover_socket_path(plane_.settings()->config.proxy.state_file);
+  auto decide = [this](const HandoverRequest& r) {
+    HandoverOffer::Decision d;
+    if (r.config_digest != plane_.config_digest()) {
+      d.refusal =
+          "its configuration file differs from the one this proxy loaded; give it the "
+          "same file (or reload this proxy with SIGHUP first)";
+      return d;
+    }
+    ActiveBackend active = plane_.active();
+    if (r.epoch != active.epoch) {
+      d.refusal = "its state file says epoch " + std::to_string(r.epoch) + ", this proxy serves " +
+                  active.backend + " at epoch " + std::to_string(active.epoch);
+      return d;
+    }
+    d.sockets = plane_.listening_sockets();
+    if (d.sockets.client_tcp < 0) {
+      d.refusal = "this proxy is shutting down";
+      return d;
+    }
+    std::string why_not;
+    if (!engine_.try_hold("handed over to pid " + std::to_string(r.pid) +
+                              "; this process is "
+                              "shutting down",
+                          why_not)) {
+      d.refusal = why_not;
+      return d;
+    }
+    if (admin_) d.sockets.admin = admin_->listener();
+    d.clients = plane_.client_count().load();
+    d.revoke = [this] { engine_.release_hold(); };
+    return d;
+  };
+  offer_ =
+      std::make_unique<HandoverOffer>(path, decide, [this](long) { plane_.request_shutdown(); });
+  std::string error;
+  if (!offer_->start(error)) {
+    log::warn("handover_unavailable", {{"error", error}});
+    offer_.reset();
+  }
+}
+
 void ControlPlane::stop() {
+  if (offer_) offer_->stop();
+  if (predecessor_) predecessor_->stop();
   engine_.stop();
   if (admin_) {
     admin_->stop();

@@ -8,6 +8,7 @@
 
 #include "proxy/admin/admin_server.h"
 #include "proxy/cutover/cutover_engine.h"
+#include "proxy/runtime/handover.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/runtime/traffic_control.h"
 #include "proxy/telemetry/cutover_metrics.h"
@@ -31,6 +32,13 @@ class ControlPlane {
   void stop();
   bool admin_running() const { return admin_ != nullptr; }
 
+  // ---- planned hand-over (proxy/runtime/handover.h) ----
+  // The successor, before start(): serve the admin API on the predecessor's socket and hold
+  // every cutover command until the predecessor has exited (takes grant.link).
+  void inherit(HandoverGrant& grant);
+  // Once this process owns the port: answer hand-over requests from a successor.
+  void offer_handover();
+
  private:
   DataPlane& plane_;
   Metrics metrics_;
@@ -42,6 +50,8 @@ class ControlPlane {
   Readiness readiness_{plane_};  // GET /readyz
   AdminServerOptions admin_options_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<HandoverOffer> offer_;
+  std::unique_ptr<PredecessorWatch> predecessor_;
 };
 
 }  // namespace pgcutover::proxy

@@ -25,6 +25,7 @@ DataPlane::DataPlane(std::shared_ptr<const Settings> settings, ActiveBackend act
     shards_.push_back(std::make_unique<Shard>(*this, i, n, settings_, routes, active_.epoch));
   }
   routes_ = routes;
+  config_digest_ = proxy::config_digest(settings_->config.path);
 }
 
 DataPlane::~DataPlane() {
@@ -77,6 +78,16 @@ void DataPlane::route_cancel(CancelRegistry::Key key) {
   asio::post(shard->io(), [shard, id] {
     if (auto session = shard->find_session(id)) session->forward_cancel();
   });
+}
+
+HandoverSockets DataPlane::listening_sockets() const {
+  std::lock_guard lock(mutex_);
+  return listening_;
+}
+
+std::string DataPlane::config_digest() const {
+  std::lock_guard lock(mutex_);
+  return config_digest_;
 }
 
 std::string DataPlane::retarget(const std::string& backend, std::uint64_t epoch) {
@@ -138,6 +149,7 @@ std::string DataPlane::reload() {
     }
     settings_ = fresh;
     routes_ = routes;
+    config_digest_ = proxy::config_digest(path);
   }
   log::Level level;
   if (log::parse_level(fresh->config.proxy.log_level, level)) log::set_level(level);
@@ -161,7 +173,11 @@ void DataPlane::request_shutdown() {
 int DataPlane::run() {
   auto settings = this->settings();
   // One listener, on shard 0, which spreads connections over every shard.
-  shards_.front()->listen(settings->config.proxy);
+  shards_.front()->listen(settings->config.proxy, inherited_);
+  {
+    std::lock_guard lock(mutex_);
+    listening_ = shards_.front()->listening_sockets();
+  }
   for (auto& s : shards_) s->start();
   log::info("listening", {{"addr", settings->config.proxy.listen_addr},
                           {"port", std::to_string(settings->config.proxy.listen_port)},
@@ -181,6 +197,10 @@ int DataPlane::run() {
   auto begin_shutdown = [&] {
     if (stopping) return;
     stopping = true;
+    {
+      std::lock_guard lock(mutex_);
+      listening_ = {};  // the shards release them next: nothing left to hand over
+    }
     // A paused gate must not hold sessions past shutdown: the cutover engine reopens it.
     if (on_shutdown_begin_) on_shutdown_begin_();
     log::info("shutdown_started",
@@ -227,6 +247,7 @@ int DataPlane::run() {
   };
   on_signal();
   shutdown_ = [&] { asio::post(main_io, begin_shutdown); };
+  if (on_listening_) on_listening_();  // after shutdown_: a hand-over may request it at once
   main_io.run();
   shutdown_ = nullptr;
   for (auto& s : shards_) s->join();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "proxy/cutover/state_file.h"
+#include "proxy/runtime/handover.h"
 #include "proxy/session/cancel_registry.h"
 #include "proxy/settings/settings.h"
 
@@ -49,6 +50,16 @@ class DataPlane {
   void request_shutdown();
   // Called on the main thread when a graceful shutdown begins (before sessions are told).
   void on_shutdown_begin(std::function<void()> fn) { on_shutdown_begin_ = std::move(fn); }
+  // Called by run() once the port is this process's (bound or handed over), before serving.
+  void on_listening(std::function<void()> fn) { on_listening_ = std::move(fn); }
+
+  // ---- planned hand-over (proxy/runtime/handover.h) ----
+  // Before run(): listen on the sockets a predecessor handed over instead of binding.
+  void inherit(const HandoverSockets& sockets) { inherited_ = sockets; }
+  // The client listening sockets (all -1 before run() has them or once shutdown began).
+  HandoverSockets listening_sockets() const;
+  // SHA-256 of the configuration file as last loaded (start or reload).
+  std::string config_digest() const;
   // Read-only mode (the dump method's window): server connections are switched to
   // default_transaction_read_only when a client next gets one, so writes fail with 25006.
   bool read_only() const { return read_only_.load(std::memory_order_relaxed); }
@@ -65,6 +76,10 @@ class DataPlane {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::function<void()> shutdown_;
   std::function<void()> on_shutdown_begin_;
+  std::function<void()> on_listening_;
+  HandoverSockets inherited_;
+  HandoverSockets listening_;  // guarded by mutex_
+  std::string config_digest_;  // guarded by mutex_
 };
 
 }  // namespace pgcutover::proxy

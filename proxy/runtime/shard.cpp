@@ -3,6 +3,7 @@
 #include "proxy/net/port_holder.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -91,12 +92,21 @@ std::shared_ptr<ClientSession> Shard::find_session(std::uint64_t id) {
   return it == sessions_.end() ? nullptr : it->second.lock();
 }
 
-void Shard::listen(const ProxySettings& cfg) {
+void Shard::listen(const ProxySettings& cfg, const HandoverSockets& inherited) {
   error_code ec;
   auto address = asio::ip::make_address(cfg.listen_addr, ec);
   if (ec) throw std::runtime_error("proxy.listen_addr " + cfg.listen_addr + ": " + ec.message());
   tcp::endpoint ep(address, cfg.listen_port);
   tcp_acceptor_ = std::make_unique<tcp::acceptor>(io_);
+  if (inherited.client_tcp >= 0) {
+    // Handed over by the previous process, already listening: its accept queue never closed.
+    tcp_acceptor_->assign(ep.protocol(), inherited.client_tcp);
+    if (inherited.client_unix >= 0) {
+      unix_acceptor_ = std::make_unique<asio::local::stream_protocol::acceptor>(io_);
+      unix_acceptor_->assign(asio::local::stream_protocol(), inherited.client_unix);
+    }
+    return;
+  }
   tcp_acceptor_->open(ep.protocol());
   // SO_REUSEADDR only (a socket in TIME_WAIT must not keep a restart from binding), never
   // SO_REUSEPORT: with it, any process of this user that also asks for it joins the port and
@@ -111,7 +121,8 @@ void Shard::listen(const ProxySettings& cfg) {
         "port " + std::to_string(cfg.listen_port) + " on " + cfg.listen_addr +
         " is already in use" + (holder.empty() ? "" : " by " + holder) +
         ": two proxies on one port would split the application's writes between two "
-        "databases; stop the other process or set another proxy.listen_port");
+        "databases; stop the other process, set another proxy.listen_port, or, to replace a "
+        "running proxy of this configuration, start this one with --handover");
   }
   if (ec)
     throw std::runtime_error("cannot listen on " + cfg.listen_addr + ":" +
@@ -128,6 +139,14 @@ void Shard::listen(const ProxySettings& cfg) {
     if (ec) throw std::runtime_error("cannot listen on " + path + ": " + ec.message());
     unix_acceptor_->listen(asio::socket_base::max_listen_connections);
   }
+}
+
+HandoverSockets Shard::listening_sockets() const {
+  HandoverSockets out;
+  if (tcp_acceptor_ && tcp_acceptor_->is_open()) out.client_tcp = tcp_acceptor_->native_handle();
+  if (unix_acceptor_ && unix_acceptor_->is_open())
+    out.client_unix = unix_acceptor_->native_handle();
+  return out;
 }
 
 void Shard::start() {
@@ -202,9 +221,17 @@ awaitable<void> Shard::maintenance() {
 
 void Shard::begin_shutdown() {
   context_.set_stopping();
-  error_code ignored;
-  if (tcp_acceptor_) tcp_acceptor_->close(ignored);
-  if (unix_acceptor_) unix_acceptor_->close(ignored);
+  // release() then close: after a hand-over the successor holds the same listening sockets,
+  // and only release() takes them out of this io_context's epoll set (a plain close() would
+  // leave the shared socket registered here, waking this process for the successor's clients).
+  auto stop_listening = [](auto& acceptor) {
+    error_code ignored;
+    if (!acceptor || !acceptor->is_open()) return;
+    int fd = acceptor->release(ignored);
+    if (fd >= 0) ::close(fd);
+  };
+  stop_listening(tcp_acceptor_);
+  stop_listening(unix_acceptor_);
   if (maintenance_timer_) maintenance_timer_->cancel();
   gate_.open();  // held clients must be able to finish or be told
   std::vector<std::shared_ptr<ClientSession>> live;

@@ -18,6 +18,7 @@
 #include "proxy/pool/server_pool.h"
 #include "proxy/pool/shard_context.h"
 #include "proxy/pool/warm_pool.h"
+#include "proxy/runtime/handover.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/session_host.h"
 #include "proxy/settings/settings.h"
@@ -77,9 +78,11 @@ class Shard final : public SessionHost {
   }
 
   // ---- lifecycle ----
-  // Opens the listening sockets (shard 0 only); throws std::runtime_error naming the port and,
-  // when it is taken, the process that holds it.
-  void listen(const ProxySettings& cfg);
+  // Opens the listening sockets (shard 0 only), or takes the ones a predecessor handed over;
+  // throws std::runtime_error naming the port and, when it is taken, the process that holds it.
+  void listen(const ProxySettings& cfg, const HandoverSockets& inherited);
+  // The open listening sockets, to hand over to a successor (shard 0; fixed once listening).
+  HandoverSockets listening_sockets() const;
   void start();  // runs the io_context on a new thread
   void join();
   // Stop accepting; sessions end at their next transaction boundary.

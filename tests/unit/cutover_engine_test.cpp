@@ -347,7 +347,7 @@ TEST_F(CutoverEngineTest, StaleEpochIsRefused) {
   EXPECT_EQ(http_status(r.error), 409);
   r = e->flip("target", 6);
   EXPECT_EQ(r.error, CommandError::kStaleEpoch);
-  EXPECT_TRUE(ev.get().empty());
+  EXPECT_EQ(ev.get(), std::vector<std::string>{});
   EXPECT_EQ(e->status().epoch, 5u);
 }
 
@@ -360,7 +360,7 @@ TEST_F(CutoverEngineTest, RepeatedFlipIsIdempotent) {
   EXPECT_TRUE(r.ok()) << r.message;
   EXPECT_FALSE(r.changed);
   EXPECT_EQ(r.epoch, 1u);
-  EXPECT_TRUE(ev.get().empty());
+  EXPECT_EQ(ev.get(), std::vector<std::string>{});
   EXPECT_EQ(store.calls, 1);
 }
 
@@ -383,7 +383,7 @@ TEST_F(CutoverEngineTest, UnknownBackendIsRefused) {
   EXPECT_EQ(r.error, CommandError::kUnknownBackend);
   EXPECT_EQ(http_status(r.error), 400);
   EXPECT_EQ(e->prewarm("nowhere").error, CommandError::kUnknownBackend);
-  EXPECT_TRUE(ev.get().empty());
+  EXPECT_EQ(ev.get(), std::vector<std::string>{});
 }
 
 // The state file cannot be written: the flip is abandoned and the old backend resumes.
@@ -612,6 +612,36 @@ TEST_F(CutoverEngineTest, StopWhilePausedReopensGate) {
   e->stop();
   EXPECT_TRUE(dp.gate_open);
   EXPECT_EQ(e->pause().error, CommandError::kStopped);
+}
+
+// A hand-over between two proxy processes is taken only with the gate open and no command
+// running; while it holds, every command but resume answers kHandover (409) with the reason,
+// and nothing reaches the data plane.
+TEST_F(CutoverEngineTest, HandoverHoldRefusesCommandsButResume) {
+  auto e = make();
+  std::string why;
+  ASSERT_TRUE(e->pause().ok());
+  EXPECT_FALSE(e->try_hold("handed over", why));
+  EXPECT_NE(why.find("gate is closed"), std::string::npos) << why;
+  ASSERT_TRUE(e->resume().ok());
+  ev.clear();
+
+  ASSERT_TRUE(e->try_hold("handed over to pid 42", why)) << why;
+  EXPECT_EQ(e->status().hold, "handed over to pid 42");
+  EXPECT_FALSE(e->try_hold("again", why));
+  for (CommandResult r : {e->pause(), e->flip("target", 0), e->revert(), e->set_read_only(true),
+                          e->prewarm("target")}) {
+    EXPECT_EQ(r.error, CommandError::kHandover) << r.command;
+    EXPECT_EQ(http_status(r.error), 409);
+    EXPECT_EQ(r.message, "handed over to pid 42");
+  }
+  EXPECT_TRUE(e->resume().ok());
+  EXPECT_EQ(ev.get(), std::vector<std::string>{});
+
+  e->release_hold();
+  EXPECT_TRUE(e->status().hold.empty());
+  EXPECT_TRUE(e->pause().ok());
+  EXPECT_TRUE(e->resume().ok());
 }
 
 }  // namespace
