@@ -142,6 +142,16 @@ json::array to_json(const std::vector<ProxyAnswer>& answers) {
     json::object o{{"admin_url", a.admin_url}, {"ok", a.ok},           {"result", a.result},
                    {"state", a.state},         {"backend", a.backend}, {"epoch", a.epoch}};
     if (!a.error.empty()) o["error"] = a.error;
+    // The proxy's own figures for this command (docs/cutover.md "Figures"): gate closed,
+    // drain and held clients, under the names the proxy's log uses.
+    if (auto* t = a.body.if_contains("timings_ms"); t && t->is_object()) {
+      const auto& tm = t->as_object();
+      if (auto* v = tm.if_contains("pause"); v && v->is_number() && v->to_number<double>() > 0)
+        o["gate_closed_ms"] = *v;
+      if (auto* v = tm.if_contains("drain"); v && v->is_number() && v->to_number<double>() > 0)
+        o["drain_ms"] = *v;
+    }
+    if (auto* h = a.body.if_contains("held_clients"); h && h->is_number()) o["held_clients"] = *h;
     arr.push_back(o);
   }
   return arr;

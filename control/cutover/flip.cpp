@@ -67,7 +67,10 @@ struct Cutover {
   // Report.
   json::array steps;
   json::array notes;
-  std::optional<Clock::time_point> first_pause_ack, last_resume_ack;
+  // The write pause: from sending PAUSE (a gate closes when its PAUSE arrives, long before it
+  // is acknowledged after the drain) to the last acknowledgement of the command that reopened
+  // a gate. Every proxy's gate-closed span lies inside it.
+  std::optional<Clock::time_point> pause_sent, last_resume_ack;
   std::string failure;
 
   Cutover(CommandContext& c, Direction d)
@@ -306,11 +309,9 @@ struct Cutover {
 
   bool pause(json::object& d) {
     auto t0 = Clock::now();
+    if (!pause_sent) pause_sent = t0;
     auto a = fleet.pause(static_cast<int>(drain_timeout_ms), static_cast<int>(max_pause_ms));
     paused = true;  // some proxies may be paused even when others failed
-    for (const auto& x : a)
-      if (x.ok && (!first_pause_ack || x.answered_at < *first_pause_ack))
-        first_pause_ack = x.answered_at;
     d["proxies"] = to_json(a);
     if (!all_ok(a)) {
       failure = "pause: " + describe_failures(a);
@@ -559,11 +560,11 @@ struct Cutover {
                      {"journal", journal.path()}};
     if (!failure.empty()) rep["error"] = failure;
     if (!rolled_back.empty()) rep["rolled_back"] = rolled_back;
-    if (first_pause_ack && last_resume_ack) {
-      double p = ms_between(*first_pause_ack, *last_resume_ack);
+    if (pause_sent && last_resume_ack) {
+      double p = ms_between(*pause_sent, *last_resume_ack);
       rep["write_pause_ms"] = p;
       say("write pause: " + std::to_string(static_cast<int>(p)) +
-          " ms (first PAUSE ack -> last RESUME ack)");
+          " ms (PAUSE sent -> last gate reopened)");
     }
     if (ctx.json)
       ctx.print_json(rep);

@@ -203,6 +203,41 @@ got_hist=$(pgc_admin_psql tgt -XAtc "select count(*) from pgbench_history")
 both_running_on target || fail "not running on target after the flip"
 pass "flip under pgbench (16 clients, 2 proxies): 0 failed, ledger $got/$want rows, history $got_hist/$want_hist, write pause $pause_ms ms"
 
+# The figures reconcile as docs/cutover.md ("Figures") defines them: each proxy's gate closed
+# (gate_closed_ms in the flip's JSON and in its log: one number) is at most the write
+# pause, its drain at most its gate closed, and the steps add up to at least the write pause.
+python3 - "$PROXY_DIR/ctl.out" "$PROXY_DIR/p1.log" "$PROXY_DIR/p2.log" <<'PY' || fail "the flip's figures do not reconcile"
+import json, re, sys
+rep = json.load(open(sys.argv[1]))
+pause = rep["write_pause_ms"]
+answers = []
+def walk(x):
+    if isinstance(x, dict):
+        if x.get("gate_closed_ms", 0) > 0:
+            answers.append({"pause": x["gate_closed_ms"], "drain": x.get("drain_ms", 0)})
+        for v in x.values(): walk(v)
+    elif isinstance(x, list):
+        for v in x: walk(v)
+walk(rep["steps"])
+assert len(answers) == 2, "expected the gate-closed figure of 2 proxies, got %s" % answers
+logged = []
+for log in sys.argv[2:]:
+    lines = [l for l in open(log) if "event=cutover_flipped" in l]
+    m = re.search(r"gate_closed_ms=(\d+)", lines[-1])
+    assert m, "no gate_closed_ms in %s: %s" % (log, lines[-1])
+    d = re.search(r"drain_ms=(\d+)", lines[-1])
+    logged.append((int(m.group(1)), int(d.group(1))))
+for t in answers:
+    assert t["pause"] <= pause + 1, "a proxy's gate closed %s ms > write pause %s ms" % (t["pause"], pause)
+    assert t.get("drain", 0) <= t["pause"], t
+assert sorted(round(t["pause"]) for t in answers) == sorted(g for g, _ in logged), (answers, logged)
+assert all(d <= g for g, d in logged), logged
+steps = sum(s.get("ms", 0) for s in rep["steps"])
+assert steps + 1 >= pause, "steps add up to %s ms < write pause %s ms" % (steps, pause)
+print("write pause %.0f ms; gate closed %s ms; steps %.0f ms" % (pause, [g for g, _ in logged], steps))
+PY
+pass "the flip's figures reconcile: gate closed (answers = logs) <= write pause <= sum of the steps"
+
 # ---- after the flip, lag, replicate status and status watch the reverse link ----
 after_flip() { # <args...>: pgcutoverctl with the config and the admin URLs it needs
   timeout 60 "$CTL_BIN" "$@" -c "$CFG" >"$PROXY_DIR/ctl.out" 2>"$PROXY_DIR/ctl.err"
