@@ -146,8 +146,8 @@ void ControlPlane::offer_handover() {
     d.revoke = [this] { engine_.release_hold(); };
     return d;
   };
-  offer_ =
-      std::make_unique<HandoverOffer>(path, decide, [this](long) { plane_.request_shutdown(); });
+  offer_ = std::make_unique<HandoverOffer>(path, decide,
+                                           [this](long) { plane_.request_shutdown(true); });
   std::string error;
   if (!offer_->start(error)) {
     log::warn("handover_unavailable", {{"error", error}});

@@ -166,8 +166,8 @@ std::string DataPlane::reload() {
   return {};
 }
 
-void DataPlane::request_shutdown() {
-  if (shutdown_) shutdown_();
+void DataPlane::request_shutdown(bool handed_over) {
+  if (shutdown_) shutdown_(handed_over);
 }
 
 int DataPlane::run() {
@@ -194,18 +194,11 @@ int DataPlane::run() {
   asio::steady_timer poll(main_io);
   std::function<void()> wait_sessions;
 
-  auto begin_shutdown = [&] {
-    if (stopping) return;
-    stopping = true;
-    {
-      std::lock_guard lock(mutex_);
-      listening_ = {};  // the shards release them next: nothing left to hand over
-    }
-    // A paused gate must not hold sessions past shutdown: the cutover engine reopens it.
-    if (on_shutdown_begin_) on_shutdown_begin_();
-    log::info("shutdown_started",
-              {{"timeout_s",
-                std::to_string(this->settings()->config.proxy.shutdown_timeout.count() / 1000.0)}});
+  // Sessions end at their next transaction boundary; what is left after shutdown_timeout is
+  // terminated.
+  bool waiting_for_clients = false;
+  auto end_sessions = [&] {
+    waiting_for_clients = false;
     for (auto& s : shards_) {
       Shard* shard = s.get();
       asio::post(shard->io(), [shard] { shard->begin_shutdown(); });
@@ -220,6 +213,43 @@ int DataPlane::run() {
         asio::post(shard->io(), [shard] { shard->terminate_all(); });
       }
     });
+  };
+  auto begin_shutdown = [&](bool handed_over) {
+    if (stopping) {
+      // A signal while waiting for a hand-over's clients: stop waiting.
+      if (waiting_for_clients && !handed_over) end_sessions();
+      return;
+    }
+    stopping = true;
+    {
+      std::lock_guard lock(mutex_);
+      listening_ = {};  // the shards release them next: nothing left to hand over
+    }
+    // A paused gate must not hold sessions past shutdown: the cutover engine reopens it.
+    if (on_shutdown_begin_) on_shutdown_begin_();
+    log::info("shutdown_started",
+              {{"reason", handed_over ? "handover" : "signal"},
+               {"timeout_s",
+                std::to_string(this->settings()->config.proxy.shutdown_timeout.count() / 1000.0)}});
+    if (!handed_over) {
+      end_sessions();
+    } else {
+      // The successor accepts from now on. This process's clients leave by themselves first
+      // (a per-request client disconnects, a pool closes what it no longer needs): ending an
+      // idle session at once would fail a client that had just logged in here. After
+      // shutdown_timeout the rest end at their next transaction boundary, as on SIGTERM.
+      waiting_for_clients = true;
+      for (auto& s : shards_) {
+        Shard* shard = s.get();
+        asio::post(shard->io(), [shard] { shard->stop_accepting(); });
+      }
+      deadline.expires_after(this->settings()->config.proxy.shutdown_timeout);
+      deadline.async_wait([&](error_code ec) {
+        if (ec || !waiting_for_clients) return;
+        log::info("handover_ending_sessions", {{"clients", std::to_string(clients_.load())}});
+        end_sessions();
+      });
+    }
     wait_sessions();
   };
   // Polls the client count: simple, and shutdown is not a hot path.
@@ -240,13 +270,15 @@ int DataPlane::run() {
       if (signo == SIGHUP) {
         reload();
       } else {
-        begin_shutdown();
+        begin_shutdown(false);
       }
       if (!(stopping && clients_.load() == 0)) on_signal();
     });
   };
   on_signal();
-  shutdown_ = [&] { asio::post(main_io, begin_shutdown); };
+  shutdown_ = [&](bool handed_over) {
+    asio::post(main_io, [&begin_shutdown, handed_over] { begin_shutdown(handed_over); });
+  };
   if (on_listening_) on_listening_();  // after shutdown_: a hand-over may request it at once
   main_io.run();
   shutdown_ = nullptr;

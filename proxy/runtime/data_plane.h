@@ -47,7 +47,9 @@ class DataPlane {
   // Reloads the config file: on success every shard gets the new settings (existing sessions
   // keep theirs); on failure the old config stays and the error is logged. Returns the error.
   std::string reload();
-  void request_shutdown();
+  // Graceful shutdown, as on SIGTERM. handed_over: a successor took the listening sockets, so
+  // first wait (up to shutdown_timeout) for the clients to leave by themselves.
+  void request_shutdown(bool handed_over = false);
   // Called on the main thread when a graceful shutdown begins (before sessions are told).
   void on_shutdown_begin(std::function<void()> fn) { on_shutdown_begin_ = std::move(fn); }
   // Called by run() once the port is this process's (bound or handed over), before serving.
@@ -74,7 +76,7 @@ class DataPlane {
   std::atomic<int> clients_{0};
   std::atomic<bool> read_only_{false};
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::function<void()> shutdown_;
+  std::function<void(bool)> shutdown_;
   std::function<void()> on_shutdown_begin_;
   std::function<void()> on_listening_;
   HandoverSockets inherited_;

@@ -219,8 +219,7 @@ awaitable<void> Shard::maintenance() {
   }
 }
 
-void Shard::begin_shutdown() {
-  context_.set_stopping();
+void Shard::stop_accepting() {
   // release() then close: after a hand-over the successor holds the same listening sockets,
   // and only release() takes them out of this io_context's epoll set (a plain close() would
   // leave the shared socket registered here, waking this process for the successor's clients).
@@ -232,6 +231,11 @@ void Shard::begin_shutdown() {
   };
   stop_listening(tcp_acceptor_);
   stop_listening(unix_acceptor_);
+}
+
+void Shard::begin_shutdown() {
+  context_.set_stopping();
+  stop_accepting();
   if (maintenance_timer_) maintenance_timer_->cancel();
   gate_.open();  // held clients must be able to finish or be told
   std::vector<std::shared_ptr<ClientSession>> live;

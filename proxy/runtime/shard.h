@@ -85,6 +85,8 @@ class Shard final : public SessionHost {
   HandoverSockets listening_sockets() const;
   void start();  // runs the io_context on a new thread
   void join();
+  // Close the listening sockets (shard 0); sessions go on.
+  void stop_accepting();
   // Stop accepting; sessions end at their next transaction boundary.
   void begin_shutdown();
   // End every session now (shutdown_timeout passed).
