@@ -38,6 +38,19 @@ ProxyAnswer parse_proxy_answer(const std::string& admin_url, bool reachable, int
                                                          : std::string();
   };
   a.state = s("state");
+  if (auto* w = a.body.if_contains("client_wait_ms"); w && w->is_object()) {
+    const auto& o = w->as_object();
+    auto num = [&](const char* k) -> std::optional<double> {
+      auto* x = o.if_contains(k);
+      return x && x->is_number() ? std::optional<double>(x->to_number<double>()) : std::nullopt;
+    };
+    auto held = num("held");
+    if (held && *held > 0) {
+      a.clients_held = static_cast<int>(*held);
+      a.client_wait_worst_ms = num("worst");
+      a.client_wait_p99_ms = num("p99");
+    }
+  }
   a.backend = s("backend");
   if (auto it = a.body.find("epoch"); it != a.body.end() && it->value().is_number())
     a.epoch = it->value().to_number<uint64_t>();
@@ -152,6 +165,10 @@ json::array to_json(const std::vector<ProxyAnswer>& answers) {
         o["drain_ms"] = *v;
     }
     if (auto* h = a.body.if_contains("held_clients"); h && h->is_number()) o["held_clients"] = *h;
+    if (a.client_wait_worst_ms) {
+      o["client_wait_worst_ms"] = *a.client_wait_worst_ms;
+      o["client_wait_p99_ms"] = a.client_wait_p99_ms.value_or(0);
+    }
     arr.push_back(o);
   }
   return arr;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct ProxyAnswer {
   uint64_t epoch = 0;
   bool changed = false;
   boost::json::object body;
+  // When this command reopened the proxy's gate: what the clients it held waited (ms), each
+  // from its message reaching the gate to its first answer byte. Absent: no gate reopened.
+  std::optional<double> client_wait_worst_ms, client_wait_p99_ms;
+  int clients_held = 0;
   std::chrono::steady_clock::time_point answered_at;
 };
 

@@ -65,6 +65,18 @@ FenceResult fence(PgConn& conn, std::vector<std::string> roles,
   return res;
 }
 
+bool roles_fenced(PgConn& conn, std::vector<std::string> roles) {
+  if (roles.empty()) roles.push_back(conn.spec().get("user"));
+  std::string role_list;
+  for (const auto& r : roles) role_list += (role_list.empty() ? "" : ",") + r;
+  auto n = conn.value(
+      "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+      "WHERE r.rolname = ANY(string_to_array($1, ',')) "
+      "AND 'default_transaction_read_only=on' = ANY(s.setconfig)",
+      {role_list});
+  return n && *n != "0";
+}
+
 FenceResult unfence(PgConn& conn, const std::vector<std::string>& roles) {
   FenceResult res;
   for (const auto& role : roles) {

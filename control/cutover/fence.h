@@ -34,6 +34,8 @@ std::string unfence_role_sql(std::string_view role);
 // `spare_pids`: the controller's own other sessions (pg_backend_pid() is always spared).
 FenceResult fence(PgConn& conn, std::vector<std::string> roles,
                   const std::vector<int>& spare_pids = {});
+// Whether any of `roles` (empty: the connection's user) carries the fence now.
+bool roles_fenced(PgConn& conn, std::vector<std::string> roles);
 // Removes the setting again (idempotent: RESET of an unset setting is a no-op).
 FenceResult unfence(PgConn& conn, const std::vector<std::string>& roles);
 

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -71,7 +72,35 @@ struct Cutover {
   // is acknowledged after the drain) to the last acknowledgement of the command that reopened
   // a gate. Every proxy's gate-closed span lies inside it.
   std::optional<Clock::time_point> pause_sent, last_resume_ack;
+  // The write pause itself is what the application saw: the longest any client held by a
+  // gate waited for its answer, as each proxy measured it when its gate reopened.
+  double client_wait_worst_ms = 0;
+  int clients_held = 0;
+  bool client_waits_reported = true;  // false: a proxy too old to measure them
+  void note_reopened(const ProxyAnswer& x) {
+    if (!x.ok) return;
+    if (!x.body.contains("client_wait_ms")) client_waits_reported = false;
+    clients_held += x.clients_held;
+    if (x.client_wait_worst_ms)
+      client_wait_worst_ms = std::max(client_wait_worst_ms, *x.client_wait_worst_ms);
+  }
   std::string failure;
+
+  // The destination still fenced from an earlier revert: the step-1 prewarm's connections log
+  // in read-only (a role setting is read once, at login) and the proxies must discard them, so
+  // every held client would open its own connection after the gate reopens (TLS and SCRAM,
+  // hundreds of ms for a dozen at once). The fence is lifted right after the source's, and the
+  // proxies prewarm again while the catch-up runs; the flip step waits for that first.
+  bool to_fenced = false;
+  std::future<std::vector<ProxyAnswer>> rewarm;
+  void settle_rewarm(json::object* d) {
+    if (!rewarm.valid()) return;
+    auto pw = rewarm.get();
+    if (d) (*d)["rewarm"] = to_json(pw);
+    if (!all_ok(pw))
+      notes.emplace_back("prewarm after lifting " + to_name() + "'s fence: " +
+                         describe_failures(pw) + " (clients open their own connections)");
+  }
 
   Cutover(CommandContext& c, Direction d)
       : ctx(c),
@@ -296,7 +325,10 @@ struct Cutover {
       say("  note  " + note);
     }
 
-    // Warm pools to the destination now: a flip from PAUSED does not prewarm.
+    // Warm pools to the destination now: a flip from PAUSED does not prewarm. A destination
+    // still fenced is prewarmed again once its fence is lifted (see to_fenced).
+    to_fenced = roles_fenced(to_admin(), roles_for(to()));
+    d["destination_fenced"] = to_fenced;
     auto pw = fleet.prewarm(to_name(), 5000);
     if (!all_ok(pw)) {
       failure = "prewarm of " + to_name() + " failed: " + describe_failures(pw);
@@ -339,6 +371,17 @@ struct Cutover {
     if (!r.ok) {
       failure = r.error;
       return false;
+    }
+    if (to_fenced && !dry_run) {
+      // Nothing writes to the side being left any more: the destination's fence can go now
+      // (the sequences step lifts it otherwise), and fresh, writable connections be prewarmed
+      // while the catch-up runs.
+      FenceResult u = unfence(to_admin(), roles_for(to()));
+      if (u.ok) {
+        d["destination_unfenced"] = true;
+        rewarm = std::async(std::launch::async,
+                            [this, name = to_name()] { return fleet.prewarm(name, 5000); });
+      }
     }
     d["summary"] = std::to_string(roles.size()) + " role(s) read-only on " + from_name() + ", " +
                    std::to_string(r.sessions_terminated) + " session(s) ended";
@@ -387,6 +430,7 @@ struct Cutover {
   // Flip every proxy; a proxy whose flip failed is asked again (its epoch re-read) before
   // the run gives up, since the others already serve on the destination.
   bool flip(json::object& d) {
+    settle_rewarm(&d);  // a prewarm still running would make the proxies answer 409 busy
     flip_started = true;
     auto st = fleet.status();
     std::vector<uint64_t> ep;
@@ -408,9 +452,11 @@ struct Cutover {
         a[i] = r[0];
       }
     }
-    for (const auto& x : a)
+    for (const auto& x : a) {
       if (x.ok && (!last_resume_ack || x.answered_at > *last_resume_ack))
         last_resume_ack = x.answered_at;
+      note_reopened(x);
+    }
     d["proxies"] = to_json(a);
     if (!all_ok(a)) {
       failure = "flip: " + describe_failures(a);
@@ -471,9 +517,11 @@ struct Cutover {
 
   bool resume(json::object& d) {
     auto a = fleet.resume();
-    for (const auto& x : a)
+    for (const auto& x : a) {
       if (x.ok && x.changed && (!last_resume_ack || x.answered_at > *last_resume_ack))
         last_resume_ack = x.answered_at;
+      if (x.changed) note_reopened(x);
+    }
     d["proxies"] = to_json(a);
     paused = false;
     if (!all_ok(a)) {
@@ -486,6 +534,7 @@ struct Cutover {
 
   // ---- rollback: undo exactly what was done, newest first; every action idempotent ----
   json::array rollback() {
+    settle_rewarm(nullptr);
     json::array done;
     auto note = [&](const std::string& s) {
       done.emplace_back(s);
@@ -547,6 +596,7 @@ struct Cutover {
   }
 
   int finish_report(bool ok, const std::string& outcome, json::array rolled_back = {}) {
+    settle_rewarm(nullptr);
     if (!dry_run) log({{"event", "end"}, {"outcome", outcome}});
     json::object rep{{"ok", ok},
                      {"command", dir == Direction::kForward ? "flip" : "revert"},
@@ -561,10 +611,21 @@ struct Cutover {
     if (!failure.empty()) rep["error"] = failure;
     if (!rolled_back.empty()) rep["rolled_back"] = rolled_back;
     if (pause_sent && last_resume_ack) {
-      double p = ms_between(*pause_sent, *last_resume_ack);
-      rep["write_pause_ms"] = p;
-      say("write pause: " + std::to_string(static_cast<int>(p)) +
-          " ms (PAUSE sent -> last gate reopened)");
+      double span = ms_between(*pause_sent, *last_resume_ack);
+      rep["controller_span_ms"] = span;
+      if (client_waits_reported) {
+        rep["write_pause_ms"] = client_wait_worst_ms;
+        rep["clients_held"] = clients_held;
+        say("write pause: " + std::to_string(static_cast<long>(client_wait_worst_ms + 0.5)) +
+            " ms (the longest any of the " + std::to_string(clients_held) +
+            " held clients waited for its answer); controller span " +
+            std::to_string(static_cast<long>(span)) + " ms (PAUSE sent -> last gate reopened)");
+      } else {
+        rep["write_pause_ms"] = span;
+        say("write pause: " + std::to_string(static_cast<long>(span)) +
+            " ms (PAUSE sent -> last gate reopened; a proxy too old to measure its clients' "
+            "waits)");
+      }
     }
     if (ctx.json)
       ctx.print_json(rep);

@@ -1,5 +1,7 @@
 #include "proxy/admin/admin_routes.h"
 
+#include <cmath>
+
 #include <initializer_list>
 
 #include "common/json.h"
@@ -126,6 +128,16 @@ HttpReply bad_request(const std::string& message) {
   return HttpReply::error(400, "bad_request", message);
 }
 
+// What the held clients of a pause waited (all zero when the command reopened no gate).
+void write_client_waits(json::Writer& w, const ClientWaits& c) {
+  w.begin_object()
+      .field("held", c.held)
+      .field("answered", c.answered)
+      .field("worst", static_cast<std::int64_t>(std::llround(c.worst_ms)))
+      .field("p99", static_cast<std::int64_t>(std::llround(c.p99_ms)))
+      .end_object();
+}
+
 }  // namespace
 
 std::string render_result(const CommandResult& r) {
@@ -149,6 +161,8 @@ std::string render_result(const CommandResult& r) {
       .field("pause", static_cast<std::int64_t>(r.pause.count()))
       .end_object();
   w.field("in_flight_at_pause", r.in_flight_at_pause).field("held_clients", r.held_clients);
+  w.key("client_wait_ms");
+  write_client_waits(w, r.client_waits);
   w.key("blockers");
   write_clients(w, r.blockers);
   w.key("unmovable_sessions");
@@ -176,6 +190,11 @@ std::string render_status(const CutoverStatus& s) {
   } else {
     w.value(s.command);
   }
+  w.key("last_pause").begin_object();
+  w.field("gate_closed_ms", static_cast<std::int64_t>(s.last_gate_closed.count()));
+  w.key("client_wait_ms");
+  write_client_waits(w, s.last_client_waits);
+  w.end_object();
   w.key("hold");
   if (s.hold.empty()) {
     w.null();

@@ -324,14 +324,28 @@ void CutoverEngine::do_open_gate(CommandResult* r, std::string_view reason) {
     draining_.store(false);
     set_state_locked(CutoverState::kRunning);
   }
-  if (observer_ != nullptr) observer_->pause_ended(paused);
+  // The clients released now get their answers in the next milliseconds: wait for them
+  // (bounded) so that the answer to this command says what they waited. Not at shutdown.
+  ClientWaits waits =
+      dp_.client_waits(reason == "shutdown" ? Millis{0} : options_.client_wait_settle);
+  {
+    std::lock_guard lock(mu_);
+    last_gate_closed_ = paused;
+    last_client_waits_ = waits;
+  }
+  if (observer_ != nullptr) observer_->pause_ended(paused, waits);
   if (r != nullptr) {
     r->pause = paused;
     r->held_clients = held;
+    r->client_waits = waits;
   }
-  log::info("cutover_resumed", {{"reason", std::string(reason)},
-                                {"gate_closed_ms", ms_string(paused)},
-                                {"held_clients", std::to_string(held)}});
+  log::info("cutover_resumed",
+            {{"reason", std::string(reason)},
+             {"gate_closed_ms", ms_string(paused)},
+             {"held_clients", std::to_string(held)},
+             {"client_wait_worst_ms", ms_string(Millis{static_cast<long>(waits.worst_ms + 0.5)})},
+             {"client_wait_p99_ms", ms_string(Millis{static_cast<long>(waits.p99_ms + 0.5)})},
+             {"clients_answered", std::to_string(waits.answered)}});
 }
 
 CommandResult CutoverEngine::pause(const PauseRequest& request) {
@@ -526,13 +540,16 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
   r.flip = to_ms(Clock::now() - flip_start);
   r.changed = true;
   if (observer_ != nullptr) observer_->flip_done(r.flip);
-  log::info("cutover_flipped", {{"from", old_backend},
-                                {"to", backend},
-                                {"epoch", std::to_string(new_epoch)},
-                                {"drain_ms", ms_string(r.drain)},
-                                {"flip_ms", ms_string(r.flip)},
-                                {"gate_closed_ms", ms_string(r.pause)},
-                                {"held_clients", std::to_string(r.held_clients)}});
+  log::info("cutover_flipped",
+            {{"from", old_backend},
+             {"to", backend},
+             {"epoch", std::to_string(new_epoch)},
+             {"drain_ms", ms_string(r.drain)},
+             {"flip_ms", ms_string(r.flip)},
+             {"gate_closed_ms", ms_string(r.pause)},
+             {"held_clients", std::to_string(r.held_clients)},
+             {"client_wait_worst_ms",
+              ms_string(Millis{static_cast<long>(r.client_waits.worst_ms + 0.5)})}});
   return r;
 }
 
@@ -585,6 +602,8 @@ CutoverStatus CutoverEngine::status() const {
     s.read_only = read_only_;
     s.command = command_;
     s.hold = hold_;
+    s.last_gate_closed = last_gate_closed_;
+    s.last_client_waits = last_client_waits_;
     if (gate_closed_at_) {
       auto now = Clock::now();
       s.paused_for = to_ms(now - *gate_closed_at_);

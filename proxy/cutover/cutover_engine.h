@@ -53,6 +53,16 @@ struct ClientInfo {
   Millis transaction_age{0};  // how long its current transaction has been running
 };
 
+// What the clients held by one pause waited, each from its message reaching the closed gate
+// to the first byte of its answer (proxy/telemetry/held_waits.h): the pause as the
+// application saw it.
+struct ClientWaits {
+  int held = 0;      // clients held by the closed gate
+  int answered = 0;  // of them, answered when measured (the rest count with their wait so far)
+  double worst_ms = 0;
+  double p99_ms = 0;
+};
+
 // A session whose state cannot follow it to another backend.
 struct SessionInfo {
   std::uint64_t client_id = 0;
@@ -102,6 +112,12 @@ class TrafficControl {
   // the old server connection is ended during the pause (the controller's fence ends every
   // session of the fenced roles on the source). Blocks briefly (bounded).
   virtual void snapshot_sessions() {}
+  // Called once the gate has reopened: the waits of the clients this pause held, after
+  // waiting up to `settle` for each to get its first answer byte. Blocks at most `settle`.
+  virtual ClientWaits client_waits(Millis settle) {
+    (void)settle;
+    return {};
+  }
 };
 
 // Implemented over proxy/cutover/state_file.*: writes backend and epoch atomically and durably
@@ -124,6 +140,9 @@ struct CutoverOptions {
   bool prewarm_on_flip = true;  // a flip from RUNNING prewarms the target before pausing
   Millis prewarm_timeout{5000};
   UnmovablePolicy unmovable_policy = UnmovablePolicy::kBlock;
+  // How long a reopening command waits for the held clients' first answers before it reports
+  // their waits (the admin answer waits, never a client).
+  Millis client_wait_settle{1000};
   // Backstop only: the drain is woken by notify_transaction_end(); this bounds a missed one.
   Millis drain_poll_interval{100};
 };
@@ -171,6 +190,7 @@ struct CommandResult {
   Millis pause{0};                   // gate closed to gate reopened, when this command reopened it
   int in_flight_at_pause = 0;        // transactions running when the gate closed
   int held_clients = 0;              // clients held when the drain ended / the gate reopened
+  ClientWaits client_waits;          // when this command reopened the gate: what they waited
   std::vector<ClientInfo> blockers;  // drain timeout: who held it up (cancelled ones too)
   std::vector<SessionInfo> unmovable;  // flip: sessions that could not move
 
@@ -191,6 +211,8 @@ struct CutoverStatus {
   Millis dead_man_remaining{0};        // time left before the dead-man timer resumes (0 if running)
   std::string command;                 // the command running now, empty when none
   std::string hold;                    // why commands are held (a hand-over), empty when not
+  Millis last_gate_closed{0};          // the last pause: how long the gate was closed
+  ClientWaits last_client_waits;       // the last pause: what its held clients waited
   std::vector<std::string> backends;
 };
 
@@ -211,7 +233,7 @@ class CutoverObserver {
   virtual void read_only_changed(bool enabled) = 0;
   // Every command's outcome (command name, CommandError as text, "ok" on success).
   virtual void command_finished(std::string_view command, std::string_view outcome) = 0;
-  virtual void pause_ended(Millis gate_closed_for) = 0;
+  virtual void pause_ended(Millis gate_closed_for, const ClientWaits& waits) = 0;
   virtual void flip_done(Millis flip_took) = 0;
 };
 
@@ -289,8 +311,10 @@ class CutoverEngine {
   std::string previous_backend_;
   std::uint64_t epoch_ = 0;
   bool read_only_ = false;
-  std::string command_;   // running command, empty when none (the command slot)
-  std::string hold_;      // a hand-over holds commands: why (empty when none)
+  std::string command_;  // running command, empty when none (the command slot)
+  std::string hold_;     // a hand-over holds commands: why (empty when none)
+  Millis last_gate_closed_{0};
+  ClientWaits last_client_waits_;
   bool preempt_ = false;  // resume/dead-man asks a running drain to give up
   bool stopping_ = false;
   std::optional<Clock::time_point> gate_closed_at_;

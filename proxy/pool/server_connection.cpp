@@ -246,6 +246,7 @@ awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> e
                                         std::uint64_t epoch, asio::chrono::milliseconds timeout,
                                         protocol::Limits limits) {
   const Backend& b = endpoint->backend;
+  const auto started = std::chrono::steady_clock::now();
   auto [password, generation] = endpoint->secret
                                     ? endpoint->secret->current()
                                     : std::pair<std::string, std::uint64_t>{b.url.password, 0};
@@ -269,9 +270,13 @@ awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> e
   }
   note_backend_auth_success(b.name);
   stats().server_connections_total.fetch_add(1, std::memory_order_relaxed);
-  log::debug("server_connected", {{"backend", b.name},
-                                  {"server_id", std::to_string(r.conn->id)},
-                                  {"epoch", std::to_string(epoch)}});
+  log::debug("server_connected",
+             {{"backend", b.name},
+              {"server_id", std::to_string(r.conn->id)},
+              {"epoch", std::to_string(epoch)},
+              {"login_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - started)
+                                              .count())}});
   co_return r;
 }
 

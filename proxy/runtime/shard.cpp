@@ -48,10 +48,14 @@ ServerPool& Shard::pool(const std::string& database, const std::string& user) {
   return *p;
 }
 
-std::size_t Shard::warm_target() const {
+std::size_t Shard::warm_target() {
   std::size_t n = 0;
+  warm_demand_.clear();
   for (const auto& [key, pool] : pools_) {
-    if (pool->on_default_route()) n += std::min(pool->open_count(), pool_size());
+    if (!pool->on_default_route()) continue;
+    std::size_t k = std::min(pool->open_count(), pool_size());
+    warm_demand_[key] = k;
+    n += k;
   }
   return n;
 }
@@ -60,13 +64,19 @@ void Shard::retarget(std::shared_ptr<const RouteTable> routes, std::uint64_t epo
   bool moved = context_.epoch() != epoch;  // a reload keeps the epoch: nothing to hand over
   // Each default-route pool's size before the switch: what it gets warm. Prewarm opens
   // connections to the side's own backend only; route pools (replicas) reconnect themselves.
+  // What each pool had when the prewarm was sized counts too: the fence ends the old side's
+  // server connections during the pause, so a pool may have none left by now and its held
+  // clients would each open one after the gate reopens.
   std::vector<std::size_t> had;
   for (auto& [key, pool] : pools_) {
-    had.push_back(pool->on_default_route() ? std::min(pool->open_count(), pool_size()) : 0);
+    std::size_t now = pool->open_count();
+    if (auto it = warm_demand_.find(key); it != warm_demand_.end()) now = std::max(now, it->second);
+    had.push_back(pool->on_default_route() ? std::min(now, pool_size()) : 0);
   }
   context_.set_side(std::move(routes), epoch);
   for (auto& [key, pool] : pools_) pool->on_retarget();
   if (!moved) return;
+  warm_demand_.clear();
   auto warm = warm_.take(endpoint()->backend.name);
   std::size_t next = 0;
   std::size_t i = 0;

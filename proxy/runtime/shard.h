@@ -64,8 +64,9 @@ class Shard final : public SessionHost {
   // Prewarm: connections to a flip's target, handed to the pools by retarget().
   WarmPool& warm() { return warm_; }
   // How many server connections the pools of this shard have open (each at most its size):
-  // what a prewarm opens, so the pools resume at the size they had.
-  std::size_t warm_target() const;
+  // what a prewarm opens, so the pools resume at the size they had. Remembered per pool for
+  // the retarget that adopts them.
+  std::size_t warm_target();
 
   // ---- sessions ----
   void add_session(const std::shared_ptr<ClientSession>& session);
@@ -108,6 +109,7 @@ class Shard final : public SessionHost {
   Gate gate_;
   WarmPool warm_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerPool>> pools_;
+  std::map<std::pair<std::string, std::string>, std::size_t> warm_demand_;  // at the last prewarm
   std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
   std::unique_ptr<tcp::acceptor> tcp_acceptor_;
   std::unique_ptr<asio::local::stream_protocol::acceptor> unix_acceptor_;

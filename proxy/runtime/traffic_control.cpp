@@ -14,6 +14,7 @@
 #include "proxy/runtime/data_plane.h"
 #include "proxy/runtime/shard.h"
 #include "proxy/session/client_session.h"
+#include "proxy/telemetry/held_waits.h"
 #include "proxy/telemetry/stats.h"
 
 namespace pgcutover::proxy {
@@ -48,6 +49,7 @@ constexpr std::chrono::milliseconds kShardTimeout{2000};
 }  // namespace
 
 void ShardTrafficControl::close_gate() {
+  held_waits().begin();  // a new pause: its held clients' waits start from empty
   on_every_shard(
       plane_, [](Shard& s) { s.gate().close(); }, kShardTimeout);
 }
@@ -55,6 +57,10 @@ void ShardTrafficControl::close_gate() {
 void ShardTrafficControl::open_gate() {
   on_every_shard(
       plane_, [](Shard& s) { s.gate().open(); }, kShardTimeout);
+}
+
+ClientWaits ShardTrafficControl::client_waits(Millis settle) {
+  return held_waits().summary(settle);
 }
 
 int ShardTrafficControl::transactions_in_flight() {

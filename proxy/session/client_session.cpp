@@ -11,6 +11,7 @@
 #include "proxy/pool/server_pool.h"
 #include "proxy/session/client_auth.h"
 #include "proxy/session/read_only_error.h"
+#include "proxy/telemetry/held_waits.h"
 
 namespace pgcutover::proxy {
 namespace fe = protocol::frontend;
@@ -338,7 +339,13 @@ void ClientSession::set_desired(const std::string& name, const std::string& valu
   edit_desired()[name] = value;
 }
 
+void ClientSession::answered_after_hold() {
+  held_waits().answered(id_, held_since_);
+  held_since_ = {};
+}
+
 awaitable<bool> ClientSession::write_client(const std::string& bytes) {
+  if (held_since_ != std::chrono::steady_clock::time_point{}) answered_after_hold();
   auto [ec, n] = co_await client_->write(asio::buffer(bytes));
   if (ec) co_return false;
   stats().client_bytes_sent.fetch_add(n, std::memory_order_relaxed);
@@ -435,6 +442,10 @@ awaitable<EndStatus> ClientSession::relay() {
       // flip, then from the new side's (no write can be lost or reordered by a replica read).
       if (!host_.gate().is_open() && !read_only_route_) {
         set_state(ClientState::kHeld);
+        if (held_since_ == std::chrono::steady_clock::time_point{}) {
+          held_since_ = std::chrono::steady_clock::now();
+          held_waits().held(id_, held_since_);
+        }
         co_await host_.gate().pass();
         set_state(server_ ? ClientState::kActive : ClientState::kIdle);
         if (ending_) co_return *ending_;
@@ -733,6 +744,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
                {"sqlstate", status.sqlstate.empty() ? f.sqlstate : status.sqlstate}});
   }
   client_->close();
+  if (held_since_ != std::chrono::steady_clock::time_point{}) held_waits().forget(id_);
   if (registered_) host_.cancels().remove(cancel_key_);
   host_.session_ended(id_);
   host_.client_count().fetch_sub(1, std::memory_order_relaxed);

@@ -157,6 +157,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Passed the gate and waiting for a server connection (attach()): in flight for the drain.
   bool acquiring_ = false;
   bool shutdown_requested_ = false;
+  // Held by a closed gate since then (epoch of the clock: not held). The first byte written
+  // to the client afterwards ends the wait the pause cost it (proxy/telemetry/held_waits.h).
+  std::chrono::steady_clock::time_point held_since_{};
+  void answered_after_hold();
   bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
 
   // Transaction mode, max_prepared_statements > 0: the client's named statements and what

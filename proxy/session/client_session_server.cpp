@@ -198,6 +198,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         send = protocol::Bytes(reinterpret_cast<const std::uint8_t*>(out.data()), out.size());
       }
       if (!send.empty()) {
+        if (held_since_ != std::chrono::steady_clock::time_point{}) answered_after_hold();
         auto [ec, n] = co_await client->write(asio::buffer(send.data(), send.size()));
         if (ec) {
           end_with({EndReason::kClientClosed, {}, {}});

@@ -26,8 +26,10 @@ void CutoverMetrics::epoch_changed(std::uint64_t epoch) {
   metrics_.epoch().Set(static_cast<double>(epoch));
 }
 
-void CutoverMetrics::pause_ended(Millis gate_closed_for) {
+void CutoverMetrics::pause_ended(Millis gate_closed_for, const ClientWaits& waits) {
   metrics_.pause_duration().Observe(seconds(gate_closed_for));
+  metrics_.pause_client_wait_worst().Set(waits.worst_ms / 1000.0);
+  metrics_.pause_client_wait_p99().Set(waits.p99_ms / 1000.0);
 }
 
 void CutoverMetrics::flip_done(Millis flip_took) {

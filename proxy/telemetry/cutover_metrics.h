@@ -20,7 +20,7 @@ class CutoverMetrics : public CutoverObserver {
   void command_finished(std::string_view command, std::string_view outcome) override {
     metrics_.count_command(command, outcome);
   }
-  void pause_ended(Millis gate_closed_for) override;
+  void pause_ended(Millis gate_closed_for, const ClientWaits& waits) override;
   void flip_done(Millis flip_took) override;
 
  private:

@@ -87,6 +87,8 @@ Metrics::Metrics(const std::vector<std::string>& backends)
   query_duration_ = &query_duration_family_->Add({}, kLatencyBuckets);
   pause_duration_ = &pause_duration_family_->Add({}, kPauseBuckets);
   flip_duration_ = &flip_duration_family_->Add({}, kPauseBuckets);
+  pause_client_wait_worst_ = &pause_client_wait_family_->Add({{"stat", "worst"}});
+  pause_client_wait_p99_ = &pause_client_wait_family_->Add({{"stat", "p99"}});
   const char* sides[] = {"client", "server"};
   const char* directions[] = {"received", "sent"};
   const char* results[] = {"ok", "error"};

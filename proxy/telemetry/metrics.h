@@ -53,6 +53,9 @@ namespace pgcutover::proxy {
     "Time from a query to its ReadyForQuery, in seconds.")                                       \
   X(pause_duration, Histogram, "pgcutover_pause_duration_seconds",                               \
     "Time new transactions were held by one pause (gate closed to gate open), in seconds.")      \
+  X(pause_client_wait, Gauge, "pgcutover_pause_client_wait_seconds",                             \
+    "What the clients held by the last pause waited, from their message reaching the closed "    \
+    "gate to the first byte of their answer, in seconds (stat: worst, p99).")                    \
   X(flip_duration, Histogram, "pgcutover_flip_duration_seconds",                                 \
     "Time from the start of a flip (drained) to the held clients being released, in seconds.")   \
   X(network, Counter, "pgcutover_network_bytes_total",                                           \
@@ -151,6 +154,8 @@ class Metrics {
   prometheus::Histogram& query_duration() { return *query_duration_; }
   prometheus::Histogram& pause_duration() { return *pause_duration_; }
   prometheus::Histogram& flip_duration() { return *flip_duration_; }
+  prometheus::Gauge& pause_client_wait_worst() { return *pause_client_wait_worst_; }
+  prometheus::Gauge& pause_client_wait_p99() { return *pause_client_wait_p99_; }
   prometheus::Counter& bytes(Side side, Direction dir) {
     return *bytes_[static_cast<std::size_t>(side) * 2 + static_cast<std::size_t>(dir)];
   }
@@ -199,6 +204,8 @@ class Metrics {
   prometheus::Histogram* query_duration_ = nullptr;
   prometheus::Histogram* pause_duration_ = nullptr;
   prometheus::Histogram* flip_duration_ = nullptr;
+  prometheus::Gauge* pause_client_wait_worst_ = nullptr;
+  prometheus::Gauge* pause_client_wait_p99_ = nullptr;
   std::array<prometheus::Counter*, 4> bytes_{};
   std::array<prometheus::Counter*, 4> tls_{};
   // Index: position of the class in the standard list; the last slot is "other".
