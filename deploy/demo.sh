@@ -213,7 +213,7 @@ now_on=$(psql -X -At "$app_dsn" -c 'select inet_server_port()')
 step "summary"
 cat <<SUMMARY
   method                  native logical replication source -> target; reverse replication armed
-  write pause             ${write_pause} ms (controller's clock: PAUSE sent -> last gate-opening ack)
+  write pause             ${write_pause} ms (the longest any held client waited for its answer, as the proxy measured it)
   longest transaction     ${max_ms} ms (pgbench's log, whole run: gate wait + execution)
   (what each figure measures: docs/cutover.md, "Figures")
   transactions completed  ${processed:-?}
