@@ -194,24 +194,25 @@ int DataPlane::run() {
   asio::steady_timer poll(main_io);
   std::function<void()> wait_sessions;
 
+  // Runs `step` on every shard's thread (posted: shutdown never waits on a shard here).
+  auto on_shards = [this](void (Shard::*step)()) {
+    for (auto& s : shards_) {
+      Shard* shard = s.get();
+      asio::post(shard->io(), [shard, step] { (shard->*step)(); });
+    }
+  };
   // Sessions end at their next transaction boundary; what is left after shutdown_timeout is
   // terminated.
   bool waiting_for_clients = false;
   auto end_sessions = [&] {
     waiting_for_clients = false;
-    for (auto& s : shards_) {
-      Shard* shard = s.get();
-      asio::post(shard->io(), [shard] { shard->begin_shutdown(); });
-    }
+    on_shards(&Shard::begin_shutdown);
     deadline.expires_after(this->settings()->config.proxy.shutdown_timeout);
     deadline.async_wait([&](error_code ec) {
       if (ec) return;
       log::warn("shutdown_timeout",
                 {{"clients", std::to_string(clients_.load())}, {"action", "terminating"}});
-      for (auto& s : shards_) {
-        Shard* shard = s.get();
-        asio::post(shard->io(), [shard] { shard->terminate_all(); });
-      }
+      on_shards(&Shard::terminate_all);
     });
   };
   auto begin_shutdown = [&](bool handed_over) {
@@ -239,10 +240,7 @@ int DataPlane::run() {
       // idle session at once would fail a client that had just logged in here. After
       // shutdown_timeout the rest end at their next transaction boundary, as on SIGTERM.
       waiting_for_clients = true;
-      for (auto& s : shards_) {
-        Shard* shard = s.get();
-        asio::post(shard->io(), [shard] { shard->stop_accepting(); });
-      }
+      on_shards(&Shard::stop_accepting);
       deadline.expires_after(this->settings()->config.proxy.shutdown_timeout);
       deadline.async_wait([&](error_code ec) {
         if (ec || !waiting_for_clients) return;

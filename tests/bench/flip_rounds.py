@@ -9,7 +9,8 @@ prewarm + pause + flip, no catch-up: only the forward flip is the measured cutov
     ADMIN=http://127.0.0.1:P TOKEN=... SRC_ADMIN_URL=... flip_rounds.py --rounds 20 --slot sub
 
 Prints one JSON object: per round the pause->resume time of the flip by the controller's clock
-(t0_us/t1_us, for matching against pgbench's per-transaction log) and of the revert.
+(t0_us/t1_us, for matching against pgbench's per-transaction log), the held clients' worst wait
+as the proxy measured it (the write pause), and the revert's time.
 """
 import argparse
 import json
@@ -59,13 +60,18 @@ def main():
         code, r = call("POST", "/v1/flip", {"backend": "target", "epoch": st["epoch"]})
         t1 = time.time()
         assert code == 200 and r["backend"] == "target", (code, r)
+        flip_answer = r
         time.sleep(a.gap)
         r0 = time.time()
         code, r = call("POST", "/v1/revert", {"epoch": r["epoch"]})
         r1 = time.time()
         assert code == 200 and r["backend"] == "source", (code, r)
+        # What the proxy measured at its held clients (docs/cutover.md "Figures": write pause).
+        waits = flip_answer.get("client_wait_ms", {})
         rounds.append({"t0_us": int(t0 * 1e6), "t1_us": int(t1 * 1e6),
                        "pause_ms": round((t1 - t0) * 1000, 1),
+                       "client_wait_worst_ms": waits.get("worst", 0),
+                       "clients_held": waits.get("held", 0),
                        "catch_up_ms": round((t_caught - t0) * 1000, 1),
                        "revert_ms": round((r1 - r0) * 1000, 1)})
         time.sleep(a.gap)
