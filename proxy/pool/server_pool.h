@@ -59,6 +59,8 @@ class ServerPool {
   // The default route (the side's own backend), not a [routes.*] replica: what prewarm serves.
   bool on_default_route() const { return route_->route.empty(); }
   std::size_t idle_count() const { return idle_.size(); }
+  // acquire() would not queue now: an idle connection is there or the pool may open one.
+  bool available_now() const { return !idle_.empty() || open_ < shard_.pool_size(); }
   std::size_t waiting_count() const { return waiters_.size(); }
   const std::string& database() const { return database_; }
   const std::string& user() const { return user_; }

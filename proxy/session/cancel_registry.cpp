@@ -20,6 +20,19 @@ CancelRegistry::Key CancelRegistry::issue(CancelTarget target) {
   }
 }
 
+CancelRegistry::Key CancelRegistry::issue(CancelTarget target, std::int32_t pid) {
+  for (;;) {
+    std::uint8_t raw[4];
+    protocol::random_bytes(raw, sizeof raw);
+    Key k;
+    k.pid = pid;
+    k.key = static_cast<std::int32_t>((std::uint32_t(raw[0]) << 24) | (raw[1] << 16) |
+                                      (raw[2] << 8) | raw[3]);
+    std::lock_guard lock(mutex_);
+    if (entries_.emplace(pack(k), target).second) return k;
+  }
+}
+
 void CancelRegistry::remove(Key key) {
   std::lock_guard lock(mutex_);
   entries_.erase(pack(key));

@@ -25,6 +25,9 @@ class CancelRegistry {
   // Issues a fresh random (pid, key) not in use (random so that it cannot be guessed by
   // another client of the proxy, as PostgreSQL's own keys).
   Key issue(CancelTarget target);
+  // The same with a pid of the caller's choosing (the server's, session mode) and a random
+  // key: unique with the key, whatever other session has that pid on another backend.
+  Key issue(CancelTarget target, std::int32_t pid);
   void remove(Key key);
   std::optional<CancelTarget> find(Key key) const;
   std::size_t size() const;

@@ -297,7 +297,20 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
   // Read only at login: an idle client keeps nothing of its startup packet.
   startup_ = {};
 
-  cancel_key_ = host_.cancels().issue({shard_.index(), id_});
+  // Session mode: the server connection is the client's for the whole session, so when one is
+  // free it is taken now and the client is told its pid, as direct: pg_backend_pid(),
+  // pg_terminate_backend() of the pid a driver reports, and the pid of its own notifications
+  // agree. A login never queues for it (clients queued on a small pool must still log in):
+  // with the pool busy the client gets the proxy's own pid, as in transaction mode and on
+  // read-only routes (whose reads spread over replicas). A flip that moves the session
+  // changes the server's pid, not the one the client was told.
+  if (settings_->config.proxy.pool_mode == PoolMode::kSession && !read_only_route_ &&
+      pool_->available_now()) {
+    if (auto failed = co_await attach()) co_return *failed;
+    cancel_key_ = host_.cancels().issue({shard_.index(), id_}, server_->pid);
+  } else {
+    cancel_key_ = host_.cancels().issue({shard_.index(), id_});
+  }
   registered_ = true;
   std::string out;
   protocol::append_auth_ok(out);

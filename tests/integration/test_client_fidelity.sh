@@ -6,17 +6,20 @@
 #    drivers compare the two to skip their own notifications. A notification from another
 #    client's session keeps that session's pid, which is never the listener's;
 #  - client_encoding asked as "utf-8" or "euc-jp" is reported at login as the server spells it
-#    ("UTF8", "EUC_JP"), and text round-trips in that encoding.
+#    ("UTF8", "EUC_JP"), and text round-trips in that encoding;
+#  - direct and in session mode, the pid a driver reports is the server's: pg_backend_pid()
+#    returns it, and pg_terminate_backend() of it ends the client's own session with 57P01 and
+#    a closed connection (psycopg's own test of a broken connection does exactly this).
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start db plain >/dev/null
 export PROXY_TEST_SOURCE_URL=$DB_URL PROXY_TEST_TARGET_URL=$DB_URL
-check() { # <label> <dsn>
-  /usr/bin/python3 - "$2" <<'PY' || fail "$1: what the client sees differs from direct"
+check() { # <label> <dsn> <real pid: yes|no>
+  /usr/bin/python3 - "$2" "$3" <<'PY' || fail "$1: what the client sees differs from direct"
 import sys
 import psycopg
 
-dsn = sys.argv[1]
+dsn, real_pid = sys.argv[1], sys.argv[2] == "yes"
 with psycopg.connect(dsn, autocommit=True) as me, psycopg.connect(dsn, autocommit=True) as other:
     seen = {}
     me.add_notify_handler(lambda n: seen.__setitem__(n.payload, n.pid))
@@ -35,15 +38,24 @@ for asked, reported in (("utf-8", "UTF8"), ("euc-jp", "EUC_JP"), ("Unicode", "UT
         got = c.info.parameter_status("client_encoding")
         assert got == reported, (asked, got)
         assert c.execute("SELECT %s::text", ["日本語"]).fetchone()[0] == "日本語", asked
+if real_pid:
+    c = psycopg.connect(dsn, autocommit=True)
+    assert c.execute("SELECT pg_backend_pid()").fetchone()[0] == c.info.backend_pid
+    try:
+        c.execute("SELECT pg_terminate_backend(%s)", [c.info.backend_pid])
+        raise AssertionError("terminating the reported pid did not end the session")
+    except psycopg.OperationalError as e:
+        assert "terminating connection due to administrator command" in str(e), e
+    assert c.closed and c.broken, (c.closed, c.broken)
 print("ok")
 PY
 }
-check direct "$DB_URL"
-pass "direct: own notification carries the session's pid; client_encoding reported as UTF8 / EUC_JP"
+check direct "$DB_URL" yes
+pass "direct: own notification carries the session's pid; client_encoding reported as UTF8 / EUC_JP; terminating the reported pid ends the session"
 for mode in session transaction; do
   proxy_write_config "$PROXY_DIR/$mode.toml" "$mode" 4 disable
   proxy_start "$PROXY_DIR/$mode.toml"
-  check "$mode mode" "$(proxy_dsn disable)"
-  pass "$mode mode: own notification carries the pid the proxy gave the client, another's does not; client_encoding reported as the server spells it"
+  check "$mode mode" "$(proxy_dsn disable)" "$([ "$mode" = session ] && echo yes || echo no)"
+  pass "$mode mode: own notification carries the pid the proxy gave the client, another's does not; client_encoding reported as the server spells it$([ "$mode" = session ] && echo "; the pid is the server's: pg_backend_pid() agrees, terminating it ends the session as direct")"
   proxy_stop
 done
