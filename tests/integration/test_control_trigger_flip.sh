@@ -81,7 +81,9 @@ PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 8 -j
   -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
   >"$PROXY_DIR/bench.log" 2>&1 &
 B_PID=$!
-ledger_grows() { [ "$(pgc_admin_psql src -XAtc "select count(*) from ledger")" -gt $((base + 100)) ]; }
+# A few rows prove that pgbench writes through the proxy; a fixed volume would depend on the
+# box's throughput (under ASan and a parallel test, 66 ledger rows in the whole 12 s run).
+ledger_grows() { [ "$(pgc_admin_psql src -XAtc "select count(*) from ledger")" -gt $((base + 20)) ]; }
 pgc_wait_until 15 ledger_grows || fail "pgbench does not write through the proxy"
 # The apply keeps up (the flip refuses a log whose oldest entry is older than --max-lag).
 sleep 2
