@@ -10,6 +10,7 @@
 #include <sstream>
 #include <vector>
 
+#include "common/fleet_contract.h"
 #include "common/password_source.h"
 
 namespace pgcutover {
@@ -590,6 +591,38 @@ void read_admin(Section& top, const std::string& path, Config& c) {
   s.finish();
 }
 
+// [fleet]: commands through the databases.
+void read_fleet(Section& top, const std::string& path, Config& c) {
+  Section s(top.table("fleet"), "fleet", path);
+  auto& f = c.fleet;
+  f.enabled = s.boolean("enabled", f.enabled);
+  f.name = s.string("name", {});
+  if (!f.name.empty() && !fleet::valid_member_name(f.name))
+    fail(path, "fleet.name", "1 to 63 of letters, digits and . _ : @ - (got \"" + f.name + "\")");
+  f.reconnect_interval = s.duration("reconnect_interval", f.reconnect_interval);
+  if (f.reconnect_interval < std::chrono::milliseconds(100))
+    fail(path, "fleet.reconnect_interval", "at least 0.1 seconds");
+  if (const toml::node* n = s.get("channel")) {
+    if (!n->is_array() || n->as_array()->empty())
+      fail(path, "fleet.channel",
+           std::string("expected a non-empty array of backend names, got ") +
+               std::string(type_name(*n)));
+    for (const toml::node& item : *n->as_array()) {
+      if (!item.is_string())
+        fail(path, "fleet.channel",
+             std::string("expected backend names, got ") + std::string(type_name(item)));
+      std::string name = item.as_string()->get();
+      if (!c.backend(name)) fail(path, "fleet.channel", "no [backends." + name + "] table");
+      f.channel.push_back(name);
+    }
+  } else {
+    for (const char* side : {"source", "target"})
+      if (c.backend(side)) f.channel.emplace_back(side);
+    if (f.channel.empty()) f.channel.push_back(c.cutover.initial_backend);
+  }
+  s.finish();
+}
+
 // [control]: what pgcutoverctl reads (the journal, the proxies to drive).
 void read_control(Section& top, const std::string& path, Config& c) {
   Section s(top.table("control"), "control", path);
@@ -659,6 +692,7 @@ Config Config::parse(std::string_view text, const std::string& path) {
   read_cutover(top, path, c);
   if (const toml::table* routes = top.table("routes")) read_routes(*routes, path, c);
   read_admin(top, path, c);
+  read_fleet(top, path, c);
   read_control(top, path, c);
   top.finish();
   return c;

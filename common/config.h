@@ -156,6 +156,16 @@ struct AdminSettings {
   std::string tls_key_file;
 };
 
+// [fleet]: this proxy takes its commands through the databases (common/fleet_contract.h)
+// instead of (or besides) the admin API, for places no controller can reach.
+struct FleetSettings {
+  bool enabled = false;
+  std::string name;  // empty: $DYNO.<host> on Heroku, else <host>.<pid> (unique per process)
+  // The backends that carry the channel (and the authority). Default: source and target.
+  std::vector<std::string> channel;
+  Duration reconnect_interval = std::chrono::seconds(2);  // after a lost control session
+};
+
 struct ControlProxy {
   std::string admin_url;
   std::string token;    // secret
@@ -177,6 +187,7 @@ struct Config {
   std::map<std::string, Route, std::less<>> routes;  // [routes.*]; empty: one default route
   CutoverSettings cutover;
   AdminSettings admin;
+  FleetSettings fleet;
   ControlSettings control;
 
   // Reads and validates `path`. Throws ConfigError("<path>: <key>: <problem>").

@@ -255,6 +255,26 @@ std::optional<CommandComplete> parse_command_complete(Bytes body) {
   return c;
 }
 
+std::optional<std::vector<std::optional<std::string_view>>> parse_data_row(Bytes body) {
+  BodyReader r(body);
+  const std::int16_t ncols = r.int16();
+  if (ncols < 0) return std::nullopt;
+  std::vector<std::optional<std::string_view>> row;
+  row.reserve(static_cast<std::size_t>(ncols));
+  for (std::int16_t i = 0; i < ncols && r.ok(); ++i) {
+    const std::int32_t len = r.int32();
+    if (len == -1) {
+      row.emplace_back(std::nullopt);
+    } else if (len < 0) {
+      return std::nullopt;
+    } else {
+      row.emplace_back(as_chars(r.bytes(static_cast<std::size_t>(len))));
+    }
+  }
+  if (!r.done()) return std::nullopt;
+  return row;
+}
+
 std::optional<ErrorNotice> parse_error_notice(Bytes body) {
   BodyReader r(body);
   ErrorNotice e;

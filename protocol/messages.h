@@ -120,6 +120,8 @@ std::optional<BackendKeyData> parse_backend_key_data(Bytes body);
 std::optional<Authentication> parse_authentication(Bytes body);
 std::optional<NotificationResponse> parse_notification(Bytes body);
 std::optional<CommandComplete> parse_command_complete(Bytes body);
+// DataRow: one value per column, nullopt for SQL NULL (text or binary, as the server sent it).
+std::optional<std::vector<std::optional<std::string_view>>> parse_data_row(Bytes body);
 std::optional<ErrorNotice> parse_error_notice(Bytes body);
 // SASL mechanism names from an AuthenticationSASL body's data.
 std::optional<std::vector<std::string_view>> parse_sasl_mechanisms(Bytes data);

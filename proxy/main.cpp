@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "proxy/cutover/state_file.h"
+#include "proxy/fleet/authority.h"
 #include "proxy/pool/route_table.h"
 #include "proxy/runtime/control_plane.h"
 #include "proxy/runtime/data_plane.h"
@@ -125,6 +126,35 @@ int main(int argc, char** argv) {
       return 2;
     }
     active = state.state;
+  }
+  if (settings->config.fleet.enabled && !check_only) {
+    // The databases, not the state file, say where the fleet is (docs/fleet.md).
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+        settings->config.proxy.server_connect_timeout);
+    auto readings = read_fleet_authority(*settings, timeout);
+    for (const auto& r : readings)
+      if (!r.answered)
+        log::warn("fleet_authority_unread", {{"backend", r.channel_backend}, {"error", r.error}});
+    auto best = highest_authority(readings);
+    if (best && best->epoch > active.epoch) {
+      if (!settings->endpoint(*best->backend)) {
+        log::error("fleet_authority_unknown_backend",
+                   {{"backend", *best->backend}, {"epoch", std::to_string(best->epoch)}});
+      } else {
+        log::info("fleet_authority_adopted", {{"backend", *best->backend},
+                                              {"epoch", std::to_string(best->epoch)},
+                                              {"was", active.backend},
+                                              {"was_epoch", std::to_string(active.epoch)},
+                                              {"read_from", best->channel_backend}});
+        active = ActiveBackend{*best->backend, best->epoch};
+        if (std::string err = write_state_file(settings->config.proxy.state_file, active);
+            !err.empty()) {
+          std::fprintf(stderr, "pgcutover-proxy: proxy.state_file: %s\n", err.c_str());
+          return 2;
+        }
+        state.status = StateFileStatus::kOk;
+      }
+    }
   }
   {
     std::string error;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "control/cli/fleet.h"
 #include "control/cli/status.h"
 #include "control/command/exit_codes.h"
 #include "control/command/version.h"
@@ -246,6 +247,23 @@ const std::vector<CommandSpec>& commands() {
        {},
        "0 shown, 2 usage error (unreachable databases or proxies are part of the report)",
        cmd_status},
+      {"fleet",
+       "list the proxies that take commands through the databases ([fleet] in their config)",
+       "Reads pgcutover.fleet_member in the source and the target: each member's state,\n"
+       "backend and epoch, where its control session is live, and the members that\n"
+       "vanished (with when they were last seen); and the authority record (the backend a\n"
+       "starting proxy follows). flip, revert and recover command every live member.",
+       {},
+       "0 listed, 1 no database has the fleet schema (`fleet setup`), 2 usage error",
+       cmd_fleet},
+      {"fleet setup",
+       "create the fleet's control schema in the source and the target",
+       "Creates schema pgcutover's fleet tables (members, commands, answers, authority) in\n"
+       "each configured database with the connection's own rights: the application owner's\n"
+       "CREATE on the database is enough (no superuser, no extension). Idempotent.",
+       {},
+       "0 ready, 1 a database refused, 2 usage or connection error",
+       cmd_fleet_setup},
       {"flip", "move traffic from source to target: the orchestrated cutover",
        "1 preconditions (proxies RUNNING on one epoch, lag, validation age, target prewarmed),\n"
        "2 pause every proxy, 3 fence the source (app roles read-only, their sessions ended),\n"

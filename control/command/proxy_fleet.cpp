@@ -75,7 +75,12 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
                                           std::chrono::milliseconds timeout) {
   std::vector<ProxyAnswer> out(which.size());
   std::vector<std::thread> threads;
+  std::vector<size_t> through_fleet;  // positions k in `which`
   for (size_t k = 0; k < which.size(); ++k) {
+    if (which[k] >= proxies_.size()) {
+      through_fleet.push_back(k);
+      continue;
+    }
     threads.emplace_back([&, k] {
       const auto& p = proxies_[which[k]];
       AdminResponse r =
@@ -83,8 +88,59 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
       out[k] = parse_proxy_answer(p.admin_url, r.reachable, r.status, r.body, r.error);
     });
   }
+  if (!through_fleet.empty()) {
+    // One transaction per database for all members, beside the admin calls.
+    threads.emplace_back([&] {
+      std::vector<FleetCommand> commands;
+      for (size_t k : through_fleet)
+        commands.push_back(
+            {members_[which[k] - proxies_.size()], k < bodies.size() ? bodies[k] : std::string()});
+      std::vector<FleetAnswer> answers;
+      {
+        std::lock_guard<std::mutex> lock(channel_mutex_);
+        answers = channel_->send(method, path, commands, timeout);
+      }
+      for (size_t j = 0; j < through_fleet.size(); ++j) {
+        const FleetAnswer& a = answers[j];
+        out[through_fleet[j]] = parse_proxy_answer(
+            "fleet:" + commands[j].member, a.answered, a.status, a.body,
+            a.answered
+                ? std::string()
+                : "no answer through the fleet channel within " + std::to_string(timeout.count()) +
+                      " ms (its control session is gone or it is stuck: `pgcutoverctl "
+                      "fleet`)");
+      }
+    });
+  }
   for (auto& t : threads) t.join();
   return out;
+}
+
+size_t ProxyFleet::add_fleet(std::shared_ptr<FleetChannel> channel) {
+  if (!channel) return 0;
+  channel_ = std::move(channel);
+  size_t added = 0;
+  for (const FleetMember& m : channel_->members()) {
+    if (!m.live) continue;
+    bool reached = false;
+    if (!m.admin.empty())
+      for (const auto& p : proxies_) {
+        auto at = p.admin_url.find("://");
+        std::string hostport = at == std::string::npos ? p.admin_url : p.admin_url.substr(at + 3);
+        if (!hostport.empty() && hostport.back() == '/') hostport.pop_back();
+        reached |= hostport == m.admin;
+      }
+    if (reached) continue;
+    members_.push_back(m.name);
+    ++added;
+  }
+  return added;
+}
+
+std::string ProxyFleet::record_authority(const std::string& backend, uint64_t epoch) {
+  if (!channel_) return {};
+  std::lock_guard<std::mutex> lock(channel_mutex_);
+  return channel_->record_authority(backend, epoch);
 }
 
 namespace {

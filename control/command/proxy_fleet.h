@@ -1,16 +1,21 @@
-// Every proxy in the config at once: the same admin call sent to all of them in parallel
-// (one thread each, so the slowest proxy bounds the step, not the sum), with each answer
-// parsed into what the flip needs. The rule the callers keep: a partial failure is never left
+// Every proxy at once: the same admin call sent to all of them in parallel (one thread each,
+// so the slowest proxy bounds the step, not the sum), with each answer parsed into what the
+// flip needs. The proxies are those of [[control.proxies]] (admin API) and the live members of
+// the fleet (the same call through the databases, control/command/fleet_channel.h), labelled
+// "fleet:<name>". The rule the callers keep: a partial failure is never left
 // as two proxies RUNNING on different backends (flip.cpp rolls the others back or forward).
 #pragma once
 
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/json.hpp>
 
+#include "control/command/fleet_channel.h"
 #include "control/command/settings.h"
 
 namespace pgcutover::control {
@@ -38,8 +43,15 @@ class ProxyFleet {
  public:
   ProxyFleet(std::vector<ProxyAdminEndpoint> proxies, std::chrono::milliseconds timeout)
       : proxies_(std::move(proxies)), timeout_(timeout) {}
-  size_t size() const { return proxies_.size(); }
+  size_t size() const { return proxies_.size() + members_.size(); }
   const std::vector<ProxyAdminEndpoint>& endpoints() const { return proxies_; }
+
+  // Adds the live members of the fleet, except those the admin list already reaches (a
+  // member registers its admin address). Returns how many were added.
+  size_t add_fleet(std::shared_ptr<FleetChannel> channel);
+  const std::vector<std::string>& members() const { return members_; }
+  // Records the authority in the fleet's databases (no-op without a channel): "" or problems.
+  std::string record_authority(const std::string& backend, uint64_t epoch);
 
   std::vector<ProxyAnswer> status();
   std::vector<ProxyAnswer> prewarm(const std::string& backend, int timeout_ms);
@@ -57,6 +69,9 @@ class ProxyFleet {
  private:
   std::vector<ProxyAdminEndpoint> proxies_;
   std::chrono::milliseconds timeout_;
+  std::shared_ptr<FleetChannel> channel_;
+  std::mutex channel_mutex_;          // one libpq session per database: one command at a time
+  std::vector<std::string> members_;  // index size() - members_.size() + k
 };
 
 // Parses one admin answer (exposed for the unit test).

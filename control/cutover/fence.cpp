@@ -3,6 +3,8 @@
 #include <chrono>
 #include <thread>
 
+#include "common/fleet_contract.h"
+
 namespace pgcutover::control {
 
 std::string fence_role_sql(std::string_view role) {
@@ -37,7 +39,14 @@ FenceResult fence(PgConn& conn, std::vector<std::string> roles,
       "SELECT coalesce(string_agg(pid::text, ',') FILTER (WHERE pg_terminate_backend(pid)), '') "
       "FROM pg_stat_activity WHERE usename = ANY(string_to_array($1, ',')) "
       "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-      "AND NOT pid = ANY(string_to_array($2, ',')::int[])",
+      "AND NOT pid = ANY(string_to_array($2, ',')::int[]) "
+      // The fleet's control sessions (they hold the fleet's advisory lock) only ever write the
+      // pgcutover schema, and the flip still needs them to command the proxies.
+      "AND pid NOT IN (SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND "
+      "l.classid = " +
+          std::to_string(fleet::kFleetLockClass) +
+          " AND l.objsubid = 2 AND "
+          "l.pid IS NOT NULL)",
       {role_list, spare});
   if (!t) {
     res.error = "ending the fenced roles' sessions: " + t.error().message;

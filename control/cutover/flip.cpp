@@ -64,6 +64,8 @@ struct Cutover {
   std::vector<uint64_t> epochs;
   bool paused = false, fenced = false, swapped = false, flip_started = false;
   std::vector<std::string> fenced_roles;
+  bool authority_recorded = false;  // the fleet's databases were told the destination
+  std::string fleet_problems;       // why a channel database did not open
 
   // Report.
   json::array steps;
@@ -259,7 +261,10 @@ struct Cutover {
     auto st = fleet.status();
     d["proxies"] = to_json(st);
     if (fleet.size() == 0) {
-      failure = "no proxies configured ([[control.proxies]] in the config)";
+      failure =
+          "no proxies: none in [[control.proxies]] and no live fleet member (`pgcutoverctl "
+          "fleet`)" +
+          (fleet_problems.empty() ? std::string() : " (fleet channel: " + fleet_problems + ")");
       return false;
     }
     std::optional<uint64_t> epoch;
@@ -434,7 +439,17 @@ struct Cutover {
     flip_started = true;
     auto st = fleet.status();
     std::vector<uint64_t> ep;
-    for (const auto& a : st) ep.push_back(a.epoch);
+    uint64_t next_epoch = 0;
+    for (const auto& a : st) {
+      ep.push_back(a.epoch);
+      next_epoch = std::max(next_epoch, a.epoch + 1);
+    }
+    // Before any gate opens on the destination, the databases say where the fleet is going: a
+    // proxy that starts from now on reads it before its first client.
+    if (std::string p = fleet.record_authority(to_name(), next_epoch); !p.empty())
+      notes.emplace_back("fleet authority not recorded (" + p +
+                         "): a proxy starting now follows its state file");
+    authority_recorded = true;
     auto a = fleet.flip(to_name(), ep);
     for (int attempt = 0; attempt < 3 && !all_ok(a); ++attempt) {
       std::this_thread::sleep_for(milliseconds(100));
@@ -590,6 +605,14 @@ struct Cutover {
       note(all_ok(r) ? "flipped back to " + from_name()
                      : "flip back failed: " + describe_failures(r));
     }
+    if (authority_recorded) {
+      uint64_t epoch = 0;
+      for (const auto& a : fleet.status())
+        if (a.ok) epoch = std::max(epoch, a.epoch);
+      std::string p = fleet.record_authority(from_name(), epoch);
+      note(p.empty() ? "fleet authority back on " + from_name()
+                     : "could not record the fleet authority: " + p);
+    }
     auto r = fleet.resume();
     note(all_ok(r) ? "all proxies resumed on " + from_name() : "resume: " + describe_failures(r));
     return done;
@@ -648,7 +671,13 @@ bool load_common(Cutover& c) {
   c.smoke_url = ctx.args.get("smoke-url");
   if (c.smoke_url.empty())
     if (const char* s = std::getenv("PGCUTOVER_SMOKE_URL")) c.smoke_url = s;
-  return c.connect_all();
+  if (!c.connect_all()) return false;
+  // The fleet: proxies that take their commands through the databases (docs/fleet.md).
+  std::vector<std::string> problems;
+  if (auto ch = FleetChannel::open(ctx.settings, ctx.connect_timeout, problems))
+    c.fleet.add_fleet(std::shared_ptr<FleetChannel>(std::move(ch)));
+  for (const auto& p : problems) c.fleet_problems += (c.fleet_problems.empty() ? "" : "; ") + p;
+  return true;
 }
 
 std::string new_run_id() {

@@ -257,6 +257,15 @@ void AdminServer::route(std::string method, std::string path, HttpHandler handle
   impl_->routes[std::move(path)][std::move(method)] = Route{std::move(handler), access};
 }
 
+HttpReply AdminServer::dispatch(const HttpRequest& request) const {
+  auto path_it = impl_->routes.find(request.path);
+  if (path_it == impl_->routes.end()) return HttpReply::error(404, "not_found", "no such endpoint");
+  auto m = path_it->second.find(request.method);
+  if (m == path_it->second.end())
+    return HttpReply::error(405, "method_not_allowed", "method not allowed");
+  return call_handler(m->second.handler, request);
+}
+
 bool AdminServer::start(std::string& error) {
   Impl& s = *impl_;
   if (s.started) {

@@ -80,6 +80,12 @@ class AdminServer {
   void route(std::string method, std::string path, HttpHandler handler,
              RouteAccess access = RouteAccess::kToken);
 
+  // Runs one request through the routes without HTTP and without the token check, on the
+  // caller's thread (it may block for a drain): for callers that authenticated the request
+  // another way, such as the fleet channel (proxy/fleet/fleet_agent.h), whose commands come
+  // from rows only the database's owner may write. Works whether or not start() was called.
+  HttpReply dispatch(const HttpRequest& request) const;
+
   // Binds, listens and starts the server thread. false with `error` set (bind failure, bad TLS
   // files); never throws.
   bool start(std::string& error);

@@ -43,6 +43,23 @@ CutoverOptions cutover_options(const Settings& s, const ActiveBackend& active) {
   return o;
 }
 
+FleetAgentOptions fleet_agent_options(const Settings& s, std::string admin_address) {
+  FleetAgentOptions o;
+  o.name = s.config.fleet.name.empty() ? default_member_name() : s.config.fleet.name;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) o.host = host;
+  o.version = PGCUTOVER_VERSION;
+  o.admin = std::move(admin_address);
+  for (const auto& name : s.config.fleet.channel)
+    if (auto e = s.endpoint(name)) o.channel.emplace_back(name, e);
+  o.limits = s.server_limits;
+  o.connect_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(s.config.proxy.server_connect_timeout);
+  o.reconnect_interval =
+      std::chrono::duration_cast<std::chrono::milliseconds>(s.config.fleet.reconnect_interval);
+  return o;
+}
+
 }  // namespace
 
 ControlPlane::ControlPlane(DataPlane& plane, const Settings& settings)
@@ -66,11 +83,14 @@ ControlPlane::~ControlPlane() {
 }
 
 bool ControlPlane::start(std::string& error) {
-  if (admin_options_.token.empty()) {
+  const Config& config = plane_.settings()->config;
+  const bool fleet = config.fleet.enabled;
+  if (admin_options_.token.empty() && !fleet) {
     log::warn("admin_api_disabled", {{"reason", "[admin] token is empty"},
                                      {"fix", "set [admin] token to enable cutover commands"}});
     return true;
   }
+  // The routes answer the admin API's HTTP requests and the fleet channel's commands alike.
   auto admin = std::make_unique<AdminServer>(admin_options_);
   AdminRouteOptions routes;
   routes.metrics_text = [this] {
@@ -95,8 +115,26 @@ bool ControlPlane::start(std::string& error) {
     return table ? render_routes_json(*table, plane_.settings()->config) : std::string("[]");
   };
   register_admin_routes(*admin, engine_, routes);
-  if (!admin->start(error)) return false;
+  if (!admin_options_.token.empty()) {
+    if (!admin->start(error)) return false;
+    admin_listening_ = true;
+  } else {
+    log::info("admin_api_off", {{"reason", "[admin] token is empty; [fleet] carries commands"}});
+  }
   admin_ = std::move(admin);
+  if (fleet) {
+    agent_ = std::make_unique<FleetAgent>(
+        fleet_agent_options(*plane_.settings(),
+                            admin_listening_
+                                ? admin_options_.listen_addr + ":" + std::to_string(admin_->port())
+                                : std::string()),
+        [router = admin_.get()](const HttpRequest& r) { return router->dispatch(r); },
+        [this] {
+          CutoverStatus st = engine_.status();
+          return MemberState{std::string(to_string(st.state)), st.backend, st.epoch};
+        });
+    agent_->start();
+  }
   return true;
 }
 
@@ -158,7 +196,11 @@ void ControlPlane::offer_handover() {
 void ControlPlane::stop() {
   if (offer_) offer_->stop();
   if (predecessor_) predecessor_->stop();
-  engine_.stop();
+  engine_.stop();  // first: a fleet command blocked in a drain returns
+  if (agent_) {
+    agent_->stop();
+    agent_.reset();
+  }
   if (admin_) {
     admin_->stop();
     admin_.reset();

@@ -1,6 +1,7 @@
 // Everything that steers the data plane from outside: the cutover engine, the admin API that
 // drives it, and the Prometheus metrics it serves. Built from the configuration next to the
-// DataPlane; the admin API runs on its own thread, so a long drain never blocks a shard.
+// DataPlane; the admin API and the fleet channel run on their own threads, so a long drain
+// never blocks a shard.
 #pragma once
 
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "proxy/admin/admin_server.h"
 #include "proxy/cutover/cutover_engine.h"
+#include "proxy/fleet/fleet_agent.h"
 #include "proxy/runtime/handover.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/runtime/traffic_control.h"
@@ -30,7 +32,7 @@ class ControlPlane {
   bool start(std::string& error);
   // Reopens a closed gate (shutdown must never wait on a pause) and stops the admin API.
   void stop();
-  bool admin_running() const { return admin_ != nullptr; }
+  bool admin_running() const { return admin_listening_; }
 
   // ---- planned hand-over (proxy/runtime/handover.h) ----
   // The successor, before start(): serve the admin API on the predecessor's socket and hold
@@ -49,7 +51,9 @@ class ControlPlane {
   CutoverEngine engine_;
   Readiness readiness_{plane_};  // GET /readyz
   AdminServerOptions admin_options_;
-  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<AdminServer> admin_;  // the routes; listening only with a token
+  bool admin_listening_ = false;
+  std::unique_ptr<FleetAgent> agent_;  // [fleet]: commands through the databases
   std::unique_ptr<HandoverOffer> offer_;
   std::unique_ptr<PredecessorWatch> predecessor_;
 };

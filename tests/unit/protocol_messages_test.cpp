@@ -272,6 +272,21 @@ TEST(ProtocolMessages, NotificationRoundTrip) {
   EXPECT_EQ(n->payload, "{\"id\":1}");
 }
 
+TEST(ProtocolMessages, DataRowValuesAndNull) {
+  std::string w;
+  MessageWriter(w, 'D').int16(3).int32(2).raw("42").int32(-1).int32(0).end();
+  auto row = parse_data_row(one_frame(w, 'D').body);
+  ASSERT_TRUE(row);
+  ASSERT_EQ(row->size(), 3u);
+  EXPECT_EQ((*row)[0], "42");
+  EXPECT_FALSE((*row)[1]);
+  EXPECT_EQ((*row)[2], "");
+  // A length past the end, a negative length other than -1, or bytes left over: malformed.
+  EXPECT_FALSE(parse_data_row(as_bytes(be16(1) + be32(5) + "ab")));
+  EXPECT_FALSE(parse_data_row(as_bytes(be16(1) + be32(-2))));
+  EXPECT_FALSE(parse_data_row(as_bytes(be16(0) + "x")));
+}
+
 TEST(ProtocolMessages, CommandCompleteRoundTrip) {
   std::string w;
   append_command_complete(w, "INSERT 0 5");

@@ -1,0 +1,65 @@
+// The proxy's side of the fleet channel (common/fleet_contract.h, docs/fleet.md): for each
+// channel database, one control session that registers this proxy, holds its liveness lock,
+// LISTENs for commands and answers each one with what the admin API would have answered.
+// A command read from both databases runs once; its answer is written to each. A lost session
+// is opened again every reconnect_interval; meanwhile the controller sees the member missing.
+//
+// Its own thread and io_context, like the admin API: nothing here can slow a shard, and a pause
+// that blocks for its drain runs on a worker thread, never on the channel's reader.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/admin/admin_server.h"
+#include "proxy/settings/settings.h"
+
+namespace pgcutover::proxy {
+
+// What the member row says about this proxy (refreshed after every command).
+struct MemberState {
+  std::string state;    // running | paused | ...
+  std::string backend;  // active backend
+  std::uint64_t epoch = 0;
+};
+
+struct FleetAgentOptions {
+  std::string name;
+  std::string host;
+  std::string version;
+  std::string admin;  // "addr:port" of this proxy's admin API, "" when it has none
+  // channel backend name -> endpoint
+  std::vector<std::pair<std::string, std::shared_ptr<const BackendEndpoint>>> channel;
+  protocol::Limits limits;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds reconnect_interval{2000};
+};
+
+class FleetAgent {
+ public:
+  using Execute = std::function<HttpReply(const HttpRequest&)>;
+  using LocalState = std::function<MemberState()>;
+
+  FleetAgent(FleetAgentOptions options, Execute execute, LocalState local_state);
+  ~FleetAgent();
+  FleetAgent(const FleetAgent&) = delete;
+  FleetAgent& operator=(const FleetAgent&) = delete;
+
+  void start();
+  // Ends the control sessions (the member leaves the fleet) and joins the threads. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// The member name when [fleet] name is empty: "$DYNO.<host>" when DYNO is set (Heroku), else
+// "<host>.<pid>", cut to a valid name.
+std::string default_member_name();
+
+}  // namespace pgcutover::proxy

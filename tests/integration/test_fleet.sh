@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Fleet mode (docs/fleet.md): proxies with [fleet] and no admin port, a controller whose config
+# lists no proxy. They register in the databases, `pgcutoverctl flip` moves all of them under
+# pgbench (tpcb-like, and connect-per-transaction) with 0 failed transactions and every
+# acknowledged ledger row on the target once; the fence leaves their control sessions alone;
+# a proxy started after the flip with the unchanged config serves its first query from the
+# target (the authority in the databases, not its state file); `revert` brings all back.
+. "$(dirname "$0")/../lib/proxy_harness.bash"
+
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
+[ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
+N=${FLEET_TEST_PROXIES:-4}
+PIDS=()
+fleet_cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  if [ $rc -ne 0 ]; then
+    for f in "$PROXY_DIR"/p*.log "$PROXY_DIR"/ctl.* "$PROXY_DIR"/bench*.log; do
+      case $f in *.toml) continue ;; esac
+      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
+    done
+  fi
+  pgc_stop_all || true
+  rm -rf "$PROXY_DIR"
+  exit $rc
+}
+trap fleet_cleanup EXIT
+
+pgc_start src heroku --logical >/dev/null
+pgc_start tgt rds >/dev/null
+export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
+export PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
+JOURNAL=$PROXY_DIR/flip.journal
+
+# The controller's config: the same backends, no [[control.proxies]].
+PROXY_PORT=$(pgc_free_port) proxy_write_config "$PROXY_DIR/ctl.toml" transaction 10 require "
+[control]
+journal = \"$JOURNAL\"
+"
+PORTS=()
+write_fleet_config() { # <n>
+  PORTS[$1]=$(pgc_free_port)
+  PROXY_PORT=${PORTS[$1]} proxy_write_config "$PROXY_DIR/p$1.toml" transaction 10 require "
+[cutover]
+max_pause = 30
+
+[fleet]
+enabled = true
+name = \"dyno-$1\"
+reconnect_interval = 0.5
+"
+  sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$1.json\"|" "$PROXY_DIR/p$1.toml"
+}
+start_proxy() { # <n>
+  "$PROXY_BIN" -c "$PROXY_DIR/p$1.toml" >>"$PROXY_DIR/p$1.log" 2>&1 &
+  PIDS[$1]=$!
+  pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "${PORTS[$1]}" -t 1 || fail "proxy $1 does not accept"
+}
+ctl() { # pgcutoverctl with the controller's config; output in ctl.out / ctl.err
+  timeout 120 "$CTL_BIN" "$@" -c "$PROXY_DIR/ctl.toml" >"$PROXY_DIR/ctl.out" 2>"$PROXY_DIR/ctl.err"
+}
+# fleet_is <count> <state> <backend>: that many live members, every live one in that state/backend
+fleet_is() {
+  ctl fleet --json || return 1
+  python3 - "$PROXY_DIR/ctl.out" "$@" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); n, state, backend = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+live = [m for m in d["members"] if m["live"]]
+sys.exit(0 if len(live) == n and all(m["state"] == state and m["backend"] == backend for m in live) else 1)
+PY
+}
+
+# ---- data, schema, replication, validation ----
+export PGPASSWORD=$SRC_APP_PASSWORD
+timeout 120 pgbench -i -q -s 1 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
+pgc_psql src -qc "CREATE TABLE ledger (id bigserial PRIMARY KEY, client int NOT NULL, at timestamptz DEFAULT now())"
+pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+"$CTL_BIN" schema copy --source-url "$SRC_URL" --target-url "$TGT_URL" >/dev/null || fail "schema copy"
+"$CTL_BIN" replicate start --method logical --source-url "$SRC_URL" --target-url "$TGT_URL" \
+  --subscriber-url "$TGT_ADMIN_URL" --wait-timeout 120 >/dev/null || fail "replicate start"
+"$CTL_BIN" validate --source-url "$SRC_URL" --target-url "$TGT_URL" --jobs 2 >/dev/null || fail "validate"
+
+# ---- the fleet registers ----
+ctl fleet && fail "fleet listed members before any database had the schema"
+grep -q "fleet setup" "$PROXY_DIR/ctl.err" || fail "no hint at fleet setup: $(cat "$PROXY_DIR/ctl.err")"
+ctl fleet setup || fail "fleet setup: $(cat "$PROXY_DIR/ctl.err")"
+ctl fleet setup || fail "fleet setup is not idempotent: $(cat "$PROXY_DIR/ctl.err")"
+for i in $(seq 1 "$N"); do
+  write_fleet_config "$i"
+  grep -q "^\[admin\]" "$PROXY_DIR/p$i.toml" && fail "the fleet proxies must have no admin API"
+  start_proxy "$i"
+done
+pgc_wait_until 20 fleet_is "$N" running source || fail "the fleet did not register: $(cat "$PROXY_DIR/ctl.out")"
+pass "$N proxies with [fleet] and no admin port registered in the databases"
+
+# ---- the flip under load, through the databases only ----
+cat >"$PROXY_DIR/ledger.sql" <<'SQL'
+INSERT INTO ledger (client) VALUES (:client_id);
+SQL
+base=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
+export PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require
+run_bench() { # <port> <log> <seconds> [pgbench options]
+  local port=$1 log=$2 secs=$3
+  shift 3
+  timeout 120 pgbench -n -c 4 -j 1 -T "$secs" -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" "$@" \
+    -h 127.0.0.1 -p "$port" -U app app >"$log" 2>&1
+}
+run_bench "${PORTS[1]}" "$PROXY_DIR/bench1.log" 8 &
+b1=$!
+run_bench "${PORTS[2]}" "$PROXY_DIR/bench2.log" 8 -C &
+b2=$!
+pgc_wait_until 10 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from ledger') -gt $((base + 20)) ]" ||
+  fail "pgbench does not write"
+ctl flip --json --subscriber-url "$TGT_ADMIN_URL" --source-subscriber-url "$SRC_ADMIN_URL" \
+  --reverse-publisher-url "$TGT_ADMIN_URL" || { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "flip of the fleet"; }
+cp "$PROXY_DIR/ctl.out" "$PROXY_DIR/flip.json"
+wait $b1 || fail "pgbench through proxy 1 failed"
+wait $b2 || fail "pgbench -C through proxy 2 failed"
+acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
+for l in "$PROXY_DIR"/bench[12].log; do
+  grep -q "number of failed transactions: 0 " "$l" || fail "failed transactions in $l"
+done
+want=$((base + $(acked "$PROXY_DIR/bench1.log") + $(acked "$PROXY_DIR/bench2.log")))
+got=$(pgc_admin_psql tgt -XAtc "select count(*) from ledger")
+got_distinct=$(pgc_admin_psql tgt -XAtc "select count(distinct id) from ledger")
+[ "$got" = "$want" ] && [ "$got_distinct" = "$want" ] || fail "ledger on target: $got rows ($got_distinct distinct), acknowledged $want"
+read -r moved pause_ms < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+flip = [s for s in r["steps"] if s["step"] == "flip"][0]
+print(sum(1 for p in flip["data"]["proxies"] if p["ok"] and p["admin_url"].startswith("fleet:")), int(r["write_pause_ms"]))' "$PROXY_DIR/flip.json")
+[ "$moved" = "$N" ] || fail "the flip moved $moved fleet members, not $N"
+pgc_wait_until 10 fleet_is "$N" running target || fail "after the flip: $(cat "$PROXY_DIR/ctl.out")"
+auth=$(pgc_admin_psql src -XAtc "select backend || ' ' || epoch from pgcutover.fleet_authority")
+[ "$auth" = "target 1" ] || fail "authority on the source: '$auth' (flip notes: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("notes"))' "$PROXY_DIR/flip.json"))"
+auth=$(pgc_admin_psql tgt -XAtc "select backend || ' ' || epoch from pgcutover.fleet_authority")
+[ "$auth" = "target 1" ] || fail "authority on the target: '$auth'"
+pass "flip of $N fleet proxies through the databases under pgbench (plain and -C): 0 failed, ledger $got/$want, write pause $pause_ms ms, authority target/1 in both"
+
+# ---- a proxy that starts after the flip, config unchanged ----
+write_fleet_config $((N + 1))
+grep -q 'initial_backend' "$PROXY_DIR/p$((N + 1)).toml" && fail "the late proxy's config names a backend"
+start_proxy $((N + 1))
+port=$(psql -XAt "host=127.0.0.1 port=${PORTS[$((N + 1))]} user=app dbname=app sslmode=require" -c "select current_setting('port')") ||
+  fail "first query through the late proxy"
+[ "$port" = "$TGT_PORT" ] || fail "the late proxy's first query ran on port $port, not the target's $TGT_PORT"
+grep -q '"fleet_authority_adopted"\|fleet_authority_adopted' "$PROXY_DIR/p$((N + 1)).log" || fail "no fleet_authority_adopted in the late proxy's log"
+pgc_wait_until 10 fleet_is $((N + 1)) running target || fail "the late proxy did not join: $(cat "$PROXY_DIR/ctl.out")"
+pass "a proxy started after the flip with the same config serves its first query from the target"
+
+# ---- revert, the same way ----
+ctl revert --json --subscriber-url "$TGT_ADMIN_URL" --source-subscriber-url "$SRC_ADMIN_URL" \
+  --reverse-publisher-url "$TGT_ADMIN_URL" || { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "revert of the fleet"; }
+pgc_wait_until 10 fleet_is $((N + 1)) running source || fail "after the revert: $(cat "$PROXY_DIR/ctl.out")"
+port=$(psql -XAt "host=127.0.0.1 port=${PORTS[1]} user=app dbname=app sslmode=require" -c "select current_setting('port')")
+[ "$port" = "$SRC_PORT" ] || fail "after the revert proxy 1 serves from port $port"
+pass "revert moved all $((N + 1)) fleet proxies back to the source"
+
+# ---- a member that dies leaves the fleet at once ----
+kill -KILL "${PIDS[3]}"
+pgc_wait_until 10 bash -c "'$CTL_BIN' fleet --json -c '$PROXY_DIR/ctl.toml' | python3 -c 'import json,sys; d=json.load(sys.stdin); m=[x for x in d[\"members\"] if x[\"name\"]==\"dyno-3\"][0]; sys.exit(0 if not m[\"live\"] else 1)'" ||
+  fail "a SIGKILLed proxy still listed live"
+pass "a SIGKILLed proxy is listed as vanished (its control sessions ended with it)"
