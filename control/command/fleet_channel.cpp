@@ -151,7 +151,8 @@ std::vector<FleetMember> FleetChannel::members() {
 
 std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std::string& path,
                                             const std::vector<FleetCommand>& commands,
-                                            std::chrono::milliseconds timeout) {
+                                            std::chrono::milliseconds timeout,
+                                            const std::optional<std::string>& broadcast_body) {
   std::vector<FleetAnswer> out(commands.size());
   if (commands.empty()) return out;
   const std::string key = random_hex(12) + "-" + std::to_string(++sent_);
@@ -174,19 +175,26 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
     members.push_back(c.member);
     bodies.push_back(c.body);
   }
+  if (broadcast_body) {
+    members.emplace_back("*");
+    bodies.push_back(*broadcast_body);
+  }
   const std::string expires = std::to_string(timeout.count()) + " milliseconds";
   for (auto& db : dbs_) {
     drain_notifications(db.conn);
     // One statement: the rows and the NOTIFY commit together.
     db.conn.exec(
-        "WITH ins AS (INSERT INTO pgcutover.fleet_command (key, target, method, path, body,"
+        "WITH old AS (UPDATE pgcutover.fleet_command SET expires_at = clock_timestamp()"
+        " WHERE target = '*' AND expires_at > clock_timestamp() AND $7::boolean),"
+        " ins AS (INSERT INTO pgcutover.fleet_command (key, target, method, path, body,"
         " expires_at) SELECT $1, t.member, $2, $3, t.body, clock_timestamp() + $4::interval"
         " FROM unnest($5::text[], $6::text[]) AS t(member, body) RETURNING 1),"
         " n AS (SELECT pg_notify('" +
             std::string(fleet::kCommandChannel) +
             "', $1))"
             " SELECT count(*) FROM ins, n",
-        {key, method, path, expires, array_of(members), array_of(bodies)});
+        {key, method, path, expires, array_of(members), array_of(bodies),
+         broadcast_body ? "true" : "false"});
   }
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < commands.size(); ++i) index[commands[i].member] = i;

@@ -56,9 +56,13 @@ class FleetChannel {
   std::vector<FleetMember> members();
   // The same method and path to each member (its own body), in one transaction per database;
   // waits until every member answered on either database, or `timeout`.
+  // `broadcast_body`: also address the command to '*' with this body, for a proxy that joins
+  // before it expires (it runs it before its first client); it supersedes the previous '*'
+  // command (a resume ends the window of the pause before it).
   std::vector<FleetAnswer> send(const std::string& method, const std::string& path,
                                 const std::vector<FleetCommand>& commands,
-                                std::chrono::milliseconds timeout);
+                                std::chrono::milliseconds timeout,
+                                const std::optional<std::string>& broadcast_body = std::nullopt);
   // pgcutover.fleet_authority := (backend, epoch) in every channel database. Returns one
   // problem per database it could not write ("" when all were written).
   std::string record_authority(const std::string& backend, std::uint64_t epoch);

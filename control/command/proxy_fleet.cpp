@@ -95,10 +95,15 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
       for (size_t k : through_fleet)
         commands.push_back(
             {members_[which[k] - proxies_.size()], k < bodies.size() ? bodies[k] : std::string()});
+      // The whole fleet paused, flipped or resumed: a proxy joining meanwhile does the same.
+      std::optional<std::string> broadcast;
+      if (through_fleet.size() == members_.size() &&
+          (path == "/v1/pause" || path == "/v1/flip" || path == "/v1/resume"))
+        broadcast = commands.front().body;
       std::vector<FleetAnswer> answers;
       {
         std::lock_guard<std::mutex> lock(channel_mutex_);
-        answers = channel_->send(method, path, commands, timeout);
+        answers = channel_->send(method, path, commands, timeout, broadcast);
       }
       for (size_t j = 0; j < through_fleet.size(); ++j) {
         const FleetAnswer& a = answers[j];

@@ -275,6 +275,16 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRout
       return bad_request(b.ok() ? "backend and epoch are required" : b.error());
     return reply_for(e->flip(*backend, static_cast<std::uint64_t>(*epoch)));
   });
+  server.route("POST", "/v1/follow", [e](const HttpRequest& req) {
+    Body b(req, {"backend", "epoch"});
+    b.require("backend");
+    b.require("epoch");
+    auto backend = b.string("backend");
+    auto epoch = b.non_negative("epoch");
+    if (!b.ok() || !backend || !epoch)
+      return bad_request(b.ok() ? "backend and epoch are required" : b.error());
+    return reply_for(e->follow(*backend, static_cast<std::uint64_t>(*epoch)));
+  });
   server.route("POST", "/v1/revert", [e](const HttpRequest& req) {
     Body b(req, {"epoch"});
     auto epoch = b.non_negative("epoch");

@@ -405,6 +405,26 @@ CommandResult CutoverEngine::flip(const std::string& backend, std::uint64_t expe
   return finish(do_flip("flip", backend, expected_epoch));
 }
 
+CommandResult CutoverEngine::follow(const std::string& backend, std::uint64_t epoch) {
+  CommandSlot slot(*this, "follow");
+  if (!slot.held()) return finish(slot.refusal("follow"));
+  std::uint64_t current;
+  std::string active;
+  {
+    std::lock_guard lock(mu_);
+    current = epoch_;
+    active = backend_;
+  }
+  if (epoch <= current) {
+    CommandResult r;
+    r.command = "follow";
+    r.message = "already at epoch " + std::to_string(current) + " (the authority says " +
+                std::to_string(epoch) + ")";
+    return finish(std::move(r));
+  }
+  return finish(do_flip("follow", backend, current, epoch));
+}
+
 CommandResult CutoverEngine::revert(std::optional<std::uint64_t> expected_epoch) {
   CommandSlot slot(*this, "revert");
   if (!slot.held()) return finish(slot.refusal("revert"));
@@ -429,7 +449,8 @@ CommandResult CutoverEngine::revert(std::optional<std::uint64_t> expected_epoch)
 }
 
 CommandResult CutoverEngine::do_flip(const std::string& command, const std::string& backend,
-                                     std::uint64_t expected_epoch) {
+                                     std::uint64_t expected_epoch,
+                                     std::optional<std::uint64_t> to_epoch) {
   CommandResult r;
   r.command = command;
   if (!known_backend(backend)) {
@@ -445,6 +466,24 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
     old_backend = backend_;
     epoch = epoch_;
     state = state_;
+  }
+  if (backend == old_backend && to_epoch) {
+    // Following an authority that names the backend already active: only the epoch moves.
+    if (!store_.persist(backend, *to_epoch)) {
+      r.error = CommandError::kPersistFailed;
+      r.message = "could not persist epoch " + std::to_string(*to_epoch);
+      return r;
+    }
+    {
+      std::lock_guard lock(mu_);
+      epoch_ = *to_epoch;
+    }
+    dp_.retarget(backend, *to_epoch);
+    if (observer_ != nullptr) observer_->epoch_changed(*to_epoch);
+    if (state != CutoverState::kRunning) do_open_gate(&r, command);
+    r.changed = true;
+    r.message = "on " + backend + " at epoch " + std::to_string(*to_epoch);
+    return r;
   }
   if (backend == old_backend && expected_epoch + 1 == epoch) {
     // The repeat of the flip that made this epoch (a controller retrying after a lost
@@ -498,7 +537,7 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
     log::warn("cutover_terminating_unmovable", {{"sessions", std::to_string(r.unmovable.size())}});
   }
 
-  const std::uint64_t new_epoch = epoch + 1;
+  const std::uint64_t new_epoch = to_epoch.value_or(epoch + 1);
   // Persist first: a proxy restarted after this point must come back on the new backend, never
   // the old one (docs/cutover.md, "Persistence").
   if (!store_.persist(backend, new_epoch)) {

@@ -258,6 +258,11 @@ class CutoverEngine {
   // flip and resume. Persists backend and epoch+1 before retargeting and reopening the gate.
   // Any failure reopens the gate on the backend that was active before.
   CommandResult flip(const std::string& backend, std::uint64_t expected_epoch);
+  // Follows the fleet's authority (proxy/fleet/authority.h): when `epoch` is above the current
+  // one, moves to `backend` as a flip would (from RUNNING or PAUSED) but lands on exactly
+  // `epoch`, so that a proxy that missed flips agrees with the fleet again. An epoch not above
+  // the current one changes nothing (ok, changed=false).
+  CommandResult follow(const std::string& backend, std::uint64_t epoch);
   // Flip back to the previous backend. Without an expected epoch the current one is used.
   CommandResult revert(std::optional<std::uint64_t> expected_epoch = std::nullopt);
   CommandResult set_read_only(bool enabled);
@@ -290,8 +295,10 @@ class CutoverEngine {
   bool do_pause(const PauseRequest& request, CommandResult& result);
   // Reopens the gate and records the pause duration. Called inside a command (or dead-man).
   void do_open_gate(CommandResult* result, std::string_view reason);
+  // `to_epoch`: the epoch to land on (follow); default: the current one + 1.
   CommandResult do_flip(const std::string& command, const std::string& backend,
-                        std::uint64_t expected_epoch);
+                        std::uint64_t expected_epoch,
+                        std::optional<std::uint64_t> to_epoch = std::nullopt);
   void set_state_locked(CutoverState s);
   void fill_locked(CommandResult& r) const;
   CommandResult finish(CommandResult r);

@@ -5,6 +5,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <map>
@@ -27,6 +28,16 @@ std::string lock_class() {
 // Commands answered, remembered so that the copy read from the other database gets the same
 // answer instead of a second run.
 constexpr std::size_t kRememberedCommands = 512;
+
+// A JSON string literal for a backend name (names are config keys: no control characters).
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
 
 }  // namespace
 
@@ -74,6 +85,20 @@ struct FleetAgent::Impl {
   };
   std::map<std::string, Job, std::less<>> jobs;
   std::deque<std::string> job_order;
+  int running = 0;  // commands (and follows) executing on a worker
+
+  // The first sync (wait_first_sync): joined, authority followed, waiting commands run.
+  bool first_fetch_done = false;
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  bool synced = false;
+  void maybe_synced() {
+    if (!first_fetch_done || running > 0) return;
+    std::lock_guard lock(sync_mu);
+    if (synced) return;
+    synced = true;
+    sync_cv.notify_all();
+  }
 
   Impl(FleetAgentOptions options, Execute ex, LocalState ls)
       : o(std::move(options)), execute(std::move(ex)), local_state(std::move(ls)) {
@@ -119,12 +144,17 @@ struct FleetAgent::Impl {
         log::info("fleet_joined", {{"backend", o.channel[i].first},
                                    {"member", o.name},
                                    {"control_pid", std::to_string(session->backend_pid())}});
+        co_await follow_authority(i, *session);
         schedule_fetch(i);  // commands issued while this session was away
         co_await session->closed();
         if (!stopped)
           log::warn("fleet_channel_lost", {{"backend", o.channel[i].first}, {"member", o.name}});
       } else {
         problem(i, why);
+        // The database answered and has nothing to tell (no schema, say): not worth holding
+        // the first client for.
+        first_fetch_done = true;
+        maybe_synced();
       }
       session->close();
       links[i].session.reset();
@@ -196,6 +226,37 @@ struct FleetAgent::Impl {
     co_return true;
   }
 
+  // The databases say where the fleet is: a proxy that missed a flip (its session was down,
+  // its dyno slept) moves there and lands on the fleet's epoch.
+  awaitable<void> follow_authority(std::size_t i, ControlLink& s) {
+    QueryRows r = co_await s.query("SELECT backend, epoch FROM pgcutover.fleet_authority");
+    if (!r.ok || r.rows.empty() || r.rows[0].size() != 2 || !r.rows[0][0] || !r.rows[0][1])
+      co_return;
+    std::string backend = *r.rows[0][0];
+    std::uint64_t epoch = std::stoull(*r.rows[0][1]);
+    if (epoch <= local_state().epoch) co_return;
+    log::info("fleet_authority_follow", {{"backend", backend},
+                                         {"epoch", std::to_string(epoch)},
+                                         {"read_from", o.channel[i].first}});
+    HttpRequest req;
+    req.method = "POST";
+    req.path = "/v1/follow";
+    req.body = "{\"backend\":" + json_string(backend) + ",\"epoch\":" + std::to_string(epoch) + "}";
+    req.content_type = "application/json";
+    req.remote = "fleet:" + o.channel[i].first;
+    ++running;
+    asio::post(workers, [this, req] {
+      HttpReply reply = execute(req);
+      if (reply.status != 200)
+        log::warn("fleet_authority_follow_failed",
+                  {{"status", std::to_string(reply.status)}, {"answer", reply.body}});
+      asio::post(io, [this] {
+        --running;
+        maybe_synced();
+      });
+    });
+  }
+
   void schedule_fetch(std::size_t i) {
     Link& l = links[i];
     if (!l.session) return;
@@ -226,6 +287,8 @@ struct FleetAgent::Impl {
       }
     } while (links[i].fetch_again && links[i].session == session);
     if (links[i].session == session) links[i].fetching = false;
+    first_fetch_done = true;
+    maybe_synced();
   }
 
   void handle(std::size_t i, const std::string& key, const std::string& method,
@@ -250,6 +313,7 @@ struct FleetAgent::Impl {
     req.content_type = "application/json";
     req.remote = "fleet:" + o.channel[i].first;
     // The command may block (a pause waits for its drain): a worker runs it.
+    ++running;
     asio::post(workers, [this, key, req] {
       HttpReply reply = execute(req);
       MemberState st = local_state();
@@ -263,6 +327,7 @@ struct FleetAgent::Impl {
     auto it = jobs.find(key);
     if (it == jobs.end()) return;
     Job& job = it->second;
+    --running;
     job.done = true;
     job.reply = std::move(reply);
     job.state = std::move(st);
@@ -275,6 +340,7 @@ struct FleetAgent::Impl {
       if (old != jobs.end() && old->second.done) jobs.erase(old);
       job_order.pop_front();
     }
+    maybe_synced();
   }
 
   void ack(std::size_t i, const std::string& key, const Job& job) {
@@ -320,6 +386,12 @@ void FleetAgent::start() {
   s.thread = std::thread([&s] { s.io.run(); });
   log::info("fleet_enabled",
             {{"member", s.o.name}, {"channel_databases", std::to_string(s.o.channel.size())}});
+}
+
+bool FleetAgent::wait_first_sync(std::chrono::milliseconds timeout) {
+  Impl& s = *impl_;
+  std::unique_lock lock(s.sync_mu);
+  return s.sync_cv.wait_for(lock, timeout, [&s] { return s.synced; });
 }
 
 void FleetAgent::stop() {

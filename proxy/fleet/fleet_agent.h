@@ -50,6 +50,11 @@ class FleetAgent {
   FleetAgent& operator=(const FleetAgent&) = delete;
 
   void start();
+  // Blocks until the agent has joined a channel database, followed its authority and run the
+  // commands waiting there (a pause in progress, say), or `timeout`: called before the proxy
+  // accepts its first client, so a proxy that starts in the middle of a flip is told the phase
+  // before it takes traffic. false on timeout (no database answered in time).
+  bool wait_first_sync(std::chrono::milliseconds timeout);
   // Ends the control sessions (the member leaves the fleet) and joins the threads. Idempotent.
   void stop();
 

@@ -134,6 +134,14 @@ bool ControlPlane::start(std::string& error) {
           return MemberState{std::string(to_string(st.state)), st.backend, st.epoch};
         });
     agent_->start();
+    // Told the phase before the first client: a pause in progress, a flip this proxy missed.
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+        plane_.settings()->config.proxy.server_connect_timeout);
+    if (!agent_->wait_first_sync(wait))
+      log::warn("fleet_not_synced", {{"waited_ms", std::to_string(wait.count())},
+                                     {"consequence",
+                                      "serving on the state file's backend until a "
+                                      "channel database answers"}});
   }
   return true;
 }

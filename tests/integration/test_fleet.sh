@@ -4,7 +4,9 @@
 # pgbench (tpcb-like, and connect-per-transaction) with 0 failed transactions and every
 # acknowledged ledger row on the target once; the fence leaves their control sessions alone;
 # a proxy started after the flip with the unchanged config serves its first query from the
-# target (the authority in the databases, not its state file); `revert` brings all back.
+# target (the authority in the databases, not its state file); `revert` brings all back; with
+# the controller killed while the fleet is paused, a proxy started meanwhile comes up paused and
+# `recover` resumes everyone; a SIGKILLed proxy leaves the fleet.
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
@@ -155,6 +157,22 @@ pgc_wait_until 10 fleet_is $((N + 1)) running source || fail "after the revert: 
 port=$(psql -XAt "host=127.0.0.1 port=${PORTS[1]} user=app dbname=app sslmode=require" -c "select current_setting('port')")
 [ "$port" = "$SRC_PORT" ] || fail "after the revert proxy 1 serves from port $port"
 pass "revert moved all $((N + 1)) fleet proxies back to the source"
+
+# ---- the controller dies while the fleet is paused; a proxy starts meanwhile ----
+ADMIN_OPTS=(--subscriber-url "$TGT_ADMIN_URL" --source-subscriber-url "$SRC_ADMIN_URL" --reverse-publisher-url "$TGT_ADMIN_URL")
+rc=0
+PGCUTOVER_CRASH_AFTER_STEP=pause ctl flip "${ADMIN_OPTS[@]}" || rc=$?
+[ $rc = 99 ] || fail "crash after pause: exit $rc, expected 99 ($(cat "$PROXY_DIR/ctl.err"))"
+pgc_wait_until 10 fleet_is $((N + 1)) paused source || fail "the fleet is not paused after the crash: $(cat "$PROXY_DIR/ctl.out")"
+write_fleet_config $((N + 2))
+start_proxy $((N + 2))
+grep -q "fleet_command" "$PROXY_DIR/p$((N + 2)).log" || fail "the proxy started mid-flip ran no command before accepting"
+pgc_wait_until 10 fleet_is $((N + 2)) paused source || fail "the proxy started mid-flip is not paused: $(cat "$PROXY_DIR/ctl.out")"
+ctl recover "${ADMIN_OPTS[@]}" || { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "recover after the crash"; }
+pgc_wait_until 10 fleet_is $((N + 2)) running source || fail "after recover: $(cat "$PROXY_DIR/ctl.out")"
+psql -XAt "host=127.0.0.1 port=${PORTS[$((N + 2))]} user=app dbname=app sslmode=require" -c "insert into ledger (client) values (0)" >/dev/null ||
+  fail "the proxy started mid-flip does not serve writes after recover"
+pass "controller killed while the fleet was paused: a proxy started meanwhile came up paused (told the phase), recover resumed all $((N + 2))"
 
 # ---- a member that dies leaves the fleet at once ----
 kill -KILL "${PIDS[3]}"

@@ -337,6 +337,30 @@ TEST_F(CutoverEngineTest, FlipFromRunningPrewarmsAndPauses) {
                                                 "retarget:target:1", "open_gate"}));
 }
 
+// Following the fleet's authority lands on exactly its epoch (a proxy that missed flips agrees
+// with the fleet again); an authority not newer than the proxy changes nothing.
+TEST_F(CutoverEngineTest, FollowLandsOnTheAuthoritysEpoch) {
+  auto e = make();
+  CommandResult r = e->follow("target", 3);
+  EXPECT_TRUE(r.ok()) << r.message;
+  EXPECT_TRUE(r.changed);
+  EXPECT_EQ(r.backend, "target");
+  EXPECT_EQ(r.epoch, 3u);
+  EXPECT_EQ(ev.get(), (std::vector<std::string>{"prewarm:target", "close_gate", "persist:target:3",
+                                                "retarget:target:3", "open_gate"}));
+  ev.clear();
+  r = e->follow("source", 3);
+  EXPECT_TRUE(r.ok());
+  EXPECT_FALSE(r.changed);
+  EXPECT_EQ(e->status().backend, "target");
+  // Same backend, newer epoch: only the epoch moves, no pause.
+  r = e->follow("target", 5);
+  EXPECT_TRUE(r.ok()) << r.message;
+  EXPECT_EQ(ev.get(), (std::vector<std::string>{"persist:target:5", "retarget:target:5"}));
+  EXPECT_EQ(e->status().epoch, 5u);
+  EXPECT_EQ(e->follow("nowhere", 9).error, CommandError::kUnknownBackend);
+}
+
 // A stale epoch is refused and nothing happens, so two controllers cannot fight.
 TEST_F(CutoverEngineTest, StaleEpochIsRefused) {
   auto o = options();
