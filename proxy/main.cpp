@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
       control.inherit(grant);
     }
     plane.on_listening([&control] { control.offer_handover(); });
+    plane.before_accepting([&control] { control.sync_fleet(); });
     std::string error;
     if (!control.start(error)) {
       std::fprintf(stderr, "pgcutover-proxy: admin API: %s\n", error.c_str());

@@ -6,6 +6,7 @@
 #include "control/cli/status.h"
 #include "control/command/admin_client.h"
 #include "control/command/exit_codes.h"
+#include "control/command/fleet_channel.h"
 #include "control/db/control_state.h"
 #include "control/replication/lag.h"
 #include "control/replication/method.h"
@@ -72,6 +73,28 @@ int cmd_status(CommandContext& ctx) {
   }
   report["proxies"] = proxies;
 
+  // The fleet: proxies registered in the databases ([fleet], docs/fleet.md).
+  std::vector<std::string> fleet_problems;
+  auto channel = FleetChannel::open(ctx.settings, ctx.connect_timeout, fleet_problems);
+  json::array fleet;
+  int fleet_live = 0;
+  std::vector<std::string> fleet_lines;
+  if (channel) {
+    for (const auto& m : channel->members()) {
+      if (!m.live) continue;  // `pgcutoverctl fleet` lists the vanished ones too
+      ++fleet_live;
+      fleet.push_back(json::object{{"name", m.name},
+                                   {"state", m.state},
+                                   {"backend", m.backend},
+                                   {"epoch", m.epoch},
+                                   {"host", m.host}});
+      fleet_lines.push_back("  fleet:" + m.name + "  " + m.state + ", epoch " +
+                            std::to_string(m.epoch) + ", backend " + m.backend + " (" + m.host +
+                            ")");
+    }
+    report["fleet"] = fleet;
+  }
+
   // Databases, replication, validation.
   PgError se, te;
   auto source = ctx.settings.source
@@ -116,8 +139,10 @@ int cmd_status(CommandContext& ctx) {
     next = "the last validation failed: fix the reported ranges, then `pgcutoverctl validate`";
   } else if (now - validated_at > 24 * 3600) {
     next = "the last validation is older than a day: run `pgcutoverctl validate` again";
-  } else if (ctx.settings.proxies.empty()) {
-    next = "configure the proxies ([[control.proxies]]) and route the application through them";
+  } else if (ctx.settings.proxies.empty() && fleet_live == 0) {
+    next =
+        "configure the proxies ([[control.proxies]], or [fleet] in theirs: docs/fleet.md) and "
+        "route the application through them";
   } else if (proxies_ok != static_cast<int>(ctx.settings.proxies.size())) {
     next = "every proxy must be reachable before a flip: check the unreachable ones";
   } else {
@@ -132,8 +157,10 @@ int cmd_status(CommandContext& ctx) {
   }
   auto& out = *ctx.out;
   out << "proxies:\n";
-  if (ctx.settings.proxies.empty()) out << "  not configured ([[control.proxies]] in -c FILE)\n";
+  if (ctx.settings.proxies.empty() && fleet_live == 0)
+    out << "  not configured ([[control.proxies]] in -c FILE, or a fleet: docs/fleet.md)\n";
   for (const auto& l : lines) out << l << "\n";
+  for (const auto& l : fleet_lines) out << l << "\n";
   out << "databases:\n  source  "
       << (source ? source->spec().display() : "unreachable: " + se.message) << "\n  target  "
       << (target ? target->spec().display() : "unreachable: " + te.message) << "\n";

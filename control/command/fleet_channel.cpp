@@ -152,7 +152,8 @@ std::vector<FleetMember> FleetChannel::members() {
 std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std::string& path,
                                             const std::vector<FleetCommand>& commands,
                                             std::chrono::milliseconds timeout,
-                                            const std::optional<std::string>& broadcast_body) {
+                                            const std::optional<std::string>& broadcast_body,
+                                            std::chrono::milliseconds broadcast_ttl) {
   std::vector<FleetAnswer> out(commands.size());
   if (commands.empty()) return out;
   const std::string key = random_hex(12) + "-" + std::to_string(++sent_);
@@ -180,6 +181,8 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
     bodies.push_back(*broadcast_body);
   }
   const std::string expires = std::to_string(timeout.count()) + " milliseconds";
+  const std::string broadcast_expires =
+      std::to_string(std::max(timeout, broadcast_ttl).count()) + " milliseconds";
   for (auto& db : dbs_) {
     drain_notifications(db.conn);
     // One statement: the rows and the NOTIFY commit together.
@@ -187,14 +190,15 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
         "WITH old AS (UPDATE pgcutover.fleet_command SET expires_at = clock_timestamp()"
         " WHERE target = '*' AND expires_at > clock_timestamp() AND $7::boolean),"
         " ins AS (INSERT INTO pgcutover.fleet_command (key, target, method, path, body,"
-        " expires_at) SELECT $1, t.member, $2, $3, t.body, clock_timestamp() + $4::interval"
+        " expires_at) SELECT $1, t.member, $2, $3, t.body, clock_timestamp() +"
+        " (CASE WHEN t.member = '*' THEN $8 ELSE $4 END)::interval"
         " FROM unnest($5::text[], $6::text[]) AS t(member, body) RETURNING 1),"
         " n AS (SELECT pg_notify('" +
             std::string(fleet::kCommandChannel) +
             "', $1))"
             " SELECT count(*) FROM ins, n",
         {key, method, path, expires, array_of(members), array_of(bodies),
-         broadcast_body ? "true" : "false"});
+         broadcast_body ? "true" : "false", broadcast_expires});
   }
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < commands.size(); ++i) index[commands[i].member] = i;

@@ -58,11 +58,13 @@ class FleetChannel {
   // waits until every member answered on either database, or `timeout`.
   // `broadcast_body`: also address the command to '*' with this body, for a proxy that joins
   // before it expires (it runs it before its first client); it supersedes the previous '*'
-  // command (a resume ends the window of the pause before it).
+  // command (a resume ends the window of the pause before it). `broadcast_ttl`: how long the
+  // '*' command stays valid (a pause: as long as it may last); default `timeout`.
   std::vector<FleetAnswer> send(const std::string& method, const std::string& path,
                                 const std::vector<FleetCommand>& commands,
                                 std::chrono::milliseconds timeout,
-                                const std::optional<std::string>& broadcast_body = std::nullopt);
+                                const std::optional<std::string>& broadcast_body = std::nullopt,
+                                std::chrono::milliseconds broadcast_ttl = {});
   // pgcutover.fleet_authority := (backend, epoch) in every channel database. Returns one
   // problem per database it could not write ("" when all were written).
   std::string record_authority(const std::string& backend, std::uint64_t epoch);

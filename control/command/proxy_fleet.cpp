@@ -97,13 +97,22 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
             {members_[which[k] - proxies_.size()], k < bodies.size() ? bodies[k] : std::string()});
       // The whole fleet paused, flipped or resumed: a proxy joining meanwhile does the same.
       std::optional<std::string> broadcast;
+      std::chrono::milliseconds ttl{0};
       if (through_fleet.size() == members_.size() &&
-          (path == "/v1/pause" || path == "/v1/flip" || path == "/v1/resume"))
+          (path == "/v1/pause" || path == "/v1/flip" || path == "/v1/resume")) {
         broadcast = commands.front().body;
+        // A pause holds for up to its max_pause (the proxies' dead-man timer): so does the
+        // window in which a joining proxy pauses too, unless a resume supersedes it first.
+        boost::system::error_code ec;
+        auto v = json::parse(*broadcast, ec);
+        if (!ec && v.is_object())
+          if (auto* m = v.as_object().if_contains("max_pause_ms"); m && m->is_number())
+            ttl = std::chrono::milliseconds(m->to_number<long>());
+      }
       std::vector<FleetAnswer> answers;
       {
         std::lock_guard<std::mutex> lock(channel_mutex_);
-        answers = channel_->send(method, path, commands, timeout, broadcast);
+        answers = channel_->send(method, path, commands, timeout, broadcast, ttl);
       }
       for (size_t j = 0; j < through_fleet.size(); ++j) {
         const FleetAnswer& a = answers[j];
@@ -140,6 +149,14 @@ size_t ProxyFleet::add_fleet(std::shared_ptr<FleetChannel> channel) {
     ++added;
   }
   return added;
+}
+
+size_t ProxyFleet::join_fleet(const ControlSettings& settings, std::chrono::seconds connect_timeout,
+                              std::string& problems) {
+  std::vector<std::string> why;
+  auto ch = FleetChannel::open(settings, connect_timeout, why);
+  for (const auto& p : why) problems += (problems.empty() ? "" : "; ") + p;
+  return ch ? add_fleet(std::shared_ptr<FleetChannel>(std::move(ch))) : 0;
 }
 
 std::string ProxyFleet::record_authority(const std::string& backend, uint64_t epoch) {

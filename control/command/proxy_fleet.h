@@ -49,6 +49,10 @@ class ProxyFleet {
   // Adds the live members of the fleet, except those the admin list already reaches (a
   // member registers its admin address). Returns how many were added.
   size_t add_fleet(std::shared_ptr<FleetChannel> channel);
+  // Opens the fleet channel of `settings` (when a database has the schema) and adds its live
+  // members. Why a database did not open goes to `problems` ("" when none).
+  size_t join_fleet(const ControlSettings& settings, std::chrono::seconds connect_timeout,
+                    std::string& problems);
   const std::vector<std::string>& members() const { return members_; }
   // Records the authority in the fleet's databases (no-op without a channel): "" or problems.
   std::string record_authority(const std::string& backend, uint64_t epoch);

@@ -25,6 +25,8 @@ int cmd_recover(CommandContext& ctx) {
 
 int cmd_finalize(CommandContext& ctx) {
   ProxyFleet fleet(ctx.settings.proxies, std::chrono::seconds(5));
+  std::string fleet_problems;
+  fleet.join_fleet(ctx.settings, ctx.connect_timeout, fleet_problems);
   auto st = fleet.status();
   for (const auto& a : st)
     if (!ctx.args.has("force") && (!a.ok || a.state != "running" || a.backend != "target"))

@@ -673,10 +673,7 @@ bool load_common(Cutover& c) {
     if (const char* s = std::getenv("PGCUTOVER_SMOKE_URL")) c.smoke_url = s;
   if (!c.connect_all()) return false;
   // The fleet: proxies that take their commands through the databases (docs/fleet.md).
-  std::vector<std::string> problems;
-  if (auto ch = FleetChannel::open(ctx.settings, ctx.connect_timeout, problems))
-    c.fleet.add_fleet(std::shared_ptr<FleetChannel>(std::move(ch)));
-  for (const auto& p : problems) c.fleet_problems += (c.fleet_problems.empty() ? "" : "; ") + p;
+  c.fleet.join_fleet(ctx.settings, ctx.connect_timeout, c.fleet_problems);
   return true;
 }
 

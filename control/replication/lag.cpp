@@ -94,10 +94,13 @@ int cmd_lag(CommandContext& ctx) {
   ProxyFleet fleet(ctx.settings.proxies,
                    std::chrono::milliseconds(
                        static_cast<long>(std::stod(ctx.args.get("admin-timeout", "5")) * 1000)));
+  std::string fleet_problems;
+  if (publish) fleet.join_fleet(ctx.settings, ctx.connect_timeout, fleet_problems);
   if (publish && fleet.size() == 0)
     return ctx.fail(kExitUsage,
                     "--publish needs the proxies: [[control.proxies]] in the config (admin_url, "
-                    "token)");
+                    "token), or a fleet (`pgcutoverctl fleet`)" +
+                        (fleet_problems.empty() ? std::string() : ": " + fleet_problems));
   int rc = kExitOk;
   for (long i = 0; count == 0 || i < count; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(interval));

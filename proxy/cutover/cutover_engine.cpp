@@ -630,6 +630,11 @@ CommandResult CutoverEngine::prewarm(const std::string& backend, std::optional<M
   return finish(std::move(r));
 }
 
+CutoverEngine::Position CutoverEngine::position() const {
+  std::lock_guard lock(mu_);
+  return Position{state_, backend_, epoch_};
+}
+
 CutoverStatus CutoverEngine::status() const {
   CutoverStatus s;
   {

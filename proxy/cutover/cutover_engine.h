@@ -269,6 +269,13 @@ class CutoverEngine {
   CommandResult prewarm(const std::string& backend, std::optional<Millis> timeout = std::nullopt);
 
   CutoverStatus status() const;
+  // State, backend and epoch only: never asks the data plane (callable before it runs).
+  struct Position {
+    CutoverState state = CutoverState::kRunning;
+    std::string backend;
+    std::uint64_t epoch = 0;
+  };
+  Position position() const;
 
   // Called by the data plane whenever a server connection's transaction ends (ReadyForQuery
   // 'I'). One relaxed atomic load unless a drain is waiting.

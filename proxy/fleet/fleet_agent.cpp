@@ -82,6 +82,7 @@ struct FleetAgent::Impl {
     HttpReply reply;
     MemberState state;
     std::vector<std::size_t> waiting;  // links to answer on once done
+    std::string what;                  // "POST /v1/pause", for the log
   };
   std::map<std::string, Job, std::less<>> jobs;
   std::deque<std::string> job_order;
@@ -303,6 +304,7 @@ struct FleetAgent::Impl {
     }
     Job& job = jobs[key];
     job.waiting.push_back(i);
+    job.what = method + " " + target;
     job_order.push_back(key);
     HttpRequest req;
     req.method = method;
@@ -331,8 +333,10 @@ struct FleetAgent::Impl {
     job.done = true;
     job.reply = std::move(reply);
     job.state = std::move(st);
-    log::info("fleet_command",
-              {{"member", o.name}, {"key", key}, {"status", std::to_string(job.reply.status)}});
+    log::info("fleet_command", {{"member", o.name},
+                                {"key", key},
+                                {"command", job.what},
+                                {"status", std::to_string(job.reply.status)}});
     for (std::size_t i : job.waiting) ack(i, key, job);
     job.waiting.clear();
     while (job_order.size() > kRememberedCommands) {

@@ -130,20 +130,25 @@ bool ControlPlane::start(std::string& error) {
                                 : std::string()),
         [router = admin_.get()](const HttpRequest& r) { return router->dispatch(r); },
         [this] {
-          CutoverStatus st = engine_.status();
-          return MemberState{std::string(to_string(st.state)), st.backend, st.epoch};
+          CutoverEngine::Position p = engine_.position();
+          return MemberState{std::string(to_string(p.state)), p.backend, p.epoch};
         });
-    agent_->start();
-    // Told the phase before the first client: a pause in progress, a flip this proxy missed.
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-        plane_.settings()->config.proxy.server_connect_timeout);
-    if (!agent_->wait_first_sync(wait))
-      log::warn("fleet_not_synced", {{"waited_ms", std::to_string(wait.count())},
-                                     {"consequence",
-                                      "serving on the state file's backend until a "
-                                      "channel database answers"}});
+    // Started by sync_fleet(), once the shards run: a command it finds (a pause) needs them.
   }
   return true;
+}
+
+void ControlPlane::sync_fleet() {
+  if (!agent_) return;
+  agent_->start();
+  // Told the phase before the first client: a pause in progress, a flip this proxy missed.
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+      plane_.settings()->config.proxy.server_connect_timeout);
+  if (!agent_->wait_first_sync(wait))
+    log::warn("fleet_not_synced", {{"waited_ms", std::to_string(wait.count())},
+                                   {"consequence",
+                                    "serving on the state file's backend until a channel "
+                                    "database answers"}});
 }
 
 void ControlPlane::inherit(HandoverGrant& grant) {

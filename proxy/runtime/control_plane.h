@@ -32,6 +32,10 @@ class ControlPlane {
   bool start(std::string& error);
   // Reopens a closed gate (shutdown must never wait on a pause) and stops the admin API.
   void stop();
+  // With [fleet]: starts the agent and waits (bounded) until it is in step with the fleet.
+  // Called by the data plane once its shards run, before it accepts its first client
+  // (DataPlane::before_accepting).
+  void sync_fleet();
   bool admin_running() const { return admin_listening_; }
 
   // ---- planned hand-over (proxy/runtime/handover.h) ----

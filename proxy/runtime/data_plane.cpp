@@ -179,6 +179,8 @@ int DataPlane::run() {
     listening_ = shards_.front()->listening_sockets();
   }
   for (auto& s : shards_) s->start();
+  if (before_accepting_) before_accepting_();
+  for (auto& s : shards_) s->start_accepting();
   log::info("listening", {{"addr", settings->config.proxy.listen_addr},
                           {"port", std::to_string(settings->config.proxy.listen_port)},
                           {"shards", std::to_string(shards_.size())},

@@ -54,6 +54,10 @@ class DataPlane {
   void on_shutdown_begin(std::function<void()> fn) { on_shutdown_begin_ = std::move(fn); }
   // Called by run() once the port is this process's (bound or handed over), before serving.
   void on_listening(std::function<void()> fn) { on_listening_ = std::move(fn); }
+  // Runs on the main thread once the shards run and the sockets listen, before the first
+  // client is accepted (connections wait in the listen queue meanwhile): the fleet agent's
+  // first sync, so a pause in progress closes the gate before any client's query.
+  void before_accepting(std::function<void()> fn) { before_accepting_ = std::move(fn); }
 
   // ---- planned hand-over (proxy/runtime/handover.h) ----
   // Before run(): listen on the sockets a predecessor handed over instead of binding.
@@ -79,6 +83,7 @@ class DataPlane {
   std::function<void(bool)> shutdown_;
   std::function<void()> on_shutdown_begin_;
   std::function<void()> on_listening_;
+  std::function<void()> before_accepting_;
   HandoverSockets inherited_;
   HandoverSockets listening_;  // guarded by mutex_
   std::string config_digest_;  // guarded by mutex_

@@ -159,9 +159,12 @@ HandoverSockets Shard::listening_sockets() const {
   return out;
 }
 
-void Shard::start() {
+void Shard::start_accepting() {
   if (tcp_acceptor_) asio::co_spawn(io_, accept_loop(*tcp_acceptor_), asio::detached);
   if (unix_acceptor_) asio::co_spawn(io_, accept_loop(*unix_acceptor_), asio::detached);
+}
+
+void Shard::start() {
   maintenance_timer_ = std::make_unique<asio::steady_timer>(io_);
   asio::co_spawn(io_, maintenance(), asio::detached);
   thread_ = std::thread([this] {

@@ -84,7 +84,8 @@ class Shard final : public SessionHost {
   void listen(const ProxySettings& cfg, const HandoverSockets& inherited);
   // The open listening sockets, to hand over to a successor (shard 0; fixed once listening).
   HandoverSockets listening_sockets() const;
-  void start();  // runs the io_context on a new thread
+  void start();            // runs the io_context on a new thread (not accepting yet)
+  void start_accepting();  // accepts clients from listen()'s sockets
   void join();
   // Close the listening sockets (shard 0); sessions go on.
   void stop_accepting();

@@ -10,7 +10,8 @@
   its backends are on a closed port), /metrics needs it, the
   Dockerfile's HEALTHCHECK command passes against it, and every metric name the Grafana
   dashboard and the Prometheus alert rules use is in its /metrics output;
-- the Heroku start script starts a real proxy and hands the app a DATABASE_URL pointing at it.
+- the Heroku start script starts a real proxy and hands the app a DATABASE_URL pointing at it,
+  with fleet mode on by default (named after $DYNO), off with PGCUTOVER_FLEET=0.
 
 Environment: PGCUTOVER_PROXY_BIN (the binary), PGCUTOVER_SOURCE_DIR (the tree).
 """
@@ -615,30 +616,33 @@ PROMQL_WORDS = {
 # 6. The Heroku start script with the real binary.
 
 
-def check_heroku(tmp):
+def run_dyno(tmp, tag, extra_env, app_code=None):
+    """Runs start-pgcutover as a dyno would (DYNO set, the add-on's URL on a closed port) with a
+    small Python app; returns (exit status, its log, the TOML it wrote or None, env used). The
+    proxy outlives the app here (a dyno would end): it is stopped through its process group."""
     script = os.path.join(DEPLOY, "heroku", "bin", "start-pgcutover")
-    check(os.access(script, os.X_OK), "heroku: bin/start-pgcutover is executable")
     port, admin_port, closed = free_port(), free_port(), free_port()
-    out_file = os.path.join(tmp, "heroku-app.json")
-    token = "heroku-token-" + os.urandom(4).hex()
+    out_file = os.path.join(tmp, f"heroku-app-{tag}.json")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": tmp,
         "TMPDIR": tmp,
+        "DYNO": "web.1",
         "DATABASE_URL": f"postgres://heroku_user:p%40ss@127.0.0.1:{closed}/heroku_db",
         "PGCUTOVER_PROXY_BIN": PROXY_BIN,
         "PGCUTOVER_PORT": str(port),
         "PGCUTOVER_ADMIN_PORT": str(admin_port),
-        "PGCUTOVER_ADMIN_TOKEN": token,
         "PGCUTOVER_APP_PASSWORD": "app pass/with:odd@chars",
     }
-    app = ("import json, os, sys, urllib.request\n"
-           f"r = urllib.request.urlopen('http://127.0.0.1:{admin_port}/healthz', timeout=3)\n"
-           f"json.dump({{'url': os.environ.get('DATABASE_URL'), 'health': r.status,"
-           " 'leaked': [k for k in os.environ if k in ('PGCUTOVER_SOURCE_URL_VALUE', 'PGCUTOVER_ADMIN_TOKEN')]},"
-           f" open({out_file!r}, 'w'))\n")
+    env.update(extra_env)
+    app = app_code or (f"import json, os\njson.dump({{'url': os.environ.get('DATABASE_URL')}}, "
+                       f"open({out_file!r}, 'w'))\n")
+    app = app.replace("ADMIN_PORT", str(admin_port)).replace("OUT_FILE", repr(out_file))
+    config_path = os.path.join(tmp, "pgcutover", "pgcutover.toml")
+    if os.path.exists(config_path):
+        os.remove(config_path)
     # Output to a file: the proxy left running in the background keeps a pipe open.
-    log_path = os.path.join(tmp, "heroku-dyno.log")
+    log_path = os.path.join(tmp, f"heroku-dyno-{tag}.log")
     with open(log_path, "w") as log:
         p = subprocess.Popen([script, "/usr/bin/python3", "-c", app], env=env, start_new_session=True,
                              stdout=log, stderr=subprocess.STDOUT)
@@ -647,28 +651,67 @@ def check_heroku(tmp):
         p.wait(timeout=40)
     except subprocess.TimeoutExpired:
         pass
-    out = read(log_path)
-    check(p.returncode == 0, "heroku: start-pgcutover starts the proxy and runs the app"
-          + ("" if p.returncode == 0 else f" (exit {p.returncode}): {out[-1500:]}"))
-    if not os.path.exists(out_file):
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    wait_until(10, lambda: subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode != 0)
+    cfg_text = read(config_path) if os.path.exists(config_path) else None
+    got = json.loads(read(out_file)) if os.path.exists(out_file) else None
+    return p.returncode, read(log_path), cfg_text, got, env
+
+
+def check_heroku(tmp):
+    script = os.path.join(DEPLOY, "heroku", "bin", "start-pgcutover")
+    check(os.access(script, os.X_OK), "heroku: bin/start-pgcutover is executable")
+    token = "heroku-token-" + os.urandom(4).hex()
+    app = ("import json, os, sys, urllib.request\n"
+           "r = urllib.request.urlopen('http://127.0.0.1:ADMIN_PORT/healthz', timeout=3)\n"
+           "json.dump({'url': os.environ.get('DATABASE_URL'), 'health': r.status,"
+           " 'leaked': [k for k in os.environ if k in ('PGCUTOVER_SOURCE_URL_VALUE', 'PGCUTOVER_ADMIN_TOKEN')]},"
+           " open(OUT_FILE, 'w'))\n")
+    rc, out, cfg_text, got, env = run_dyno(tmp, "default", {"PGCUTOVER_ADMIN_TOKEN": token}, app)
+    check(rc == 0, "heroku: start-pgcutover starts the proxy and runs the app"
+          + ("" if rc == 0 else f" (exit {rc}): {out[-1500:]}"))
+    if got is None or cfg_text is None:
         return
-    got = json.loads(read(out_file))
     from urllib.parse import unquote, urlparse
     u = urlparse(got["url"])
+    port = int(env["PGCUTOVER_PORT"])
     check(u.hostname == "127.0.0.1" and u.port == port and u.path == "/heroku_db",
           f"heroku: the app's DATABASE_URL points at the local proxy ({u.hostname}:{u.port}{u.path})")
     check(unquote(u.password or "") == env["PGCUTOVER_APP_PASSWORD"] and u.username == "app",
           "heroku: the app logs in with the proxy's own user (password percent-encoded)")
     check(got["health"] == 200, "heroku: the proxy's admin API answers inside the dyno")
     check(not got["leaked"], "heroku: backend URL and admin token are not in the app's environment")
-    cfg_text = read(os.path.join(tmp, "pgcutover", "pgcutover.toml"))
     check("p%40ss" not in cfg_text and token not in cfg_text, "heroku: the written TOML holds no secret")
-    # The proxy outlives the app here (a dyno would end): stop it through its process group.
-    try:
-        os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    wait_until(10, lambda: subprocess.run(["pgrep", "-g", str(p.pid)], capture_output=True).returncode != 0)
+    # Fleet mode is on by default (docs/heroku.md): the member is named after the dyno.
+    fleet = tomllib.loads(cfg_text).get("fleet", {})
+    check(fleet.get("enabled") is True and "name" not in fleet,
+          f"heroku: fleet mode is on by default, the name left to the proxy ([fleet] = {fleet})")
+    check(re.search(r"event=fleet_enabled member=web\.1\.\S+", out) is not None,
+          "heroku: the proxy joins the fleet as $DYNO.<host>"
+          + ("" if "event=fleet_enabled" in out else f": {out[-1500:]}"))
+
+    # PGCUTOVER_FLEET=0 turns it off, no admin token: the app still runs through the proxy.
+    rc, out, cfg_text, got, env = run_dyno(tmp, "no-fleet", {"PGCUTOVER_FLEET": "0"})
+    check(rc == 0 and got is not None and cfg_text is not None,
+          "heroku: with PGCUTOVER_FLEET=0 the proxy starts and the app runs"
+          + ("" if rc == 0 else f" (exit {rc}): {out[-1500:]}"))
+    if cfg_text is not None:
+        fleet = tomllib.loads(cfg_text).get("fleet", {})
+        check(fleet.get("enabled") is False and "event=fleet_enabled" not in out,
+              f"heroku: PGCUTOVER_FLEET=0 turns fleet mode off ([fleet] = {fleet})")
+
+    # A name of the operator's choice goes into the TOML; one that cannot be a member name is
+    # refused before anything starts.
+    rc, out, cfg_text, got, env = run_dyno(tmp, "named", {"PGCUTOVER_FLEET_NAME": "web-a.1"})
+    check(rc == 0 and cfg_text is not None and tomllib.loads(cfg_text).get("fleet", {}).get("name") == "web-a.1"
+          and "event=fleet_enabled member=web-a.1 " in out,
+          "heroku: PGCUTOVER_FLEET_NAME names the member" + ("" if rc == 0 else f" (exit {rc}): {out[-1500:]}"))
+    rc, out, cfg_text, got, env = run_dyno(tmp, "bad-name", {"PGCUTOVER_FLEET_NAME": 'web 1"'})
+    check(rc == 1 and "PGCUTOVER_FLEET_NAME" in out and got is None,
+          f"heroku: an invalid PGCUTOVER_FLEET_NAME is refused (exit {rc})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,7 +93,18 @@ for i in $(seq 1 "$N"); do
   start_proxy "$i"
 done
 pgc_wait_until 20 fleet_is "$N" running source || fail "the fleet did not register: $(cat "$PROXY_DIR/ctl.out")"
-pass "$N proxies with [fleet] and no admin port registered in the databases"
+ctl status --json || true # its exit code follows the whole picture
+python3 - "$PROXY_DIR/ctl.out" "$N" <<'PY' || fail "status does not list the fleet: $(cat "$PROXY_DIR/ctl.out")"
+import json, sys
+st = json.load(open(sys.argv[1]))
+assert len(st["fleet"]) == int(sys.argv[2]) and all(m["state"] == "running" for m in st["fleet"]), st.get("fleet")
+assert "configure the proxies" not in st["next_step"], st["next_step"]
+PY
+ctl lag --publish || fail "lag --publish to the fleet: $(cat "$PROXY_DIR/ctl.err")"
+for i in $(seq 1 "$N"); do
+  grep -q 'command="POST /v1/replication_lag" status=200' "$PROXY_DIR/p$i.log" || fail "proxy $i got no lag reading"
+done
+pass "$N proxies with [fleet] and no admin port registered in the databases; status lists them, lag --publish reaches them"
 
 # ---- the flip under load, through the databases only ----
 cat >"$PROXY_DIR/ledger.sql" <<'SQL'
@@ -179,3 +190,8 @@ kill -KILL "${PIDS[3]}"
 pgc_wait_until 10 bash -c "'$CTL_BIN' fleet --json -c '$PROXY_DIR/ctl.toml' | python3 -c 'import json,sys; d=json.load(sys.stdin); m=[x for x in d[\"members\"] if x[\"name\"]==\"dyno-3\"][0]; sys.exit(0 if not m[\"live\"] else 1)'" ||
   fail "a SIGKILLed proxy still listed live"
 pass "a SIGKILLed proxy is listed as vanished (its control sessions ended with it)"
+
+# Nothing the fleet did made a proxy log a bug (a shard asked before it ran, say).
+bugs=$(grep -l "event=bug_" "$PROXY_DIR"/p*.log || true)
+[ -z "$bugs" ] || fail "bug events in $bugs: $(grep -h -B8 -A3 "event=bug_" $bugs | head -40)"
+pass "no proxy logged a bug event"

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "common/fleet_contract.h"
 
 namespace pgcutover {
 namespace {
@@ -312,6 +313,48 @@ TEST(ProxyEnv, Substitution) {
   ::setenv("PGCUTOVER_TEST_A", "1", 1);
   EXPECT_EQ(substitute_env("x${PGCUTOVER_TEST_A}y$z$$"), "x1y$z$");
   EXPECT_THROW(substitute_env("${PGCUTOVER_TEST_A"), ConfigError);
+}
+
+// [fleet]: off by default; the channel defaults to the source and target backends; a name that
+// could not go into SQL and logs as it is, an unknown channel backend or a too-short
+// reconnect interval is refused with the key.
+TEST(ProxyConfig, FleetTable) {
+  Config c = Config::parse(kMinimal, kPath);
+  EXPECT_FALSE(c.fleet.enabled);
+  EXPECT_EQ(c.fleet.channel, std::vector<std::string>{"source"});
+  const std::string two = std::string(kMinimal) +
+                          "[backends.target]\nurl = \"postgres://app:pw@rds.example.com/appdb\"\n";
+  c = Config::parse(two + "[fleet]\nenabled = true\nname = \"web.1\"\n", kPath);
+  EXPECT_TRUE(c.fleet.enabled);
+  EXPECT_EQ(c.fleet.name, "web.1");
+  std::vector<std::string> both{"source", "target"};
+  EXPECT_EQ(c.fleet.channel, both);
+  EXPECT_EQ(c.fleet.reconnect_interval, std::chrono::milliseconds(2000));
+  c = Config::parse(two + "[fleet]\nchannel = [\"target\"]\n", kPath);
+  EXPECT_EQ(c.fleet.channel, std::vector<std::string>{"target"});
+  EXPECT_NE(
+      error_of(std::string(kMinimal) + "[fleet]\nname = \"web 1; drop\"\n").find("fleet.name"),
+      std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "[fleet]\nchannel = [\"elsewhere\"]\n")
+                .find("no [backends.elsewhere]"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "[fleet]\nreconnect_interval = 0.01\n")
+                .find("fleet.reconnect_interval"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(std::string(kMinimal) + "[fleet]\nenable = true\n").find("did you mean enabled"),
+      std::string::npos);
+}
+
+TEST(FleetContract, NamesAndLiterals) {
+  EXPECT_TRUE(fleet::valid_member_name("web.1.4f2a-9c"));
+  EXPECT_TRUE(fleet::valid_member_name("pod@ns:1_x"));
+  EXPECT_FALSE(fleet::valid_member_name(""));
+  EXPECT_FALSE(fleet::valid_member_name("a'b"));
+  EXPECT_FALSE(fleet::valid_member_name(std::string(64, 'a')));
+  EXPECT_EQ(fleet::quote_literal("it's"), "'it''s'");
+  EXPECT_EQ(fleet::quote_literal(std::string("a\0b", 3)), "'ab'");
+  EXPECT_EQ(fleet::quote_literal("back\\slash"), "'back\\slash'");
 }
 
 }  // namespace
