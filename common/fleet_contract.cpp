@@ -22,6 +22,10 @@ std::string_view schema_sql() {
          " method text NOT NULL, path text NOT NULL, body text NOT NULL DEFAULT '',"
          " issued_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL,"
          " UNIQUE (key, target));"
+         // A '*' command is for proxies the controller does not know (joining mid-flip): the
+         // ones it commands by name or by their admin API are listed here and skip it.
+         "ALTER TABLE pgcutover.fleet_command ADD COLUMN IF NOT EXISTS"
+         " except_members text[] NOT NULL DEFAULT '{}';"
          "CREATE INDEX IF NOT EXISTS fleet_command_expires ON pgcutover.fleet_command (expires_at);"
          "CREATE TABLE IF NOT EXISTS pgcutover.fleet_ack ("
          " key text NOT NULL, member text NOT NULL, status integer NOT NULL, body text NOT NULL,"

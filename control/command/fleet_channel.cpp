@@ -68,8 +68,8 @@ std::unique_ptr<FleetChannel> FleetChannel::open(const ControlSettings& settings
     PgResult r = c->exec_script(
         "SET application_name = 'pgcutoverctl'; SELECT pg_advisory_lock_shared(" +
         std::to_string(fleet::kFleetLockClass) + ", 0); LISTEN " + std::string(fleet::kAckChannel) +
-        "; DELETE FROM pgcutover.fleet_command WHERE expires_at < now() - interval '1 day';"
-        " DELETE FROM pgcutover.fleet_ack WHERE acked_at < now() - interval '1 day'");
+        "; DELETE FROM pgcutover.fleet_command WHERE expires_at < now() - interval '1 hour';"
+        " DELETE FROM pgcutover.fleet_ack WHERE acked_at < now() - interval '1 hour'");
     if (!r) {
       problems.push_back(std::string(side) + ": " + r.error().message);
       continue;
@@ -153,7 +153,8 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
                                             const std::vector<FleetCommand>& commands,
                                             std::chrono::milliseconds timeout,
                                             const std::optional<std::string>& broadcast_body,
-                                            std::chrono::milliseconds broadcast_ttl) {
+                                            std::chrono::milliseconds broadcast_ttl,
+                                            const std::vector<std::string>& broadcast_except) {
   std::vector<FleetAnswer> out(commands.size());
   if (commands.empty()) return out;
   const std::string key = random_hex(12) + "-" + std::to_string(++sent_);
@@ -185,20 +186,26 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
       std::to_string(std::max(timeout, broadcast_ttl).count()) + " milliseconds";
   for (auto& db : dbs_) {
     drain_notifications(db.conn);
+    // A long `lag --watch --publish` sends a command every few seconds: keep the tables small.
+    if (sent_ % 200 == 0)
+      db.conn.exec_script(
+          "DELETE FROM pgcutover.fleet_command WHERE expires_at < now() - interval '1 hour';"
+          " DELETE FROM pgcutover.fleet_ack WHERE acked_at < now() - interval '1 hour'");
     // One statement: the rows and the NOTIFY commit together.
     db.conn.exec(
         "WITH old AS (UPDATE pgcutover.fleet_command SET expires_at = clock_timestamp()"
         " WHERE target = '*' AND expires_at > clock_timestamp() AND $7::boolean),"
         " ins AS (INSERT INTO pgcutover.fleet_command (key, target, method, path, body,"
-        " expires_at) SELECT $1, t.member, $2, $3, t.body, clock_timestamp() +"
-        " (CASE WHEN t.member = '*' THEN $8 ELSE $4 END)::interval"
+        " expires_at, except_members) SELECT $1, t.member, $2, $3, t.body, clock_timestamp() +"
+        " (CASE WHEN t.member = '*' THEN $8 ELSE $4 END)::interval,"
+        " CASE WHEN t.member = '*' THEN $9::text[] ELSE '{}' END"
         " FROM unnest($5::text[], $6::text[]) AS t(member, body) RETURNING 1),"
         " n AS (SELECT pg_notify('" +
             std::string(fleet::kCommandChannel) +
             "', $1))"
             " SELECT count(*) FROM ins, n",
         {key, method, path, expires, array_of(members), array_of(bodies),
-         broadcast_body ? "true" : "false", broadcast_expires});
+         broadcast_body ? "true" : "false", broadcast_expires, array_of(broadcast_except)});
   }
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < commands.size(); ++i) index[commands[i].member] = i;

@@ -60,11 +60,13 @@ class FleetChannel {
   // before it expires (it runs it before its first client); it supersedes the previous '*'
   // command (a resume ends the window of the pause before it). `broadcast_ttl`: how long the
   // '*' command stays valid (a pause: as long as it may last); default `timeout`.
+  // `broadcast_except`: members commanded otherwise (by name, or by their admin API).
   std::vector<FleetAnswer> send(const std::string& method, const std::string& path,
                                 const std::vector<FleetCommand>& commands,
                                 std::chrono::milliseconds timeout,
                                 const std::optional<std::string>& broadcast_body = std::nullopt,
-                                std::chrono::milliseconds broadcast_ttl = {});
+                                std::chrono::milliseconds broadcast_ttl = {},
+                                const std::vector<std::string>& broadcast_except = {});
   // pgcutover.fleet_authority := (backend, epoch) in every channel database. Returns one
   // problem per database it could not write ("" when all were written).
   std::string record_authority(const std::string& backend, std::uint64_t epoch);

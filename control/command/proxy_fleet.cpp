@@ -1,5 +1,6 @@
 #include "control/command/proxy_fleet.h"
 
+#include <set>
 #include <thread>
 
 #include "control/command/admin_client.h"
@@ -112,7 +113,9 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
       std::vector<FleetAnswer> answers;
       {
         std::lock_guard<std::mutex> lock(channel_mutex_);
-        answers = channel_->send(method, path, commands, timeout, broadcast, ttl);
+        std::vector<std::string> known = members_;
+        known.insert(known.end(), admin_members_.begin(), admin_members_.end());
+        answers = channel_->send(method, path, commands, timeout, broadcast, ttl, known);
       }
       for (size_t j = 0; j < through_fleet.size(); ++j) {
         const FleetAnswer& a = answers[j];
@@ -133,18 +136,16 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
 size_t ProxyFleet::add_fleet(std::shared_ptr<FleetChannel> channel) {
   if (!channel) return 0;
   channel_ = std::move(channel);
+  // A proxy reached by its admin API too says its member name in /v1/status: command it once.
+  std::set<std::string> reached_by_admin;
+  if (!proxies_.empty())
+    for (const auto& a : status())
+      if (auto* n = a.body.if_contains("fleet_member"); n && n->is_string())
+        reached_by_admin.insert(std::string(n->as_string()));
   size_t added = 0;
+  admin_members_.assign(reached_by_admin.begin(), reached_by_admin.end());
   for (const FleetMember& m : channel_->members()) {
-    if (!m.live) continue;
-    bool reached = false;
-    if (!m.admin.empty())
-      for (const auto& p : proxies_) {
-        auto at = p.admin_url.find("://");
-        std::string hostport = at == std::string::npos ? p.admin_url : p.admin_url.substr(at + 3);
-        if (!hostport.empty() && hostport.back() == '/') hostport.pop_back();
-        reached |= hostport == m.admin;
-      }
-    if (reached) continue;
+    if (!m.live || reached_by_admin.count(m.name)) continue;
     members_.push_back(m.name);
     ++added;
   }

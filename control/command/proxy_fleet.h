@@ -74,8 +74,9 @@ class ProxyFleet {
   std::vector<ProxyAdminEndpoint> proxies_;
   std::chrono::milliseconds timeout_;
   std::shared_ptr<FleetChannel> channel_;
-  std::mutex channel_mutex_;          // one libpq session per database: one command at a time
-  std::vector<std::string> members_;  // index size() - members_.size() + k
+  std::mutex channel_mutex_;                // one libpq session per database: one command at a time
+  std::vector<std::string> members_;        // index size() - members_.size() + k
+  std::vector<std::string> admin_members_;  // fleet members reached by their admin API
 };
 
 // Parses one admin answer (exposed for the unit test).

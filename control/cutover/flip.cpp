@@ -442,7 +442,9 @@ struct Cutover {
     uint64_t next_epoch = 0;
     for (const auto& a : st) {
       ep.push_back(a.epoch);
-      next_epoch = std::max(next_epoch, a.epoch + 1);
+      // A proxy already there (recover finishing a flip) keeps its epoch; the others move to
+      // the next one. Both land on the same number.
+      next_epoch = std::max(next_epoch, a.backend == to_name() ? a.epoch : a.epoch + 1);
     }
     // Before any gate opens on the destination, the databases say where the fleet is going: a
     // proxy that starts from now on reads it before its first client.

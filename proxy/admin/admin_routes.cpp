@@ -238,14 +238,23 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRout
         },
         options.metrics_public ? RouteAccess::kPublic : RouteAccess::kToken);
   }
-  server.route("GET", "/v1/status", [e, routes = options.routes_json](const HttpRequest&) {
-    std::string body = render_status(e->status());
-    if (routes && !body.empty() && body.back() == '}') {
-      body.pop_back();  // one more member in the same object
-      body += ",\"routes\":" + routes() + "}";
-    }
-    return HttpReply::json(200, body);
-  });
+  server.route(
+      "GET", "/v1/status",
+      [e, routes = options.routes_json, member = options.fleet_member](const HttpRequest&) {
+        std::string body = render_status(e->status());
+        if (routes && !body.empty() && body.back() == '}') {
+          body.pop_back();  // one more member in the same object
+          body += ",\"routes\":" + routes() + "}";
+        }
+        if (!member.empty() && !body.empty() && body.back() == '}') {
+          json::Writer w;
+          w.begin_object().field("fleet_member", member).end_object();
+          std::string extra = w.take();  // {"fleet_member":"..."}
+          body.pop_back();
+          body += "," + extra.substr(1);
+        }
+        return HttpReply::json(200, body);
+      });
   server.route("POST", "/v1/pause", [e](const HttpRequest& req) {
     Body b(req, {"drain_timeout_ms", "drain_policy", "max_pause_ms"});
     PauseRequest p;

@@ -35,6 +35,9 @@ struct AdminRouteOptions {
   std::function<void(const LagReading&)> publish_lag;
   // GET /v1/status also lists the routes (a JSON array, proxy/pool/route_table.h) when set.
   std::function<std::string()> routes_json;
+  // GET /v1/status says this proxy's fleet member name when set, so a controller that reaches
+  // it by its admin API too does not command it twice.
+  std::string fleet_member;
 };
 
 void register_admin_routes(AdminServer& server, CutoverEngine& engine,

@@ -47,9 +47,9 @@ std::vector<AuthorityReading> read_fleet_authority(const Settings& settings,
         },
         asio::detached);
   }
-  // Every login is bounded by `timeout`; the query gets as long again, then whatever has not
-  // answered is given up.
-  io.run_for(timeout * 2);
+  // Login and query together within `timeout`: whatever has not answered by then is given up
+  // (the proxy starts on its state file's backend and the agent follows the authority later).
+  io.run_for(timeout);
   for (auto& s : sessions)
     if (s) s->close();
   for (auto& r : out)

@@ -275,9 +275,9 @@ struct FleetAgent::Impl {
       links[i].fetch_again = false;
       QueryRows r = co_await session->query(
           "SELECT c.key, c.method, c.path, c.body FROM pgcutover.fleet_command c"
-          " WHERE c.target IN (" +
-          name_literal() +
-          ", '*') AND c.expires_at > clock_timestamp()"
+          " WHERE (c.target = " +
+          name_literal() + " OR (c.target = '*' AND NOT " + name_literal() +
+          " = ANY(c.except_members))) AND c.expires_at > clock_timestamp()"
           " AND NOT EXISTS (SELECT 1 FROM pgcutover.fleet_ack a WHERE a.key = c.key AND"
           " a.member = " +
           name_literal() + ") ORDER BY c.id");
@@ -390,6 +390,24 @@ void FleetAgent::start() {
   s.thread = std::thread([&s] { s.io.run(); });
   log::info("fleet_enabled",
             {{"member", s.o.name}, {"channel_databases", std::to_string(s.o.channel.size())}});
+}
+
+void FleetAgent::member_changed() {
+  Impl& s = *impl_;
+  asio::post(s.io, [&s] {
+    if (s.stopped) return;
+    MemberState st = s.local_state();
+    std::string sql =
+        "UPDATE pgcutover.fleet_member SET state = " + fleet::quote_literal(st.state) +
+        ", backend = " + fleet::quote_literal(st.backend) +
+        ", epoch = " + std::to_string(st.epoch) +
+        ", seen_at = now() WHERE name = " + s.name_literal();
+    for (auto& l : s.links)
+      if (l.session)
+        asio::co_spawn(
+            s.io, [session = l.session, sql]() -> awaitable<void> { co_await session->query(sql); },
+            asio::detached);
+  });
 }
 
 bool FleetAgent::wait_first_sync(std::chrono::milliseconds timeout) {

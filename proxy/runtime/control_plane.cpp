@@ -43,9 +43,10 @@ CutoverOptions cutover_options(const Settings& s, const ActiveBackend& active) {
   return o;
 }
 
-FleetAgentOptions fleet_agent_options(const Settings& s, std::string admin_address) {
+FleetAgentOptions fleet_agent_options(const Settings& s, std::string name,
+                                      std::string admin_address) {
   FleetAgentOptions o;
-  o.name = s.config.fleet.name.empty() ? default_member_name() : s.config.fleet.name;
+  o.name = std::move(name);
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0) o.host = host;
   o.version = PGCUTOVER_VERSION;
@@ -69,7 +70,7 @@ ControlPlane::ControlPlane(DataPlane& plane, const Settings& settings)
       cutover_metrics_(metrics_),
       traffic_(plane),
       store_(settings.config.proxy.state_file),
-      engine_(traffic_, store_, cutover_options(settings, plane.active()), &cutover_metrics_) {
+      engine_(traffic_, store_, cutover_options(settings, plane.active()), &observer_) {
   const AdminSettings& a = settings.config.admin;
   admin_options_.listen_addr = a.listen_addr;
   admin_options_.port = a.listen_port;
@@ -80,6 +81,7 @@ ControlPlane::ControlPlane(DataPlane& plane, const Settings& settings)
 
 ControlPlane::~ControlPlane() {
   stop();
+  observer_.on_change(nullptr);  // nothing runs commands any more; the agent goes first
 }
 
 bool ControlPlane::start(std::string& error) {
@@ -114,7 +116,26 @@ bool ControlPlane::start(std::string& error) {
     auto table = plane_.routes();
     return table ? render_routes_json(*table, plane_.settings()->config) : std::string("[]");
   };
+  const std::string member =
+      !fleet ? std::string()
+             : (config.fleet.name.empty() ? default_member_name() : config.fleet.name);
+  routes.fleet_member = member;
   register_admin_routes(*admin, engine_, routes);
+  if (fleet) {
+    // Before the admin API listens: the engine's observer must be wired before any command.
+    const bool http = !admin_options_.token.empty();
+    agent_ = std::make_unique<FleetAgent>(
+        fleet_agent_options(
+            *plane_.settings(), member,
+            http ? admin_options_.listen_addr + ":" + std::to_string(admin_options_.port)
+                 : std::string()),
+        [router = admin.get()](const HttpRequest& r) { return router->dispatch(r); },
+        [this] {
+          CutoverEngine::Position p = engine_.position();
+          return MemberState{std::string(to_string(p.state)), p.backend, p.epoch};
+        });
+    observer_.on_change([agent = agent_.get()] { agent->member_changed(); });
+  }
   if (!admin_options_.token.empty()) {
     if (!admin->start(error)) return false;
     admin_listening_ = true;
@@ -122,19 +143,8 @@ bool ControlPlane::start(std::string& error) {
     log::info("admin_api_off", {{"reason", "[admin] token is empty; [fleet] carries commands"}});
   }
   admin_ = std::move(admin);
-  if (fleet) {
-    agent_ = std::make_unique<FleetAgent>(
-        fleet_agent_options(*plane_.settings(),
-                            admin_listening_
-                                ? admin_options_.listen_addr + ":" + std::to_string(admin_->port())
-                                : std::string()),
-        [router = admin_.get()](const HttpRequest& r) { return router->dispatch(r); },
-        [this] {
-          CutoverEngine::Position p = engine_.position();
-          return MemberState{std::string(to_string(p.state)), p.backend, p.epoch};
-        });
-    // Started by sync_fleet(), once the shards run: a command it finds (a pause) needs them.
-  }
+  // The agent itself starts in sync_fleet(), once the shards run: a command it finds (a pause)
+  // needs them.
   return true;
 }
 
@@ -210,10 +220,8 @@ void ControlPlane::stop() {
   if (offer_) offer_->stop();
   if (predecessor_) predecessor_->stop();
   engine_.stop();  // first: a fleet command blocked in a drain returns
-  if (agent_) {
-    agent_->stop();
-    agent_.reset();
-  }
+  // Stopped, not destroyed: the engine's observer may still poke it until the admin API stops.
+  if (agent_) agent_->stop();
   if (admin_) {
     admin_->stop();
     admin_.reset();

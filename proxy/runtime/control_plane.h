@@ -11,6 +11,7 @@
 #include "proxy/cutover/cutover_engine.h"
 #include "proxy/fleet/fleet_agent.h"
 #include "proxy/runtime/handover.h"
+#include "proxy/runtime/observer_tee.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/runtime/traffic_control.h"
 #include "proxy/telemetry/cutover_metrics.h"
@@ -49,7 +50,8 @@ class ControlPlane {
   DataPlane& plane_;
   Metrics metrics_;
   StatsExporter exporter_;
-  CutoverMetrics cutover_metrics_;  // the engine reports here
+  CutoverMetrics cutover_metrics_;          // the engine reports here
+  ObserverTee observer_{cutover_metrics_};  // ... and, through it, the fleet agent
   ShardTrafficControl traffic_;
   StateFileStore store_;
   CutoverEngine engine_;

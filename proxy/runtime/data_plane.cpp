@@ -137,6 +137,11 @@ std::string DataPlane::reload() {
       log::warn("reload_needs_restart",
                 {{"keys", "proxy.listen_addr/listen_port/threads/unix_socket_dir"}});
     }
+    const auto& f0 = settings_->config.fleet;
+    const auto& f1 = fresh->config.fleet;
+    if (f0.enabled != f1.enabled || f0.name != f1.name || f0.channel != f1.channel ||
+        f0.reconnect_interval != f1.reconnect_interval)
+      log::warn("reload_needs_restart", {{"keys", "fleet.*"}});
     active = active_;
     std::string route_error;
     routes = RouteTable::build(*fresh, active.backend, route_error);

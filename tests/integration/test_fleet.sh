@@ -34,18 +34,32 @@ export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
 export PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
 JOURNAL=$PROXY_DIR/flip.journal
 
-# The controller's config: the same backends, no [[control.proxies]].
+# The controller's config: the same backends; [[control.proxies]] names only proxy N, which
+# also has an admin API (a member reached both ways is commanded once, over HTTP).
+TOKEN="tok-$$-$RANDOM"
+export PGCUTOVER_TEST_TOKEN=$TOKEN
+ADMIN_PORT=$(pgc_free_port)
 PROXY_PORT=$(pgc_free_port) proxy_write_config "$PROXY_DIR/ctl.toml" transaction 10 require "
 [control]
 journal = \"$JOURNAL\"
+
+[[control.proxies]]
+admin_url = \"http://127.0.0.1:$ADMIN_PORT\"
+token = \"\${PGCUTOVER_TEST_TOKEN}\"
 "
 PORTS=()
 write_fleet_config() { # <n>
+  local admin=""
+  [ "$1" = "$N" ] && admin="
+[admin]
+listen_port = $ADMIN_PORT
+token = \"\${PGCUTOVER_TEST_TOKEN}\"
+"
   PORTS[$1]=$(pgc_free_port)
   PROXY_PORT=${PORTS[$1]} proxy_write_config "$PROXY_DIR/p$1.toml" transaction 10 require "
 [cutover]
 max_pause = 30
-
+$admin
 [fleet]
 enabled = true
 name = \"dyno-$1\"
@@ -89,7 +103,7 @@ ctl fleet setup || fail "fleet setup: $(cat "$PROXY_DIR/ctl.err")"
 ctl fleet setup || fail "fleet setup is not idempotent: $(cat "$PROXY_DIR/ctl.err")"
 for i in $(seq 1 "$N"); do
   write_fleet_config "$i"
-  grep -q "^\[admin\]" "$PROXY_DIR/p$i.toml" && fail "the fleet proxies must have no admin API"
+  [ "$i" != "$N" ] && grep -q "^\[admin\]" "$PROXY_DIR/p$i.toml" && fail "the fleet proxies must have no admin API"
   start_proxy "$i"
 done
 pgc_wait_until 20 fleet_is "$N" running source || fail "the fleet did not register: $(cat "$PROXY_DIR/ctl.out")"
@@ -101,10 +115,10 @@ assert len(st["fleet"]) == int(sys.argv[2]) and all(m["state"] == "running" for 
 assert "configure the proxies" not in st["next_step"], st["next_step"]
 PY
 ctl lag --publish || fail "lag --publish to the fleet: $(cat "$PROXY_DIR/ctl.err")"
-for i in $(seq 1 "$N"); do
+for i in $(seq 1 $((N - 1))); do # proxy N gets it over HTTP
   grep -q 'command="POST /v1/replication_lag" status=200' "$PROXY_DIR/p$i.log" || fail "proxy $i got no lag reading"
 done
-pass "$N proxies with [fleet] and no admin port registered in the databases; status lists them, lag --publish reaches them"
+pass "$N proxies with [fleet] ($((N - 1)) with no admin port) registered in the databases; status lists them, lag --publish reaches them"
 
 # ---- the flip under load, through the databases only ----
 cat >"$PROXY_DIR/ledger.sql" <<'SQL'
@@ -141,14 +155,18 @@ read -r moved pause_ms < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 flip = [s for s in r["steps"] if s["step"] == "flip"][0]
-print(sum(1 for p in flip["data"]["proxies"] if p["ok"] and p["admin_url"].startswith("fleet:")), int(r["write_pause_ms"]))' "$PROXY_DIR/flip.json")
-[ "$moved" = "$N" ] || fail "the flip moved $moved fleet members, not $N"
+ps = flip["data"]["proxies"]
+fleet = sum(1 for p in ps if p["ok"] and p["admin_url"].startswith("fleet:"))
+http = sum(1 for p in ps if p["ok"] and p["admin_url"].startswith("http://"))
+print(f"{fleet}+{http}/{len(ps)}", int(r["write_pause_ms"]))' "$PROXY_DIR/flip.json")
+[ "$moved" = "$((N - 1))+1/$N" ] || fail "the flip moved $moved (fleet+admin/all), not $((N - 1))+1/$N"
+grep -q 'command="POST /v1/flip"' "$PROXY_DIR/p$N.log" && fail "proxy $N, listed by its admin API, was also flipped through the fleet: $(grep fleet_command "$PROXY_DIR/p$N.log") $(pgc_psql src -XAtc "select key, target, except_members from pgcutover.fleet_command")"
 pgc_wait_until 10 fleet_is "$N" running target || fail "after the flip: $(cat "$PROXY_DIR/ctl.out")"
 auth=$(pgc_admin_psql src -XAtc "select backend || ' ' || epoch from pgcutover.fleet_authority")
 [ "$auth" = "target 1" ] || fail "authority on the source: '$auth' (flip notes: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("notes"))' "$PROXY_DIR/flip.json"))"
 auth=$(pgc_admin_psql tgt -XAtc "select backend || ' ' || epoch from pgcutover.fleet_authority")
 [ "$auth" = "target 1" ] || fail "authority on the target: '$auth'"
-pass "flip of $N fleet proxies through the databases under pgbench (plain and -C): 0 failed, ledger $got/$want, write pause $pause_ms ms, authority target/1 in both"
+pass "flip of $N proxies ($((N - 1)) through the databases, 1 by its admin API, once) under pgbench (plain and -C): 0 failed, ledger $got/$want, write pause $pause_ms ms, authority target/1 in both"
 
 # ---- a proxy that starts after the flip, config unchanged ----
 write_fleet_config $((N + 1))
