@@ -184,6 +184,8 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
   const std::string expires = std::to_string(timeout.count()) + " milliseconds";
   const std::string broadcast_expires =
       std::to_string(std::max(timeout, broadcast_ttl).count()) + " milliseconds";
+  int written = 0;
+  std::string problems;
   for (auto& db : dbs_) {
     drain_notifications(db.conn);
     // A long `lag --watch --publish` sends a command every few seconds: keep the tables small.
@@ -192,7 +194,7 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
           "DELETE FROM pgcutover.fleet_command WHERE expires_at < now() - interval '1 hour';"
           " DELETE FROM pgcutover.fleet_ack WHERE acked_at < now() - interval '1 hour'");
     // One statement: the rows and the NOTIFY commit together.
-    db.conn.exec(
+    PgResult put = db.conn.exec(
         "WITH old AS (UPDATE pgcutover.fleet_command SET expires_at = clock_timestamp()"
         " WHERE target = '*' AND expires_at > clock_timestamp() AND $7::boolean),"
         " ins AS (INSERT INTO pgcutover.fleet_command (key, target, method, path, body,"
@@ -206,6 +208,16 @@ std::vector<FleetAnswer> FleetChannel::send(const std::string& method, const std
             " SELECT count(*) FROM ins, n",
         {key, method, path, expires, array_of(members), array_of(bodies),
          broadcast_body ? "true" : "false", broadcast_expires, array_of(broadcast_except)});
+    if (put)
+      ++written;
+    else
+      problems +=
+          (problems.empty() ? "" : "; ") + db.side + ": " + put.error().message +
+          (put.error().sqlstate == "42703" ? " (run `pgcutoverctl fleet setup` again)" : "");
+  }
+  if (written == 0) {
+    for (auto& a : out) a.problem = "the command could not be written: " + problems;
+    return out;
   }
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < commands.size(); ++i) index[commands[i].member] = i;

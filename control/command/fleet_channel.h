@@ -35,7 +35,8 @@ struct FleetAnswer {
   bool answered = false;
   int status = 0;
   std::string body;
-  std::string via;  // the database the answer was read from
+  std::string via;      // the database the answer was read from
+  std::string problem;  // why no database took the command (when none did)
 };
 
 struct FleetAuthority {

@@ -121,8 +121,9 @@ std::vector<ProxyAnswer> ProxyFleet::call(const std::vector<size_t>& which,
         const FleetAnswer& a = answers[j];
         out[through_fleet[j]] = parse_proxy_answer(
             "fleet:" + commands[j].member, a.answered, a.status, a.body,
-            a.answered
-                ? std::string()
+            a.answered ? std::string()
+            : !a.problem.empty()
+                ? a.problem
                 : "no answer through the fleet channel within " + std::to_string(timeout.count()) +
                       " ms (its control session is gone or it is stuck: `pgcutoverctl "
                       "fleet`)");

@@ -73,7 +73,8 @@ struct FleetAgent::Impl {
   struct Link {
     std::shared_ptr<ControlLink> session;
     bool fetching = false, fetch_again = false;
-    std::string last_problem;  // logged once until it changes
+    std::string last_problem;                   // logged once until it changes
+    std::shared_ptr<asio::steady_timer> retry;  // the wait before reconnecting (wake: cancel)
   };
   std::vector<Link> links;
 
@@ -118,9 +119,12 @@ struct FleetAgent::Impl {
                {"retry_every_ms", std::to_string(o.reconnect_interval.count())}});
   }
 
-  awaitable<void> sleep(std::chrono::milliseconds d) {
-    asio::steady_timer t(io, d);
-    co_await t.async_wait(use_nothrow);
+  // The wait before link i reconnects; recheck_authority() cuts it short.
+  awaitable<void> wait_retry(std::size_t i) {
+    auto t = std::make_shared<asio::steady_timer>(io, o.reconnect_interval);
+    links[i].retry = t;
+    co_await t->async_wait(use_nothrow);
+    links[i].retry.reset();
   }
 
   // One channel database: connect, join, serve until the session ends, again.
@@ -130,7 +134,7 @@ struct FleetAgent::Impl {
           co_await connect_server(o.channel[i].second, 0, o.connect_timeout, o.limits);
       if (!c.conn) {
         problem(i, "cannot log in: " + c.error.sqlstate + " " + c.error.message);
-        co_await sleep(o.reconnect_interval);
+        co_await wait_retry(i);
         continue;
       }
       auto session = std::make_shared<ControlLink>(
@@ -160,7 +164,7 @@ struct FleetAgent::Impl {
       session->close();
       links[i].session.reset();
       links[i].fetching = false;
-      if (!stopped) co_await sleep(o.reconnect_interval);
+      if (!stopped) co_await wait_retry(i);
     }
   }
 
@@ -281,7 +285,12 @@ struct FleetAgent::Impl {
           " AND NOT EXISTS (SELECT 1 FROM pgcutover.fleet_ack a WHERE a.key = c.key AND"
           " a.member = " +
           name_literal() + ") ORDER BY c.id");
-      if (!r.ok) break;
+      if (!r.ok) {
+        // A schema older than this proxy (a column missing) must not fail silently.
+        problem(i, "reading commands: " + r.sqlstate + " " + r.error +
+                       (r.sqlstate == "42703" ? " (run `pgcutoverctl fleet setup` again)" : ""));
+        break;
+      }
       for (auto& row : r.rows) {
         if (row.size() != 4 || !row[0] || !row[1] || !row[2]) continue;
         handle(i, *row[0], *row[1], *row[2], row[3].value_or(""));
@@ -390,6 +399,29 @@ void FleetAgent::start() {
   s.thread = std::thread([&s] { s.io.run(); });
   log::info("fleet_enabled",
             {{"member", s.o.name}, {"channel_databases", std::to_string(s.o.channel.size())}});
+}
+
+void FleetAgent::recheck_authority() {
+  Impl& s = *impl_;
+  asio::post(s.io, [&s] {
+    if (s.stopped) return;
+    for (std::size_t i = 0; i < s.links.size(); ++i)
+      if (auto session = s.links[i].session; session && session->is_open()) {
+        log::info("fleet_authority_recheck", {{"reason", "the active backend is fenced"},
+                                              {"read_from", s.o.channel[i].first}});
+        asio::co_spawn(
+            s.io,
+            [&s, i, session]() -> awaitable<void> { co_await s.follow_authority(i, *session); },
+            asio::detached);
+        return;  // one database is enough: the flip writes both
+      }
+    // No session open: reconnect now instead of at the next retry; joining follows the
+    // authority.
+    log::info("fleet_authority_recheck",
+              {{"reason", "the active backend is fenced"}, {"action", "reconnecting now"}});
+    for (auto& l : s.links)
+      if (l.retry) l.retry->cancel();
+  });
 }
 
 void FleetAgent::member_changed() {

@@ -55,6 +55,9 @@ class FleetAgent {
   // accepts its first client, so a proxy that starts in the middle of a flip is told the phase
   // before it takes traffic. false on timeout (no database answered in time).
   bool wait_first_sync(std::chrono::milliseconds timeout);
+  // Reads the authority again and follows it when it is newer (any thread): the backend
+  // refused a write as fenced, so the fleet may have moved while this proxy was away.
+  void recheck_authority();
   // The proxy's state, backend or epoch changed (any thread): the member rows follow.
   void member_changed();
   // Ends the control sessions (the member leaves the fleet) and joins the threads. Idempotent.

@@ -135,6 +135,7 @@ bool ControlPlane::start(std::string& error) {
           return MemberState{std::string(to_string(p.state)), p.backend, p.epoch};
         });
     observer_.on_change([agent = agent_.get()] { agent->member_changed(); });
+    plane_.on_fenced_write([agent = agent_.get()] { agent->recheck_authority(); });
   }
   if (!admin_options_.token.empty()) {
     if (!admin->start(error)) return false;

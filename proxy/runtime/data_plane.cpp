@@ -171,6 +171,17 @@ std::string DataPlane::reload() {
   return {};
 }
 
+void DataPlane::fenced_write_seen() {
+  if (!on_fenced_write_) return;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = fenced_write_reported_ms_.load(std::memory_order_relaxed);
+  if (now - last < 1000) return;
+  if (!fenced_write_reported_ms_.compare_exchange_strong(last, now)) return;
+  on_fenced_write_();
+}
+
 void DataPlane::request_shutdown(bool handed_over) {
   if (shutdown_) shutdown_(handed_over);
 }

@@ -70,6 +70,10 @@ class DataPlane {
   // default_transaction_read_only when a client next gets one, so writes fail with 25006.
   bool read_only() const { return read_only_.load(std::memory_order_relaxed); }
   void set_read_only(bool on) { read_only_.store(on, std::memory_order_relaxed); }
+  // A session saw the active backend refuse a write as read-only (a fence). Calls the handler
+  // at most once a second (any thread; set the handler before run()).
+  void fenced_write_seen();
+  void on_fenced_write(std::function<void()> fn) { on_fenced_write_ = std::move(fn); }
 
  private:
   mutable std::mutex mutex_;  // guards settings_ and active_
@@ -84,6 +88,8 @@ class DataPlane {
   std::function<void()> on_shutdown_begin_;
   std::function<void()> on_listening_;
   std::function<void()> before_accepting_;
+  std::function<void()> on_fenced_write_;
+  std::atomic<std::int64_t> fenced_write_reported_ms_{0};
   HandoverSockets inherited_;
   HandoverSockets listening_;  // guarded by mutex_
   std::string config_digest_;  // guarded by mutex_

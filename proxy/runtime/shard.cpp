@@ -42,6 +42,10 @@ bool Shard::read_only() const {
   return plane_.read_only();
 }
 
+void Shard::fenced_write_seen() {
+  plane_.fenced_write_seen();
+}
+
 ServerPool& Shard::pool(const std::string& database, const std::string& user) {
   auto& p = pools_[{database, user}];
   if (!p) p = std::make_unique<ServerPool>(context_, database, user);

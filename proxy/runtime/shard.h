@@ -49,6 +49,7 @@ class Shard final : public SessionHost {
   void route_cancel(CancelRegistry::Key key) override;
   std::atomic<int>& client_count() override;
   bool read_only() const override;
+  void fenced_write_seen() override;
 
   // ---- hooks for the cutover engine (call on the shard thread, e.g. via asio::post) ----
   // Server connections assigned to a client and inside a transaction (or with a query in

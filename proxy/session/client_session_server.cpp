@@ -144,6 +144,11 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
         swallow = true;
         cut(pos);
       }
+      if (!swallow && h.type == be::kErrorResponse && !read_only_route_ && !conn->read_only) {
+        // Refused as read-only though the proxy asked for no read-only: the backend is fenced.
+        if (auto e = protocol::parse_error_notice(body); e && e->sqlstate == "25006")
+          host_.fenced_write_seen();
+      }
       if (!swallow && h.type == be::kErrorResponse && (read_only_route_ || conn->read_only)) {
         // A refused write says why: the route is a replica (route_table.h) or the proxy is in
         // read-only mode for the migration (read_only_error.h). The SQLSTATE stays 25006.

@@ -33,6 +33,9 @@ class SessionHost {
   virtual void route_cancel(CancelRegistry::Key key) = 0;
   virtual std::atomic<int>& client_count() = 0;
   virtual bool read_only() const = 0;  // read-only mode (the dump-and-restore window)
+  // The active backend refused a write as read-only (25006) although the proxy asked for no
+  // read-only: a fence. The fleet may have moved without this proxy (docs/fleet.md).
+  virtual void fenced_write_seen() = 0;
 
  protected:
   ~SessionHost() = default;

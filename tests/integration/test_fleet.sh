@@ -48,7 +48,7 @@ admin_url = \"http://127.0.0.1:$ADMIN_PORT\"
 token = \"\${PGCUTOVER_TEST_TOKEN}\"
 "
 PORTS=()
-write_fleet_config() { # <n>
+write_fleet_config() { # <n> [reconnect_interval]
   local admin=""
   [ "$1" = "$N" ] && admin="
 [admin]
@@ -63,7 +63,7 @@ $admin
 [fleet]
 enabled = true
 name = \"dyno-$1\"
-reconnect_interval = 0.5
+reconnect_interval = ${2:-0.5}
 "
   sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$1.json\"|" "$PROXY_DIR/p$1.toml"
 }
@@ -202,6 +202,27 @@ pgc_wait_until 10 fleet_is $((N + 2)) running source || fail "after recover: $(c
 psql -XAt "host=127.0.0.1 port=${PORTS[$((N + 2))]} user=app dbname=app sslmode=require" -c "insert into ledger (client) values (0)" >/dev/null ||
   fail "the proxy started mid-flip does not serve writes after recover"
 pass "controller killed while the fleet was paused: a proxy started meanwhile came up paused (told the phase), recover resumed all $((N + 2))"
+
+# ---- a proxy that missed a flip moves itself when the fenced backend refuses a write ----
+X=$((N + 3))
+write_fleet_config "$X" 120 # it would not reconnect by itself within this test
+start_proxy "$X"
+pgc_wait_until 10 fleet_is $((N + 3)) running source || fail "proxy $X did not join: $(cat "$PROXY_DIR/ctl.out")"
+kill -STOP "${PIDS[$X]}"
+for db in src tgt; do
+  pgc_admin_psql $db -XAtqc "select pg_terminate_backend(l.pid) from pg_locks l join pgcutover.fleet_member m on l.objid = m.lock_key where l.locktype = 'advisory' and l.classid = 1885823861 and l.objsubid = 2 and m.name = 'dyno-$X'" >/dev/null
+done
+pgc_wait_until 10 fleet_is $((N + 2)) running source || fail "proxy $X still live: $(cat "$PROXY_DIR/ctl.out")"
+ctl flip --json "${ADMIN_OPTS[@]}" || { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "flip without proxy $X"; }
+kill -CONT "${PIDS[$X]}"
+x_write() {
+  [ "$(psql -XAt "host=127.0.0.1 port=${PORTS[$X]} user=app dbname=app sslmode=require" \
+    -c "insert into ledger (client) values ($X) returning current_setting('port')" 2>/dev/null | head -1)" = "$TGT_PORT" ]
+}
+pgc_wait_until 15 x_write || fail "proxy $X never wrote on the target: $(grep -E 'fleet_|cutover_' "$PROXY_DIR/p$X.log" | tail -8)"
+grep -q "fleet_authority_recheck" "$PROXY_DIR/p$X.log" || fail "proxy $X moved without rechecking the authority"
+grep -q "fleet_authority_follow" "$PROXY_DIR/p$X.log" || fail "proxy $X did not follow the authority"
+pass "a proxy that missed the flip (control sessions cut, no reconnect due for 2 min) moved to the target on its first refused write"
 
 # ---- a member that dies leaves the fleet at once ----
 kill -KILL "${PIDS[3]}"
