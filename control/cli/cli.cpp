@@ -9,6 +9,7 @@
 
 #include "control/cli/fleet.h"
 #include "control/cli/status.h"
+#include "control/cli/traffic.h"
 #include "control/command/exit_codes.h"
 #include "control/command/version.h"
 #include "control/cutover/flip.h"
@@ -264,6 +265,25 @@ const std::vector<CommandSpec>& commands() {
        {},
        "0 ready, 1 a database refused, 2 usage or connection error",
        cmd_fleet_setup},
+      {"pause",
+       "hold new transactions on every proxy (a maintenance wait, not an error)",
+       "Pauses every proxy of [[control.proxies]] and every live fleet member: running\n"
+       "transactions finish (up to --drain-timeout), new ones wait at the proxy. All or none:\n"
+       "when one proxy refuses, the others resume. Each proxy resumes by itself after\n"
+       "--max-pause; `pgcutoverctl resume` ends it sooner.",
+       {{"drain-timeout", 0, "SECONDS", "per-proxy drain bound (default 5)"},
+        {"max-pause", 0, "SECONDS", "dead-man timer: each proxy resumes after this (default 30)"},
+        {"admin-timeout", 0, "SECONDS",
+         "bound on each proxy's answer beyond the drain (default 5)"}},
+       "0 all paused, 1 a proxy refused (the others resumed), 2 usage error or no proxy",
+       cmd_pause},
+      {"resume",
+       "let every proxy's held transactions go (after `pause`)",
+       "Resumes every proxy of [[control.proxies]] and every live fleet member, and prints how\n"
+       "many clients were held and the longest wait one of them saw.",
+       {{"admin-timeout", 0, "SECONDS", "bound on each proxy's answer (default 5)"}},
+       "0 all running, 1 a proxy did not answer or refused, 2 usage error or no proxy",
+       cmd_resume},
       {"flip", "move traffic from source to target: the orchestrated cutover",
        "1 preconditions (proxies RUNNING on one epoch, lag, validation age, target prewarmed),\n"
        "2 pause every proxy, 3 fence the source (app roles read-only, their sessions ended),\n"

@@ -120,6 +120,27 @@ for i in $(seq 1 $((N - 1))); do # proxy N gets it over HTTP
 done
 pass "$N proxies with [fleet] ($((N - 1)) with no admin port) registered in the databases; status lists them, lag --publish reaches them"
 
+# ---- pause and resume, outside a flip ----
+ctl pause --json --max-pause 20 || fail "pause: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+pgc_wait_until 10 fleet_is "$N" paused source || fail "not every proxy paused: $(cat "$PROXY_DIR/ctl.out")"
+psql -XAt "host=127.0.0.1 port=${PORTS[$N]} user=app dbname=app sslmode=require password=$PROXY_USER_PASSWORD" \
+  -c "insert into ledger (client) values (-1)" >"$PROXY_DIR/held.out" 2>&1 &
+held=$!
+held_now() {
+  curl -s -m 3 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN_PORT/v1/status" |
+    python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["held_clients"] >= 1 else 1)'
+}
+pgc_wait_until 10 held_now || fail "the insert through proxy $N is not held"
+ctl resume --json || fail "resume: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+wait $held || fail "the held insert failed: $(cat "$PROXY_DIR/held.out")"
+python3 - "$PROXY_DIR/ctl.out" <<'PY' || fail "resume's report: $(cat "$PROXY_DIR/ctl.out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] and r["clients_held"] >= 1 and r["write_pause_ms"] > 0, r
+PY
+pgc_wait_until 10 fleet_is "$N" running source || fail "not every proxy resumed: $(cat "$PROXY_DIR/ctl.out")"
+pass "pause and resume reach every proxy (fleet and admin API); a held insert waited and went through"
+
 # ---- the flip under load, through the databases only ----
 cat >"$PROXY_DIR/ledger.sql" <<'SQL'
 INSERT INTO ledger (client) VALUES (:client_id);
