@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fleet mode (docs/fleet.md): proxies with [fleet] and no admin port, a controller whose config
+# Fleet mode (docs/fleet.md): ten proxies with [fleet], nine with no admin port, a controller whose config
 # lists no proxy. They register in the databases, `pgcutoverctl flip` moves all of them under
 # pgbench (tpcb-like, and connect-per-transaction) with 0 failed transactions and every
 # acknowledged ledger row on the target once; the fence leaves their control sessions alone;
@@ -11,7 +11,9 @@
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
-N=${FLEET_TEST_PROXIES:-4}
+# Ten proxies in the release run; four under the sanitizers (the same code paths, a third of the time).
+N=${FLEET_TEST_PROXIES:-$([ -n "${PGCUTOVER_SANITIZED:-}" ] && echo 4 || echo 10)}
+export PROXY_THREADS=${PROXY_THREADS:-1} # ten proxies on two cores
 PIDS=()
 fleet_cleanup() {
   local rc=$?
