@@ -65,7 +65,10 @@ struct Cutover {
   bool paused = false, fenced = false, swapped = false, flip_started = false;
   std::vector<std::string> fenced_roles;
   bool authority_recorded = false;  // the fleet's databases were told the destination
-  std::string fleet_problems;       // why a channel database did not open
+  // What each proxy answered to the pause (state, backend, epoch): the flip step reads the
+  // epochs from here instead of asking again while the gates are closed.
+  std::vector<ProxyAnswer> paused_answers;
+  std::string fleet_problems;  // why a channel database did not open
 
   // Report.
   json::array steps;
@@ -359,6 +362,7 @@ struct Cutover {
         failure = "pause: " + x.admin_url + " answered state " + x.state;
         return false;
       }
+    paused_answers = a;
     d["summary"] = std::to_string(a.size()) + " proxies paused in " +
                    std::to_string(static_cast<int>(ms_between(t0, Clock::now()))) + " ms";
     return true;
@@ -437,7 +441,9 @@ struct Cutover {
   bool flip(json::object& d) {
     settle_rewarm(&d);  // a prewarm still running would make the proxies answer 409 busy
     flip_started = true;
-    auto st = fleet.status();
+    // The epochs the pause answered with, one round trip fewer inside the pause (a stale one is
+    // refused by its proxy and re-read below); a run that did not pause (recover) asks.
+    auto st = paused_answers.size() == fleet.size() ? paused_answers : fleet.status();
     std::vector<uint64_t> ep;
     uint64_t next_epoch = 0;
     for (const auto& a : st) {

@@ -274,26 +274,22 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRout
     if (!b.ok()) return bad_request(b.error());
     return reply_for(e->resume());
   });
-  server.route("POST", "/v1/flip", [e](const HttpRequest& req) {
-    Body b(req, {"backend", "epoch"});
-    b.require("backend");
-    b.require("epoch");
-    auto backend = b.string("backend");
-    auto epoch = b.non_negative("epoch");
-    if (!b.ok() || !backend || !epoch)
-      return bad_request(b.ok() ? "backend and epoch are required" : b.error());
-    return reply_for(e->flip(*backend, static_cast<std::uint64_t>(*epoch)));
-  });
-  server.route("POST", "/v1/follow", [e](const HttpRequest& req) {
-    Body b(req, {"backend", "epoch"});
-    b.require("backend");
-    b.require("epoch");
-    auto backend = b.string("backend");
-    auto epoch = b.non_negative("epoch");
-    if (!b.ok() || !backend || !epoch)
-      return bad_request(b.ok() ? "backend and epoch are required" : b.error());
-    return reply_for(e->follow(*backend, static_cast<std::uint64_t>(*epoch)));
-  });
+  // flip and follow take the same body: {"backend": name, "epoch": n}.
+  using MoveCommand = CommandResult (CutoverEngine::*)(const std::string&, std::uint64_t);
+  auto move_route = [e](MoveCommand command) {
+    return [e, command](const HttpRequest& req) {
+      Body b(req, {"backend", "epoch"});
+      b.require("backend");
+      b.require("epoch");
+      auto backend = b.string("backend");
+      auto epoch = b.non_negative("epoch");
+      if (!b.ok() || !backend || !epoch)
+        return bad_request(b.ok() ? "backend and epoch are required" : b.error());
+      return reply_for((e->*command)(*backend, static_cast<std::uint64_t>(*epoch)));
+    };
+  };
+  server.route("POST", "/v1/flip", move_route(&CutoverEngine::flip));
+  server.route("POST", "/v1/follow", move_route(&CutoverEngine::follow));
   server.route("POST", "/v1/revert", [e](const HttpRequest& req) {
     Body b(req, {"epoch"});
     auto epoch = b.non_negative("epoch");

@@ -11,20 +11,7 @@
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
-P1_PID="" P2_PID=""
-flip_cleanup() {
-  local rc=$?
-  for p in $P1_PID $P2_PID; do kill -KILL "$p" 2>/dev/null || true; done
-  if [ $rc -ne 0 ]; then
-    for f in "$PROXY_DIR"/p*.log "$PROXY_DIR"/ctl.*; do
-      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  pgc_stop_all || true
-  rm -rf "$PROXY_DIR"
-  exit $rc
-}
-trap flip_cleanup EXIT
+PROXY_FAILURE_LOGS=('p*.log' 'ctl.out' 'ctl.err')
 
 pgc_start src heroku --logical >/dev/null
 pgc_start tgt rds >/dev/null
@@ -66,7 +53,7 @@ start_proxy() { # <n>
   local port admin
   if [ "$1" = 1 ]; then port=$P1_PORT admin=$A1_PORT; else port=$P2_PORT admin=$A2_PORT; fi
   PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD "$PROXY_BIN" -c "$PROXY_DIR/p$1.toml" >>"$PROXY_DIR/p$1.log" 2>&1 &
-  if [ "$1" = 1 ]; then P1_PID=$!; else P2_PID=$!; fi
+  PROXY_PIDS[$1]=$!
   pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "$port" -t 1 || fail "proxy $1 does not accept on $port"
   pgc_wait_until 15 admin_ready "$admin" ||
     fail "proxy $1 does not serve the admin API on $admin (is the admin API wired into pgcutover-proxy?)"
@@ -138,10 +125,10 @@ pass "flip --dry-run checks everything and changes nothing"
 
 # ---- a proxy unreachable at step 2 ----
 rc=0
-PGCUTOVER_TEST_HOOK_BEFORE_STEP="pause:kill -KILL $P2_PID" ctl flip || rc=$?
+PGCUTOVER_TEST_HOOK_BEFORE_STEP="pause:kill -KILL ${PROXY_PIDS[2]}" ctl flip || rc=$?
 [ $rc = 1 ] || fail "flip with proxy 2 gone exited $rc, expected 1"
-wait "$P2_PID" 2>/dev/null || true
-P2_PID=""
+wait "${PROXY_PIDS[2]}" 2>/dev/null || true
+PROXY_PIDS[2]=""
 [ "$(proxy_status "$A1_PORT" | cut -d' ' -f1-2)" = "running source" ] || fail "proxy 1 not resumed on the source"
 [ "$(pgc_admin_psql src -XAtc "select coalesce(array_to_string(setconfig, ','), '') from pg_db_role_setting s join pg_roles r on r.oid = s.setrole where rolname = 'app'")" = "" ] ||
   fail "the source is still fenced after the abort"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fleet mode (docs/fleet.md): ten proxies with [fleet], nine with no admin port, a controller whose config
-# lists no proxy. They register in the databases, `pgcutoverctl flip` moves all of them under
-# pgbench (tpcb-like, and connect-per-transaction) with 0 failed transactions and every
+# Fleet mode (docs/fleet.md): ten proxies with [fleet], nine with no admin port, a controller whose
+# config lists only the tenth (commanded over HTTP, once). They register in the databases,
+# `pgcutoverctl flip` moves all of them under pgbench (tpcb-like, and connect-per-transaction) with 0 failed transactions and every
 # acknowledged ledger row on the target once; the fence leaves their control sessions alone;
 # a proxy started after the flip with the unchanged config serves its first query from the
 # target (the authority in the databases, not its state file); `revert` brings all back; with
@@ -14,21 +14,7 @@ CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 # Ten proxies in the release run; four under the sanitizers (the same code paths, a third of the time).
 N=${FLEET_TEST_PROXIES:-$([ -n "${PGCUTOVER_SANITIZED:-}" ] && echo 4 || echo 10)}
 export PROXY_THREADS=${PROXY_THREADS:-1} # ten proxies on two cores
-PIDS=()
-fleet_cleanup() {
-  local rc=$?
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  if [ $rc -ne 0 ]; then
-    for f in "$PROXY_DIR"/p*.log "$PROXY_DIR"/ctl.* "$PROXY_DIR"/bench*.log; do
-      case $f in *.toml) continue ;; esac
-      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  pgc_stop_all || true
-  rm -rf "$PROXY_DIR"
-  exit $rc
-}
-trap fleet_cleanup EXIT
+PROXY_FAILURE_LOGS=('p*.log' 'ctl.out' 'ctl.err' 'bench*.log')
 
 pgc_start src heroku --logical >/dev/null
 pgc_start tgt rds >/dev/null
@@ -71,7 +57,7 @@ reconnect_interval = ${2:-0.5}
 }
 start_proxy() { # <n>
   "$PROXY_BIN" -c "$PROXY_DIR/p$1.toml" >>"$PROXY_DIR/p$1.log" 2>&1 &
-  PIDS[$1]=$!
+  PROXY_PIDS[$1]=$!
   pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "${PORTS[$1]}" -t 1 || fail "proxy $1 does not accept"
 }
 ctl() { # pgcutoverctl with the controller's config; output in ctl.out / ctl.err
@@ -231,13 +217,13 @@ X=$((N + 3))
 write_fleet_config "$X" 120 # it would not reconnect by itself within this test
 start_proxy "$X"
 pgc_wait_until 10 fleet_is $((N + 3)) running source || fail "proxy $X did not join: $(cat "$PROXY_DIR/ctl.out")"
-kill -STOP "${PIDS[$X]}"
+kill -STOP "${PROXY_PIDS[$X]}"
 for db in src tgt; do
   pgc_admin_psql $db -XAtqc "select pg_terminate_backend(l.pid) from pg_locks l join pgcutover.fleet_member m on l.objid = m.lock_key where l.locktype = 'advisory' and l.classid = 1885823861 and l.objsubid = 2 and m.name = 'dyno-$X'" >/dev/null
 done
 pgc_wait_until 10 fleet_is $((N + 2)) running source || fail "proxy $X still live: $(cat "$PROXY_DIR/ctl.out")"
 ctl flip --json "${ADMIN_OPTS[@]}" || { cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err"; fail "flip without proxy $X"; }
-kill -CONT "${PIDS[$X]}"
+kill -CONT "${PROXY_PIDS[$X]}"
 x_write() {
   [ "$(psql -XAt "host=127.0.0.1 port=${PORTS[$X]} user=app dbname=app sslmode=require" \
     -c "insert into ledger (client) values ($X) returning current_setting('port')" 2>/dev/null | head -1)" = "$TGT_PORT" ]
@@ -248,7 +234,7 @@ grep -q "fleet_authority_follow" "$PROXY_DIR/p$X.log" || fail "proxy $X did not 
 pass "a proxy that missed the flip (control sessions cut, no reconnect due for 2 min) moved to the target on its first refused write"
 
 # ---- a member that dies leaves the fleet at once ----
-kill -KILL "${PIDS[3]}"
+kill -KILL "${PROXY_PIDS[3]}"
 pgc_wait_until 10 bash -c "'$CTL_BIN' fleet --json -c '$PROXY_DIR/ctl.toml' | python3 -c 'import json,sys; d=json.load(sys.stdin); m=[x for x in d[\"members\"] if x[\"name\"]==\"dyno-3\"][0]; sys.exit(0 if not m[\"live\"] else 1)'" ||
   fail "a SIGKILLed proxy still listed live"
 pass "a SIGKILLed proxy is listed as vanished (its control sessions ended with it)"

@@ -14,14 +14,19 @@ chmod 755 "$PROXY_DIR"
 PROXY_PID=""
 PROXY_USER_PASSWORD="proxy-pw-$$"
 
+# More proxies a test starts (kill -KILL at exit), and the files whose last lines a failed test
+# shows (globs in $PROXY_DIR; proxy.log always).
+PROXY_PIDS=()
+PROXY_FAILURE_LOGS=()
 proxy_cleanup() {
-  local rc=$?
-  if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
-    kill -KILL "$PROXY_PID" 2>/dev/null || true
-  fi
-  if [ $rc -ne 0 ] && [ -f "$PROXY_DIR/proxy.log" ]; then
-    echo "---- last lines of the proxy log ----" >&2
-    tail -n 40 "$PROXY_DIR/proxy.log" >&2 || true
+  local rc=$? p f
+  for p in "$PROXY_PID" "${PROXY_PIDS[@]}"; do
+    [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+  done
+  if [ $rc -ne 0 ]; then
+    for f in "$PROXY_DIR/proxy.log" ${PROXY_FAILURE_LOGS[@]/#/$PROXY_DIR/}; do
+      [ -f "$f" ] && { echo "---- last lines of $f ----" >&2; tail -n 30 "$f" >&2; }
+    done
   fi
   pgc_stop_all || true
   rm -rf "$PROXY_DIR"
