@@ -15,6 +15,7 @@
 #include "control/command/proxy_fleet.h"
 #include "control/cutover/fence.h"
 #include "control/cutover/journal.h"
+#include "control/cutover/pause_figures.h"
 #include "control/cutover/sequences.h"
 #include "control/db/control_state.h"
 #include "control/replication/link.h"
@@ -73,22 +74,7 @@ struct Cutover {
   // Report.
   json::array steps;
   json::array notes;
-  // The write pause: from sending PAUSE (a gate closes when its PAUSE arrives, long before it
-  // is acknowledged after the drain) to the last acknowledgement of the command that reopened
-  // a gate. Every proxy's gate-closed span lies inside it.
-  std::optional<Clock::time_point> pause_sent, last_resume_ack;
-  // The write pause itself is what the application saw: the longest any client held by a
-  // gate waited for its answer, as each proxy measured it when its gate reopened.
-  double client_wait_worst_ms = 0;
-  int clients_held = 0;
-  bool client_waits_reported = true;  // false: a proxy too old to measure them
-  void note_reopened(const ProxyAnswer& x) {
-    if (!x.ok) return;
-    if (!x.body.contains("client_wait_ms")) client_waits_reported = false;
-    clients_held += x.clients_held;
-    if (x.client_wait_worst_ms)
-      client_wait_worst_ms = std::max(client_wait_worst_ms, *x.client_wait_worst_ms);
-  }
+  PauseFigures figures;  // the write pause the clients saw, and the controller's span
   std::string failure;
 
   // The destination still fenced from an earlier revert: the step-1 prewarm's connections log
@@ -349,7 +335,7 @@ struct Cutover {
 
   bool pause(json::object& d) {
     auto t0 = Clock::now();
-    if (!pause_sent) pause_sent = t0;
+    figures.pause_sent(t0);
     auto a = fleet.pause(static_cast<int>(drain_timeout_ms), static_cast<int>(max_pause_ms));
     paused = true;  // some proxies may be paused even when others failed
     d["proxies"] = to_json(a);
@@ -475,11 +461,7 @@ struct Cutover {
         a[i] = r[0];
       }
     }
-    for (const auto& x : a) {
-      if (x.ok && (!last_resume_ack || x.answered_at > *last_resume_ack))
-        last_resume_ack = x.answered_at;
-      note_reopened(x);
-    }
+    for (const auto& x : a) figures.reopened(x);
     d["proxies"] = to_json(a);
     if (!all_ok(a)) {
       failure = "flip: " + describe_failures(a);
@@ -540,11 +522,8 @@ struct Cutover {
 
   bool resume(json::object& d) {
     auto a = fleet.resume();
-    for (const auto& x : a) {
-      if (x.ok && x.changed && (!last_resume_ack || x.answered_at > *last_resume_ack))
-        last_resume_ack = x.answered_at;
-      if (x.changed) note_reopened(x);
-    }
+    for (const auto& x : a)
+      if (x.changed) figures.reopened(x);
     d["proxies"] = to_json(a);
     paused = false;
     if (!all_ok(a)) {
@@ -641,23 +620,7 @@ struct Cutover {
                      {"journal", journal.path()}};
     if (!failure.empty()) rep["error"] = failure;
     if (!rolled_back.empty()) rep["rolled_back"] = rolled_back;
-    if (pause_sent && last_resume_ack) {
-      double span = ms_between(*pause_sent, *last_resume_ack);
-      rep["controller_span_ms"] = span;
-      if (client_waits_reported) {
-        rep["write_pause_ms"] = client_wait_worst_ms;
-        rep["clients_held"] = clients_held;
-        say("write pause: " + std::to_string(static_cast<long>(client_wait_worst_ms + 0.5)) +
-            " ms (the longest any of the " + std::to_string(clients_held) +
-            " held clients waited for its answer); controller span " +
-            std::to_string(static_cast<long>(span)) + " ms (PAUSE sent -> last gate reopened)");
-      } else {
-        rep["write_pause_ms"] = span;
-        say("write pause: " + std::to_string(static_cast<long>(span)) +
-            " ms (PAUSE sent -> last gate reopened; a proxy too old to measure its clients' "
-            "waits)");
-      }
-    }
+    if (std::string line = figures.report(rep); !line.empty()) say(line);
     if (ctx.json)
       ctx.print_json(rep);
     else

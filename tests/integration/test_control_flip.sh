@@ -95,14 +95,7 @@ ctl() { # pgcutoverctl with the common options; output in $PROXY_DIR/ctl.out
 }
 
 # ---- data, schema, replication, validation ----
-export PGPASSWORD=$SRC_APP_PASSWORD
-timeout 120 pgbench -i -q -s 1 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
-pgc_psql src -qc "CREATE TABLE ledger (id bigserial PRIMARY KEY, client int NOT NULL, at timestamptz DEFAULT now())"
-pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
-"$CTL_BIN" schema copy --source-url "$SRC_URL" --target-url "$TGT_URL" >/dev/null || fail "schema copy"
-"$CTL_BIN" replicate start --method logical --source-url "$SRC_URL" --target-url "$TGT_URL" \
-  --subscriber-url "$TGT_ADMIN_URL" --wait-timeout 120 >/dev/null || fail "replicate start"
-"$CTL_BIN" validate --source-url "$SRC_URL" --target-url "$TGT_URL" --jobs 2 >/dev/null || fail "validate"
+pgc_logical_fixture
 start_proxy 1
 start_proxy 2
 pass "two proxies on the source, logical replication streaming, validated"

@@ -111,3 +111,17 @@ proxy_psql() {
   shift
   timeout 60 psql -X -q -v ON_ERROR_STOP=1 -At "$dsn" "$@"
 }
+
+# The starting point of the cutover drills, on clusters started as src (Heroku-shaped, with
+# --logical) and tgt (RDS-shaped): pgbench's tables and a ledger on the source, the schema
+# copied to the target, logical replication streaming, a clean validation. Needs $CTL_BIN.
+pgc_logical_fixture() {
+  export PGPASSWORD=$SRC_APP_PASSWORD
+  timeout 120 pgbench -i -q -s 1 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
+  pgc_psql src -qc "CREATE TABLE ledger (id bigserial PRIMARY KEY, client int NOT NULL, at timestamptz DEFAULT now())"
+  pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+  "$CTL_BIN" schema copy --source-url "$SRC_URL" --target-url "$TGT_URL" >/dev/null || fail "schema copy"
+  "$CTL_BIN" replicate start --method logical --source-url "$SRC_URL" --target-url "$TGT_URL" \
+    --subscriber-url "$TGT_ADMIN_URL" --wait-timeout 120 >/dev/null || fail "replicate start"
+  "$CTL_BIN" validate --source-url "$SRC_URL" --target-url "$TGT_URL" --jobs 2 >/dev/null || fail "validate"
+}

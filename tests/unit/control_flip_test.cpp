@@ -12,6 +12,7 @@
 #include "control/cutover/fence.h"
 #include "control/cutover/flip_plan.h"
 #include "control/cutover/journal.h"
+#include "control/cutover/pause_figures.h"
 #include "control/cutover/sequences.h"
 
 namespace pgcutover::control {
@@ -188,6 +189,44 @@ TEST(control_flip, ProxyAnswersParse) {
   EXPECT_EQ(c.result, "unreachable");
   EXPECT_FALSE(all_ok({a, b}));
   EXPECT_NE(describe_failures({a, b, c}).find("http://p3: unreachable"), std::string::npos);
+}
+
+// The printed write pause is the worst wait any held client saw, over every proxy whose gate
+// reopened; failed answers count for nothing; a proxy that does not report its clients' waits
+// makes the figure fall back to the controller's span, said as such.
+TEST(PauseFigures, WorstClientWaitAndTheSpanFallback) {
+  using Clock = PauseFigures::Clock;
+  auto answer = [](bool ok, const char* body, Clock::time_point at) {
+    ProxyAnswer a = parse_proxy_answer("http://p", true, ok ? 200 : 409, body, "");
+    a.answered_at = at;
+    return a;
+  };
+  const auto t0 = Clock::now();
+  PauseFigures f;
+  json::object none;
+  EXPECT_EQ(f.report(none), "");
+  EXPECT_TRUE(none.empty());
+  f.pause_sent(t0);
+  f.pause_sent(t0 + std::chrono::milliseconds(50));  // the first PAUSE counts
+  f.reopened(answer(true, R"({"ok":true,"client_wait_ms":{"held":3,"worst":120.5,"p99":120}})",
+                    t0 + std::chrono::milliseconds(300)));
+  f.reopened(answer(true, R"({"ok":true,"client_wait_ms":{"held":2,"worst":80,"p99":80}})",
+                    t0 + std::chrono::milliseconds(400)));
+  f.reopened(answer(false, R"({"ok":false,"error":"busy","client_wait_ms":{"held":9,"worst":999}})",
+                    t0 + std::chrono::milliseconds(900)));
+  json::object rep;
+  std::string line = f.report(rep);
+  EXPECT_DOUBLE_EQ(rep.at("write_pause_ms").as_double(), 120.5);
+  EXPECT_EQ(rep.at("clients_held").as_int64(), 5);
+  EXPECT_NEAR(rep.at("controller_span_ms").as_double(), 400, 1);
+  EXPECT_NE(line.find("write pause: 121 ms"), std::string::npos) << line;
+
+  f.reopened(answer(true, R"({"ok":true})", t0 + std::chrono::milliseconds(500)));
+  json::object old;
+  line = f.report(old);
+  EXPECT_NEAR(old.at("write_pause_ms").as_double(), 500, 1);
+  EXPECT_FALSE(old.contains("clients_held"));
+  EXPECT_NE(line.find("too old"), std::string::npos) << line;
 }
 
 }  // namespace
