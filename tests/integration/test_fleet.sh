@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Fleet mode (docs/fleet.md): ten proxies with [fleet], nine with no admin port, a controller whose
 # config lists only the tenth (commanded over HTTP, once). They register in the databases,
-# `pgcutoverctl flip` moves all of them under pgbench (tpcb-like, and connect-per-transaction) with 0 failed transactions and every
-# acknowledged ledger row on the target once; the fence leaves their control sessions alone;
+# `pgcutoverctl flip` moves all of them under pgbench (tpcb-like, and connect-per-transaction)
+# with 0 failed transactions and every acknowledged ledger row on the target once; the fence
+# leaves their control sessions alone;
 # a proxy started after the flip with the unchanged config serves its first query from the
 # target (the authority in the databases, not its state file); `revert` brings all back; with
 # the controller killed while the fleet is paused, a proxy started meanwhile comes up paused and
-# `recover` resumes everyone; a SIGKILLed proxy leaves the fleet.
+# `recover` resumes everyone; a proxy that missed a flip moves itself on its first refused write;
+# a proxy SIGKILLed while paused makes the run roll back and leaves the fleet.
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
@@ -226,11 +228,22 @@ grep -q "fleet_authority_recheck" "$PROXY_DIR/p$X.log" || fail "proxy $X moved w
 grep -q "fleet_authority_follow" "$PROXY_DIR/p$X.log" || fail "proxy $X did not follow the authority"
 pass "a proxy that missed the flip (control sessions cut, no reconnect due for 2 min) moved to the target on its first refused write"
 
-# ---- a member that dies leaves the fleet at once ----
-kill -KILL "${PROXY_PIDS[3]}"
-pgc_wait_until 10 bash -c "'$CTL_BIN' fleet --json -c '$PROXY_DIR/ctl.toml' | python3 -c 'import json,sys; d=json.load(sys.stdin); m=[x for x in d[\"members\"] if x[\"name\"]==\"dyno-3\"][0]; sys.exit(0 if not m[\"live\"] else 1)'" ||
-  fail "a SIGKILLed proxy still listed live"
-pass "a SIGKILLed proxy is listed as vanished (its control sessions ended with it)"
+# ---- a member SIGKILLed while paused: the run aborts as for an unreachable proxy ----
+rc=0
+PGCUTOVER_TEST_HOOK_BEFORE_STEP="fence:kill -KILL ${PROXY_PIDS[3]}" \
+  ctl revert --json --admin-timeout 2 "${ADMIN_OPTS[@]}" || rc=$?
+[ $rc = 1 ] || fail "revert with a member killed while paused exited $rc, expected 1: $(cat "$PROXY_DIR/ctl.err")"
+python3 - "$PROXY_DIR/ctl.out" <<'PY' || fail "the revert's report: $(head -c 1500 "$PROXY_DIR/ctl.out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["outcome"] == "rolled_back", r["outcome"]
+assert "fleet:dyno-3" in r.get("error", ""), r.get("error")
+PY
+pgc_wait_until 10 fleet_is $((N + 2)) running target || fail "after the aborted revert: $(cat "$PROXY_DIR/ctl.out")"
+ctl fleet --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); m=[x for x in d["members"] if x["name"]=="dyno-3"][0]; sys.exit(0 if not m["live"] else 1)' "$PROXY_DIR/ctl.out" ||
+  fail "the SIGKILLed proxy is still listed live"
+pass "a member SIGKILLed while paused: the revert rolled back, the other $((N + 2)) run on the target, the dead one is listed as vanished"
 
 # Nothing the fleet did made a proxy log a bug (a shard asked before it ran, say).
 bugs=$(grep -l "event=bug_" "$PROXY_DIR"/p*.log || true)
