@@ -53,12 +53,15 @@ ServerPool& Shard::pool(const std::string& database, const std::string& user) {
 }
 
 std::size_t Shard::warm_target() {
+  // The most each pool had at any prewarm since the last switch: a second prewarm during the
+  // same flip (after lifting the destination's fence) runs once the fence has ended the old
+  // side's connections, and sizing it from what is left would warm one connection where the
+  // held clients need several.
   std::size_t n = 0;
-  warm_demand_.clear();
   for (const auto& [key, pool] : pools_) {
     if (!pool->on_default_route()) continue;
-    std::size_t k = std::min(pool->open_count(), pool_size());
-    warm_demand_[key] = k;
+    std::size_t& k = warm_demand_[key];
+    k = std::max(k, std::min(pool->open_count(), pool_size()));
     n += k;
   }
   return n;

@@ -111,7 +111,8 @@ class Shard final : public SessionHost {
   Gate gate_;
   WarmPool warm_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ServerPool>> pools_;
-  std::map<std::pair<std::string, std::string>, std::size_t> warm_demand_;  // at the last prewarm
+  std::map<std::pair<std::string, std::string>, std::size_t>
+      warm_demand_;  // most since the last switch
   std::unordered_map<std::uint64_t, std::weak_ptr<ClientSession>> sessions_;
   std::unique_ptr<tcp::acceptor> tcp_acceptor_;
   std::unique_ptr<asio::local::stream_protocol::acceptor> unix_acceptor_;
