@@ -1,4 +1,4 @@
-// The cutover run: eight journaled, timed steps (flip_plan.h), automatic rollback of any
+// The cutover run: nine journaled, timed steps (flip_plan.h), automatic rollback of any
 // failure before traffic resumes, and recovery from the journal. One struct, Cutover, holds
 // the connections and what has been done so far, so rollback undoes exactly that.
 #include "control/cutover/flip.h"
@@ -310,6 +310,11 @@ struct Cutover {
     // Reverse replication: possible only when the side being left can subscribe.
     reverse_possible = method->can_reverse(from_admin(), from_name(), reverse_why_not);
     d["reverse_replication"] = reverse_possible;
+    // The reverse publications cost nothing and need not wait for the pause (step 6 makes the
+    // slot, which must come after them).
+    if (reverse_possible && !dry_run &&
+        !create_publications(to_admin(), next_link(), from_admin(), current_link(), failure))
+      return false;
     if (!reverse_possible) {
       std::string note = "NO REVERSE REPLICATION: " + reverse_why_not + ". Writes made on the " +
                          to_name() +
@@ -412,11 +417,39 @@ struct Cutover {
     }
     swapped = true;  // before the calls: a half-done swap is undone as a whole
     auto cur = current_link(), next = next_link();
+    // The old direction applies nothing more (a write that reached the side being left past
+    // its fence must not come back through the new slot), and the new slot keeps every write
+    // made on the destination from its first one. The subscription waits for step 9.
+    auto t0 = Clock::now();
+    if (!set_link_enabled(subscriber_of(cur), cur, false, failure)) return false;
+    auto t1 = Clock::now();
+    if (!prepare_link(publisher_of(next), next, publisher_of(cur), cur, failure)) return false;
+    d["reverse"] = true;
+    d["disable_ms"] = ms_between(t0, t1);
+    d["slot_ms"] = ms_between(t1, Clock::now());
+    d["summary"] = cur.subscription + " disabled, slot " + next.slot + " created on " + to_name() +
+                   " (subscribed after the flip)";
+    return true;
+  }
+
+  // Outside the pause: the old direction goes, the side left behind subscribes to the slot
+  // step 6 made (copy_data = false: the slot holds every write since).
+  bool subscribe(json::object& d) {
+    if (!reverse_possible) {
+      d["reverse"] = false;
+      d["summary"] = "no reverse replication (" + reverse_why_not + ")";
+      return true;
+    }
+    auto cur = current_link(), next = next_link();
+    auto t0 = Clock::now();
     if (!drop_link(subscriber_of(cur), publisher_of(cur), cur, failure)) return false;
+    auto t1 = Clock::now();
     if (!create_link(publisher_of(next), subscriber_of(next), publisher_conninfo_for(next), next,
                      publisher_of(cur), cur, failure))
       return false;
     d["reverse"] = true;
+    d["drop_ms"] = ms_between(t0, t1);
+    d["subscribe_ms"] = ms_between(t1, Clock::now());
     d["summary"] = "dropped " + cur.subscription + ", created " + next.subscription + " (" +
                    to_name() + " -> " + from_name() + ", copy_data = false)";
     return true;
@@ -557,6 +590,19 @@ struct Cutover {
     std::string err;
     if (swapped) {
       auto cur = current_link(), next = next_link();
+      if (flip_started && !link_exists(subscriber_of(next), next) &&
+          slot_exists(publisher_of(next), next.slot)) {
+        // Proxies may have written to the destination: those writes are in the new slot only.
+        // Finish the swap so they travel back before it is undone.
+        if (drop_link(subscriber_of(cur), publisher_of(cur), cur, err) &&
+            create_link(publisher_of(next), subscriber_of(next), publisher_conninfo_for(next), next,
+                        publisher_of(cur), cur, err))
+          note("subscribed " + from_name() + " to " + next.slot + " to bring " + to_name() +
+               "'s writes back");
+        else
+          note("WARNING: could not subscribe to " + next.slot + " (" + err + "); writes on " +
+               to_name() + " may be missing on " + from_name());
+      }
       if (link_exists(subscriber_of(next), next)) {
         // Writes made on the destination since the flip come back before the swap back.
         fence(to_admin(), roles_for(to()), own_pids(to_admin(), to()));
@@ -570,7 +616,8 @@ struct Cutover {
       if (!drop_link(subscriber_of(next), publisher_of(next), next, err))
         note("could not drop " + next.subscription + ": " + err);
       if (!create_link(publisher_of(cur), subscriber_of(cur), publisher_conninfo_for(cur), cur,
-                       publisher_of(next), next, err))
+                       publisher_of(next), next, err) ||
+          !set_link_enabled(subscriber_of(cur), cur, true, err))  // disabled by step 6
         note("could not re-create " + cur.subscription + ": " + err);
       else
         note("replication " + from_name() + " -> " + to_name() + " restored (" + cur.subscription +
@@ -605,9 +652,11 @@ struct Cutover {
     return done;
   }
 
-  int finish_report(bool ok, const std::string& outcome, json::array rolled_back = {}) {
+  // `open_run`: the journal's run stays unfinished, for `recover` to complete.
+  int finish_report(bool ok, const std::string& outcome, json::array rolled_back = {},
+                    bool open_run = false) {
     settle_rewarm(nullptr);
-    if (!dry_run) log({{"event", "end"}, {"outcome", outcome}});
+    if (!dry_run && !open_run) log({{"event", "end"}, {"outcome", outcome}});
     json::object rep{{"ok", ok},
                      {"command", dir == Direction::kForward ? "flip" : "revert"},
                      {"outcome", outcome},
@@ -646,6 +695,17 @@ bool load_common(Cutover& c) {
   // The fleet: proxies that take their commands through the databases (docs/fleet.md).
   c.fleet.join_fleet(ctx.settings, ctx.connect_timeout, c.fleet_problems);
   return true;
+}
+
+// Step 9, then the report. Traffic already runs on the destination; a failed subscription
+// leaves the run open in the journal so that `recover` makes it (the slot keeps the writes).
+int finish_subscribe(Cutover& c, bool ok, const std::string& outcome) {
+  if (c.step(FlipStep::kSubscribe, [&](json::object& d) { return c.subscribe(d); }))
+    return c.finish_report(ok, outcome);
+  c.failure += " (traffic runs on " + c.to_name() + "; its writes wait in slot " +
+               c.next_link().slot + ": run `pgcutoverctl recover` to subscribe " + c.from_name() +
+               " to it)";
+  return c.finish_report(false, "completed_with_errors", {}, /*open_run=*/true);
 }
 
 std::string new_run_id() {
@@ -729,7 +789,7 @@ int run_cutover(CommandContext& ctx, Direction direction) {
   }
   // From here traffic runs on the destination: a failure to resume is reported, not undone.
   bool resumed = c.step(FlipStep::kResume, [&](json::object& d) { return c.resume(d); });
-  return c.finish_report(resumed, resumed ? "completed" : "completed_with_errors");
+  return finish_subscribe(c, resumed, resumed ? "completed" : "completed_with_errors");
 }
 
 int run_recover(CommandContext& ctx) {
@@ -778,7 +838,8 @@ int run_recover(CommandContext& ctx) {
   // proxy is not there yet, then resume all.
   bool ok = c.step(FlipStep::kFlip, [&](json::object& d) { return c.flip(d); }) &&
             c.step(FlipStep::kResume, [&](json::object& d) { return c.resume(d); });
-  return c.finish_report(ok, ok ? "completed" : "recover_failed");
+  if (!ok) return c.finish_report(false, "recover_failed");
+  return finish_subscribe(c, true, "completed");
 }
 
 }  // namespace pgcutover::control

@@ -20,6 +20,8 @@ const char* step_name(FlipStep s) {
       return "flip";
     case FlipStep::kResume:
       return "resume";
+    case FlipStep::kSubscribe:
+      return "subscribe";
   }
   return "?";
 }
@@ -69,8 +71,9 @@ RecoveryAction decide_recovery(const JournalSummary& s) {
 std::vector<FlipStep> steps_to_finish(const JournalSummary& s) {
   if (decide_recovery(s) != RecoveryAction::kFinish) return {};
   // The flip is repeated on every proxy (idempotent by epoch: a proxy already on the
-  // destination answers changed=false), then everything is resumed.
-  return {FlipStep::kFlip, FlipStep::kResume};
+  // destination answers changed=false), everything is resumed, and the reverse subscription
+  // made if it is not there yet.
+  return {FlipStep::kFlip, FlipStep::kResume, FlipStep::kSubscribe};
 }
 
 std::vector<FlipStep> steps_to_undo(const JournalSummary& s) {

@@ -1,11 +1,14 @@
 // The cutover as a list of named steps, and the one decision `recover` makes from a journal:
 // finish (roll forward) or roll back. Pure logic, no I/O, so it is unit-tested on its own.
 //
-// Why reverse replication comes before the flip, which may look backwards: the
-// proxy's /v1/flip from PAUSED opens the gate as part of the same command (docs/cutover.md),
-// so a flipped proxy's clients write to the new side at once. The reverse replication slot
-// must exist before the first such write, or `revert` would lose it; so the replication swap
-// (drop forward, create reverse) runs while every proxy is still paused, before the flip.
+// Why the way back is prepared before the flip, which may look backwards: the proxy's
+// /v1/flip from PAUSED opens the gate as part of the same command (docs/cutover.md), so a
+// flipped proxy's clients write to the new side at once. The reverse replication slot must
+// exist before the first such write, or `revert` would lose it; so step 6 creates it while
+// every proxy is still paused. The rest of the swap (drop the old subscription and its slot,
+// subscribe the side left behind to the new slot) takes hundreds of milliseconds and holds no
+// write: it runs last (step 9), with traffic already on the destination, and the slot keeps
+// every write made there meanwhile.
 #pragma once
 
 #include <optional>
@@ -21,15 +24,17 @@ enum class FlipStep {
   kFence = 3,          // the side being left: app roles read-only, their sessions ended
   kCatchUp = 4,        // fixed-point barrier: L read once after the fence, wait for it
   kSequences = 5,      // setval on the destination, never backwards
-  kReplication = 6,    // drop the old direction, create the reverse one (point of no return
-                       // when the old side cannot subscribe)
+  kReplication = 6,    // disable the old direction, create the reverse slot (without one,
+                       // the flip is the point of no return)
   kFlip = 7,           // /v1/flip on every proxy (each opens its gate), smoke test
   kResume = 8,         // resume any proxy still paused; report the write pause
+  kSubscribe = 9,      // drop the old direction, subscribe to the reverse slot (outside the pause)
 };
 
 inline constexpr FlipStep kAllSteps[] = {
-    FlipStep::kPreconditions, FlipStep::kPause,       FlipStep::kFence, FlipStep::kCatchUp,
-    FlipStep::kSequences,     FlipStep::kReplication, FlipStep::kFlip,  FlipStep::kResume};
+    FlipStep::kPreconditions, FlipStep::kPause,     FlipStep::kFence,
+    FlipStep::kCatchUp,       FlipStep::kSequences, FlipStep::kReplication,
+    FlipStep::kFlip,          FlipStep::kResume,    FlipStep::kSubscribe};
 
 const char* step_name(FlipStep s);  // "preconditions", "pause", ...
 std::optional<FlipStep> parse_step(std::string_view name);

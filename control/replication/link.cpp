@@ -84,10 +84,8 @@ std::string publication_tables(PgConn& c, const std::string& pub) {
 
 }  // namespace
 
-bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publisher_conninfo,
-                 const LinkNames& link, PgConn& peer, const LinkNames& peer_link,
-                 std::string& error) {
-  std::vector<std::string> pubs;
+bool create_publications(PgConn& publisher, const LinkNames& link, PgConn& peer,
+                         const LinkNames& peer_link, std::string& error) {
   struct P {
     const std::string& mine;
     const std::string& theirs;
@@ -96,24 +94,30 @@ bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publi
   for (const P& p : {P{link.publication, peer_link.publication, ""},
                      P{link.insert_only_publication, peer_link.insert_only_publication,
                        " WITH (publish = 'insert')"}}) {
-    if (!publication_exists(publisher, p.mine)) {
-      std::string tables = publication_tables(peer, p.theirs);
-      if (tables.empty()) continue;
-      PgResult r = publisher.exec_script("CREATE PUBLICATION " + quote_ident(p.mine) +
-                                         " FOR TABLE " + tables + p.with);
-      if (!r) {
-        error = "CREATE PUBLICATION " + p.mine + ": " + r.error().message;
-        return false;
-      }
+    if (publication_exists(publisher, p.mine)) continue;
+    std::string tables = publication_tables(peer, p.theirs);
+    if (tables.empty()) continue;
+    PgResult r = publisher.exec_script("CREATE PUBLICATION " + quote_ident(p.mine) + " FOR TABLE " +
+                                       tables + p.with);
+    if (!r) {
+      error = "CREATE PUBLICATION " + p.mine + ": " + r.error().message;
+      return false;
     }
-    pubs.push_back(p.mine);
   }
-  if (pubs.empty()) {
+  if (!publication_exists(publisher, link.publication) &&
+      !publication_exists(publisher, link.insert_only_publication)) {
     error = "no publication to subscribe to (the other side has no pgcutover publication)";
     return false;
   }
+  return true;
+}
+
+bool prepare_link(PgConn& publisher, const LinkNames& link, PgConn& peer,
+                  const LinkNames& peer_link, std::string& error) {
+  if (!create_publications(publisher, link, peer, peer_link, error)) return false;
   if (!slot_exists(publisher, link.slot)) {
-    // Waits for transactions in progress on the publisher: the flip holds traffic here.
+    // Waits for transactions in progress on the publisher. The publications exist first: a
+    // walsender decoding from a point before its publication was created fails.
     PgResult r =
         publisher.exec("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {link.slot});
     if (!r) {
@@ -121,18 +125,38 @@ bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publi
       return false;
     }
   }
-  if (!link_exists(subscriber, link)) {
-    std::string pub_list;
-    for (const auto& p : pubs) pub_list += (pub_list.empty() ? "" : ", ") + quote_ident(p);
-    PgResult r = subscriber.exec_script(
-        "CREATE SUBSCRIPTION " + quote_ident(link.subscription) + " CONNECTION " +
-        subscriber.quote_literal(publisher_conninfo) + " PUBLICATION " + pub_list +
-        " WITH (create_slot = false, slot_name = " + subscriber.quote_literal(link.slot) +
-        ", copy_data = false, synchronous_commit = 'on')");  // see replication_logical.cpp
-    if (!r) {
-      error = "CREATE SUBSCRIPTION " + link.subscription + ": " + redact(r.error().message);
-      return false;
-    }
+  return true;
+}
+
+bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publisher_conninfo,
+                 const LinkNames& link, PgConn& peer, const LinkNames& peer_link,
+                 std::string& error) {
+  if (!prepare_link(publisher, link, peer, peer_link, error)) return false;
+  if (link_exists(subscriber, link)) return true;
+  std::string pub_list;
+  for (const auto& p : {link.publication, link.insert_only_publication})
+    if (publication_exists(publisher, p))
+      pub_list += (pub_list.empty() ? "" : ", ") + quote_ident(p);
+  PgResult r = subscriber.exec_script(
+      "CREATE SUBSCRIPTION " + quote_ident(link.subscription) + " CONNECTION " +
+      subscriber.quote_literal(publisher_conninfo) + " PUBLICATION " + pub_list +
+      " WITH (create_slot = false, slot_name = " + subscriber.quote_literal(link.slot) +
+      ", copy_data = false, synchronous_commit = 'on')");  // see replication_logical.cpp
+  if (!r) {
+    error = "CREATE SUBSCRIPTION " + link.subscription + ": " + redact(r.error().message);
+    return false;
+  }
+  return true;
+}
+
+bool set_link_enabled(PgConn& subscriber, const LinkNames& link, bool enabled, std::string& error) {
+  if (!link_exists(subscriber, link)) return true;
+  PgResult r = subscriber.exec_script("ALTER SUBSCRIPTION " + quote_ident(link.subscription) +
+                                      (enabled ? " ENABLE" : " DISABLE"));
+  if (!r) {
+    error = "ALTER SUBSCRIPTION " + link.subscription + (enabled ? " ENABLE: " : " DISABLE: ") +
+            r.error().message;
+    return false;
   }
   return true;
 }

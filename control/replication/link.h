@@ -1,9 +1,11 @@
 // One direction of native logical replication as the flip sees it: publications and a slot
-// on the publisher, a subscription on the subscriber. The flip swaps directions while every
-// proxy is paused: it drops the old one's subscription and slot (publications stay: they cost
-// nothing and a rollback reuses them) and creates the other with copy_data = false. On
-// PostgreSQL 15 a subscription re-publishes what it applied (no origin filter), so both
-// directions must never run at once: drop first, then create.
+// on the publisher, a subscription on the subscriber. The flip swaps directions in two halves.
+// While every proxy is paused it disables the old subscription and creates the new direction's
+// slot on the destination (the way back must keep the first write made there); after the gates
+// have opened it drops the old subscription and slot and subscribes the side left behind to
+// the slot, copy_data = false (publications stay: they cost nothing and a rollback reuses
+// them). On PostgreSQL 15 a subscription re-publishes what it applied (no origin filter), so
+// both directions must never apply at once: the old one is disabled before the new one exists.
 #pragma once
 
 #include <chrono>
@@ -27,12 +29,22 @@ bool link_exists(PgConn& subscriber, const LinkNames& link);
 // Drops the subscription (detached from its slot first) and the slot on the publisher,
 // retrying while the walsender exits (bounded). Idempotent.
 bool drop_link(PgConn& subscriber, PgConn& publisher, const LinkNames& link, std::string& error);
-// Creates the publications on `publisher` (tables taken from `peer`'s publications `peer_link`
-// when they do not exist yet), the slot, and the subscription on `subscriber` connecting with
-// `publisher_conninfo`, copy_data = false. Idempotent.
+// The publications of `link` on `publisher`, with the tables of `peer`'s publications
+// `peer_link`, when they do not exist yet. Idempotent.
+bool create_publications(PgConn& publisher, const LinkNames& link, PgConn& peer,
+                         const LinkNames& peer_link, std::string& error);
+// The publisher's half of a link: create_publications, then the slot. From the slot's creation
+// on, every change on `publisher` is kept for the subscription made later. Idempotent.
+bool prepare_link(PgConn& publisher, const LinkNames& link, PgConn& peer,
+                  const LinkNames& peer_link, std::string& error);
+// prepare_link, then the subscription on `subscriber` connecting with `publisher_conninfo`,
+// attached to the slot, copy_data = false. Idempotent.
 bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publisher_conninfo,
                  const LinkNames& link, PgConn& peer, const LinkNames& peer_link,
                  std::string& error);
+// ALTER SUBSCRIPTION .. ENABLE / DISABLE when the subscription exists. A disabled one applies
+// no further transaction; its slot keeps what the publisher writes meanwhile.
+bool set_link_enabled(PgConn& subscriber, const LinkNames& link, bool enabled, std::string& error);
 // Drops the publications of `link` on `publisher` (finalize).
 bool drop_publications(PgConn& publisher, const LinkNames& link, std::string& error);
 

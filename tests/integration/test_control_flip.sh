@@ -130,7 +130,7 @@ both_running_on source || fail "proxy 2 did not come back on the source"
 pass "proxy unreachable at step 2: flip aborted (exit 1), proxy 1 resumed on the source, fence removed"
 
 # ---- the controller killed after each step ----
-for step in preconditions pause fence catch_up sequences replication flip resume; do
+for step in preconditions pause fence catch_up sequences replication flip resume subscribe; do
   rc=0
   PGCUTOVER_CRASH_AFTER_STEP=$step ctl flip || rc=$?
   [ $rc = 99 ] || fail "crash after $step: exit $rc, expected 99"

@@ -97,8 +97,12 @@ TEST(control_flip, RecoveryRollsBackBeforeTheFlipAndFinishesFromIt) {
             RecoveryAction::kFinish);
   EXPECT_EQ(decide_recovery(run_until(FlipStep::kResume, FlipStep::kFlip)),
             RecoveryAction::kFinish);
+  // Traffic on the destination, the reverse subscription not made yet (its slot keeps the
+  // writes): finish, which makes it.
+  EXPECT_EQ(decide_recovery(run_until(FlipStep::kSubscribe, FlipStep::kResume)),
+            RecoveryAction::kFinish);
   EXPECT_EQ(steps_to_finish(run_until(FlipStep::kFlip, FlipStep::kFlip)),
-            (std::vector<FlipStep>{FlipStep::kFlip, FlipStep::kResume}));
+            (std::vector<FlipStep>{FlipStep::kFlip, FlipStep::kResume, FlipStep::kSubscribe}));
 }
 
 // The undo list holds exactly the started steps that changed something, newest first.
