@@ -180,9 +180,11 @@ std::vector<ProxyAnswer> ProxyFleet::status() {
               std::min(timeout_, std::chrono::milliseconds(3000)));
 }
 
-std::vector<ProxyAnswer> ProxyFleet::prewarm(const std::string& backend, int timeout_ms) {
-  std::string body =
-      json::serialize(json::object{{"backend", backend}, {"timeout_ms", timeout_ms}});
+std::vector<ProxyAnswer> ProxyFleet::prewarm(const std::string& backend, int timeout_ms,
+                                             bool writable) {
+  json::object o{{"backend", backend}, {"timeout_ms", timeout_ms}};
+  if (writable) o["writable"] = true;  // older proxies refuse fields they do not know
+  std::string body = json::serialize(o);
   return call(all_of(size()), "POST", "/v1/prewarm", std::vector<std::string>(size(), body),
               std::chrono::milliseconds(timeout_ms) + timeout_);
 }

@@ -58,7 +58,10 @@ class ProxyFleet {
   std::string record_authority(const std::string& backend, uint64_t epoch);
 
   std::vector<ProxyAnswer> status();
-  std::vector<ProxyAnswer> prewarm(const std::string& backend, int timeout_ms);
+  // `writable`: the connections log in writable even while the backend's roles are fenced (the
+  // flip lifts that fence before any gate opens there).
+  std::vector<ProxyAnswer> prewarm(const std::string& backend, int timeout_ms,
+                                   bool writable = false);
   std::vector<ProxyAnswer> pause(int drain_timeout_ms, int max_pause_ms);
   std::vector<ProxyAnswer> resume();
   // POST /v1/replication_lag with one reading (a JSON body) to every proxy.

@@ -7,7 +7,6 @@
 
 #include <cstdlib>
 #include <ctime>
-#include <future>
 #include <optional>
 #include <thread>
 
@@ -77,21 +76,12 @@ struct Cutover {
   PauseFigures figures;  // the write pause the clients saw, and the controller's span
   std::string failure;
 
-  // The destination still fenced from an earlier revert: the step-1 prewarm's connections log
-  // in read-only (a role setting is read once, at login) and the proxies must discard them, so
-  // every held client would open its own connection after the gate reopens (TLS and SCRAM,
-  // hundreds of ms for a dozen at once). The fence is lifted right after the source's, and the
-  // proxies prewarm again while the catch-up runs; the flip step waits for that first.
+  // The destination still fenced from an earlier revert. A role setting is read once, at
+  // login, so the step-1 prewarm asks for connections that log in writable anyway (the proxies
+  // would discard read-only ones, and every held client would open its own connection after
+  // the gate reopens: TLS and SCRAM, hundreds of ms for a dozen at once). The fence itself is
+  // lifted right after the source's, long before any gate opens on the destination.
   bool to_fenced = false;
-  std::future<std::vector<ProxyAnswer>> rewarm;
-  void settle_rewarm(json::object* d) {
-    if (!rewarm.valid()) return;
-    auto pw = rewarm.get();
-    if (d) (*d)["rewarm"] = to_json(pw);
-    if (!all_ok(pw))
-      notes.emplace_back("prewarm after lifting " + to_name() + "'s fence: " +
-                         describe_failures(pw) + " (clients open their own connections)");
-  }
 
   Cutover(CommandContext& c, Direction d)
       : ctx(c),
@@ -325,10 +315,10 @@ struct Cutover {
     }
 
     // Warm pools to the destination now: a flip from PAUSED does not prewarm. A destination
-    // still fenced is prewarmed again once its fence is lifted (see to_fenced).
+    // still fenced gets writable connections (see to_fenced).
     to_fenced = roles_fenced(to_admin(), roles_for(to()));
     d["destination_fenced"] = to_fenced;
-    auto pw = fleet.prewarm(to_name(), 5000);
+    auto pw = fleet.prewarm(to_name(), 5000, to_fenced);
     if (!all_ok(pw)) {
       failure = "prewarm of " + to_name() + " failed: " + describe_failures(pw);
       return false;
@@ -374,14 +364,9 @@ struct Cutover {
     }
     if (to_fenced && !dry_run) {
       // Nothing writes to the side being left any more: the destination's fence can go now
-      // (the sequences step lifts it otherwise), and fresh, writable connections be prewarmed
-      // while the catch-up runs.
+      // (the sequences step lifts it otherwise).
       FenceResult u = unfence(to_admin(), roles_for(to()));
-      if (u.ok) {
-        d["destination_unfenced"] = true;
-        rewarm = std::async(std::launch::async,
-                            [this, name = to_name()] { return fleet.prewarm(name, 5000); });
-      }
+      if (u.ok) d["destination_unfenced"] = true;
     }
     d["summary"] = std::to_string(roles.size()) + " role(s) read-only on " + from_name() + ", " +
                    std::to_string(r.sessions_terminated) + " session(s) ended";
@@ -458,7 +443,6 @@ struct Cutover {
   // Flip every proxy; a proxy whose flip failed is asked again (its epoch re-read) before
   // the run gives up, since the others already serve on the destination.
   bool flip(json::object& d) {
-    settle_rewarm(&d);  // a prewarm still running would make the proxies answer 409 busy
     flip_started = true;
     // The epochs the pause answered with, one round trip fewer inside the pause (a stale one is
     // refused by its proxy and re-read below); a run that did not pause (recover) asks.
@@ -569,7 +553,6 @@ struct Cutover {
 
   // ---- rollback: undo exactly what was done, newest first; every action idempotent ----
   json::array rollback() {
-    settle_rewarm(nullptr);
     json::array done;
     auto note = [&](const std::string& s) {
       done.emplace_back(s);
@@ -655,7 +638,6 @@ struct Cutover {
   // `open_run`: the journal's run stays unfinished, for `recover` to complete.
   int finish_report(bool ok, const std::string& outcome, json::array rolled_back = {},
                     bool open_run = false) {
-    settle_rewarm(nullptr);
     if (!dry_run && !open_run) log({{"event", "end"}, {"outcome", outcome}});
     json::object rep{{"ok", ok},
                      {"command", dir == Direction::kForward ? "flip" : "revert"},

@@ -331,12 +331,13 @@ void register_admin_routes(AdminServer& server, CutoverEngine& engine, AdminRout
         });
   }
   server.route("POST", "/v1/prewarm", [e](const HttpRequest& req) {
-    Body b(req, {"backend", "timeout_ms"});
+    Body b(req, {"backend", "timeout_ms", "writable"});
     b.require("backend");
     auto backend = b.string("backend");
     auto timeout = b.millis("timeout_ms");
+    auto writable = b.boolean("writable");
     if (!b.ok() || !backend) return bad_request(b.ok() ? "backend is required" : b.error());
-    return reply_for(e->prewarm(*backend, timeout));
+    return reply_for(e->prewarm(*backend, timeout, writable.value_or(false)));
   });
 }
 

@@ -510,7 +510,7 @@ CommandResult CutoverEngine::do_flip(const std::string& command, const std::stri
   const bool was_running = state == CutoverState::kRunning;
   if (was_running && options_.prewarm_on_flip) {
     auto t = Clock::now();
-    bool warmed = dp_.prewarm(backend, options_.prewarm_timeout);
+    bool warmed = dp_.prewarm(backend, options_.prewarm_timeout, false);
     r.prewarm = to_ms(Clock::now() - t);
     if (!warmed) {
       r.error = CommandError::kPrewarmFailed;
@@ -609,7 +609,8 @@ CommandResult CutoverEngine::set_read_only(bool enabled) {
   return finish(std::move(r));
 }
 
-CommandResult CutoverEngine::prewarm(const std::string& backend, std::optional<Millis> timeout) {
+CommandResult CutoverEngine::prewarm(const std::string& backend, std::optional<Millis> timeout,
+                                     bool writable) {
   CommandSlot slot(*this, "prewarm");
   if (!slot.held()) return finish(slot.refusal("prewarm"));
   CommandResult r;
@@ -620,7 +621,7 @@ CommandResult CutoverEngine::prewarm(const std::string& backend, std::optional<M
     return finish(std::move(r));
   }
   auto t = Clock::now();
-  bool ok = dp_.prewarm(backend, timeout.value_or(options_.prewarm_timeout));
+  bool ok = dp_.prewarm(backend, timeout.value_or(options_.prewarm_timeout), writable);
   r.prewarm = to_ms(Clock::now() - t);
   r.changed = ok;
   if (!ok) {

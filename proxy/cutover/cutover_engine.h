@@ -101,8 +101,10 @@ class TrafficControl {
   // flight. May block briefly. false: could not switch (the engine rolls back).
   virtual bool retarget(const std::string& backend, std::uint64_t epoch) = 0;
   // Opens a warm pool to `backend` (connect, TLS, auth) so the flip does not pay for it. Blocks
-  // up to `timeout`. false: the backend is not reachable.
-  virtual bool prewarm(const std::string& backend, Millis timeout) = 0;
+  // up to `timeout`. false: the backend is not reachable. `writable`: the connections log in
+  // with default_transaction_read_only = off whatever the role says (the controller asks for it
+  // when it lifts the destination's fence before any gate opens there).
+  virtual bool prewarm(const std::string& backend, Millis timeout, bool writable) = 0;
   // Read-only mode: every new transaction is read-only; writes get SQLSTATE 25006.
   virtual void set_read_only(bool enabled) = 0;
   // Session mode: sessions whose state cannot move (empty in transaction mode).
@@ -266,7 +268,8 @@ class CutoverEngine {
   // Flip back to the previous backend. Without an expected epoch the current one is used.
   CommandResult revert(std::optional<std::uint64_t> expected_epoch = std::nullopt);
   CommandResult set_read_only(bool enabled);
-  CommandResult prewarm(const std::string& backend, std::optional<Millis> timeout = std::nullopt);
+  CommandResult prewarm(const std::string& backend, std::optional<Millis> timeout = std::nullopt,
+                        bool writable = false);
 
   CutoverStatus status() const;
   // State, backend and epoch only: never asks the data plane (callable before it runs).

@@ -78,12 +78,13 @@ awaitable<ServerError> open_transport(const BackendEndpoint& ep, std::shared_ptr
 }
 
 awaitable<ServerError> login(ServerConnection& conn, const std::string& password,
-                             const protocol::Limits& limits) {
+                             const protocol::Limits& limits, const StartupParams& extra) {
   const Backend& b = conn.endpoint->backend;
   Stream& s = *conn.stream;
   std::vector<std::pair<std::string, std::string>> params = {{"user", b.url.user},
                                                              {"database", b.url.dbname}};
   for (const auto& p : b.url.startup_params) params.push_back(p);
+  for (const auto& p : extra) params.push_back(p);
   std::string out;
   protocol::append_startup_message(out, params);
   if (auto [ec, n] = co_await s.write(asio::buffer(out)); ec)
@@ -202,7 +203,8 @@ bool is_auth_failure(const ServerError& e) {
 // One attempt: connect, TLS and login with `password`, within `timeout`.
 awaitable<ConnectResult> connect_once(std::shared_ptr<const BackendEndpoint> endpoint,
                                       std::uint64_t epoch, asio::chrono::milliseconds timeout,
-                                      const protocol::Limits& limits, const std::string& password) {
+                                      const protocol::Limits& limits, const std::string& password,
+                                      const StartupParams& extra) {
   ConnectResult r;
   auto ex = co_await asio::this_coro::executor;
   auto conn = std::make_unique<ServerConnection>();
@@ -226,7 +228,7 @@ awaitable<ConnectResult> connect_once(std::shared_ptr<const BackendEndpoint> end
   if (*fired) e = err("08001", "timeout connecting to backend \"" + endpoint->backend.name + "\"");
   if (e.empty()) {
     conn->stream = stream;
-    e = co_await login(*conn, password, limits);
+    e = co_await login(*conn, password, limits, extra);
     if (!e.empty() && *fired)
       e = err("08001", "timeout logging in to backend \"" + endpoint->backend.name + "\"");
   }
@@ -244,19 +246,19 @@ awaitable<ConnectResult> connect_once(std::shared_ptr<const BackendEndpoint> end
 
 awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> endpoint,
                                         std::uint64_t epoch, asio::chrono::milliseconds timeout,
-                                        protocol::Limits limits) {
+                                        protocol::Limits limits, StartupParams extra) {
   const Backend& b = endpoint->backend;
   const auto started = std::chrono::steady_clock::now();
   auto [password, generation] = endpoint->secret
                                     ? endpoint->secret->current()
                                     : std::pair<std::string, std::uint64_t>{b.url.password, 0};
-  ConnectResult r = co_await connect_once(endpoint, epoch, timeout, limits, password);
+  ConnectResult r = co_await connect_once(endpoint, epoch, timeout, limits, password, extra);
   if (is_auth_failure(r.error) && endpoint->secret && endpoint->secret->refreshable()) {
     // Rotated underneath us? Re-read the password source once and retry with what it holds
     // now, so the client that hit the rotation does not see the error.
     if (co_await refresh_secret(endpoint->secret, generation)) {
       std::tie(password, generation) = endpoint->secret->current();
-      r = co_await connect_once(endpoint, epoch, timeout, limits, password);
+      r = co_await connect_once(endpoint, epoch, timeout, limits, password, extra);
     }
   }
   if (!r.conn) {

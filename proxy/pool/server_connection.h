@@ -67,10 +67,14 @@ struct ConnectResult {
   ServerError error;
 };
 
+// Run-time parameters sent in the startup packet after the backend URL's own (they take
+// precedence over the role's and the database's settings).
+using StartupParams = std::vector<std::pair<std::string, std::string>>;
+
 // Opens, secures and logs in one server connection within `timeout`.
 awaitable<ConnectResult> connect_server(std::shared_ptr<const BackendEndpoint> endpoint,
                                         std::uint64_t epoch, asio::chrono::milliseconds timeout,
-                                        protocol::Limits limits);
+                                        protocol::Limits limits, StartupParams extra = {});
 
 // Runs one simple Query on an idle connection and consumes every response up to
 // ReadyForQuery, updating the connection's reported parameters. Ok only when the server

@@ -51,8 +51,8 @@ FleetAgentOptions fleet_agent_options(const Settings& s, std::string name,
   if (::gethostname(host, sizeof host - 1) == 0) o.host = host;
   o.version = PGCUTOVER_VERSION;
   o.admin = std::move(admin_address);
-  for (const auto& name : s.config.fleet.channel)
-    if (auto e = s.endpoint(name)) o.channel.emplace_back(name, e);
+  for (const auto& backend : s.config.fleet.channel)
+    if (auto e = s.endpoint(backend)) o.channel.emplace_back(backend, e);
   o.limits = s.server_limits;
   o.connect_timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(s.config.proxy.server_connect_timeout);

@@ -149,7 +149,7 @@ bool ShardTrafficControl::retarget(const std::string& backend, std::uint64_t epo
       plane_, [](Shard&) {}, kShardTimeout);
 }
 
-bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout) {
+bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout, bool writable) {
   auto settings = plane_.settings();
   auto endpoint = settings->endpoint(backend);
   if (!endpoint) return false;
@@ -172,8 +172,11 @@ bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout) {
   auto connect_timeout = std::chrono::duration_cast<asio::chrono::milliseconds>(std::min(
       timeout, std::chrono::duration_cast<Millis>(settings->config.proxy.server_connect_timeout)));
   const auto ttl = settings->config.cutover.prewarm_ttl;
+  StartupParams extra;
+  if (writable) extra.emplace_back("default_transaction_read_only", "off");
   for (Shard* shard : shards) {
-    asio::post(shard->io(), [shard, endpoint, settings, connect_timeout, ttl, round, backend] {
+    asio::post(shard->io(), [shard, endpoint, settings, connect_timeout, ttl, round, backend,
+                             extra] {
       std::size_t want = shard->warm_target();
       if (want == 0 && shard->index() == 0) want = 1;
       struct ShardRound {
@@ -197,9 +200,9 @@ bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout) {
       for (std::size_t i = 0; i < want; ++i) {
         asio::co_spawn(
             shard->io(),
-            [endpoint, settings, connect_timeout, mine, shard_done]() -> awaitable<void> {
-              ConnectResult r =
-                  co_await connect_server(endpoint, 0, connect_timeout, settings->server_limits);
+            [endpoint, settings, connect_timeout, mine, shard_done, extra]() -> awaitable<void> {
+              ConnectResult r = co_await connect_server(endpoint, 0, connect_timeout,
+                                                        settings->server_limits, extra);
               if (r.conn) {
                 mine->conns.push_back(std::move(r.conn));
               } else {

@@ -23,7 +23,7 @@ class ShardTrafficControl : public TrafficControl {
   void cancel_in_flight() override;
   void terminate_in_flight() override;
   bool retarget(const std::string& backend, std::uint64_t epoch) override;
-  bool prewarm(const std::string& backend, Millis timeout) override;
+  bool prewarm(const std::string& backend, Millis timeout, bool writable) override;
   void set_read_only(bool enabled) override;
   std::vector<SessionInfo> unmovable_sessions() override;
   void snapshot_sessions() override;

@@ -163,3 +163,40 @@ out=$(admin POST /v1/readonly '{"enabled":false}')
 [ "${out%% *}" = 200 ] || fail "readonly off: $out"
 proxy_psql "$dsn" -c "insert into pgbench_history(tid, bid, aid, delta) values (1, 1, 1, 0)" >/dev/null || fail "write after read-only mode ended"
 pass "read-only mode refuses writes (25006) and keeps reads; turning it off restores writes"
+
+# ---- a prewarm asked "writable" logs in writable while the backend's role is still fenced ----
+# (pgcutoverctl asks for it when the destination carries the fence of an earlier revert: the
+# fence is lifted inside the pause, and read-only warm connections would be thrown away.)
+# One shard: its pools' connections are the ones warmed (a second shard with no pool
+# connections warms none, and its client would open a fresh, read-only one).
+sed -i 's/^threads = .*/threads = 1/' "$cfg"
+proxy_stop
+proxy_start "$cfg"
+pgc_wait_until 10 curl -sf -m 2 "$ADMIN/healthz" -o /dev/null || fail "admin API not up after the restart"
+pgc_admin_psql tgt -q -c "alter role app set default_transaction_read_only = on" >/dev/null
+flip_to() { # <backend>: pause, then flip from PAUSED (which opens the gate and never prewarms)
+  local e
+  # A pool connection before the switch: a prewarm warms as many as the pools have open.
+  [ "$(proxy_psql "$dsn" -c "select 1")" = 1 ] || fail "query before flipping to $1"
+  e=$(json_field "$(admin GET /v1/status)" epoch)
+  out=$(admin POST /v1/pause '{}')
+  [ "${out%% *}" = 200 ] || fail "pause before flipping to $1: $out"
+  out=$(admin POST /v1/flip "{\"backend\":\"$1\",\"epoch\":$e}")
+  [ "${out%% *}" = 200 ] || fail "flip to $1: $out"
+}
+insert_sql="insert into pgbench_history(tid, bid, aid, delta) values (1, 1, 1, 0)"
+out=$(admin POST /v1/prewarm '{"backend":"target"}')
+[ "${out%% *}" = 200 ] || fail "prewarm: $out"
+flip_to target
+out=$(timeout 30 psql -X -At "$dsn" -c "$insert_sql" 2>&1 || true)
+echo "$out" | grep -q "read-only transaction" || fail "a write on the fenced target went through a plain prewarm: $out"
+flip_to source
+out=$(admin POST /v1/prewarm '{"backend":"target","writable":true}')
+[ "${out%% *}" = 200 ] || fail "writable prewarm: $out"
+flip_to target
+proxy_psql "$dsn" -c "$insert_sql" >/dev/null || fail "the writable prewarm's connection refused a write"
+[ "$(proxy_psql "$dsn" -c "show default_transaction_read_only")" = off ] || fail "the warm connection is not writable"
+out=$(admin POST /v1/prewarm '{"backend":"target","writable":"yes"}')
+[ "${out%% *}" = 400 ] || fail "writable must be a boolean: $out"
+pgc_admin_psql tgt -q -c "alter role app reset default_transaction_read_only" >/dev/null
+pass "prewarm: plain warm connections to a fenced role stay read-only (25006); writable ones take writes"

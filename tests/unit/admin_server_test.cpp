@@ -99,7 +99,7 @@ class FakeDataPlane : public TrafficControl {
   void cancel_in_flight() override {}
   void terminate_in_flight() override {}
   bool retarget(const std::string&, std::uint64_t) override { return true; }
-  bool prewarm(const std::string&, Millis) override { return true; }
+  bool prewarm(const std::string&, Millis, bool) override { return true; }
   void set_read_only(bool) override {}
   std::vector<SessionInfo> unmovable_sessions() override { return {}; }
   std::atomic<int> in_flight{0};

@@ -88,7 +88,7 @@ class FakeTraffic : public TrafficControl {
     if (!retarget_ok && backend == fail_backend) return false;
     return true;
   }
-  bool prewarm(const std::string& backend, Millis) override {
+  bool prewarm(const std::string& backend, Millis, bool) override {
     ev_.add("prewarm:" + backend);
     return prewarm_ok;
   }
