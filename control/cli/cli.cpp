@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "control/cli/fleet.h"
+#include "control/cli/run_lock.h"
 #include "control/cli/status.h"
 #include "control/cli/traffic.h"
 #include "control/command/exit_codes.h"
@@ -297,7 +298,7 @@ const std::vector<CommandSpec>& commands() {
                         "fence-role"}),
        "0 flipped (or rehearsed), 1 a precondition failed or the flip was rolled back, 2 usage "
        "or connection error",
-       cmd_flip},
+       [](CommandContext& c) { return with_cutover_lock(c, "flip", cmd_flip); }},
       {"revert", "move traffic back from target to source (the flip's path the other way)",
        "Lossless when reverse replication ran (subscription pgcutover_reverse on the source):\n"
        "pause, fence the target, wait for the source to have the target's last write,\n"
@@ -306,7 +307,8 @@ const std::vector<CommandSpec>& commands() {
                         "catch-up-timeout", "sequence-margin", "smoke-url", "admin-timeout",
                         "publisher-url", "reverse-publisher-url", "accept-data-loss",
                         "subscriber-url", "source-subscriber-url", "fence-role"}),
-       "0 reverted, 1 refused or rolled back, 2 usage or connection error", cmd_revert},
+       "0 reverted, 1 refused or rolled back, 2 usage or connection error",
+       [](CommandContext& c) { return with_cutover_lock(c, "revert", cmd_revert); }},
       {"recover", "finish or roll back a flip/revert whose controller died (reads the journal)",
        "Reads the journal: a run that died before its flip step is rolled back (resume on the\n"
        "side being left, undo fence and replication swap); one that reached the flip step is\n"
@@ -315,7 +317,10 @@ const std::vector<CommandSpec>& commands() {
                         "sequence-margin", "smoke-url", "admin-timeout", "publisher-url",
                         "reverse-publisher-url", "subscriber-url", "source-subscriber-url",
                         "fence-role"}),
-       "0 recovered or nothing to do, 1 recovery failed, 2 usage or connection error", cmd_recover},
+       "0 recovered or nothing to do, 1 recovery failed, 2 usage or connection error",
+       [](CommandContext& c) {
+         return with_cutover_lock(c, "recover", cmd_recover, kRecoverLockWait);
+       }},
       {"finalize",
        "after the rollback window: drop replication both ways, remove the fence",
        "Drops subscriptions, slots and publications in both directions, removes the fence on\n"
@@ -326,7 +331,7 @@ const std::vector<CommandSpec>& commands() {
         kFenceRole,
         {"force", 0, nullptr, "finalize even when a proxy is not on target"}},
        "0 done, 1 refused or something left (printed), 2 usage or connection error",
-       cmd_finalize},
+       [](CommandContext& c) { return with_cutover_lock(c, "finalize", cmd_finalize); }},
   };
   return kCommands;
 }
