@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Fleet mode (docs/fleet.md) under two faults a real cutover can meet, with three proxies that
+# take their commands through the databases only:
+#  1. the source dies right after the fleet is paused (stopped in immediate mode between the
+#     pause and the fence, by the flip's test hook): the flip stops at the fence (the first
+#     step that needs the source), rolls back at once and resumes every proxy on the source
+#     through the target's channel; nothing reaches the target. Once the source is back,
+#     clients write through every proxy again, the fleet is whole at epoch 0 and no
+#     acknowledged ledger row is lost;
+#  2. two controllers (two configs, two journals: two operators) start `flip` at the same
+#     moment, and later a second `revert` starts inside a first one (between its step 1 and its
+#     pause), under pgbench: exactly one run moves the fleet, the other is refused by the
+#     cutover lock and leaves nothing paused, fenced, half-swapped or journaled; 0 failed
+#     transactions, every acknowledged ledger row on both sides.
+. "$(dirname "$0")/../lib/proxy_harness.bash"
+
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
+[ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
+N=${FLEET_TEST_PROXIES:-$([ -n "${PGCUTOVER_SANITIZED:-}" ] && echo 2 || echo 3)}
+export PROXY_THREADS=${PROXY_THREADS:-1}
+PROXY_FAILURE_LOGS=('p*.log' 'ctl*.out' 'ctl*.err' 'bench*.log')
+T0=$(date +%s.%N)
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+pgc_start src heroku --logical >/dev/null
+pgc_start tgt rds >/dev/null
+export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
+export PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
+
+# Two controller configs: the same backends, no [[control.proxies]], each its own journal (two
+# operators on two laptops).
+for c in ctl ctl2; do
+  PROXY_PORT=$(pgc_free_port) proxy_write_config "$PROXY_DIR/$c.toml" transaction 10 require "
+[control]
+journal = \"$PROXY_DIR/$c.journal\"
+"
+done
+PORTS=()
+for i in $(seq 1 "$N"); do
+  PORTS[$i]=$(pgc_free_port)
+  PROXY_PORT=${PORTS[$i]} proxy_write_config "$PROXY_DIR/p$i.toml" transaction 10 require "
+[cutover]
+max_pause = 30
+
+[fleet]
+enabled = true
+name = \"dyno-$i\"
+reconnect_interval = 0.5
+"
+  sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$i.json\"|" "$PROXY_DIR/p$i.toml"
+done
+start_proxy() { # <n>
+  "$PROXY_BIN" -c "$PROXY_DIR/p$1.toml" >>"$PROXY_DIR/p$1.log" 2>&1 &
+  PROXY_PIDS[$1]=$!
+  pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "${PORTS[$1]}" -t 1 || fail "proxy $1 does not accept"
+}
+ctl() { # [ctl|ctl2] pgcutoverctl args...: output in <config>.out / <config>.err
+  local c=ctl
+  case "$1" in ctl | ctl2) c=$1 && shift ;; esac
+  timeout 120 "$CTL_BIN" "$@" -c "$PROXY_DIR/$c.toml" >"$PROXY_DIR/$c.out" 2>"$PROXY_DIR/$c.err"
+}
+# fleet_is <state> <backend>: all N members live, each in that state on that backend, one epoch
+# (printed in $PROXY_DIR/epoch).
+fleet_is() {
+  ctl fleet --json || return 1
+  python3 - "$PROXY_DIR/ctl.out" "$N" "$@" >"$PROXY_DIR/epoch" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); n, state, backend = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+live = [m for m in d["members"] if m["live"]]
+ok = len(live) == n and all(m["state"] == state and m["backend"] == backend for m in live)
+ok = ok and len({m["epoch"] for m in live}) == 1
+print(live[0]["epoch"] if ok else "")
+sys.exit(0 if ok else 1)
+PY
+}
+# writes_on <n> <port>: an insert through proxy n is acknowledged by the server on that port.
+writes_on() {
+  [ "$(timeout 10 psql -XAtq "host=127.0.0.1 port=${PORTS[$1]} user=app dbname=app sslmode=require connect_timeout=3 password=$PROXY_USER_PASSWORD" \
+    -c "insert into ledger (client) values (-$1) returning current_setting('port')" 2>/dev/null)" = "$2" ]
+}
+ADMIN_OPTS=(--subscriber-url "$TGT_ADMIN_URL" --source-subscriber-url "$SRC_ADMIN_URL" --reverse-publisher-url "$TGT_ADMIN_URL")
+pgc_logical_fixture
+ctl fleet setup || fail "fleet setup: $(cat "$PROXY_DIR/ctl.err")"
+for i in $(seq 1 "$N"); do start_proxy "$i"; done
+pgc_wait_until 20 fleet_is running source || fail "the fleet did not register: $(cat "$PROXY_DIR/ctl.out")"
+pass "$N proxies with [fleet] (no admin port) registered ($(since "$T0") s in)"
+
+# ---- 1. the source dies right after the pause ----
+# A writer through each proxy, one insert per connection; the ids acknowledged are kept.
+writer() { # <n>
+  local id
+  while [ ! -e "$PROXY_DIR/stop_writers" ]; do
+    if id=$(timeout 20 psql -XAtq "host=127.0.0.1 port=${PORTS[$1]} user=app dbname=app sslmode=require connect_timeout=3 password=$PROXY_USER_PASSWORD" \
+      -c "insert into ledger (client) values ($1) returning id" 2>/dev/null); then
+      echo "$id" >>"$PROXY_DIR/acked$1"
+    else
+      sleep 0.1 # the source is down: do not spin
+    fi
+  done
+}
+WRITERS=()
+for i in $(seq 1 "$N"); do
+  : >"$PROXY_DIR/acked$i"
+  writer "$i" &
+  WRITERS+=($!)
+done
+pgc_wait_until 15 bash -c "[ \$(cat '$PROXY_DIR'/acked* | wc -l) -ge $((3 * N)) ]" || fail "the writers do not write"
+
+cat >"$PROXY_DIR/halt_source.sh" <<EOF
+#!/usr/bin/env bash
+# The flip's test hook before the fence: the source dies (immediate mode) with the fleet paused.
+. "$top/tests/lib/pgcluster.sh"
+pgc__as_pg "$PGC_PG_BIN/pg_ctl" -D "$SRC_DATA_DIR" -m immediate -w -t 30 stop >/dev/null 2>&1
+EOF
+chmod +x "$PROXY_DIR/halt_source.sh"
+rc=0
+t=$(date +%s.%N)
+PGCUTOVER_TEST_HOOK_BEFORE_STEP="fence:$PROXY_DIR/halt_source.sh" \
+  ctl flip --json --max-pause 20 --admin-timeout 3 "${ADMIN_OPTS[@]}" || rc=$?
+took=$(since "$t")
+pg_isready -q -h 127.0.0.1 -p "$SRC_PORT" -t 1 && fail "the test hook did not stop the source"
+[ $rc = 1 ] || fail "flip with the source dead after the pause exited $rc, expected 1: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+python3 - "$PROXY_DIR/ctl.out" "$took" <<'PY' || fail "the failed flip's report: $(cat "$PROXY_DIR/ctl.out")"
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+assert r["outcome"] == "rolled_back", r["outcome"]
+steps = {s["step"]: s for s in r["steps"]}
+assert steps["pause"]["ok"], "the pause did not complete"
+# The first step that needs the source fails; nothing after it runs, so no proxy is flipped.
+assert not steps["fence"]["ok"], steps["fence"]
+assert set(steps) == {"preconditions", "pause", "fence"}, list(steps)
+# What it says today: libpq's words for the lost connection, not the source's name.
+assert re.search("server closed the connection|no connection to the server|immediate shutdown", r["error"]), r["error"]
+assert "all proxies resumed on source" in r["rolled_back"], r["rolled_back"]
+# Bounded: it gave up at once instead of waiting for the source (nor for the proxies' max_pause).
+assert float(sys.argv[2]) < 15, f"the flip took {sys.argv[2]} s"
+PY
+# The resume reached every proxy through the target's channel, with the source still down: no
+# proxy waited for its dead-man timer, none is on the target, the authority was never written.
+pgc_wait_until 5 fleet_is running source || fail "not every proxy resumed on the source: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+[ "$(cat "$PROXY_DIR/epoch")" = 0 ] || fail "the epoch moved to $(cat "$PROXY_DIR/epoch")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["databases"]==["target"] else 1)' "$PROXY_DIR/ctl.out" ||
+  fail "the fleet was read from more than the target: $(cat "$PROXY_DIR/ctl.out")"
+for i in $(seq 1 "$N"); do
+  grep -q 'command="POST /v1/resume" status=200' "$PROXY_DIR/p$i.log" || fail "proxy $i got no resume"
+done
+grep -l "cutover_dead_man_resume" "$PROXY_DIR"/p*.log && fail "a proxy resumed by its dead-man timer, not by the controller"
+[ "$(pgc_admin_psql tgt -XAtc "select count(*) from pgcutover.fleet_authority where backend = 'target'")" = 0 ] ||
+  fail "the authority names the target"
+pass "the source stopped right after the pause: the flip rolled back in ${took}s (exit 1, failed at the fence), every proxy resumed on the source through the target's channel"
+
+# The source comes back: every proxy writes on it again, the fleet is whole, no row is lost.
+pgc__as_pg "$PGC_PG_BIN/pg_ctl" -D "$SRC_DATA_DIR" -l "$SRC_LOG_FILE" -w -t 60 start >/dev/null 2>&1 ||
+  fail "the source did not start again"
+for i in $(seq 1 "$N"); do
+  pgc_wait_until 30 writes_on "$i" "$SRC_PORT" || fail "proxy $i does not write on the source again"
+done
+touch "$PROXY_DIR/stop_writers"
+for w in "${WRITERS[@]}"; do wait "$w"; done
+fleet_whole() { # every member live in both databases again, running on the source, one epoch
+  fleet_is running source && python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if all(len(m["live_in"]) == 2 for m in d["members"] if m["live"]) else 1)' "$PROXY_DIR/ctl.out"
+}
+pgc_wait_until 15 fleet_whole || fail "the fleet is not whole again on the source: $(cat "$PROXY_DIR/ctl.out")"
+[ "$(cat "$PROXY_DIR/epoch")" = 0 ] || fail "the epoch moved to $(cat "$PROXY_DIR/epoch")"
+sort -n "$PROXY_DIR"/acked[0-9]* >"$PROXY_DIR/acked.all"
+acked=$(wc -l <"$PROXY_DIR/acked.all")
+ids="{$(paste -sd, "$PROXY_DIR/acked.all")}"
+found=$(pgc_admin_psql src -XAtc "select count(*) from ledger where id = any('$ids'::bigint[])")
+[ "$found" = "$acked" ] && [ "$(sort -u "$PROXY_DIR/acked.all" | wc -l)" = "$acked" ] ||
+  fail "ledger: $found of the $acked acknowledged rows on the source"
+pass "the source restarted: all $N proxies write on it again, live in both databases at epoch 0, all $acked acknowledged ledger rows there"
+
+# ---- 2. two controllers at once ----
+echo "drill 2 starts $(since "$T0") s in"
+cat >"$PROXY_DIR/ledger.sql" <<'SQL'
+INSERT INTO ledger (client) VALUES (:client_id);
+SQL
+bench_start() { # <cluster it writes to> <log>: pgbench through proxy 1 (tpcb-like + a ledger insert)
+  local before
+  before=$(pgc_admin_psql "$1" -XAtc "select count(*) from ledger")
+  PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 4 -j 1 -T 5 \
+    -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "${PORTS[1]}" -U app app >"$PROXY_DIR/$2" 2>&1 &
+  BENCH=$!
+  pgc_wait_until 10 bash -c "[ \$(psql -XAtd '$(pgc_get "$1" admin_url)' -c 'select count(*) from ledger') -gt $((before + 20)) ]" ||
+    fail "pgbench does not write"
+}
+bench_end() { # <log>: waits; 0 failed transactions; ACKED := the acknowledged ledger inserts
+  wait "$BENCH" || fail "pgbench failed: $(tail -5 "$PROXY_DIR/$1")"
+  grep -q "number of failed transactions: 0 " "$PROXY_DIR/$1" || fail "failed transactions in $1"
+  ACKED=$(grep -A3 "ledger.sql" "$PROXY_DIR/$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1)
+}
+# settled <backend> <epoch>: every proxy running there at that epoch, the authority the same in
+# both databases, the side left fenced, the other not, and one replication link running the
+# right way (nothing half-swapped).
+settled() {
+  local to=$1 epoch=$2 from=source from_db=src to_db=tgt link=pgcutover_reverse
+  [ "$to" = source ] && from=target from_db=tgt to_db=src link=pgcutover
+  pgc_wait_until 10 fleet_is running "$to" || fail "the fleet is not running on the $to: $(cat "$PROXY_DIR/ctl.out")"
+  [ "$(cat "$PROXY_DIR/epoch")" = "$epoch" ] || fail "the fleet is at epoch $(cat "$PROXY_DIR/epoch"), not $epoch"
+  for db in src tgt; do
+    [ "$(pgc_admin_psql $db -XAtc "select backend || ' ' || epoch from pgcutover.fleet_authority")" = "$to $epoch" ] ||
+      fail "the authority in $db is not $to/$epoch"
+  done
+  fenced() { pgc_admin_psql "$1" -XAtc "select count(*) from pg_db_role_setting where 'default_transaction_read_only=on' = any(setconfig)"; }
+  [ "$(fenced $from_db)" = 1 ] && [ "$(fenced $to_db)" = 0 ] ||
+    fail "fences: the $from must be read-only and the $to not"
+  local subs
+  subs="$(pgc_admin_psql src -XAtc "select string_agg(subname || ':' || subenabled, ',') from pg_subscription")/$(pgc_admin_psql tgt -XAtc "select string_agg(subname || ':' || subenabled, ',') from pg_subscription")"
+  [ "$subs" = "$([ "$to" = source ] && echo "/$link:true" || echo "$link:true/")" ] ||
+    fail "replication (subscriptions source/target) is '$subs', not one link $link on the $from"
+}
+loser_clean() { # <config>: refused by the lock, wrote no run in its journal
+  grep -q "another cutover run holds the cutover lock" "$PROXY_DIR/$1.err" || fail "$1's error: $(cat "$PROXY_DIR/$1.err")"
+  ctl "$1" recover --json || fail "recover with $1's journal: $(cat "$PROXY_DIR/$1.err")"
+  grep -q '"action":"nothing"' "$PROXY_DIR/$1.out" || fail "$1's journal holds a run: $(cat "$PROXY_DIR/$1.out")"
+}
+
+base=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
+bench_start src bench1.log
+rc1=0 rc2=0
+ctl ctl flip --json "${ADMIN_OPTS[@]}" &
+f1=$!
+ctl ctl2 flip --json "${ADMIN_OPTS[@]}" &
+f2=$!
+wait $f1 || rc1=$?
+wait $f2 || rc2=$?
+bench_end bench1.log
+acked1=$ACKED
+case "$rc1 $rc2" in
+  "0 1") winner=ctl loser=ctl2 ;;
+  "1 0") winner=ctl2 loser=ctl ;;
+  *) fail "two flips at once exited $rc1 and $rc2: $(cat "$PROXY_DIR"/ctl*.err)" ;;
+esac
+loser_clean $loser
+settled target 1
+pass "two flips started at once: $winner's flipped all $N proxies (epoch 1), $loser's was refused by the cutover lock and did nothing; pgbench 0 failed"
+
+# The second operator starts while the first's run is between its step 1 and its pause (the
+# window in which both would otherwise pause the fleet and one roll back the other).
+{
+  echo '#!/usr/bin/env bash'
+  printf 'exec env -u PGCUTOVER_TEST_HOOK_BEFORE_STEP timeout 120 %q "$@" -c %q >%q 2>%q\n' \
+    "$CTL_BIN" "$PROXY_DIR/ctl2.toml" "$PROXY_DIR/ctl2.out" "$PROXY_DIR/ctl2.err"
+} >"$PROXY_DIR/ctl2.sh"
+chmod +x "$PROXY_DIR/ctl2.sh"
+hook="$PROXY_DIR/ctl2.sh revert --json"
+for a in "${ADMIN_OPTS[@]}"; do hook+=" $(printf %q "$a")"; done
+bench_start tgt bench2.log
+rm -f "$PROXY_DIR/rc2"
+rc1=0
+PGCUTOVER_TEST_HOOK_BEFORE_STEP="pause:$hook; echo \$? >$PROXY_DIR/rc2" ctl ctl revert --json "${ADMIN_OPTS[@]}" || rc1=$?
+bench_end bench2.log
+acked2=$ACKED
+[ "$rc1" = 0 ] && [ "$(cat "$PROXY_DIR/rc2")" = 1 ] ||
+  fail "the first revert exited $rc1, the one started inside it $(cat "$PROXY_DIR/rc2") (expected 0 and 1): $(cat "$PROXY_DIR"/ctl*.err)"
+loser_clean ctl2
+settled source 2
+pass "a revert started while another was about to pause the fleet was refused by the lock; the first reverted all $N proxies (epoch 2); pgbench 0 failed"
+
+want=$((base + acked1 + acked2))
+for db in src tgt; do # the target through the forward replication the revert restored
+  pgc_wait_until 15 bash -c "[ \$(psql -XAtd '$(pgc_get $db admin_url)' -c 'select count(distinct id) from ledger') = $want ]" ||
+    fail "ledger in $db: $(pgc_admin_psql $db -XAtc "select count(*) || ' rows, ' || count(distinct id) || ' distinct' from ledger"), acknowledged $want"
+done
+pass "ledger: all $want acknowledged rows on the source and, replicated, on the target"
+
+bugs=$(grep -l "event=bug_" "$PROXY_DIR"/p*.log || true)
+[ -z "$bugs" ] || fail "bug events in $bugs: $(grep -h -B8 -A3 "event=bug_" $bugs | head -40)"
+echo "measure: test_fleet_faults took $(since "$T0") s with $N proxies"
