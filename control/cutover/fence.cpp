@@ -24,7 +24,9 @@ FenceResult fence(PgConn& conn, std::vector<std::string> roles,
     PgResult r = conn.exec_script(fence_role_sql(role));
     if (!r) {
       res.error = "fencing role " + role + ": " + r.error().message +
-                  " (a role may fence itself; other roles need CREATEROLE or superuser)";
+                  (r.error().sqlstate == "42501"
+                       ? " (a role may fence itself; other roles need CREATEROLE or superuser)"
+                       : "");
       return res;
     }
     res.roles.push_back(role);

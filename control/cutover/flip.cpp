@@ -65,6 +65,9 @@ struct Cutover {
   bool paused = false, fenced = false, swapped = false, flip_started = false;
   std::vector<std::string> fenced_roles;
   bool authority_recorded = false;  // the fleet's databases were told the destination
+  // The rollback could not remove the fence (the side being left stopped answering, say): the
+  // run stays open in the journal so that `recover` removes it once that side is back.
+  bool fence_left = false;
   // What each proxy answered to the pause (state, backend, epoch): the flip step reads the
   // epochs from here instead of asking again while the gates are closed.
   std::vector<ProxyAnswer> paused_answers;
@@ -359,7 +362,7 @@ struct Cutover {
     d["roles"] = jr;
     d["sessions_terminated"] = r.sessions_terminated;
     if (!r.ok) {
-      failure = r.error;
+      failure = side_lost(r.error);
       return false;
     }
     if (to_fenced && !dry_run) {
@@ -373,7 +376,22 @@ struct Cutover {
     return true;
   }
 
-  bool catch_up(json::object& d) { return take(method->flip_catch_up(sides(), limits()), d); }
+  bool catch_up(json::object& d) {
+    if (take(method->flip_catch_up(sides(), limits()), d)) return true;
+    failure = side_lost(failure);
+    return false;
+  }
+
+  // A failure on the side being left whose connection broke: say that side stopped answering,
+  // which is what the operator has to act on, rather than the statement that noticed it.
+  std::string side_lost(const std::string& error) {
+    bool lost =
+        PQstatus(from_admin().raw()) == CONNECTION_BAD || PQstatus(from().raw()) == CONNECTION_BAD;
+    if (!lost) return error;
+    return "the " + from_name() + " (" + from().spec().display() +
+           ") stopped answering during the pause (" + error + "): the " + to_name() +
+           " cannot be proven caught up, so nothing was flipped";
+  }
 
   bool sequences(json::object& d) {
     // The destination may still carry a fence from an earlier revert.
@@ -610,7 +628,10 @@ struct Cutover {
     if (fenced || !fenced_roles.empty()) {
       auto roles = fenced_roles.empty() ? roles_for(from()) : fenced_roles;
       FenceResult u = unfence(from_admin(), roles);
-      note(u.ok ? "fence removed on " + from_name() : "could not unfence: " + u.error);
+      fence_left = !u.ok;
+      note(u.ok ? "fence removed on " + from_name()
+                : "could not remove the fence on " + from_name() + " (" + u.error +
+                      "): run `pgcutoverctl recover` once it answers");
     }
     if (!on_to.empty()) {
       auto again = fleet.status();
@@ -767,7 +788,10 @@ int run_cutover(CommandContext& ctx, Direction direction) {
             c.step(FlipStep::kFlip, [&](json::object& d) { return c.flip(d); });
   if (!ok) {
     json::array undo = c.rollback();
-    return c.finish_report(false, "rolled_back", undo);
+    if (c.fence_left)
+      c.failure += "; the fence on " + c.from_name() +
+                   " may still be in place: run `pgcutoverctl recover` once it answers";
+    return c.finish_report(false, "rolled_back", undo, /*open_run=*/c.fence_left);
   }
   // From here traffic runs on the destination: a failure to resume is reported, not undone.
   bool resumed = c.step(FlipStep::kResume, [&](json::object& d) { return c.resume(d); });
@@ -814,7 +838,9 @@ int run_recover(CommandContext& ctx) {
   c.log({{"event", "recover"}, {"action", recovery_action_name(act)}});
   if (act == RecoveryAction::kRollBack) {
     json::array undo = c.rollback();
-    return c.finish_report(true, "rolled_back", undo);
+    if (c.fence_left)
+      c.failure = "the fence on " + c.from_name() + " could not be removed: run `recover` again";
+    return c.finish_report(!c.fence_left, "rolled_back", undo, /*open_run=*/c.fence_left);
   }
   // Finish: the destination has everything (catch-up and the swap are done); flip whatever
   // proxy is not there yet, then resume all.

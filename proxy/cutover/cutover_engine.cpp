@@ -409,11 +409,9 @@ CommandResult CutoverEngine::follow(const std::string& backend, std::uint64_t ep
   CommandSlot slot(*this, "follow");
   if (!slot.held()) return finish(slot.refusal("follow"));
   std::uint64_t current;
-  std::string active;
   {
     std::lock_guard lock(mu_);
     current = epoch_;
-    active = backend_;
   }
   if (epoch <= current) {
     CommandResult r;

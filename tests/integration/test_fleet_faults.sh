@@ -129,8 +129,10 @@ assert steps["pause"]["ok"], "the pause did not complete"
 # The first step that needs the source fails; nothing after it runs, so no proxy is flipped.
 assert not steps["fence"]["ok"], steps["fence"]
 assert set(steps) == {"preconditions", "pause", "fence"}, list(steps)
-# What it says today: libpq's words for the lost connection, not the source's name.
-assert re.search("server closed the connection|no connection to the server|immediate shutdown", r["error"]), r["error"]
+# It names the side that stopped answering, and says what to do about the fence it may have left.
+assert re.search("the source .* stopped answering during the pause", r["error"]), r["error"]
+assert "nothing was flipped" in r["error"], r["error"]
+assert "run `pgcutoverctl recover` once it answers" in r["error"], r["error"]
 assert "all proxies resumed on source" in r["rolled_back"], r["rolled_back"]
 # Bounded: it gave up at once instead of waiting for the source (nor for the proxies' max_pause).
 assert float(sys.argv[2]) < 15, f"the flip took {sys.argv[2]} s"
@@ -149,9 +151,18 @@ grep -l "cutover_dead_man_resume" "$PROXY_DIR"/p*.log && fail "a proxy resumed b
   fail "the authority names the target"
 pass "the source stopped right after the pause: the flip rolled back in ${took}s (exit 1, failed at the fence), every proxy resumed on the source through the target's channel"
 
-# The source comes back: every proxy writes on it again, the fleet is whole, no row is lost.
+# The source comes back: the journal kept the run open (the fence may have landed before the
+# source died), `recover` removes the fence, every proxy writes on it again, the fleet is whole,
+# no row is lost.
 pgc__as_pg "$PGC_PG_BIN/pg_ctl" -D "$SRC_DATA_DIR" -l "$SRC_LOG_FILE" -w -t 60 start >/dev/null 2>&1 ||
   fail "the source did not start again"
+ctl flip --dry-run "${ADMIN_OPTS[@]}" && fail "a new flip was allowed with the run still open"
+grep -q "run \`pgcutoverctl recover\` first" "$PROXY_DIR/ctl.err" "$PROXY_DIR/ctl.out" ||
+  fail "the refused flip does not point to recover: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+ctl recover --json "${ADMIN_OPTS[@]}" || fail "recover after the source came back: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+grep -q "fence removed on source" "$PROXY_DIR/ctl.out" || fail "recover did not remove the fence: $(cat "$PROXY_DIR/ctl.out")"
+[ "$(pgc_admin_psql src -XAtc "select count(*) from pg_db_role_setting s join pg_roles r on r.oid = s.setrole where r.rolname = 'app' and 'default_transaction_read_only=on' = any(s.setconfig)")" = 0 ] ||
+  fail "the source is still fenced after recover"
 for i in $(seq 1 "$N"); do
   pgc_wait_until 30 writes_on "$i" "$SRC_PORT" || fail "proxy $i does not write on the source again"
 done
