@@ -16,7 +16,7 @@
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
-N=${FLEET_TEST_PROXIES:-$([ -n "${PGCUTOVER_SANITIZED:-}" ] && echo 2 || echo 3)}
+N=${FLEET_TEST_PROXIES:-3}
 export PROXY_THREADS=${PROXY_THREADS:-1}
 PROXY_FAILURE_LOGS=('p*.log' 'ctl*.out' 'ctl*.err' 'bench*.log')
 T0=$(date +%s.%N)
