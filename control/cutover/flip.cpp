@@ -485,7 +485,8 @@ struct Cutover {
       auto again = fleet.status();
       for (size_t i = 0; i < a.size(); ++i) {
         if (a[i].ok) continue;
-        if (again[i].ok && again[i].backend == to_name()) {
+        if (!again[i].ok) continue;  // still unreachable: no epoch to send it
+        if (again[i].backend == to_name()) {
           a[i] = again[i];
           continue;
         }

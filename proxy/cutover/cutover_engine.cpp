@@ -721,6 +721,13 @@ void CutoverEngine::dead_man_loop() {
       lock.lock();
       command_.clear();
       cv_.notify_all();
+      if (observer_ != nullptr) {
+        // After the slot is free: a listener may send a command (a fleet member asks the
+        // databases where the fleet went meanwhile, and follows).
+        lock.unlock();
+        observer_->dead_man_resumed(backend);
+        lock.lock();
+      }
       continue;
     }
     if (state_ == CutoverState::kPausing && !preempt_) {

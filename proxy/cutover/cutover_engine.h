@@ -237,6 +237,9 @@ class CutoverObserver {
   virtual void command_finished(std::string_view command, std::string_view outcome) = 0;
   virtual void pause_ended(Millis gate_closed_for, const ClientWaits& waits) = 0;
   virtual void flip_done(Millis flip_took) = 0;
+  // The dead-man timer reopened the gate on `backend` (the controller never came back), once
+  // the engine takes commands again.
+  virtual void dead_man_resumed(const std::string& backend) { (void)backend; }
 };
 
 class CutoverEngine {

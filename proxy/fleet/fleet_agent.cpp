@@ -401,14 +401,14 @@ void FleetAgent::start() {
             {{"member", s.o.name}, {"channel_databases", std::to_string(s.o.channel.size())}});
 }
 
-void FleetAgent::recheck_authority() {
+void FleetAgent::recheck_authority(std::string reason) {
   Impl& s = *impl_;
-  asio::post(s.io, [&s] {
+  asio::post(s.io, [&s, reason = std::move(reason)] {
     if (s.stopped) return;
     for (std::size_t i = 0; i < s.links.size(); ++i)
       if (auto session = s.links[i].session; session && session->is_open()) {
-        log::info("fleet_authority_recheck", {{"reason", "the active backend is fenced"},
-                                              {"read_from", s.o.channel[i].first}});
+        log::info("fleet_authority_recheck",
+                  {{"reason", reason}, {"read_from", s.o.channel[i].first}});
         asio::co_spawn(
             s.io,
             [&s, i, session]() -> awaitable<void> { co_await s.follow_authority(i, *session); },
@@ -417,8 +417,7 @@ void FleetAgent::recheck_authority() {
       }
     // No session open: reconnect now instead of at the next retry; joining follows the
     // authority.
-    log::info("fleet_authority_recheck",
-              {{"reason", "the active backend is fenced"}, {"action", "reconnecting now"}});
+    log::info("fleet_authority_recheck", {{"reason", reason}, {"action", "reconnecting now"}});
     for (auto& l : s.links)
       if (l.retry) l.retry->cancel();
   });

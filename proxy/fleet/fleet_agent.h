@@ -56,8 +56,9 @@ class FleetAgent {
   // before it takes traffic. false on timeout (no database answered in time).
   bool wait_first_sync(std::chrono::milliseconds timeout);
   // Reads the authority again and follows it when it is newer (any thread): the backend
-  // refused a write as fenced, so the fleet may have moved while this proxy was away.
-  void recheck_authority();
+  // refused a write as fenced, or the dead-man timer resumed the proxy, so the fleet may have
+  // moved while this proxy was away. Reconnects at once when no control session is open.
+  void recheck_authority(std::string reason);
   // The proxy's state, backend or epoch changed (any thread): the member rows follow.
   void member_changed();
   // Ends the control sessions (the member leaves the fleet) and joins the threads. Idempotent.

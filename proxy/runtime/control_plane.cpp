@@ -135,7 +135,12 @@ bool ControlPlane::start(std::string& error) {
           return MemberState{std::string(to_string(p.state)), p.backend, p.epoch};
         });
     observer_.on_change([agent = agent_.get()] { agent->member_changed(); });
-    plane_.on_fenced_write([agent = agent_.get()] { agent->recheck_authority(); });
+    plane_.on_fenced_write(
+        [agent = agent_.get()] { agent->recheck_authority("the active backend is fenced"); });
+    // Resumed by its own timer: the controller, or this proxy's control sessions, went away
+    // mid-cutover, and the fleet may be elsewhere by now.
+    observer_.on_dead_man(
+        [agent = agent_.get()] { agent->recheck_authority("resumed by the dead-man timer"); });
   }
   if (!admin_options_.token.empty()) {
     if (!admin->start(error)) return false;

@@ -17,6 +17,8 @@ class ObserverTee : public CutoverObserver {
   // Called after a change of state, backend or epoch (from the engine's threads). Set it before
   // the engine runs commands.
   void on_change(std::function<void()> fn) { changed_ = std::move(fn); }
+  // Called when the dead-man timer resumed the proxy (from the engine's timer thread).
+  void on_dead_man(std::function<void()> fn) { dead_man_ = std::move(fn); }
 
   void started(const std::vector<std::string>& backends, const std::string& active,
                std::uint64_t epoch) override {
@@ -42,6 +44,10 @@ class ObserverTee : public CutoverObserver {
     first_.pause_ended(gate_closed_for, waits);
   }
   void flip_done(Millis flip_took) override { first_.flip_done(flip_took); }
+  void dead_man_resumed(const std::string& backend) override {
+    first_.dead_man_resumed(backend);
+    if (dead_man_) dead_man_();
+  }
 
  private:
   void poke() {
@@ -49,6 +55,7 @@ class ObserverTee : public CutoverObserver {
   }
   CutoverObserver& first_;
   std::function<void()> changed_;
+  std::function<void()> dead_man_;
 };
 
 }  // namespace pgcutover::proxy

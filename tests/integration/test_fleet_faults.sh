@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fleet mode (docs/fleet.md) under two faults a real cutover can meet, with three proxies that
-# take their commands through the databases only:
+# Fleet mode (docs/fleet.md) under three faults a real cutover can meet, with proxies that take
+# their commands through the databases only:
 #  1. the source dies right after the fleet is paused (stopped in immediate mode between the
 #     pause and the fence, by the flip's test hook): the flip stops at the fence (the first
 #     step that needs the source), rolls back at once and resumes every proxy on the source
@@ -11,7 +11,12 @@
 #     moment, and later a second `revert` starts inside a first one (between its step 1 and its
 #     pause), under pgbench: exactly one run moves the fleet, the other is refused by the
 #     cutover lock and leaves nothing paused, fenced, half-swapped or journaled; 0 failed
-#     transactions, every acknowledged ledger row on both sides.
+#     transactions, every acknowledged ledger row on both sides;
+#  3. a fourth proxy's control sessions are cut (in both databases) during a flip's pause and it
+#     would not reconnect for two minutes: its dead-man timer resumes it, it reconnects at once,
+#     reads the authority and follows it; the run ends, flipped or rolled back, with every proxy
+#     on one backend at one epoch matching the authority, 0 failed transactions and every
+#     acknowledged row there.
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
@@ -276,6 +281,68 @@ for db in src tgt; do # the target through the forward replication the revert re
     fail "ledger in $db: $(pgc_admin_psql $db -XAtc "select count(*) || ' rows, ' || count(distinct id) || ' distinct' from ledger"), acknowledged $want"
 done
 pass "ledger: all $want acknowledged rows on the source and, replicated, on the target"
+
+# ---- 3. one proxy's control sessions cut during the pause ----
+# Proxy X would not reconnect by itself within this test (reconnect_interval 120 s). Its control
+# sessions are ended in both databases before the catch-up: it never sees the flip. Its dead-man
+# timer (--max-pause 4) resumes it; it then reconnects at once, reads the authority and follows
+# it. The controller counts it unanswered until then. Either way the run ends with every proxy
+# on one backend at one epoch, matching the authority.
+X=$((N + 1))
+PORTS[$X]=$(pgc_free_port)
+PROXY_PORT=${PORTS[$X]} proxy_write_config "$PROXY_DIR/p$X.toml" transaction 10 require "
+[fleet]
+enabled = true
+name = \"dyno-$X\"
+reconnect_interval = 120
+"
+sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$X.json\"|" "$PROXY_DIR/p$X.toml"
+start_proxy "$X"
+N=$X
+pgc_wait_until 15 fleet_is running source || fail "proxy $X did not join: $(cat "$PROXY_DIR/ctl.out")"
+{
+  echo '#!/usr/bin/env bash'
+  for url in "$SRC_ADMIN_URL" "$TGT_ADMIN_URL"; do
+    printf 'psql -XAtq %q -c %q >/dev/null\n' "$url" \
+      "select pg_terminate_backend(l.pid) from pg_locks l join pgcutover.fleet_member m on l.objid = m.lock_key where l.locktype = 'advisory' and l.classid = 1885823861 and l.objsubid = 2 and m.name = 'dyno-$X'"
+  done
+} >"$PROXY_DIR/cut_x.sh"
+chmod +x "$PROXY_DIR/cut_x.sh"
+bench_start src bench3.log
+rc=0
+t=$(date +%s.%N)
+PGCUTOVER_TEST_HOOK_BEFORE_STEP="catch_up:$PROXY_DIR/cut_x.sh" \
+  ctl flip --json --max-pause 4 --admin-timeout 2 "${ADMIN_OPTS[@]}" || rc=$?
+took=$(since "$t")
+bench_end bench3.log
+grep -q "cutover_dead_man_resume" "$PROXY_DIR/p$X.log" || fail "proxy $X was not resumed by its dead-man timer"
+grep -q 'fleet_authority_recheck reason="resumed by the dead-man timer"' "$PROXY_DIR/p$X.log" ||
+  fail "proxy $X did not recheck the authority after its dead-man resume: $(grep -E 'fleet_|cutover_' "$PROXY_DIR/p$X.log" | tail -8)"
+case $rc in
+  0) to=target port=$TGT_PORT ;;
+  1)
+    to=source port=$SRC_PORT
+    python3 - "$PROXY_DIR/ctl.out" "$X" <<'PY' || fail "the flip's report: $(head -c 2000 "$PROXY_DIR/ctl.out")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["outcome"] == "rolled_back", r["outcome"]
+assert f"fleet:dyno-{sys.argv[2]}" in r.get("error", ""), r.get("error")
+PY
+    ;;
+  *) fail "the flip with proxy $X cut off exited $rc: $(cat "$PROXY_DIR/ctl.err")" ;;
+esac
+pgc_wait_until 15 fleet_is running "$to" || fail "the fleet is not whole on the $to: $(cat "$PROXY_DIR/ctl.out")"
+epoch=$(cat "$PROXY_DIR/epoch")
+for db in src tgt; do
+  [ "$(pgc_admin_psql $db -XAtc "select backend || ' ' || epoch from pgcutover.fleet_authority")" = "$to $epoch" ] ||
+    fail "the authority in $db is not $to/$epoch"
+done
+want=$((want + ACKED))
+to_db=$([ "$to" = target ] && echo tgt || echo src)
+pgc_wait_until 15 bash -c "[ \$(psql -XAtd '$(pgc_get $to_db admin_url)' -c 'select count(distinct id) from ledger') = $want ]" ||
+  fail "ledger on the $to: $(pgc_admin_psql $to_db -XAtc "select count(distinct id) from ledger") rows, acknowledged $want"
+pgc_wait_until 15 writes_on "$X" "$port" || fail "proxy $X does not write on the $to"
+pass "proxy $X's control sessions cut during the pause: dead-man resume, then it rejoined and followed the authority; the flip exited $rc in ${took}s and all $N proxies run on the $to at epoch $epoch; pgbench 0 failed, all $want acknowledged ledger rows there"
 
 bugs=$(grep -l "event=bug_" "$PROXY_DIR"/p*.log || true)
 [ -z "$bugs" ] || fail "bug events in $bugs: $(grep -h -B8 -A3 "event=bug_" $bugs | head -40)"
