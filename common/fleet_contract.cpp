@@ -33,7 +33,15 @@ std::string_view schema_sql() {
          "CREATE TABLE IF NOT EXISTS pgcutover.fleet_authority ("
          " only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),"
          " backend text NOT NULL, epoch bigint NOT NULL,"
-         " updated_at timestamptz NOT NULL DEFAULT now());";
+         " updated_at timestamptz NOT NULL DEFAULT now());"
+         // The last cutover run (flip, revert) as its controller began and ended it, so that
+         // `recover` on another machine finds a run whose controller died (its journal is a
+         // local file); with the authority, it tells whether the flip step had started.
+         "CREATE TABLE IF NOT EXISTS pgcutover.cutover_run ("
+         " only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),"
+         " run text NOT NULL, direction text NOT NULL, controller text NOT NULL DEFAULT '',"
+         " begin_data text NOT NULL DEFAULT '{}',"
+         " started_at timestamptz NOT NULL DEFAULT now(), ended_at timestamptz, outcome text);";
 }
 
 bool valid_member_name(std::string_view name) {

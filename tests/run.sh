@@ -83,7 +83,10 @@ if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
   fi
+  # 5 s per target: a smoke run (each decoder's corpus and a few hundred thousand inputs);
+  # the long runs are in docs/testing.md.
   cmake -S "$top" -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_FUZZ=ON \
+    -DPGCUTOVER_FUZZ_SECONDS=5 \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_COMPILER=clang++ \
     "${launcher[@]}" >/dev/null
   cmake --build "$fuzz_dir" --target fuzz_all -j "$jobs"

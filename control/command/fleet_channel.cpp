@@ -267,4 +267,53 @@ std::string FleetChannel::record_authority(const std::string& backend, std::uint
   return problems;
 }
 
+std::string FleetChannel::record_run_begin(const std::string& run, const std::string& direction,
+                                           const std::string& controller,
+                                           const std::string& begin_data) {
+  std::string problems;
+  for (auto& db : dbs_) {
+    PgResult r = db.conn.exec(
+        "INSERT INTO pgcutover.cutover_run (run, direction, controller, begin_data)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (only_row) DO UPDATE SET run = EXCLUDED.run,"
+        " direction = EXCLUDED.direction, controller = EXCLUDED.controller,"
+        " begin_data = EXCLUDED.begin_data, started_at = now(), ended_at = NULL, outcome = NULL",
+        {run, direction, controller, begin_data});
+    if (!r)
+      problems += (problems.empty() ? "" : "; ") + db.side + ": " + r.error().message +
+                  (r.error().sqlstate == "42P01" ? " (run `pgcutoverctl fleet setup` again)" : "");
+  }
+  return problems;
+}
+
+std::string FleetChannel::record_run_end(const std::string& run, const std::string& outcome) {
+  std::string problems;
+  for (auto& db : dbs_) {
+    PgResult r = db.conn.exec(
+        "UPDATE pgcutover.cutover_run SET ended_at = now(), outcome = $2 WHERE run = $1",
+        {run, outcome});
+    if (!r) problems += (problems.empty() ? "" : "; ") + db.side + ": " + r.error().message;
+  }
+  return problems;
+}
+
+std::optional<CutoverRunRecord> FleetChannel::last_run() {
+  std::optional<CutoverRunRecord> best;
+  for (auto& db : dbs_) {
+    PgResult r = db.conn.exec(
+        "SELECT run, direction, controller, begin_data, to_char(started_at AT TIME ZONE 'UTC',"
+        " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), ended_at IS NOT NULL, coalesce(outcome, '')"
+        " FROM pgcutover.cutover_run");
+    if (!r || r.rows() == 0) continue;
+    CutoverRunRecord rec{r.get(0, 0), r.get(0, 1),      r.get(0, 2), r.get(0, 3),
+                         r.get(0, 4), r.get_bool(0, 5), r.get(0, 6)};
+    if (!best || rec.started_at > best->started_at) {
+      best = rec;
+    } else if (rec.run == best->run && rec.ended && !best->ended) {
+      best->ended = true;  // the end reached one database only
+      best->outcome = rec.outcome;
+    }
+  }
+  return best;
+}
+
 }  // namespace pgcutover::control

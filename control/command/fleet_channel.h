@@ -39,6 +39,13 @@ struct FleetAnswer {
   std::string problem;  // why no database took the command (when none did)
 };
 
+// The last cutover run recorded in the channel's databases (pgcutover.cutover_run).
+struct CutoverRunRecord {
+  std::string run, direction, controller, begin_data, started_at;
+  bool ended = false;
+  std::string outcome;
+};
+
 struct FleetAuthority {
   std::string database;  // source | target
   std::optional<std::string> backend;
@@ -72,6 +79,13 @@ class FleetChannel {
   // problem per database it could not write ("" when all were written).
   std::string record_authority(const std::string& backend, std::uint64_t epoch);
   std::vector<FleetAuthority> authority();
+  // pgcutover.cutover_run := `run` begun (not ended), or ended with `outcome`, in every channel
+  // database. One problem per database not written ("" when all were).
+  std::string record_run_begin(const std::string& run, const std::string& direction,
+                               const std::string& controller, const std::string& begin_data);
+  std::string record_run_end(const std::string& run, const std::string& outcome);
+  // The last run any database recorded (the newest; ended when either says so).
+  std::optional<CutoverRunRecord> last_run();
   std::vector<std::string> databases() const;
 
  private:

@@ -1,5 +1,7 @@
 #include "control/command/proxy_fleet.h"
 
+#include <unistd.h>
+
 #include <set>
 #include <thread>
 
@@ -165,6 +167,35 @@ std::string ProxyFleet::record_authority(const std::string& backend, uint64_t ep
   if (!channel_) return {};
   std::lock_guard<std::mutex> lock(channel_mutex_);
   return channel_->record_authority(backend, epoch);
+}
+
+std::string ProxyFleet::record_run_begin(const std::string& run, const std::string& direction,
+                                         const std::string& begin_data) {
+  if (!channel_) return {};
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::string controller = "pgcutoverctl pid " + std::to_string(::getpid()) +
+                           (host[0] ? std::string(" on ") + host : std::string());
+  std::lock_guard<std::mutex> lock(channel_mutex_);
+  return channel_->record_run_begin(run, direction, controller, begin_data);
+}
+
+std::string ProxyFleet::record_run_end(const std::string& run, const std::string& outcome) {
+  if (!channel_) return {};
+  std::lock_guard<std::mutex> lock(channel_mutex_);
+  return channel_->record_run_end(run, outcome);
+}
+
+std::optional<CutoverRunRecord> ProxyFleet::last_run() {
+  if (!channel_) return std::nullopt;
+  std::lock_guard<std::mutex> lock(channel_mutex_);
+  return channel_->last_run();
+}
+
+std::vector<FleetAuthority> ProxyFleet::authority() {
+  if (!channel_) return {};
+  std::lock_guard<std::mutex> lock(channel_mutex_);
+  return channel_->authority();
 }
 
 namespace {

@@ -56,6 +56,14 @@ class ProxyFleet {
   const std::vector<std::string>& members() const { return members_; }
   // Records the authority in the fleet's databases (no-op without a channel): "" or problems.
   std::string record_authority(const std::string& backend, uint64_t epoch);
+  // The fleet's databases (no-op without a channel): this run begun or ended, and the last run
+  // and the authority they hold (recover on another machine).
+  std::string record_run_begin(const std::string& run, const std::string& direction,
+                               const std::string& begin_data);
+  std::string record_run_end(const std::string& run, const std::string& outcome);
+  std::optional<CutoverRunRecord> last_run();
+  std::vector<FleetAuthority> authority();
+  bool has_channel() const { return channel_ != nullptr; }
 
   std::vector<ProxyAnswer> status();
   // `writable`: the connections log in writable even while the backend's roles are fenced (the

@@ -660,7 +660,11 @@ struct Cutover {
   // `open_run`: the journal's run stays unfinished, for `recover` to complete.
   int finish_report(bool ok, const std::string& outcome, json::array rolled_back = {},
                     bool open_run = false) {
-    if (!dry_run && !open_run) log({{"event", "end"}, {"outcome", outcome}});
+    if (!dry_run && !open_run) {
+      log({{"event", "end"}, {"outcome", outcome}});
+      if (std::string p = fleet.record_run_end(run_id, outcome); !p.empty())
+        notes.emplace_back("the run's end is not recorded in the fleet's databases (" + p + ")");
+    }
     json::object rep{{"ok", ok},
                      {"command", dir == Direction::kForward ? "flip" : "revert"},
                      {"outcome", outcome},
@@ -778,8 +782,17 @@ int run_cutover(CommandContext& ctx, Direction direction) {
           "flip and resume");
     return c.finish_report(true, "rehearsed");
   }
-  // The reverse-replication decision travels in the journal so `recover` knows it.
+  // The reverse-replication decision travels in the journal so `recover` knows it; the fleet's
+  // databases get the run too, for a `recover` run from another machine.
   c.log({{"event", "plan"}, {"data", json::object{{"reverse", c.reverse_possible}}}});
+  if (std::string p =
+          c.fleet.record_run_begin(c.run_id, direction_name(direction),
+                                   json::serialize(json::object{{"method", c.method_name()},
+                                                                {"fence_roles", roles},
+                                                                {"reverse", c.reverse_possible}}));
+      !p.empty())
+    c.notes.emplace_back("the run is not recorded in the fleet's databases (" + p +
+                         "): only this machine's journal can recover it");
 
   bool ok = c.step(FlipStep::kPause, [&](json::object& d) { return c.pause(d); }) &&
             c.step(FlipStep::kFence, [&](json::object& d) { return c.fence_step(d); }) &&
@@ -799,43 +812,120 @@ int run_cutover(CommandContext& ctx, Direction direction) {
   return finish_subscribe(c, resumed, resumed ? "completed" : "completed_with_errors");
 }
 
+namespace {
+
+// What `recover` works from: the journal's last run, or the run the fleet's databases recorded.
+struct RecoverySource {
+  JournalSummary js;
+  json::object begin;           // method, fence_roles
+  std::optional<bool> reverse;  // the plan's reverse-replication decision
+  std::string where;            // "the journal FILE" | "the fleet's databases"
+};
+
+// The run in the fleet's databases, when no local journal knows it: a controller that died on
+// another machine. Its flip step had started when the authority names its destination (the
+// flip writes it before any proxy is told); before that, every step up to the reverse slot is
+// taken as started, since each undo is idempotent.
+std::optional<RecoverySource> run_from_databases(Cutover& c, const CutoverRunRecord& rec) {
+  auto dir = parse_direction(rec.direction);
+  if (!dir) return std::nullopt;
+  RecoverySource src;
+  src.where =
+      "the fleet's databases (run begun by " + rec.controller + " at " + rec.started_at + ")";
+  src.js.have_run = true;
+  src.js.run_id = rec.run;
+  src.js.direction = *dir;
+  std::optional<FleetAuthority> newest;
+  for (const auto& a : c.fleet.authority())
+    if (a.backend && (!newest || a.epoch > newest->epoch)) newest = a;
+  src.js.last_started =
+      newest && newest->backend == to_backend(*dir) ? FlipStep::kFlip : FlipStep::kReplication;
+  boost::system::error_code ec;
+  json::value v = json::parse(rec.begin_data, ec);
+  if (!ec && v.is_object()) {
+    src.begin = v.as_object();
+    if (auto it = src.begin.find("reverse"); it != src.begin.end() && it->value().is_bool())
+      src.reverse = it->value().as_bool();
+  }
+  return src;
+}
+
+}  // namespace
+
 int run_recover(CommandContext& ctx) {
   Cutover probe(ctx, Direction::kForward);
   std::string jerr;
   auto records = probe.journal.read(jerr);
   if (!jerr.empty()) return ctx.fail(kExitUsage, jerr);
-  JournalSummary js = summarize(records);
-  RecoveryAction act = decide_recovery(js);
+  RecoverySource src;
+  src.js = summarize(records);
+  src.where = "the journal " + probe.journal.path();
+  src.begin = begin_data(records, src.js.run_id);
+  for (const auto& r : records)
+    if (r.run == src.js.run_id && r.event == "plan")
+      if (auto it = r.data.find("reverse"); it != r.data.end() && it->value().is_bool())
+        src.reverse = it->value().as_bool();
+
+  // The databases say whether another controller ended this run, or left one unfinished that
+  // this machine's journal never saw.
+  Cutover c(ctx, src.js.direction);
+  if (!load_common(c)) return kExitUsage;
+  std::optional<CutoverRunRecord> db_run = c.fleet.last_run();
+  std::string marked;  // a run of this journal that the databases say is over
+  // Run ids begin with the unix time their run began.
+  auto began = [](const std::string& run) { return std::strtoll(run.c_str(), nullptr, 10); };
+  if (decide_recovery(src.js) != RecoveryAction::kNothing && db_run &&
+      (db_run->run == src.js.run_id ? db_run->ended : began(db_run->run) > began(src.js.run_id))) {
+    // Finished by another controller, or followed by a newer run: undoing it now would undo
+    // what came after.
+    c.run_id = src.js.run_id;
+    bool same = db_run->run == src.js.run_id;
+    c.log({{"event", "end"}, {"outcome", same ? "ended_elsewhere" : "superseded"}});
+    marked = "run " + src.js.run_id + " in " + src.where + " " +
+             (same ? "was ended by another controller (" + db_run->outcome + ")"
+                   : "was followed by run " + db_run->run + " (" + db_run->controller + ")") +
+             ": marked ended here";
+    ctx.say(marked);
+    src.js = JournalSummary{};
+  }
+  if (decide_recovery(src.js) == RecoveryAction::kNothing && db_run && !db_run->ended &&
+      db_run->run != src.js.run_id) {  // the journal ended it: only its end was not recorded
+    if (auto other = run_from_databases(c, *db_run)) src = std::move(*other);
+  }
+  RecoveryAction act = decide_recovery(src.js);
   if (act == RecoveryAction::kNothing) {
-    if (ctx.json)
-      ctx.print_json(json::object{{"ok", true}, {"action", "nothing"}});
-    else
+    if (ctx.json) {
+      json::object rep{{"ok", true}, {"action", "nothing"}};
+      if (!marked.empty()) rep["marked_ended"] = marked;
+      ctx.print_json(rep);
+    } else {
       ctx.say("nothing to recover: the journal's last run " +
-              (js.have_run ? js.run_id + " ended" : std::string("does not exist")));
+              (src.js.have_run ? src.js.run_id + " ended" : std::string("does not exist")) +
+              (c.fleet.has_channel() ? ", and the fleet's databases hold no unfinished run" : ""));
+    }
     return kExitOk;
   }
-  Cutover c(ctx, js.direction);
-  if (!load_common(c)) return kExitUsage;
+  const JournalSummary& js = src.js;
+  c.dir = js.direction;
   c.run_id = js.run_id;
-  json::object begin = begin_data(records, js.run_id);
-  if (auto it = begin.find("method"); it != begin.end() && it->value().is_string()) {
+  if (auto it = src.begin.find("method"); it != src.begin.end() && it->value().is_string()) {
     std::string_view name = it->value().as_string();
     c.method = name == lossy_revert_method().name() ? &lossy_revert_method() : find_method(name);
   }
-  if (auto it = begin.find("fence_roles"); it != begin.end() && it->value().is_array())
+  if (auto it = src.begin.find("fence_roles"); it != src.begin.end() && it->value().is_array())
     for (const auto& r : it->value().as_array())
       if (r.is_string()) c.fenced_roles.emplace_back(r.as_string());
-  for (const auto& r : records)
-    if (r.run == js.run_id && r.event == "plan")
-      if (auto it = r.data.find("reverse"); it != r.data.end() && it->value().is_bool())
-        c.reverse_possible = it->value().as_bool();
+  c.reverse_possible = src.reverse.value_or(false);
   auto started = [&](FlipStep s) { return js.last_started && *js.last_started >= s; };
   c.paused = started(FlipStep::kPause);
   c.fenced = started(FlipStep::kFence);
   c.swapped = started(FlipStep::kReplication) && c.reverse_possible;
-  c.say(std::string("recovering run ") + js.run_id + " (" + direction_name(js.direction) +
-        "), stopped after " + (js.last_done ? step_name(*js.last_done) : "nothing") + ": " +
-        recovery_action_name(act));
+  std::string what = std::string("recovering run ") + js.run_id + " (" +
+                     direction_name(js.direction) + ") from " + src.where + ", stopped after " +
+                     (js.last_done ? step_name(*js.last_done) : "nothing") + ": " +
+                     recovery_action_name(act);
+  c.say(what);
+  c.notes.emplace_back(what);
   c.log({{"event", "recover"}, {"action", recovery_action_name(act)}});
   if (act == RecoveryAction::kRollBack) {
     json::array undo = c.rollback();

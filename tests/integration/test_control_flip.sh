@@ -130,7 +130,8 @@ both_running_on source || fail "proxy 2 did not come back on the source"
 pass "proxy unreachable at step 2: flip aborted (exit 1), proxy 1 resumed on the source, fence removed"
 
 # ---- the controller killed after each step ----
-for step in preconditions pause fence catch_up sequences replication flip resume subscribe; do
+# (resume: like flip, the reverse subscription is still to be made; subscribe: everything done.)
+for step in preconditions pause fence catch_up sequences replication flip subscribe; do
   rc=0
   PGCUTOVER_CRASH_AFTER_STEP=$step ctl flip || rc=$?
   [ $rc = 99 ] || fail "crash after $step: exit $rc, expected 99"
@@ -187,7 +188,8 @@ pass "flip under pgbench (16 clients, 2 proxies): 0 failed, ledger $got/$want ro
 
 # The figures reconcile as docs/cutover.md ("Figures") defines them. The write pause is what
 # the clients saw: the worst wait any proxy measured for a held client, and no pgbench insert
-# (one statement, so its latency is its wait) took more than 10% longer than it. Each proxy's
+# that overlapped the pause (one statement, so its latency is its wait) took more than 10%
+# longer than it. Each proxy's
 # gate closed (gate_closed_ms in the flip's JSON and in its log: one number) lies inside the
 # controller's span, its drain inside its gate closed, and the steps add up to the span.
 python3 - "$PROXY_DIR/ctl.out" "$PROXY_DIR/p1.log" "$PROXY_DIR/p2.log" "$PROXY_DIR" <<'PY' || fail "the flip's figures do not reconcile"
@@ -220,24 +222,45 @@ assert pause == worst, "write_pause_ms %s is not the proxies' worst client wait 
 assert rep["clients_held"] >= 1, "16 clients writing and none held by the pause?"
 steps = sum(s.get("ms", 0) for s in rep["steps"])
 assert steps + 1 >= span, "steps add up to %s ms < controller span %s ms" % (steps, span)
-# pgbench -l: client transaction latency_us script_no epoch us; script 1 is ledger.sql.
-inserts = []
+# The pause window, from the proxies' logs: the first gate closing to the last reopening.
+import datetime
+def log_time(line):
+    ts = re.search(r"ts=(\S+)Z", line).group(1)
+    return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+opened, closed = [], []
+for log, (gate, _) in zip(sys.argv[2:4], logged):
+    lines = open(log).readlines()
+    closed.append(log_time([l for l in lines if "event=cutover_pausing" in l][-1]))
+    opened.append(closed[-1] + gate / 1000.0)
+window = (min(closed), max(opened))
+# pgbench -l: client transaction latency_us script_no epoch us (its end); script 1 is
+# ledger.sql. The inserts that overlapped the window: the pause is theirs to see. (Outside it,
+# an insert on two shared cores may take as long as a short pause for reasons of its own.)
+inserts, overall = [], 0.0
 for f in glob.glob(sys.argv[4] + "/bench[12].log.tx*"):
     for line in open(f):
         c = line.split()
-        if len(c) >= 4 and c[3] == "1":
-            inserts.append(int(c[2]) / 1000.0)
-assert inserts, "no per-transaction log from pgbench"
-seen = max(inserts)
+        if len(c) >= 6 and c[3] == "1":
+            lat = int(c[2]) / 1000.0
+            end = int(c[4]) + int(c[5]) / 1e6
+            overall = max(overall, lat)
+            if end - lat / 1000.0 <= window[1] and end >= window[0]:
+                inserts.append((lat, end - lat / 1000.0 - window[0]))
+assert inserts, "no insert of pgbench's per-transaction log overlapped the pause"
+seen, started = max(inserts)
 # 10%, and at least 50 ms: pgbench -j 1 reads the answers of its 8 clients, released together,
 # one after another, so the last one's latency includes its own thread's turn.
-assert pause >= min(0.9 * seen, seen - 50), "write pause %.0f ms, but an insert took %.0f ms" % (pause, seen)
-print("write pause %.0f ms (held %d), slowest insert %.0f ms; gate closed %s ms; span %.0f ms; steps %s"
-      % (pause, rep["clients_held"], seen, [g for g, _ in logged], span,
+assert pause >= min(0.9 * seen, seen - 50), (
+    "write pause %.0f ms, but an insert that overlapped the pause window (%.0f ms; the insert "
+    "started %.3f s after the first gate closed) took %.0f ms" %
+    (pause, (window[1] - window[0]) * 1000, started, seen))
+print("write pause %.0f ms (held %d), slowest insert across it %.0f ms (of the whole run %.0f ms); gate closed %s ms; span %.0f ms; steps %s"
+      % (pause, rep["clients_held"], seen, overall, [g for g, _ in logged], span,
          ", ".join("%s %.0f" % (s["step"], s.get("ms", 0)) for s in rep["steps"])))
 print("catch-up: %s" % [s for s in rep["steps"] if s["step"] == "catch_up"][0].get("data", {}).get("summary"))
 PY
-pass "the flip's figures reconcile: write pause = the clients' worst wait >= 90% of the slowest insert; gate closed (answers = logs) <= controller span <= steps"
+pass "the flip's figures reconcile: write pause = the clients' worst wait >= 90% of the slowest insert across the pause; gate closed (answers = logs) <= controller span <= steps"
 
 # ---- after the flip, lag, replicate status and status watch the reverse link ----
 after_flip() { # <args...>: pgcutoverctl with the config and the admin URLs it needs

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fleet mode (docs/fleet.md) under three faults a real cutover can meet, with proxies that take
+# Fleet mode (docs/fleet.md) under four faults a real cutover can meet, with proxies that take
 # their commands through the databases only:
 #  1. the source dies right after the fleet is paused (stopped in immediate mode between the
 #     pause and the fence, by the flip's test hook): the flip stops at the fence (the first
@@ -16,7 +16,11 @@
 #     would not reconnect for two minutes: its dead-man timer resumes it, it reconnects at once,
 #     reads the authority and follows it; the run ends, flipped or rolled back, with every proxy
 #     on one backend at one epoch matching the authority, 0 failed transactions and every
-#     acknowledged row there.
+#     acknowledged row there;
+#  4. a controller killed after its flip step, and another killed while the fleet is paused:
+#     `recover` run with the other controller's config and journal (another machine) finds the
+#     run in the databases and finishes or rolls it back; the dead one's journal, recovered
+#     later, learns that the run was ended elsewhere.
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
@@ -343,6 +347,43 @@ pgc_wait_until 15 bash -c "[ \$(psql -XAtd '$(pgc_get $to_db admin_url)' -c 'sel
   fail "ledger on the $to: $(pgc_admin_psql $to_db -XAtc "select count(distinct id) from ledger") rows, acknowledged $want"
 pgc_wait_until 15 writes_on "$X" "$port" || fail "proxy $X does not write on the $to"
 pass "proxy $X's control sessions cut during the pause: dead-man resume, then it rejoined and followed the authority; the flip exited $rc in ${took}s and all $N proxies run on the $to at epoch $epoch; pgbench 0 failed, all $want acknowledged ledger rows there"
+
+# ---- 4. the controller dies; another machine's controller recovers from the databases ----
+# ctl and ctl2 keep separate journals (two laptops): the run a dead controller left is found in
+# pgcutover.cutover_run, and the authority tells whether its flip step had started.
+if [ "$to" = source ]; then cmd=flip back=revert dest=target home=source; else cmd=revert back=flip dest=source home=target; fi
+rc=0
+PGCUTOVER_CRASH_AFTER_STEP=flip ctl ctl "$cmd" "${ADMIN_OPTS[@]}" || rc=$?
+[ $rc = 99 ] || fail "crash after the flip step: exit $rc ($(cat "$PROXY_DIR/ctl.err"))"
+ctl ctl2 recover --json "${ADMIN_OPTS[@]}" || fail "recover on the other machine: $(cat "$PROXY_DIR/ctl2.out" "$PROXY_DIR/ctl2.err")"
+grep -q "from the fleet's databases.*: finish" "$PROXY_DIR/ctl2.out" "$PROXY_DIR/ctl2.err" ||
+  fail "recover did not find the run in the databases: $(cat "$PROXY_DIR/ctl2.out" "$PROXY_DIR/ctl2.err")"
+pgc_wait_until 15 fleet_is running "$dest" || fail "after recover: $(cat "$PROXY_DIR/ctl.out")"
+epoch=$(cat "$PROXY_DIR/epoch")
+for db in src tgt; do
+  [ "$(pgc_admin_psql $db -XAtc "select backend || ' ' || epoch || ' ' || (select outcome from pgcutover.cutover_run) from pgcutover.fleet_authority")" = "$dest $epoch completed" ] ||
+    fail "the databases in $db do not say $dest/$epoch, run completed"
+done
+ctl ctl recover --json "${ADMIN_OPTS[@]}" || fail "recover on the first machine: $(cat "$PROXY_DIR/ctl.err")"
+grep -q '"marked_ended":"run [^"]* was ended by another controller' "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err" ||
+  fail "the first machine's journal was not told: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+pass "controller killed after its flip step ($cmd): recover on another machine found the run in the databases and finished it (all $N proxies on the $dest, epoch $epoch); the first machine's journal learnt it had ended"
+
+rc=0
+PGCUTOVER_CRASH_AFTER_STEP=pause ctl ctl2 "$back" "${ADMIN_OPTS[@]}" || rc=$?
+[ $rc = 99 ] || fail "crash after the pause: exit $rc ($(cat "$PROXY_DIR/ctl2.err"))"
+pgc_wait_until 10 fleet_is paused "$dest" || fail "the fleet is not paused: $(cat "$PROXY_DIR/ctl.out")"
+ctl ctl recover --json "${ADMIN_OPTS[@]}" || fail "recover on the first machine: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+grep -q "from the fleet's databases.*: roll_back" "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err" ||
+  fail "recover did not roll the databases' run back: $(cat "$PROXY_DIR/ctl.out" "$PROXY_DIR/ctl.err")"
+pgc_wait_until 15 fleet_is running "$dest" || fail "after the rollback: $(cat "$PROXY_DIR/ctl.out")"
+[ "$(cat "$PROXY_DIR/epoch")" = "$epoch" ] || fail "the rollback moved the epoch to $(cat "$PROXY_DIR/epoch")"
+pgc_wait_until 15 writes_on "$X" "$([ "$dest" = target ] && echo "$TGT_PORT" || echo "$SRC_PORT")" ||
+  fail "proxy $X does not write on the $dest after the rollback"
+ctl ctl2 recover --json "${ADMIN_OPTS[@]}" || fail "recover on the second machine: $(cat "$PROXY_DIR/ctl2.err")"
+grep -q '"marked_ended":"run [^"]* was ended by another controller' "$PROXY_DIR/ctl2.out" "$PROXY_DIR/ctl2.err" ||
+  fail "the second machine's journal was not told: $(cat "$PROXY_DIR/ctl2.out" "$PROXY_DIR/ctl2.err")"
+pass "controller killed while the fleet was paused ($back): recover on the other machine rolled it back from the databases; all $N proxies write on the $dest at epoch $epoch"
 
 bugs=$(grep -l "event=bug_" "$PROXY_DIR"/p*.log || true)
 [ -z "$bugs" ] || fail "bug events in $bugs: $(grep -h -B8 -A3 "event=bug_" $bugs | head -40)"
