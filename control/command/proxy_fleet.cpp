@@ -246,6 +246,23 @@ std::vector<ProxyAnswer> ProxyFleet::flip(const std::string& backend,
   return call(all_of(size()), "POST", "/v1/flip", bodies, timeout_);
 }
 
+std::string all_running_on(const std::vector<ProxyAnswer>& answers, const std::string& backend,
+                           uint64_t& epoch) {
+  std::optional<uint64_t> seen;
+  for (const auto& a : answers) {
+    if (!a.ok) return "proxy " + a.admin_url + " is " + a.result + ": " + a.error;
+    if (a.state != "running") return "proxy " + a.admin_url + " is " + a.state + ", not running";
+    if (a.backend != backend)
+      return "proxy " + a.admin_url + " is on backend " + a.backend + ", not " + backend;
+    if (seen && *seen != a.epoch)
+      return "proxies disagree on the epoch (" + std::to_string(*seen) + " vs " +
+             std::to_string(a.epoch) + " at " + a.admin_url + ")";
+    seen = a.epoch;
+  }
+  epoch = seen.value_or(0);
+  return {};
+}
+
 bool all_ok(const std::vector<ProxyAnswer>& answers) {
   for (const auto& a : answers)
     if (!a.ok) return false;

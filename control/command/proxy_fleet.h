@@ -96,6 +96,10 @@ ProxyAnswer parse_proxy_answer(const std::string& admin_url, bool reachable, int
 
 // True when every answer is ok.
 bool all_ok(const std::vector<ProxyAnswer>& answers);
+// "" when every answer is ok, running, on `backend`, all at one epoch (set to it); else the
+// first proxy that is not, in words.
+std::string all_running_on(const std::vector<ProxyAnswer>& answers, const std::string& backend,
+                           uint64_t& epoch);
 // "http://a: unreachable (connect: Connection refused); http://b: drain_timeout (...)"
 std::string describe_failures(const std::vector<ProxyAnswer>& answers);
 boost::json::array to_json(const std::vector<ProxyAnswer>& answers);

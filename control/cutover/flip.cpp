@@ -13,12 +13,16 @@
 #include "control/command/exit_codes.h"
 #include "control/command/proxy_fleet.h"
 #include "control/cutover/fence.h"
+#include "control/cutover/flip_connections.h"
 #include "control/cutover/journal.h"
 #include "control/cutover/pause_figures.h"
+#include "control/cutover/recovery_source.h"
 #include "control/cutover/sequences.h"
+#include "control/cutover/smoke_test.h"
 #include "control/db/control_state.h"
 #include "control/replication/link.h"
 #include "control/replication/method.h"
+#include "control/validate/validate.h"
 
 namespace pgcutover::control {
 namespace {
@@ -46,9 +50,7 @@ struct Cutover {
   ProxyFleet fleet;
   bool dry_run = false;
 
-  // App-role connections to each side, and the "admin" ones used for replication DDL
-  // (--source-subscriber-url / --subscriber-url; the app role when not given).
-  std::optional<PgConn> source, target, source_admin, target_admin;
+  std::optional<PgConn> source, target, source_admin, target_admin;  // flip_connections.h
 
   // Options.
   long drain_timeout_ms = 5000, max_pause_ms = 30000, catch_up_timeout_ms = 30000;
@@ -200,31 +202,12 @@ struct Cutover {
 
   // ---- connections ----
   bool connect_all() {
-    source = ctx.connect_source();
-    if (!source) return false;
-    target = ctx.connect_target();
-    if (!target) return false;
-    auto admin = [&](const char* opt, const std::optional<ConnSpec>& fallback,
-                     const char* role) -> std::optional<PgConn> {
-      std::optional<ConnSpec> spec = fallback;
-      if (ctx.args.has(opt)) {
-        std::string e;
-        spec = ConnSpec::parse(ctx.args.get(opt), e);
-        if (!spec) {
-          ctx.fail(kExitUsage, std::string("--") + opt + ": " + e);
-          return std::nullopt;
-        }
-      }
-      return ctx.connect(spec, role, std::string("--") + opt);
-    };
-    source_admin = admin("source-subscriber-url", ctx.settings.source, "source");
-    if (!source_admin) return false;
-    target_admin = admin("subscriber-url", ctx.settings.target, "target");
-    if (!target_admin) return false;
-    // A session opened while its role is fenced starts read-only; the controller's own
-    // sessions must be able to write (barrier row, setval, DDL).
-    for (auto* c : {&*source, &*target, &*source_admin, &*target_admin})
-      c->exec_script("SET default_transaction_read_only = off");
+    FlipConnections k;
+    if (!connect_flip_sides(ctx, k)) return false;
+    source = std::move(k.source);
+    target = std::move(k.target);
+    source_admin = std::move(k.source_admin);
+    target_admin = std::move(k.target_admin);
     return true;
   }
 
@@ -249,55 +232,22 @@ struct Cutover {
           (fleet_problems.empty() ? std::string() : " (fleet channel: " + fleet_problems + ")");
       return false;
     }
-    std::optional<uint64_t> epoch;
-    for (const auto& a : st) {
-      if (!a.ok) {
-        failure = "proxy " + a.admin_url + " is " + a.result + ": " + a.error;
-        return false;
-      }
-      if (a.state != "running") {
-        failure = "proxy " + a.admin_url + " is " + a.state + ", not running";
-        return false;
-      }
-      if (a.backend != from_name()) {
-        failure = "proxy " + a.admin_url + " is on backend " + a.backend + ", not " + from_name();
-        return false;
-      }
-      if (epoch && *epoch != a.epoch) {
-        failure = "proxies disagree on the epoch (" + std::to_string(*epoch) + " vs " +
-                  std::to_string(a.epoch) + " at " + a.admin_url + ")";
-        return false;
-      }
-      epoch = a.epoch;
-    }
+    uint64_t epoch = 0;
+    failure = all_running_on(st, from_name(), epoch);
+    if (!failure.empty()) return false;
     epochs.clear();
     for (const auto& a : st) epochs.push_back(a.epoch);
-    d["epoch"] = *epoch;
+    d["epoch"] = epoch;
 
     // Replication health: how far behind the destination is right now.
     if (!take(method->flip_ready(sides(), limits()), d)) return false;
 
     // Validation recent enough (forward only: a revert goes back to the original).
     if (dir == Direction::kForward && max_validation_age_s > 0) {
-      auto v = read_control_state(*target, "validation");
-      if (!v) {
-        failure = "never validated: run `pgcutoverctl validate` (or --max-validation-age 0)";
-        return false;
-      }
-      bool ok = v->contains("ok") && v->at("ok").is_bool() && v->at("ok").as_bool();
-      int64_t at =
-          v->contains("finished_at_unix") ? v->at("finished_at_unix").to_number<int64_t>() : 0;
-      int64_t age = std::time(nullptr) - at;
-      d["validation_age_s"] = age;
-      if (!ok) {
-        failure = "the last validation failed: fix it and validate again";
-        return false;
-      }
-      if (age > max_validation_age_s) {
-        failure = "the last validation is " + format_seconds(static_cast<double>(age)) +
-                  " old (--max-validation-age " + std::to_string(max_validation_age_s) + ")";
-        return false;
-      }
+      std::optional<int64_t> age;
+      failure = validation_fresh(*target, max_validation_age_s, age);
+      if (age) d["validation_age_s"] = *age;
+      if (!failure.empty()) return false;
     }
 
     // Reverse replication: possible only when the side being left can subscribe.
@@ -326,7 +276,7 @@ struct Cutover {
       failure = "prewarm of " + to_name() + " failed: " + describe_failures(pw);
       return false;
     }
-    d["summary"] = "epoch " + std::to_string(*epoch) + ", " + std::to_string(fleet.size()) +
+    d["summary"] = "epoch " + std::to_string(epoch) + ", " + std::to_string(fleet.size()) +
                    " proxies running on " + from_name() + ", " + to_name() + " prewarmed";
     return true;
   }
@@ -517,41 +467,8 @@ struct Cutover {
       d["smoke"] = "skipped: no --smoke-url / PGCUTOVER_SMOKE_URL";
       return true;
     }
-    std::string e;
-    auto spec = ConnSpec::parse(smoke_url, e);
-    if (!spec) {
-      failure = "smoke URL: " + e;
-      return false;
-    }
-    PgError pe;
-    auto c = PgConn::connect(*spec, std::chrono::seconds(5), "proxy", pe);
-    if (!c) {
-      failure = "smoke test: connecting through the proxy: " + pe.message;
-      return false;
-    }
-    auto via = c->value("SELECT pg_postmaster_start_time()::text");
-    auto direct = to().value("SELECT pg_postmaster_start_time()::text");
-    if (!via || !direct || *via != *direct) {
-      failure = "smoke test: the proxy does not reach the " + to_name() +
-                " (read failed or another server answered)";
-      return false;
-    }
-    std::string t = "pgcutover_smoke_" + std::to_string(::getpid());
-    PgResult w = c->exec_script("BEGIN; CREATE TABLE " + t + " (x int); INSERT INTO " + t +
-                                " VALUES (1); ROLLBACK");
-    if (!w) {
-      c->exec_script("ROLLBACK");
-      if (w.error().sqlstate != "42501") {
-        failure = "smoke test: write failed: " + w.error().message;
-        return false;
-      }
-      // No CREATE privilege: prove at least that the session may write.
-      auto ro = c->value("SELECT current_setting('transaction_read_only')");
-      if (!ro || *ro != "off") {
-        failure = "smoke test: sessions through the proxy are read-only";
-        return false;
-      }
-    }
+    failure = smoke_test(smoke_url, to(), to_name());
+    if (!failure.empty()) return false;
     d["smoke"] = "ok";
     return true;
   }
@@ -812,86 +729,24 @@ int run_cutover(CommandContext& ctx, Direction direction) {
   return finish_subscribe(c, resumed, resumed ? "completed" : "completed_with_errors");
 }
 
-namespace {
-
-// What `recover` works from: the journal's last run, or the run the fleet's databases recorded.
-struct RecoverySource {
-  JournalSummary js;
-  json::object begin;           // method, fence_roles
-  std::optional<bool> reverse;  // the plan's reverse-replication decision
-  std::string where;            // "the journal FILE" | "the fleet's databases"
-};
-
-// The run in the fleet's databases, when no local journal knows it: a controller that died on
-// another machine. Its flip step had started when the authority names its destination (the
-// flip writes it before any proxy is told); before that, every step up to the reverse slot is
-// taken as started, since each undo is idempotent.
-std::optional<RecoverySource> run_from_databases(Cutover& c, const CutoverRunRecord& rec) {
-  auto dir = parse_direction(rec.direction);
-  if (!dir) return std::nullopt;
-  RecoverySource src;
-  src.where =
-      "the fleet's databases (run begun by " + rec.controller + " at " + rec.started_at + ")";
-  src.js.have_run = true;
-  src.js.run_id = rec.run;
-  src.js.direction = *dir;
-  std::optional<FleetAuthority> newest;
-  for (const auto& a : c.fleet.authority())
-    if (a.backend && (!newest || a.epoch > newest->epoch)) newest = a;
-  src.js.last_started =
-      newest && newest->backend == to_backend(*dir) ? FlipStep::kFlip : FlipStep::kReplication;
-  boost::system::error_code ec;
-  json::value v = json::parse(rec.begin_data, ec);
-  if (!ec && v.is_object()) {
-    src.begin = v.as_object();
-    if (auto it = src.begin.find("reverse"); it != src.begin.end() && it->value().is_bool())
-      src.reverse = it->value().as_bool();
-  }
-  return src;
-}
-
-}  // namespace
-
 int run_recover(CommandContext& ctx) {
   Cutover probe(ctx, Direction::kForward);
   std::string jerr;
   auto records = probe.journal.read(jerr);
   if (!jerr.empty()) return ctx.fail(kExitUsage, jerr);
-  RecoverySource src;
-  src.js = summarize(records);
-  src.where = "the journal " + probe.journal.path();
-  src.begin = begin_data(records, src.js.run_id);
-  for (const auto& r : records)
-    if (r.run == src.js.run_id && r.event == "plan")
-      if (auto it = r.data.find("reverse"); it != r.data.end() && it->value().is_bool())
-        src.reverse = it->value().as_bool();
-
   // The databases say whether another controller ended this run, or left one unfinished that
   // this machine's journal never saw.
-  Cutover c(ctx, src.js.direction);
+  Cutover c(ctx, Direction::kForward);
   if (!load_common(c)) return kExitUsage;
-  std::optional<CutoverRunRecord> db_run = c.fleet.last_run();
-  std::string marked;  // a run of this journal that the databases say is over
-  // Run ids begin with the unix time their run began.
-  auto began = [](const std::string& run) { return std::strtoll(run.c_str(), nullptr, 10); };
-  if (decide_recovery(src.js) != RecoveryAction::kNothing && db_run &&
-      (db_run->run == src.js.run_id ? db_run->ended : began(db_run->run) > began(src.js.run_id))) {
-    // Finished by another controller, or followed by a newer run: undoing it now would undo
-    // what came after.
-    c.run_id = src.js.run_id;
-    bool same = db_run->run == src.js.run_id;
-    c.log({{"event", "end"}, {"outcome", same ? "ended_elsewhere" : "superseded"}});
-    marked = "run " + src.js.run_id + " in " + src.where + " " +
-             (same ? "was ended by another controller (" + db_run->outcome + ")"
-                   : "was followed by run " + db_run->run + " (" + db_run->controller + ")") +
-             ": marked ended here";
-    ctx.say(marked);
-    src.js = JournalSummary{};
+  RecoveryChoice choice = choose_recovery(journal_source(records, probe.journal.path()),
+                                          c.fleet.last_run(), c.fleet.authority());
+  if (!choice.marked.empty()) {
+    c.run_id = choice.marked_run;
+    c.log({{"event", "end"}, {"outcome", choice.marked_outcome}});
+    ctx.say(choice.marked);
   }
-  if (decide_recovery(src.js) == RecoveryAction::kNothing && db_run && !db_run->ended &&
-      db_run->run != src.js.run_id) {  // the journal ended it: only its end was not recorded
-    if (auto other = run_from_databases(c, *db_run)) src = std::move(*other);
-  }
+  const std::string& marked = choice.marked;
+  RecoverySource& src = choice.source;
   RecoveryAction act = decide_recovery(src.js);
   if (act == RecoveryAction::kNothing) {
     if (ctx.json) {

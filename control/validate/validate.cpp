@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <random>
@@ -520,6 +521,19 @@ int cmd_validate(CommandContext& ctx) {
     *ctx.out << "  chunks still in flight kept changing on the source: re-run validate, or "
                 "validate during the cutover pause\n";
   return ok ? kExitOk : kExitCheckFailed;
+}
+
+std::string validation_fresh(PgConn& target, long max_age_s, std::optional<int64_t>& age_s) {
+  auto v = read_control_state(target, "validation");
+  if (!v) return "never validated: run `pgcutoverctl validate` (or --max-validation-age 0)";
+  bool ok = v->contains("ok") && v->at("ok").is_bool() && v->at("ok").as_bool();
+  int64_t at = v->contains("finished_at_unix") ? v->at("finished_at_unix").to_number<int64_t>() : 0;
+  age_s = std::time(nullptr) - at;
+  if (!ok) return "the last validation failed: fix it and validate again";
+  if (*age_s > max_age_s)
+    return "the last validation is " + format_seconds(static_cast<double>(*age_s)) +
+           " old (--max-validation-age " + std::to_string(max_age_s) + ")";
+  return {};
 }
 
 }  // namespace pgcutover::control

@@ -43,4 +43,8 @@ std::string describe_range(const TableInfo& table, const KeyRange& range);
 // `pgcutoverctl validate`.
 int cmd_validate(CommandContext& ctx);
 
+// Whether the last `validate` (recorded on the target) passed and is at most `max_age_s` old:
+// "" when it is, else why not, with the fix. `age_s` is set when a validation is recorded.
+std::string validation_fresh(PgConn& target, long max_age_s, std::optional<int64_t>& age_s);
+
 }  // namespace pgcutover::control
