@@ -362,12 +362,16 @@ struct Cutover {
     return true;
   }
 
+  // Steps 6 and 9 when the side being left cannot subscribe: nothing to do but say why.
+  bool without_reverse(json::object& d) {
+    if (reverse_possible) return false;
+    d["reverse"] = false;
+    d["summary"] = "no reverse replication (" + reverse_why_not + ")";
+    return true;
+  }
+
   bool replication(json::object& d) {
-    if (!reverse_possible) {
-      d["reverse"] = false;
-      d["summary"] = "no reverse replication (" + reverse_why_not + ")";
-      return true;
-    }
+    if (without_reverse(d)) return true;
     swapped = true;  // before the calls: a half-done swap is undone as a whole
     auto cur = current_link(), next = next_link();
     // The old direction applies nothing more (a write that reached the side being left past
@@ -388,11 +392,7 @@ struct Cutover {
   // Outside the pause: the old direction goes, the side left behind subscribes to the slot
   // step 6 made (copy_data = false: the slot holds every write since).
   bool subscribe(json::object& d) {
-    if (!reverse_possible) {
-      d["reverse"] = false;
-      d["summary"] = "no reverse replication (" + reverse_why_not + ")";
-      return true;
-    }
+    if (without_reverse(d)) return true;
     auto cur = current_link(), next = next_link();
     auto t0 = Clock::now();
     if (!drop_link(subscriber_of(cur), publisher_of(cur), cur, failure)) return false;

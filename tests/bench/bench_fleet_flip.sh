@@ -124,7 +124,7 @@ PROXY_PORT=$(pgc_free_port) proxy_write_config "$PROXY_DIR/ctl-fleet.toml" trans
 journal = \"$JOURNAL\"
 "
 for i in $(seq 1 "$n_proxies"); do
-  PROXY_THREADS=1 PROXY_PORT=${PORTS[$i]} proxy_write_config "$PROXY_DIR/p$i.toml" transaction "$pool" require "
+  PROXY_THREADS=1 proxy_write_fleet_config "$i" "bench-$i" 0.5 "
 [cutover]
 max_pause = 30
 
@@ -132,13 +132,7 @@ max_pause = 30
 listen_addr = \"127.0.0.1\"
 listen_port = ${APORTS[$i]}
 token = \"\${PGCUTOVER_TEST_TOKEN}\"
-
-[fleet]
-enabled = true
-name = \"bench-$i\"
-reconnect_interval = 0.5
-"
-  sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$i.json\"|" "$PROXY_DIR/p$i.toml"
+" "$pool"
 done
 
 ctl() { # <admin|fleet> <args...>: pgcutoverctl with that config; output in ctl.out / ctl.err

@@ -45,17 +45,10 @@ write_fleet_config() { # <n> [reconnect_interval]
 listen_port = $ADMIN_PORT
 token = \"\${PGCUTOVER_TEST_TOKEN}\"
 "
-  PORTS[$1]=$(pgc_free_port)
-  PROXY_PORT=${PORTS[$1]} proxy_write_config "$PROXY_DIR/p$1.toml" transaction 10 require "
+  proxy_write_fleet_config "$1" "dyno-$1" "${2:-0.5}" "
 [cutover]
 max_pause = 30
-$admin
-[fleet]
-enabled = true
-name = \"dyno-$1\"
-reconnect_interval = ${2:-0.5}
-"
-  sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$1.json\"|" "$PROXY_DIR/p$1.toml"
+$admin"
 }
 start_proxy() { # <n>
   "$PROXY_BIN" -c "$PROXY_DIR/p$1.toml" >>"$PROXY_DIR/p$1.log" 2>&1 &

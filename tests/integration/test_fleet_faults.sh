@@ -46,17 +46,10 @@ journal = \"$PROXY_DIR/$c.journal\"
 done
 PORTS=()
 for i in $(seq 1 "$N"); do
-  PORTS[$i]=$(pgc_free_port)
-  PROXY_PORT=${PORTS[$i]} proxy_write_config "$PROXY_DIR/p$i.toml" transaction 10 require "
+  proxy_write_fleet_config "$i" "dyno-$i" 0.5 "
 [cutover]
 max_pause = 30
-
-[fleet]
-enabled = true
-name = \"dyno-$i\"
-reconnect_interval = 0.5
 "
-  sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$i.json\"|" "$PROXY_DIR/p$i.toml"
 done
 start_proxy() { # <n>
   "$PROXY_BIN" -c "$PROXY_DIR/p$1.toml" >>"$PROXY_DIR/p$1.log" 2>&1 &
@@ -293,14 +286,7 @@ pass "ledger: all $want acknowledged rows on the source and, replicated, on the 
 # it. The controller counts it unanswered until then. Either way the run ends with every proxy
 # on one backend at one epoch, matching the authority.
 X=$((N + 1))
-PORTS[$X]=$(pgc_free_port)
-PROXY_PORT=${PORTS[$X]} proxy_write_config "$PROXY_DIR/p$X.toml" transaction 10 require "
-[fleet]
-enabled = true
-name = \"dyno-$X\"
-reconnect_interval = 120
-"
-sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$X.json\"|" "$PROXY_DIR/p$X.toml"
+proxy_write_fleet_config "$X" "dyno-$X" 120
 start_proxy "$X"
 N=$X
 pgc_wait_until 15 fleet_is running source || fail "proxy $X did not join: $(cat "$PROXY_DIR/ctl.out")"

@@ -81,6 +81,22 @@ $extra
 EOT
 }
 
+# proxy_write_fleet_config <n> <member name> [reconnect_interval] [extra toml] [pool_size]:
+# $PROXY_DIR/p<n>.toml for a fleet member (docs/fleet.md): transaction mode, client TLS
+# required, [fleet] after the extra toml, its own state file, listening on PORTS[n] (a free
+# port, set here unless PORTS[n] is set already).
+proxy_write_fleet_config() {
+  local n=$1 name=$2 reconnect=${3:-0.5} extra=${4:-} size=${5:-10}
+  [ -n "${PORTS[$n]:-}" ] || PORTS[$n]=$(pgc_free_port)
+  PROXY_PORT=${PORTS[$n]} proxy_write_config "$PROXY_DIR/p$n.toml" transaction "$size" require "$extra
+[fleet]
+enabled = true
+name = \"$name\"
+reconnect_interval = $reconnect
+"
+  sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$n.json\"|" "$PROXY_DIR/p$n.toml"
+}
+
 proxy_ready() { pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" -t 1; }
 
 # proxy_start <config>: starts the binary and waits (bounded) until it accepts.
