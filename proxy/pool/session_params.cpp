@@ -121,14 +121,14 @@ std::string build_sync_query(const ParamMap& desired, const ServerParams& server
     const std::string* current = nullptr;
     if (auto it = server.reported.find(name); it != server.reported.end()) {
       current = &it->second;
-    } else if (auto it2 = server.set_unreported.find(name); it2 != server.set_unreported.end()) {
+    } else if (auto it2 = server.overrides.find(name); it2 != server.overrides.end()) {
       current = &it2->second;
     }
     if (current && *current == value) continue;
     sql += "SET " + name + " TO " + quote_literal(value) + ";";
     changed.push_back(name);
   }
-  for (const auto& [name, value] : server.set_unreported) {
+  for (const auto& [name, value] : server.overrides) {
     if (desired.count(name) || !is_plain_identifier(name)) continue;
     sql += "RESET " + name + ";";
     reset.push_back(name);

@@ -22,9 +22,11 @@ struct GucNameLess {
 };
 using ParamMap = std::map<std::string, std::string, GucNameLess>;
 
-// Reported parameters that a client can change and that therefore follow it. Not
+// Reported parameters that a client can change and that every client's desired settings
+// carry (from the welcome it was told), so a sync always sets them. Not
 // default_transaction_read_only: the cutover fences the source with ALTER ROLE ... SET
-// default_transaction_read_only, and a sync must never undo that.
+// default_transaction_read_only, and a sync must never undo that; a client that asks for it
+// gets it as an override (RESET for the next client, back to the fenced login default).
 bool is_tracked_reported(std::string_view name);
 
 // Startup parameters that are not settings: user, database, replication, options (parsed
@@ -47,11 +49,16 @@ struct DesiredSettings {
   void rekey();
 };
 
-// What a server connection is known to have: reported values plus values the proxy SET for
-// settings that are never reported (extra_float_digits, statement_timeout via options, ...).
+// What a server connection is known to have: the values the server reports, and the settings
+// moved off the connection's login defaults for one client (by the proxy's sync, by the
+// client's own SET, or by read-only mode) that are not in every client's desired settings:
+// extra_float_digits, statement_timeout via options, search_path where the server does not
+// report it, default_transaction_read_only. A client that does not ask for one of those gets
+// it RESET (back to the login default, which includes the role's settings and so the fence);
+// otherwise one client's read-only default or search_path would reach the next client.
 struct ServerParams {
   ParamMap reported;
-  ParamMap set_unreported;
+  ParamMap overrides;
 };
 
 // The SQL to bring `server` in line with `desired`, or "" when they already agree. `changed`

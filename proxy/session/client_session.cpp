@@ -584,6 +584,62 @@ awaitable<EndStatus> ClientSession::relay() {
   }
 }
 
+// Brings the server connection's settings in line with what this client believes, read-only
+// mode included: one Query of SETs and RESETs, answers swallowed. Read-only mode is one more
+// desired value, so leaving it RESETs default_transaction_read_only to the login default
+// (which carries the fence) instead of forcing it off. On failure the connection has been
+// released and the session's end is returned.
+awaitable<std::optional<EndStatus>> ClientSession::sync_settings(
+    std::unique_ptr<ServerConnection>& conn) {
+  static constexpr std::string_view kReadOnlyName = "default_transaction_read_only";
+  bool read_only_mode = host_.read_only() || read_only_route_;
+  auto sync_key = [&] {  // never equal to a plain desired key, which ends in '\0'
+    return read_only_mode ? desired_key() + "\x01read-only" : desired_key();
+  };
+  if (conn->synced_for == sync_key()) co_return std::nullopt;
+  const ParamMap* want = &desired();
+  ParamMap with_read_only;
+  if (read_only_mode) {
+    with_read_only = desired();
+    with_read_only[std::string(kReadOnlyName)] = "on";
+    want = &with_read_only;
+  }
+  std::vector<std::string> changed, reset;
+  std::string sql = build_sync_query(*want, conn->params, changed, reset);
+  if (!sql.empty()) {
+    stats().param_syncs_total.fetch_add(1, std::memory_order_relaxed);
+    InternalQueryResult r = co_await run_internal_query(*conn, sql, settings_->server_limits);
+    if (!r.ok) {
+      bool usable = r.connection_usable;
+      pool_->release(std::move(conn),
+                     usable ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
+      // The server refused a value the client asked for (e.g. a bad TimeZone in the startup
+      // packet): PostgreSQL would have refused the connection.
+      if (usable) co_return EndStatus{EndReason::kParamSync, r.error.sqlstate, r.error.message};
+      co_return EndStatus{EndReason::kServerLogin, "08006",
+                          "server connection lost while preparing it"};
+    }
+    GucNameLess less;
+    for (const std::string& name : changed) {
+      auto reported = conn->params.reported.find(name);
+      bool read_only_mode_value =
+          read_only_mode && !less(name, kReadOnlyName) && !less(kReadOnlyName, name);
+      if (reported != conn->params.reported.end() && !read_only_mode_value) {
+        set_desired(name, reported->second);  // the server's normal form ("ISO" -> "ISO, MDY")
+        if (is_tracked_reported(name)) continue;
+      }
+      // Not in every client's settings: the next client that does not ask for it gets RESET.
+      const std::string& value =
+          reported != conn->params.reported.end() ? reported->second : want->find(name)->second;
+      conn->params.overrides[name] = value;
+    }
+    for (const std::string& name : reset) conn->params.overrides.erase(name);
+  }
+  conn->synced_for = sync_key();
+  conn->read_only = read_only_mode;
+  co_return std::nullopt;
+}
+
 awaitable<std::optional<EndStatus>> ClientSession::attach() {
   set_state(ClientState::kWaiting);
   ServerPool::Lease lease = co_await pool_->acquire();
@@ -597,51 +653,9 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     co_return EndStatus{EndReason::kServerLogin, lease.error.sqlstate, lease.error.message};
   }
   std::unique_ptr<ServerConnection> conn = std::move(lease.conn);
-  // Bring the server connection's settings in line with what this client believes.
-  std::vector<std::string> changed, reset;
-  std::string sql;
-  if (conn->synced_for != desired_key())
-    sql = build_sync_query(desired(), conn->params, changed, reset);
-  if (!sql.empty()) {
-    stats().param_syncs_total.fetch_add(1, std::memory_order_relaxed);
-    InternalQueryResult r = co_await run_internal_query(*conn, sql, settings_->server_limits);
-    if (!r.ok) {
-      bool usable = r.connection_usable;
-      pool_->release(std::move(conn),
-                     usable ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
-      set_state(ClientState::kIdle);
-      if (usable) {
-        // The server refused a value the client asked for (e.g. a bad TimeZone in the
-        // startup packet): PostgreSQL would have refused the connection.
-        co_return EndStatus{EndReason::kParamSync, r.error.sqlstate, r.error.message};
-      }
-      co_return EndStatus{EndReason::kServerLogin, "08006",
-                          "server connection lost while preparing it"};
-    }
-    for (const std::string& name : changed) {
-      if (auto it = conn->params.reported.find(name); it != conn->params.reported.end()) {
-        set_desired(name, it->second);  // the server's normal form ("ISO" -> "ISO, MDY")
-      } else if (auto d = desired().find(name); d != desired().end()) {
-        conn->params.set_unreported[name] = d->second;
-      }
-    }
-    for (const std::string& name : reset) conn->params.set_unreported.erase(name);
-  }
-  conn->synced_for = desired_key();
-  if (bool want = host_.read_only() || read_only_route_; conn->read_only != want) {
-    // Read-only mode: every new transaction on this connection is read-only; the server
-    // itself answers writes with 25006, so no statement has to be parsed here.
-    InternalQueryResult r = co_await run_internal_query(
-        *conn,
-        want ? "SET default_transaction_read_only = on" : "SET default_transaction_read_only = off",
-        settings_->server_limits);
-    if (!r.ok) {
-      pool_->release(std::move(conn), ServerPool::Return::kClose);
-      set_state(ClientState::kIdle);
-      co_return EndStatus{EndReason::kServerLogin, "08006",
-                          "server connection lost while preparing it"};
-    }
-    conn->read_only = want;
+  if (auto failed = co_await sync_settings(conn)) {
+    set_state(ClientState::kIdle);
+    co_return failed;
   }
   if (!replay_.empty()) {
     // A move: recreate the prepared statements the session had on the old backend.
@@ -728,7 +742,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
           co_await run_internal_query(*server_, "DISCARD ALL", settings_->server_limits);
       clean = r.ok;
       if (clean) {
-        server_->params.set_unreported.clear();
+        server_->params.overrides.clear();
         server_->read_only = false;  // DISCARD ALL reset default_transaction_read_only too
         server_->prepared.clear();
       }

@@ -148,6 +148,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   ParamMap& edit_desired();  // an own copy first when shared
   void set_desired(const std::string& name, const std::string& value);
   const std::string& desired_key();
+  awaitable<std::optional<EndStatus>> sync_settings(std::unique_ptr<ServerConnection>& conn);
 
   // relay state
   std::unique_ptr<ServerConnection> server_;

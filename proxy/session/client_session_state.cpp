@@ -39,12 +39,12 @@ void ClientSession::apply_snapshot(ServerConnection& conn, SessionSnapshot snap)
   // Settings the client changed with SET follow it to every server connection it gets (and
   // to a new backend); the reported ones already follow ParameterStatus.
   for (const auto& [name, value] : snap.settings) {
-    if (probe_skips_setting(name)) continue;
-    conn.params.set_unreported[name] = value;
+    if (probe_skips_setting(name, conn.params, conn.read_only)) continue;
+    conn.params.overrides[name] = value;
     set_desired(name, value);
   }
   // Set before (by the client or by the proxy's sync) and gone now: RESET or DISCARD ALL.
-  for (auto it = conn.params.set_unreported.begin(); it != conn.params.set_unreported.end();) {
+  for (auto it = conn.params.overrides.begin(); it != conn.params.overrides.end();) {
     if (snap.settings.count(it->first) != 0) {
       ++it;
       continue;
@@ -54,7 +54,7 @@ void ClientSession::apply_snapshot(ServerConnection& conn, SessionSnapshot snap)
     } else if (desired().count(it->first) != 0) {
       edit_desired().erase(it->first);
     }
-    it = conn.params.set_unreported.erase(it);
+    it = conn.params.overrides.erase(it);
   }
   conn.synced_for.clear();
   snap.settings.clear();

@@ -398,9 +398,10 @@ std::string SessionSnapshot::reasons() const {
   return out;
 }
 
-bool probe_skips_setting(std::string_view name) {
-  return is_tracked_reported(name) || iequals(name, "default_transaction_read_only") ||
-         iequals(name, "role") || iequals(name, "session_authorization");
+bool probe_skips_setting(std::string_view name, const ServerParams& server, bool proxy_read_only) {
+  if (iequals(name, "role") || iequals(name, "session_authorization")) return true;
+  if (iequals(name, "default_transaction_read_only")) return proxy_read_only;
+  return is_tracked_reported(name) && server.reported.count(std::string(name)) != 0;
 }
 
 awaitable<SessionSnapshot> probe_session(ServerConnection& conn, bool with_prepared,

@@ -102,9 +102,11 @@ std::string build_prepared_replay(const std::vector<PreparedOnServer>& prepared,
 awaitable<int> run_internal_batch(ServerConnection& conn, const std::string& batch, int ready_count,
                                   const protocol::Limits& limits);
 
-// Settings a probe must not copy into the client's desired settings: the reported ones
-// follow ParameterStatus, and default_transaction_read_only belongs to read-only mode and the
-// fence.
-bool probe_skips_setting(std::string_view name);
+// Settings a probe must not copy into the client's desired settings: tracked ones that this
+// server reports follow ParameterStatus; role and session_authorization pin instead; and
+// default_transaction_read_only while the proxy's read-only mode set it. A tracked setting
+// the server does not report (search_path before PostgreSQL 18) is the client's like any
+// other.
+bool probe_skips_setting(std::string_view name, const ServerParams& server, bool proxy_read_only);
 
 }  // namespace pgcutover::proxy

@@ -9,7 +9,11 @@
 #    ("UTF8", "EUC_JP"), and text round-trips in that encoding;
 #  - direct and in session mode, the pid a driver reports is the server's: pg_backend_pid()
 #    returns it, and pg_terminate_backend() of it ends the client's own session with 57P01 and
-#    a closed connection (psycopg's own test of a broken connection does exactly this).
+#    a closed connection (psycopg's own test of a broken connection does exactly this);
+#  - transaction mode, two clients sharing one server connection: what one client set for its
+#    session (default_transaction_read_only from its startup options or a SET, search_path,
+#    statement_timeout) never reaches the other, and stays its own across the other's
+#    transactions.
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
 pgc_start db plain >/dev/null
@@ -59,3 +63,47 @@ for mode in session transaction; do
   pass "$mode mode: own notification carries the pid the proxy gave the client, another's does not; client_encoding reported as the server spells it$([ "$mode" = session ] && echo "; the pid is the server's: pg_backend_pid() agrees, terminating it ends the session as direct")"
   proxy_stop
 done
+
+# One shard and one server connection, so the two clients below take turns on it.
+PROXY_THREADS=1 proxy_write_config "$PROXY_DIR/shared.toml" transaction 1 disable
+proxy_start "$PROXY_DIR/shared.toml"
+/usr/bin/python3 - "$(proxy_dsn disable)" <<'PY' || fail "transaction mode: one client's session settings reached another"
+import sys
+import psycopg
+
+dsn = sys.argv[1]
+SHOW = "SELECT current_setting('default_transaction_read_only'), current_setting('search_path'), current_setting('statement_timeout')"
+with psycopg.connect(dsn, autocommit=True) as c:
+    defaults = c.execute(SHOW).fetchone()
+reader = psycopg.connect(dsn, autocommit=True, options="-c default_transaction_read_only=on")
+other = psycopg.connect(dsn, autocommit=True)
+mine = reader.execute(SHOW).fetchone()
+assert mine[0] == "on", mine
+reader.execute("SET search_path = pg_catalog")
+reader.execute("SET statement_timeout = '7s'")
+mine = reader.execute(SHOW).fetchone()
+# The other client, on the same server connection, sees the defaults and can write.
+assert other.execute(SHOW).fetchone() == defaults, (other.execute(SHOW).fetchone(), defaults)
+other.execute("CREATE TABLE IF NOT EXISTS fidelity_leak (x int)")
+other.execute("DROP TABLE fidelity_leak")
+# And the first keeps its own settings across the other's transactions.
+assert reader.execute(SHOW).fetchone() == mine, (reader.execute(SHOW).fetchone(), mine)
+try:
+    reader.execute("CREATE TABLE fidelity_leak (x int)")
+    raise AssertionError("the read-only client could write")
+except psycopg.errors.ReadOnlySqlTransaction:
+    pass
+# A SET of the read-only default ends with its client.
+with psycopg.connect(dsn, autocommit=True) as c:
+    c.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    assert c.execute(SHOW).fetchone()[0] == "on"
+reader.close()
+with psycopg.connect(dsn, autocommit=True) as c:
+    assert c.execute(SHOW).fetchone() == defaults, (c.execute(SHOW).fetchone(), defaults)
+    c.execute("CREATE TABLE fidelity_leak (x int)")
+    c.execute("DROP TABLE fidelity_leak")
+other.close()
+print("ok")
+PY
+pass "transaction mode: a client's read-only default, search_path and statement_timeout stay its own (the next client on the same server connection sees the defaults and can write)"
+proxy_stop

@@ -46,7 +46,7 @@ TEST(ProxySessionParams, SyncQuerySetsDifferencesAndResetsForeignSettings) {
       {"TimeZone", "Asia/Tokyo"}, {"application_name", "a"}, {"extra_float_digits", "3"}};
   ServerParams server;
   server.reported = {{"TimeZone", "UTC"}, {"application_name", "a"}, {"server_version", "15"}};
-  server.set_unreported = {{"statement_timeout", "1s"}};
+  server.overrides = {{"statement_timeout", "1s"}};
   std::vector<std::string> changed, reset;
   std::string sql = build_sync_query(desired, server, changed, reset);
   EXPECT_EQ(
