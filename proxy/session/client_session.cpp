@@ -45,6 +45,8 @@ Fatal fatal_for(EndReason r) {
       return {true, "53300", "sorry, too many clients already"};
     case EndReason::kUnsupported:
       return {true, "0A000", "not supported by pgcutover-proxy"};
+    case EndReason::kNoSuchDatabase:
+      return {true, "3D000", "database does not exist"};
     case EndReason::kServerLogin:
       return {true, "08006", "could not connect to the database server"};
     case EndReason::kServerLost:
@@ -81,6 +83,8 @@ const char* reason_name(EndReason r) {
       return "too_many_clients";
     case EndReason::kUnsupported:
       return "unsupported";
+    case EndReason::kNoSuchDatabase:
+      return "no_such_database";
     case EndReason::kServerLogin:
       return "server_login_failed";
     case EndReason::kServerLost:
@@ -279,6 +283,13 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
       co_return EndStatus{EndReason::kAuthFailed, auth.sqlstate, auth.message};
     case ClientAuthResult::Outcome::kProtocolError:
       co_return EndStatus{EndReason::kClientProtocol, auth.sqlstate, auth.message};
+  }
+  // As PostgreSQL, after authentication (a stranger learns no database names): a name the
+  // proxy does not serve is refused instead of silently served by the backend's database,
+  // and never gets a pool of its own.
+  if (!settings_->serves_database(database_)) {
+    co_return EndStatus{EndReason::kNoSuchDatabase, "3D000",
+                        "database \"" + database_ + "\" does not exist"};
   }
   pool_ = &host_.pool(database_, user_);
   read_only_route_ = shard_.routes().for_database(database_).read_only;

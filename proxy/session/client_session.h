@@ -46,6 +46,7 @@ enum class EndReason {
   kAuthFailed,       // 28P01
   kTooManyClients,   // max_client_conn (53300)
   kUnsupported,      // e.g. replication connections (0A000)
+  kNoSuchDatabase,   // a database name the proxy does not serve (3D000)
   kServerLogin,      // could not get a first server connection at login
   kServerLost,       // server connection died while assigned (08006)
   kParamSync,        // the client's settings were refused by the server

@@ -50,4 +50,14 @@ std::shared_ptr<const BackendEndpoint> Settings::endpoint(std::string_view name)
   return it == backends.end() ? nullptr : it->second;
 }
 
+bool Settings::serves_database(std::string_view name) const {
+  for (const auto& [backend, endpoint] : backends) {
+    if (endpoint->backend.url.dbname == name) return true;
+  }
+  for (const auto& [route, config] : config.routes) {
+    if (config.database == name) return true;
+  }
+  return false;
+}
+
 }  // namespace pgcutover::proxy

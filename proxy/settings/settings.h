@@ -47,6 +47,9 @@ struct Settings {
   static std::shared_ptr<const Settings> build(Config config);
 
   std::shared_ptr<const BackendEndpoint> endpoint(std::string_view name) const;
+  // A client may name the database of any backend (the source's and the target's name both
+  // keep working after a flip) or of a route; anything else does not exist, as on the server.
+  bool serves_database(std::string_view name) const;
 };
 
 }  // namespace pgcutover::proxy

@@ -22,8 +22,14 @@ SECRETS=("$SRC_APP_PASSWORD") # every password used, for the final grep
 
 # The source URL without its password: the password comes from the file or the command.
 export PROXY_TEST_SOURCE_URL="postgresql://app@127.0.0.1:$SRC_PORT/app?sslmode=require"
+ROUTES=""
+for db in app_r1 app_r2 app_r3 app_r4 app_r5 app_r6 app_c1; do
+  ROUTES+="
+[routes.$db]
+backends = { source = \"source\", target = \"target\" }"
+done
 write_config() { # <file> <password key line>
-  PROXY_THREADS=1 proxy_write_config "$1" transaction 1 disable "
+  PROXY_THREADS=1 proxy_write_config "$1" transaction 1 disable "$ROUTES
 [admin]
 listen_addr = \"127.0.0.1\"
 listen_port = $ADMIN_PORT
@@ -37,7 +43,8 @@ auth_failures() {
   metrics | awk '/^pgcutover_backend_auth_failures_total\{backend="src"|^pgcutover_backend_auth_failures_total\{backend="source"/ {print int($2)}'
 }
 # A query through the proxy as a client of database <db>: each new name is a new pool, so a
-# new server connection (pools are per (database, user)).
+# new server connection (pools are per (database, user)). The names are routes to the same
+# backends (the proxy serves only its backends' and its routes' database names).
 through() { # <db> <sql>
   timeout 30 psql -X -q -At "host=127.0.0.1 port=$PROXY_PORT user=app dbname=$1 password=$PROXY_USER_PASSWORD sslmode=disable" -c "$2" 2>&1
 }

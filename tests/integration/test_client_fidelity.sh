@@ -5,6 +5,8 @@
 #    was given at login (BackendKeyData, PQbackendPID, psycopg's conn.info.backend_pid);
 #    drivers compare the two to skip their own notifications. A notification from another
 #    client's session keeps that session's pid, which is never the listener's;
+#  - a database the server does not have is refused at login (FATAL 3D000), as direct, also
+#    through libpq's asynchronous connect;
 #  - client_encoding asked as "utf-8" or "euc-jp" is reported at login as the server spells it
 #    ("UTF8", "EUC_JP"), and text round-trips in that encoding;
 #  - direct and in session mode, the pid a driver reports is the server's: pg_backend_pid()
@@ -21,6 +23,7 @@ export PROXY_TEST_SOURCE_URL=$DB_URL PROXY_TEST_TARGET_URL=$DB_URL
 check() { # <label> <dsn> <real pid: yes|no>
   /usr/bin/python3 - "$2" "$3" <<'PY' || fail "$1: what the client sees differs from direct"
 import sys
+import select
 import psycopg
 
 dsn, real_pid = sys.argv[1], sys.argv[2] == "yes"
@@ -37,6 +40,25 @@ with psycopg.connect(dsn, autocommit=True) as me, psycopg.connect(dsn, autocommi
     assert set(seen) == {"mine", "theirs"}, seen
     assert seen["mine"] == me.info.backend_pid, (seen, me.info.backend_pid)
     assert seen["theirs"] != me.info.backend_pid, (seen, me.info.backend_pid)
+# A database the server does not have: refused at login as direct (libpq's asynchronous
+# connect, polled as psycopg's own test does, ends FAILED; never connected to another one).
+bad = psycopg.conninfo.make_conninfo(dsn, dbname="pgcutover_no_such_db")
+try:
+    psycopg.connect(bad).close()
+    raise AssertionError("connected to a database that does not exist")
+except psycopg.OperationalError as e:
+    assert 'database "pgcutover_no_such_db" does not exist' in str(e), e
+pgconn = psycopg.pq.PGconn.connect_start(bad.encode())
+for _ in range(1000):  # bounded: each step waits for the socket
+    status = pgconn.connect_poll()
+    if status == psycopg.pq.PollingStatus.FAILED:
+        break
+    assert status in (psycopg.pq.PollingStatus.READING, psycopg.pq.PollingStatus.WRITING), status
+
+    r, w = ([pgconn.socket], []) if status == psycopg.pq.PollingStatus.READING else ([], [pgconn.socket])
+    select.select(r, w, [], 5)
+assert status == psycopg.pq.PollingStatus.FAILED and pgconn.status == psycopg.pq.ConnStatus.BAD
+pgconn.finish()
 for asked, reported in (("utf-8", "UTF8"), ("euc-jp", "EUC_JP"), ("Unicode", "UTF8")):
     with psycopg.connect(dsn, autocommit=True, client_encoding=asked) as c:
         got = c.info.parameter_status("client_encoding")
@@ -55,12 +77,12 @@ print("ok")
 PY
 }
 check direct "$DB_URL" yes
-pass "direct: own notification carries the session's pid; client_encoding reported as UTF8 / EUC_JP; terminating the reported pid ends the session"
+pass "direct: own notification carries the session's pid; an unknown database refused at login (also async); client_encoding reported as UTF8 / EUC_JP; terminating the reported pid ends the session"
 for mode in session transaction; do
   proxy_write_config "$PROXY_DIR/$mode.toml" "$mode" 4 disable
   proxy_start "$PROXY_DIR/$mode.toml"
   check "$mode mode" "$(proxy_dsn disable)" "$([ "$mode" = session ] && echo yes || echo no)"
-  pass "$mode mode: own notification carries the pid the proxy gave the client, another's does not; client_encoding reported as the server spells it$([ "$mode" = session ] && echo "; the pid is the server's: pg_backend_pid() agrees, terminating it ends the session as direct")"
+  pass "$mode mode: own notification carries the pid the proxy gave the client, another's does not; an unknown database refused at login as direct; client_encoding reported as the server spells it$([ "$mode" = session ] && echo "; the pid is the server's: pg_backend_pid() agrees, terminating it ends the session as direct")"
   proxy_stop
 done
 
