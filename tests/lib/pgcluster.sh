@@ -493,13 +493,7 @@ pgc__cmd_start() {
   mkdir -p "$dir/sock"
   chown -R "$server_user" "$dir"
 
-  local -a initdb_args=(-D "$dir/data" -U "$PGC_SUPERUSER" -E UTF8 --locale=C
-    --auth-local=peer --auth-host=reject --no-instructions)
-  [ "$durable" = 1 ] || initdb_args+=(--no-sync)
-  if ! pgc__as_pg "$PGC_PG_BIN/initdb" "${initdb_args[@]}" >"$dir/initdb.log" 2>&1; then
-    pgc__log_tail "$dir/initdb.log"
-    pgc__die "initdb failed in $dir"
-  fi
+  pgc__initdb "$dir" "$durable"
   echo "include 'pgcutover.conf'" >>"$dir/data/postgresql.conf"
   pgc__write_hba "$dir" "$shape"
   pgc__start_server "$dir"
@@ -524,6 +518,51 @@ pgc__cmd_start() {
   fi
   PGC__HALF_MADE=""
   cat "$dir/cluster.env"
+}
+
+# initdb for <dir>/data. A fresh data directory is the same bytes every time for the same
+# binaries and arguments, and initdb is the costliest step of a start (about 1.3 s of CPU
+# against 0.4 s to copy its result), so non-durable clusters copy a template made once per
+# machine (${TMPDIR:-/tmp}/pgcutover-initdb-<hash of version and arguments>, owned by the
+# server user; PGCUTOVER_INITDB_TEMPLATE=0 turns it off), then get a system identifier of
+# their own (new_system_identifier.py, pg_resetwal). Durable clusters run initdb themselves: a
+# copy would not be synced to disk.
+pgc__initdb() { # <dir> <durable>
+  local dir=$1 durable=$2 key template staging
+  local -a args=(-U "$PGC_SUPERUSER" -E UTF8 --locale=C --auth-local=peer --auth-host=reject
+    --no-instructions)
+  if [ "$durable" = 1 ] || [ "${PGCUTOVER_INITDB_TEMPLATE:-1}" = 0 ]; then
+    if ! pgc__as_pg "$PGC_PG_BIN/initdb" -D "$dir/data" "${args[@]}" >"$dir/initdb.log" 2>&1; then
+      pgc__log_tail "$dir/initdb.log"
+      pgc__die "initdb failed in $dir"
+    fi
+    return 0
+  fi
+  args+=(--no-sync)
+  key=$({ "$PGC_PG_BIN/initdb" --version; pgc__server_user; printf '%s\n' "${args[@]}"; } |
+    sha256sum | cut -c1-16)
+  template=${TMPDIR:-/tmp}/pgcutover-initdb-$key
+  if [ ! -f "$template/complete" ] || [ "$(stat -c %U "$template")" != "$(pgc__server_user)" ]; then
+    # Made beside its final name and renamed into place: tests starting clusters at the same
+    # moment each make one, the first rename wins and the others are removed.
+    staging=$(mktemp -d "$template.XXXXXX")
+    chown "$(pgc__server_user)" "$staging"
+    if ! pgc__as_pg "$PGC_PG_BIN/initdb" -D "$staging/data" "${args[@]}" >"$dir/initdb.log" 2>&1; then
+      pgc__log_tail "$dir/initdb.log"
+      rm -rf "$staging"
+      pgc__die "initdb failed in $staging"
+    fi
+    touch "$staging/complete"
+    if [ -e "$template" ] && [ ! -f "$template/complete" ]; then rm -rf "$template"; fi
+    mv -T "$staging" "$template" 2>/dev/null || rm -rf "$staging"
+  fi
+  pgc__as_pg cp -a "$template/data" "$dir/data" ||
+    pgc__die "could not copy the initdb template $template to $dir/data"
+  # Each cluster its own system identifier, as two real servers have.
+  pgc__as_pg /usr/bin/python3 "$(dirname "$PGC_SELF")/new_system_identifier.py" \
+    "$dir/data/global/pg_control" &&
+    pgc__as_pg "$PGC_PG_BIN/pg_resetwal" -D "$dir/data" >"$dir/initdb.log" 2>&1 ||
+    pgc__die "could not give $dir/data a system identifier of its own: $(cat "$dir/initdb.log")"
 }
 
 # `replica`: streaming replica of the cluster in <primary-dir>, with the same shape, roles,
