@@ -40,12 +40,31 @@ print_stages() {
   printf '   %-44s %5d s\n' "total" "$total"
 }
 
+# CTest starts the longest tests first when it knows their times (its cost data in
+# Testing/Temporary); a fresh clone has none and would start them in declaration order, leaving
+# a long drill for the end. The times of the last run on this machine are kept beside ccache's.
+cost_cache=${XDG_CACHE_HOME:-$HOME/.cache}/pgcutover
+restore_test_times() { # <build dir> <suite>
+  local data="$1/Testing/Temporary/CTestCostData.txt"
+  if [ ! -f "$data" ] && [ -f "$cost_cache/ctest-times-$2.txt" ]; then
+    mkdir -p "$(dirname "$data")"
+    cp "$cost_cache/ctest-times-$2.txt" "$data"
+  fi
+}
+save_test_times() { # <build dir> <suite>
+  local data="$1/Testing/Temporary/CTestCostData.txt"
+  [ -f "$data" ] || return 0
+  mkdir -p "$cost_cache" && cp "$data" "$cost_cache/ctest-times-$2.txt" || true
+}
+
 "$top/deploy/bootstrap.sh"
 end_stage "packages + release build (bootstrap)"
 
 status=0
 echo "== tests: ctest in $build_dir"
+restore_test_times "$build_dir" release
 ctest --test-dir "$build_dir" --output-on-failure --timeout 900 -j "$jobs" "$@" || status=1
+[ $# -ne 0 ] || save_test_times "$build_dir" release
 end_stage "release: every test"
 
 # Sanitizer run: every test again (unit and integration; not the style and layout checks, which
@@ -67,10 +86,12 @@ if [ $# -eq 0 ]; then
   cmake --build "$asan_dir" -j "$jobs" --target unit_tests integration_tests pgcutover-proxy pgcutoverctl
   end_stage "sanitizer build"
   # Leaks are reported by LeakSanitizer at exit; a leak is a failure like any other.
+  restore_test_times "$asan_dir" sanitizer
   PGCUTOVER_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$asan_dir" --output-on-failure --timeout 900 -j "$jobs" \
     -E '^style\.|^layout\.|test_deploy_manifests' -LE release_only || status=1
+  save_test_times "$asan_dir" sanitizer
   end_stage "sanitizer: every test but the drills"
 fi
 
