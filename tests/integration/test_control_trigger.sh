@@ -10,33 +10,15 @@
 #    the fix; insert-only tables without a key (pgbench_history) are captured by whole row;
 #  - `lag` reports the pending log (size and age); `replicate stop` leaves no trigger,
 #    function or schema.
-set -euo pipefail
 top=${PGCUTOVER_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || { echo "pgcutoverctl not built: $CTL_BIN" >&2; exit 1; }
-# shellcheck source=../lib/pgcluster.sh
-. "$top/tests/lib/pgcluster.sh"
+. "$(dirname "$0")/../lib/proxy_harness.bash"
 
-WORK=$(mktemp -d /tmp/pgcutover-trigger-test.XXXXXX)
+WORK=$PROXY_DIR
 BENCH_PID="" APPLY_PID=""
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-pass() { echo "ok - $*"; }
-cleanup() {
-  local rc=$?
-  for p in $BENCH_PID $APPLY_PID; do kill -KILL "$p" 2>/dev/null || true; done
-  if [ $rc -ne 0 ]; then
-    for f in "$WORK"/*.log "$WORK"/*.out; do
-      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  pgc_stop_all || true
-  rm -rf "$WORK"
-  exit $rc
-}
-trap cleanup EXIT
+PROXY_PID_VARS=(BENCH_PID APPLY_PID)
+PROXY_FAILURE_LOGS=("*.log" "*.out")
 
 pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null

@@ -15,19 +15,8 @@
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
 P1_PID="" APPLY_PID="" B_PID=""
-flip_cleanup() {
-  local rc=$?
-  for p in $P1_PID $APPLY_PID $B_PID; do kill -KILL "$p" 2>/dev/null || true; done
-  if [ $rc -ne 0 ]; then
-    for f in "$PROXY_DIR"/p1.log "$PROXY_DIR"/ctl.* "$PROXY_DIR"/*.out "$PROXY_DIR"/*.log; do
-      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  pgc_stop_all || true
-  rm -rf "$PROXY_DIR"
-  exit $rc
-}
-trap flip_cleanup EXIT
+PROXY_PID_VARS=(P1_PID APPLY_PID B_PID)
+PROXY_FAILURE_LOGS=(p1.log "ctl.*" "*.out" "*.log")
 
 pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null

@@ -14,20 +14,8 @@
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
 SLEEPER=""
-routes_cleanup() {
-  local rc=$?
-  [ -n "$SLEEPER" ] && kill "$SLEEPER" 2>/dev/null
-  [ -n "$PROXY_PID" ] && kill -KILL "$PROXY_PID" 2>/dev/null
-  if [ $rc -ne 0 ]; then
-    for f in "$PROXY_DIR"/proxy.log "$PROXY_DIR"/ctl.* "$PROXY_DIR"/*.bench; do
-      [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  pgc_stop_all || true
-  rm -rf "$PROXY_DIR"
-  exit $rc
-}
-trap routes_cleanup EXIT
+PROXY_PID_VARS=(SLEEPER)
+PROXY_FAILURE_LOGS=("ctl.*" "*.bench")
 
 pgc_start src heroku --logical >/dev/null
 pgc_start tgt rds >/dev/null

@@ -10,18 +10,7 @@
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
-BG_PIDS=()
-runbook_cleanup() {
-  local rc=$?
-  for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  if [ $rc -ne 0 ]; then
-    for f in "$PROXY_DIR"/work/*.log; do [ -f "$f" ] && { echo "---- $f ----" >&2; tail -n 25 "$f" >&2; }; done
-  fi
-  pgc_stop_all || true
-  rm -rf "$PROXY_DIR"
-  exit $rc
-}
-trap runbook_cleanup EXIT
+PROXY_FAILURE_LOGS=("work/*.log")
 
 pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null
@@ -72,7 +61,7 @@ while IFS= read -r line; do
     cmd=${line%&}
     bash -c "exec $cmd" >"$work/bg$n.log" 2>&1 &
     disown $! 2>/dev/null || true # killed at the end; no "Killed" noise
-    BG_PIDS+=($!)
+    PROXY_PIDS+=($!)
     case "$cmd" in
       pgcutover-proxy*)
         pgc_wait_until 15 proxy_ready || fail "runbook line $n: the proxy does not accept on $PROXY_PORT"

@@ -14,12 +14,19 @@ chmod 755 "$PROXY_DIR"
 PROXY_PID=""
 PROXY_USER_PASSWORD="proxy-pw-$$"
 
-# More proxies a test starts (kill -KILL at exit), and the files whose last lines a failed test
-# shows (globs in $PROXY_DIR; proxy.log always).
+# What a test leaves for the harness to clean up at exit, whatever the exit:
+#  - PROXY_PIDS: more proxies it starts (kill -KILL);
+#  - PROXY_PID_VARS: names of variables holding the pids of other background processes
+#    (pgbench, an apply loop); a test empties the variable once it has waited for the process,
+#    so that a pid the system reused is never killed;
+#  - PROXY_FAILURE_LOGS: files whose last lines a failed test shows (globs in $PROXY_DIR;
+#    proxy.log always).
 PROXY_PIDS=()
+PROXY_PID_VARS=()
 PROXY_FAILURE_LOGS=()
 proxy_cleanup() {
-  local rc=$? p f
+  local rc=$? p f v
+  for v in "${PROXY_PID_VARS[@]}"; do PROXY_PIDS+=("${!v:-}"); done
   for p in "$PROXY_PID" "${PROXY_PIDS[@]}"; do
     [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
   done
