@@ -20,7 +20,7 @@ listen_addr = \"127.0.0.1\"
 listen_port = $ADMIN_PORT
 token = \"\${PROXY_TEST_ADMIN_TOKEN}\""
 A_PID="" B_PID="" C_PID=""
-trap 'rc=$?; for p in $A_PID $B_PID $C_PID; do kill -KILL $p 2>/dev/null || true; done; (exit $rc); proxy_cleanup' EXIT
+PROXY_PID_VARS=(A_PID B_PID C_PID)
 
 admin() { # METHOD PATH [BODY]: prints "<http code> <body>"
   local code
