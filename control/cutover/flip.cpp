@@ -335,9 +335,7 @@ struct Cutover {
   // A failure on the side being left whose connection broke: say that side stopped answering,
   // which is what the operator has to act on, rather than the statement that noticed it.
   std::string side_lost(const std::string& error) {
-    bool lost =
-        PQstatus(from_admin().raw()) == CONNECTION_BAD || PQstatus(from().raw()) == CONNECTION_BAD;
-    if (!lost) return error;
+    if (!from_admin().lost() && !from().lost()) return error;
     return "the " + from_name() + " (" + from().spec().display() +
            ") stopped answering during the pause (" + error + "): the " + to_name() +
            " cannot be proven caught up, so nothing was flipped";

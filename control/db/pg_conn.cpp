@@ -211,6 +211,13 @@ std::optional<std::string> PgConn::value(std::string_view sql, const std::vector
   return r.get_opt(0, 0);
 }
 
+bool PgConn::lost() {
+  if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) return true;
+  PgResult r = exec_script("SELECT 1");
+  return !r && (PQstatus(conn_.get()) == CONNECTION_BAD || r.error().sqlstate.empty() ||
+                r.error().sqlstate.rfind("08", 0) == 0);
+}
+
 void PgConn::cancel() {
   if (!conn_) return;
   PGcancel* c = PQgetCancel(conn_.get());

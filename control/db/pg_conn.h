@@ -113,6 +113,10 @@ class PgConn {
   int backend_pid() const { return PQbackendPID(conn_.get()); }
   // Asks the server to cancel the running query (another thread may call this).
   void cancel();
+  // True when the connection to the server is gone. libpq does not always mark a connection
+  // broken on the call that met the closed socket (seen over TLS after an immediate shutdown),
+  // so a connection still marked good is asked one trivial query; for failure paths only.
+  bool lost();
 
   std::string quote_ident(std::string_view ident) const;
   std::string quote_literal(std::string_view literal) const;

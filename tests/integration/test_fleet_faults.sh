@@ -91,7 +91,8 @@ pass "$N proxies with [fleet] (no admin port) registered ($(since "$T0") s in)"
 # A writer through each proxy, one insert per connection; the ids acknowledged are kept.
 writer() { # <n>
   local id
-  while [ ! -e "$PROXY_DIR/stop_writers" ]; do
+  # Also ends when the test itself is gone (a failed check exits without stop_writers).
+  while [ ! -e "$PROXY_DIR/stop_writers" ] && kill -0 $$ 2>/dev/null; do
     if id=$(timeout 20 psql -XAtq "host=127.0.0.1 port=${PORTS[$1]} user=app dbname=app sslmode=require connect_timeout=3 password=$PROXY_USER_PASSWORD" \
       -c "insert into ledger (client) values ($1) returning id" 2>/dev/null); then
       echo "$id" >>"$PROXY_DIR/acked$1"
