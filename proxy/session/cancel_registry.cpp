@@ -45,6 +45,16 @@ std::optional<CancelTarget> CancelRegistry::find(Key key) const {
   return it->second;
 }
 
+bool CancelRegistry::issued_own_pid(std::int32_t pid) const {
+  constexpr std::int32_t kLinuxPidLimit = 1 << 22;  // PID_MAX_LIMIT on 64-bit Linux
+  if (pid <= kLinuxPidLimit) return false;
+  std::lock_guard lock(mutex_);
+  for (const auto& [packed, target] : entries_) {
+    if (static_cast<std::int32_t>(packed >> 32) == pid) return true;
+  }
+  return false;
+}
+
 std::size_t CancelRegistry::size() const {
   std::lock_guard lock(mutex_);
   return entries_.size();

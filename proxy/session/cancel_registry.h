@@ -31,6 +31,9 @@ class CancelRegistry {
   void remove(Key key);
   std::optional<CancelTarget> find(Key key) const;
   std::size_t size() const;
+  // Whether some live session was given `pid` by the proxy itself (not a server's pid: those
+  // are at most 2^22 on Linux, the proxy's are random 31-bit). A scan: for rare paths only.
+  bool issued_own_pid(std::int32_t pid) const;
 
  private:
   static std::uint64_t pack(Key k) {

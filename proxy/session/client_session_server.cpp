@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "protocol/messages.h"
 #include "proxy/pool/server_pool.h"
+#include "proxy/session/client_pid_notice.h"
 #include "proxy/session/client_session.h"
 #include "proxy/session/read_only_error.h"
 
@@ -21,6 +22,7 @@ bool inspected(char type) {
     case be::kCopyInResponse:
     case be::kCommandComplete:       // DISCARD ALL / DEALLOCATE ALL drop the server's statements
     case be::kNotificationResponse:  // the pid of the client's own session is rewritten
+    case be::kNoticeResponse:        // a signal to a pid the proxy gave is explained
       return true;
     default:
       return false;
@@ -174,6 +176,18 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
           auto pid = static_cast<std::uint32_t>(cancel_key_.pid);
           for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>(pid >> (24 - 8 * i));
           swallow = true;  // the server's copy is replaced
+        }
+      }
+      if (!swallow && h.type == be::kNoticeResponse && whole) {
+        // pg_terminate_backend / pg_cancel_backend of the pid the proxy gave a client
+        // (client_pid_notice.h): the server's warning, with what that pid is.
+        std::string explained;
+        if (explain_client_pid_notice(
+                body, [&](std::int32_t pid) { return host_.cancels().issued_own_pid(pid); },
+                explained)) {
+          cut(pos);
+          out += explained;
+          swallow = true;
         }
       }
       std::size_t k = std::min(h.total(), data.size() - pos);

@@ -11,7 +11,9 @@
 #    ("UTF8", "EUC_JP"), and text round-trips in that encoding;
 #  - direct and in session mode, the pid a driver reports is the server's: pg_backend_pid()
 #    returns it, and pg_terminate_backend() of it ends the client's own session with 57P01 and
-#    a closed connection (psycopg's own test of a broken connection does exactly this);
+#    a closed connection (psycopg's own test of a broken connection does exactly this); in
+#    transaction mode, where the pid is the proxy's, the server's "is not a PostgreSQL backend
+#    process" warning carries a hint saying what that pid is;
 #  - transaction mode, two clients sharing one server connection: what one client set for its
 #    session (default_transaction_read_only from its startup options or a SET, search_path,
 #    statement_timeout) never reaches the other, and stays its own across the other's
@@ -73,6 +75,16 @@ if real_pid:
     except psycopg.OperationalError as e:
         assert "terminating connection due to administrator command" in str(e), e
     assert c.closed and c.broken, (c.closed, c.broken)
+else:
+    # The pid is the proxy's: no SQL function can signal it, and the server's warning says
+    # why instead of reading as "that session had already ended".
+    with psycopg.connect(dsn, autocommit=True) as c:
+        notices = []
+        # Read inside the handler: the notice's fields are gone once it returns.
+        c.add_notice_handler(lambda d: notices.append((d.message_primary, d.message_hint or "")))
+        assert c.execute("SELECT pg_terminate_backend(%s)", [c.info.backend_pid]).fetchone()[0] is False
+        assert c.execute("SELECT 1").fetchone()[0] == 1  # still connected
+        assert any("is the pid the proxy gave a client session" in h for _, h in notices), notices
 print("ok")
 PY
 }
@@ -82,7 +94,7 @@ for mode in session transaction; do
   proxy_write_config "$PROXY_DIR/$mode.toml" "$mode" 4 disable
   proxy_start "$PROXY_DIR/$mode.toml"
   check "$mode mode" "$(proxy_dsn disable)" "$([ "$mode" = session ] && echo yes || echo no)"
-  pass "$mode mode: own notification carries the pid the proxy gave the client, another's does not; an unknown database refused at login as direct; client_encoding reported as the server spells it$([ "$mode" = session ] && echo "; the pid is the server's: pg_backend_pid() agrees, terminating it ends the session as direct")"
+  pass "$mode mode: own notification carries the pid the proxy gave the client, another's does not; an unknown database refused at login as direct; client_encoding reported as the server spells it$([ "$mode" = session ] && echo "; the pid is the server's: pg_backend_pid() agrees, terminating it ends the session as direct" || echo "; terminating the proxy's pid warns with a hint saying what it is")"
   proxy_stop
 done
 
