@@ -630,18 +630,24 @@ awaitable<std::optional<EndStatus>> ClientSession::sync_settings(
       co_return EndStatus{EndReason::kServerLogin, "08006",
                           "server connection lost while preparing it"};
     }
-    GucNameLess less;
+    // What was set, read before set_desired() below: it may replace the desired settings
+    // `want` points into (copy-on-write of a shared or interned set).
+    std::vector<std::pair<std::string, std::string>> applied;
     for (const std::string& name : changed) {
       auto reported = conn->params.reported.find(name);
+      applied.emplace_back(
+          name, reported != conn->params.reported.end() ? reported->second : want->at(name));
+    }
+    GucNameLess less;
+    for (const auto& [name, value] : applied) {
+      bool reported = conn->params.reported.count(name) != 0;
       bool read_only_mode_value =
           read_only_mode && !less(name, kReadOnlyName) && !less(kReadOnlyName, name);
-      if (reported != conn->params.reported.end() && !read_only_mode_value) {
-        set_desired(name, reported->second);  // the server's normal form ("ISO" -> "ISO, MDY")
+      if (reported && !read_only_mode_value) {
+        set_desired(name, value);  // the server's normal form ("ISO" -> "ISO, MDY")
         if (is_tracked_reported(name)) continue;
       }
       // Not in every client's settings: the next client that does not ask for it gets RESET.
-      const std::string& value =
-          reported != conn->params.reported.end() ? reported->second : want->find(name)->second;
       conn->params.overrides[name] = value;
     }
     for (const std::string& name : reset) conn->params.overrides.erase(name);

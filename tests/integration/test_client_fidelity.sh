@@ -137,6 +137,13 @@ with psycopg.connect(dsn, autocommit=True) as c:
     c.execute("CREATE TABLE fidelity_leak (x int)")
     c.execute("DROP TABLE fidelity_leak")
 other.close()
+# Startup settings as JDBC sends them: one the server reports in its own form ("ISO" comes back
+# "ISO, MDY") before one it never reports, alone on their settings (the proxy's copy of them
+# is replaced while the sync runs).
+for _ in range(3):
+    with psycopg.connect(dsn, autocommit=True, options="-c DateStyle=ISO -c extra_float_digits=3") as c:
+        got = c.execute("SELECT current_setting('DateStyle'), current_setting('extra_float_digits')").fetchone()
+        assert got == ("ISO, MDY", "3"), got
 print("ok")
 PY
 pass "transaction mode: a client's read-only default, search_path and statement_timeout stay its own (the next client on the same server connection sees the defaults and can write)"
