@@ -43,7 +43,8 @@ TEST(ClientPidNotice, ExplainsOnlyThePidsTheProxyGave) {
   ASSERT_TRUE(explain_client_pid_notice(
       bytes(b), [](std::int32_t pid) { return pid == 1038736928; }, out));
   ASSERT_EQ(out[0], 'N');
-  auto n = protocol::parse_error_notice(bytes(out.substr(protocol::kHeaderSize)));
+  std::string body = out.substr(protocol::kHeaderSize);  // the views below point into it
+  auto n = protocol::parse_error_notice(bytes(body));
   ASSERT_TRUE(n);
   EXPECT_EQ(n->sqlstate, "01000");
   EXPECT_EQ(n->message, "PID 1038736928 is not a PostgreSQL backend process");
