@@ -109,21 +109,44 @@ pgc__as_pg() {
 pgc_free_port() {
   # The kernel may offer a port again as soon as the probe socket closes, before the server
   # meant for the first one has bound it (a proxy port picked, then a cluster started on the
-  # same port). Ports handed out to this test ($$: the same in every subshell) are skipped.
-  local used="${TMPDIR:-/tmp}/pgcutover-ports.$$" port
-  port=$(/usr/bin/python3 -c 'import socket, sys
+  # same port; or two tests running side by side each picking it). Ports handed out to this
+  # test ($$: the same in every subshell) are skipped, and so are the ports handed out to any
+  # test on this machine in the last 15 minutes (a shared list, under a lock).
+  local used="${TMPDIR:-/tmp}/pgcutover-ports.$$" recent="${TMPDIR:-/tmp}/pgcutover-ports.recent"
+  local port
+  port=$(/usr/bin/python3 -c 'import fcntl, os, socket, sys, time
+used_path, recent_path = sys.argv[1], sys.argv[2]
 try:
-    used = set(open(sys.argv[1]).read().split())
+    used = set(open(used_path).read().split())
 except OSError:
     used = set()
-for _ in range(200):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    if str(port) not in used:
-        break
-print(port)' "$used") || return 1
+try:
+    fd = os.open(recent_path, os.O_RDWR | os.O_CREAT, 0o666)
+except OSError:  # another user'"'"'s list: this test keeps only its own
+    fd = os.open(os.devnull, os.O_RDWR)
+with os.fdopen(fd, "r+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    now = time.time()
+    recent = {}
+    for line in f.read().split("\n"):
+        parts = line.split()
+        if len(parts) == 2 and now - float(parts[1]) < 900:
+            recent[parts[0]] = parts[1]
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+        s.close()
+        if port not in used and port not in recent:
+            break
+    recent[port] = str(now)
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write("".join(f"{p} {t}\n" for p, t in recent.items()))
+    except OSError:
+        pass  # /dev/null in place of another user'"'"'s list
+print(port)' "$used" "$recent") || return 1
   echo "$port" >>"$used"
   echo "$port"
 }
