@@ -90,6 +90,7 @@ const std::vector<OptionSpec> kCutoverOptions = {
      "the target as the source server reaches it (reverse subscription; default: target URL)"},
     {"accept-data-loss", 0, nullptr,
      "revert without reverse replication: writes made on the target since the flip stay there"},
+    {"force", 0, nullptr, "revert although the last `validate --reverse` found differences"},
     {"jobs", 'j', "N", "dump method: parallel pg_dump/pg_restore workers (default 4)"},
     kSubscriber,
     kSourceSubscriber,
@@ -174,14 +175,18 @@ const std::vector<CommandSpec>& commands() {
        "2 usage or connection error",
        cmd_replicate_start},
       {"replicate apply",
-       "trigger method: apply logged changes to the target",
+       "trigger method: apply logged changes to the target (--reverse: to the source)",
        "Repeatedly takes a batch of changed keys from each table's log on the source\n"
        "(pgcutover.trigger_changes_<id>), makes each target row equal to the source's current\n"
        "row (upsert, or\n"
        "delete when gone), commits on the target, then deletes exactly those entries on the\n"
        "source. Killing it loses nothing; running it again continues. Runs until interrupted\n"
-       "unless --once or --until-empty.",
+       "unless --once or --until-empty.\n"
+       "--reverse, after a flip: the way back. The flip installed the same capture on the\n"
+       "target; this applies the target's writes to the fenced source (its own session passes\n"
+       "the fence), so that `revert` loses nothing. Run it until the revert or `finalize`.",
        {{"once", 0, nullptr, "apply one batch and exit"},
+        {"reverse", 0, nullptr, "the way back: target's change log -> source"},
         {"until-empty", 0, nullptr, "exit when a round finds the log empty"},
         {"batch", 0, "N", "log entries per table per round (default 2000)"},
         {"timeout", 0, "SECONDS", "give up (exit 1) after this long"}},
@@ -210,8 +215,11 @@ const std::vector<CommandSpec>& commands() {
        "         seconds from the walsender's replay_lag. After a flip that built the\n"
        "         way back, the reverse link (target -> source, slot on the target).\n"
        "external: seconds = time for a heartbeat written on the source to appear on the\n"
-       "         target, measured on this machine's clock.",
+       "         target, measured on this machine's clock.\n"
+       "trigger: the change log's entries and the age of the oldest; --reverse: the way-back\n"
+       "         capture's on the target (after a flip).",
        {kMethod,
+        {"reverse", 0, nullptr, "the way back (target -> source) after a flip"},
         {"watch", 'w', nullptr, "repeat until interrupted (or --count readings)"},
         {"interval", 0, "SECONDS", "with --watch: time between readings (default 2)"},
         {"count", 0, "N", "with --watch: stop after N readings"},
@@ -237,7 +245,10 @@ const std::vector<CommandSpec>& commands() {
         {"chunk-rows", 0, "N", "rows per chunk (default 50000)"},
         {"table", 't', "SCHEMA.TABLE", "only this table (repeatable)"},
         {"retries", 0, "N", "re-checks of a mismatching chunk while replicating (default 3)"},
-        {"method", 0, "METHOD", "override the recorded replication method"}},
+        {"method", 0, "METHOD", "override the recorded replication method"},
+        {"reverse", 0, nullptr,
+         "after a flip: the target is the reference, the source the copy (before a revert);\n"
+         "recorded for `revert`, which refuses while the last one failed"}},
        "0 all compared chunks equal, 1 mismatches (or rows still in flight), 2 usage or "
        "connection error",
        cmd_validate},
@@ -300,12 +311,17 @@ const std::vector<CommandSpec>& commands() {
        "or connection error",
        [](CommandContext& c) { return with_cutover_lock(c, "flip", cmd_flip); }},
       {"revert", "move traffic back from target to source (the flip's path the other way)",
-       "Lossless when reverse replication ran (subscription pgcutover_reverse on the source):\n"
-       "pause, fence the target, wait for the source to have the target's last write,\n"
-       "sequences, restore forward replication, flip every proxy to source, resume.",
-       cutover_options({"dry-run", "journal", "max-lag-bytes", "drain-timeout", "max-pause",
-                        "catch-up-timeout", "sequence-margin", "smoke-url", "admin-timeout",
-                        "publisher-url", "reverse-publisher-url", "accept-data-loss",
+       "Lossless when the way back ran: the logical method's reverse subscription\n"
+       "(pgcutover_reverse on the source), or the trigger method's capture on the target\n"
+       "(installed and armed by the flip; `replicate apply --reverse` keeps the source in\n"
+       "step). Pause, fence the target, wait for the source to have the target's last write\n"
+       "(reverse link) or drain the target's change log, sequences, re-arm the forward\n"
+       "direction, flip every proxy to source, resume. Refuses when the last\n"
+       "`validate --reverse` failed (--force).",
+       cutover_options({"dry-run", "journal", "max-lag-bytes", "max-lag", "drain-timeout",
+                        "max-pause", "catch-up-timeout", "sequence-margin", "smoke-url",
+                        "admin-timeout", "publisher-url", "reverse-publisher-url",
+                        "accept-data-loss", "force",
                         "subscriber-url", "source-subscriber-url", "fence-role"}),
        "0 reverted, 1 refused or rolled back, 2 usage or connection error",
        [](CommandContext& c) { return with_cutover_lock(c, "revert", cmd_revert); }},

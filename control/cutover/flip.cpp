@@ -63,6 +63,9 @@ struct Cutover {
   // What has been done (drives rollback).
   bool reverse_possible = false;
   std::string reverse_why_not;
+  // No logical link back, but the method keeps a capture on the destination (trigger):
+  // installed in step 1, armed in step 6.
+  bool way_back = false;
   std::vector<uint64_t> epochs;
   bool paused = false, fenced = false, swapped = false, flip_started = false;
   std::vector<std::string> fenced_roles;
@@ -250,15 +253,27 @@ struct Cutover {
       if (!failure.empty()) return false;
     }
 
+    // Going back: not over a difference the last reverse validation found.
+    if (dir == Direction::kBackward && !ctx.args.has("force")) {
+      failure = reverse_validation_failed(*target);
+      if (!failure.empty()) return false;
+    }
+
     // Reverse replication: possible only when the side being left can subscribe.
     reverse_possible = method->can_reverse(from_admin(), from_name(), reverse_why_not);
     d["reverse_replication"] = reverse_possible;
+    if (!reverse_possible && !dry_run) {
+      std::string why;
+      way_back = method->prepare_way_back(sides(), why);
+      if (!way_back && why != reverse_why_not) reverse_why_not += "; " + why;
+      d["way_back"] = way_back ? method_name() + " capture on the " + to_name() : "none";
+    }
     // The reverse publications cost nothing and need not wait for the pause (step 6 makes the
     // slot, which must come after them).
     if (reverse_possible && !dry_run &&
         !create_publications(to_admin(), next_link(), from_admin(), current_link(), failure))
       return false;
-    if (!reverse_possible) {
+    if (!reverse_possible && !way_back) {
       std::string note = "NO REVERSE REPLICATION: " + reverse_why_not + ". Writes made on the " +
                          to_name() +
                          " after the flip cannot be carried back: step 7 (flip) is the point of "
@@ -369,6 +384,8 @@ struct Cutover {
   }
 
   bool replication(json::object& d) {
+    // The destination's capture starts here: the side being left is fenced and caught up.
+    if (way_back) return take(method->arm_way_back(sides(), limits()), d);
     if (without_reverse(d)) return true;
     swapped = true;  // before the calls: a half-done swap is undone as a whole
     auto cur = current_link(), next = next_link();
@@ -390,6 +407,13 @@ struct Cutover {
   // Outside the pause: the old direction goes, the side left behind subscribes to the slot
   // step 6 made (copy_data = false: the slot holds every write since).
   bool subscribe(json::object& d) {
+    if (way_back) {
+      d["way_back"] = method_name();
+      d["summary"] = "the way back: " + to_name() + "'s writes are captured there; `pgcutoverctl "
+                     "replicate apply" + (dir == Direction::kForward ? " --reverse" : "") +
+                     "` carries them to " + from_name();
+      return true;
+    }
     if (without_reverse(d)) return true;
     auto cur = current_link(), next = next_link();
     auto t0 = Clock::now();
@@ -664,15 +688,18 @@ int run_cutover(CommandContext& ctx, Direction direction) {
                                             "' is not one this version knows (" + method_choices() +
                                             ")");
   } else {
-    // The way back is the reverse logical link the forward flip built, when it could.
+    // The way back is the reverse logical link the forward flip built, when it could, or the
+    // capture the forward method keeps on the target (trigger).
     bool linked = link_exists(*c.source_admin, reverse_link());
-    c.method = linked ? &logical_method() : &lossy_revert_method();
-    if (!linked && !ctx.args.has("accept-data-loss"))
+    const ReplicationMethod* forward = find_method(recorded_method(*c.target));
+    bool captured = !linked && forward && forward->way_back_installed(*c.target);
+    c.method = linked ? &logical_method() : captured ? forward : &lossy_revert_method();
+    if (!linked && !captured && !ctx.args.has("accept-data-loss"))
       return ctx.fail(
           kExitCheckFailed,
-          "no reverse replication (subscription pgcutover_reverse on the source): writes "
-          "made on the target since the flip would be lost; pass --accept-data-loss to "
-          "revert anyway");
+          "no reverse replication (neither subscription pgcutover_reverse on the source nor a "
+          "way-back capture on the target): writes made on the target since the flip would be "
+          "lost; pass --accept-data-loss to revert anyway");
   }
 
   c.run_id = new_run_id();

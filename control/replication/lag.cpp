@@ -91,6 +91,7 @@ int cmd_lag(CommandContext& ctx) {
   long count = watch ? std::stol(ctx.args.get("count", "0")) : 1;
   double max_lag = ctx.args.has("max-lag") ? std::stod(ctx.args.get("max-lag")) : -1;
   bool publish = ctx.args.has("publish");
+  bool reverse = ctx.args.has("reverse");
   ProxyFleet fleet(ctx.settings.proxies,
                    std::chrono::milliseconds(
                        static_cast<long>(std::stod(ctx.args.get("admin-timeout", "5")) * 1000)));
@@ -104,7 +105,13 @@ int cmd_lag(CommandContext& ctx) {
   int rc = kExitOk;
   for (long i = 0; count == 0 || i < count; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::duration<double>(interval));
-    ReplicationLag lag = measure_lag(*source, *target, method);
+    ReplicationLag lag;
+    if (reverse && find_method(method)) {
+      lag = find_method(method)->way_back_lag(*source, *target);
+      lag.measured_at = std::chrono::system_clock::now();
+    } else {
+      lag = measure_lag(*source, *target, method);
+    }
     rc = lag.ok ? kExitOk : kExitCheckFailed;
     if (lag.ok && max_lag >= 0 && lag.seconds && *lag.seconds > max_lag) rc = kExitCheckFailed;
     if (publish && !publish_lag(ctx, fleet, lag)) rc = kExitCheckFailed;

@@ -96,6 +96,26 @@ class ReplicationMethod {
     return false;
   }
 
+  // A way back without a logical link: the destination gets a capture of its own, installed
+  // outside the pause (prepare_way_back; false with `why_not` when it cannot) and armed inside
+  // it, after the catch-up (arm_way_back: from then on it holds exactly the destination's
+  // writes). The side being left is fed back by `replicate apply --reverse`; a revert then
+  // runs this method the other way. way_back_installed(): whether `side` carries one.
+  virtual bool prepare_way_back(const FlipSides& /*sides*/, std::string& why_not) const {
+    why_not = "the " + std::string(name()) + " method has no reverse capture";
+    return false;
+  }
+  virtual FlipStepResult arm_way_back(const FlipSides& /*sides*/,
+                                      const FlipLimits& /*limits*/) const {
+    return {};
+  }
+  virtual bool way_back_installed(PgConn& /*side*/) const { return false; }
+  // `lag --reverse`: how far the way back is behind. The logical method's lag() already
+  // measures the reverse link once a flip built it.
+  virtual ReplicationLag way_back_lag(PgConn& source, PgConn& target) const {
+    return lag(source, target, std::chrono::seconds(5));
+  }
+
   // `finalize`: removes what this method left on either database. Runs for every method,
   // whichever was used: a method never started has nothing to remove. Appends what was done
   // and what could not be.

@@ -33,26 +33,34 @@ std::string array_of(const std::vector<std::string>& v) {
   return text_array_literal(o);
 }
 
-// A session that writes must not inherit the fence's default_transaction_read_only, and
-// must not wait forever on the application's locks.
+// A session of the method: writes past a fence in its own session only (a fence is the role's
+// default_transaction_read_only, and the way back applies to the fenced source), never waits
+// forever on the application's locks, and marks its writes as the apply's so that the capture
+// triggers on that side skip them (kApplyingSetting).
 void prepare_session(PgConn& c) {
-  c.exec_script("SET default_transaction_read_only = off; SET lock_timeout = '10s'");
+  c.exec_script(std::string("SET default_transaction_read_only = off; SET lock_timeout = '10s'; "
+                            "SET ") +
+                kApplyingSetting + " = on");
 }
 
 // The registry joined with the catalogs: every captured table with its columns and types.
-std::optional<std::vector<CapturedTable>> load_captured(PgConn& source, std::string& error) {
+std::optional<std::vector<CapturedTable>> load_captured(PgConn& source, std::string& error,
+                                                        const std::string& side = "source") {
   PgResult r =
       source.exec("SELECT id, schema_name, table_name FROM pgcutover.trigger_tables ORDER BY id");
   if (!r) {
-    error = r.error().sqlstate == "42P01"
+    error = r.error().sqlstate != "42P01"
+                ? "reading pgcutover.trigger_tables on the " + side + ": " + r.error().message
+            : side == "source"
                 ? "no trigger capture on the source (run `replicate start --method trigger`)"
-                : "reading pgcutover.trigger_tables: " + r.error().message;
+                : "no trigger capture on the " + side +
+                      " (a flip with the trigger method installs it there for the way back)";
     return std::nullopt;
   }
   PgError pe;
   auto tables = list_user_tables(source, true, pe);
   if (!tables) {
-    error = "reading the source catalog: " + pe.message;
+    error = "reading the " + side + " catalog: " + pe.message;
     return std::nullopt;
   }
   std::vector<CapturedTable> out;
@@ -65,7 +73,7 @@ std::optional<std::vector<CapturedTable>> load_captured(PgConn& source, std::str
       return t.schema == c.schema && t.name == c.name;
     });
     if (it == tables->end()) {
-      error = "captured table " + c.schema + "." + c.name + " no longer exists on the source";
+      error = "captured table " + c.schema + "." + c.name + " no longer exists on the " + side;
       return std::nullopt;
     }
     c.key = it->primary_key;
@@ -125,7 +133,7 @@ struct RoundResult {
 // key of `entries` (rows of select_log_sql: ctid, xmin, k1..kn). The source rows are read
 // AFTER the log, so each logged change is in what we read (or something newer is).
 bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const PgResult& entries,
-                 std::string& error) {
+                 const SideNames& names, std::string& error) {
   std::vector<Key> keys;
   std::set<Key> seen;
   size_t nk = t.key.size();
@@ -142,7 +150,7 @@ bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const P
   }
   PgResult rows = source.exec(select_rows_sql(t), kp);
   if (!rows) {
-    error = "reading " + t.qualified() + " on the source: " + rows.error().message;
+    error = "reading " + t.qualified() + " on the " + names.from + ": " + rows.error().message;
     return false;
   }
   std::set<Key> found;
@@ -159,7 +167,7 @@ bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const P
     for (auto& col : cols) vp.emplace_back(text_array_literal(col));
     PgResult u = target.exec(upsert_rows_sql(t), vp);
     if (!u) {
-      error = "writing " + t.qualified() + " on the target: " + u.error().message;
+      error = "writing " + t.qualified() + " on the " + names.to + ": " + u.error().message;
       return false;
     }
   }
@@ -175,7 +183,7 @@ bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const P
   }
   PgResult d = target.exec(delete_rows_sql(t), dp);
   if (!d) {
-    error = "deleting from " + t.qualified() + " on the target: " + d.error().message;
+    error = "deleting from " + t.qualified() + " on the " + names.to + ": " + d.error().message;
     return false;
   }
   return true;
@@ -185,14 +193,15 @@ bool apply_keyed(PgConn& source, PgConn& target, const CapturedTable& t, const P
 // applied, and record them, in the caller's target transaction. `handles` gets every entry's
 // handle, for the clean-up after the source-side delete.
 bool apply_insert_only(PgConn& target, const CapturedTable& t, const PgResult& entries,
-                       std::vector<std::string>& handles, std::string& error) {
+                       std::vector<std::string>& handles, const SideNames& names,
+                       std::string& error) {
   for (int i = 0; i < entries.rows(); ++i)
     handles.push_back(std::to_string(t.id) + ":" + entries.get(i, 1) + ":" + entries.get(i, 0));
   PgResult done =
       target.exec("SELECT handle FROM pgcutover.trigger_applied WHERE handle = ANY($1::text[])",
                   {array_of(handles)});
   if (!done) {
-    error = "reading pgcutover.trigger_applied on the target: " + done.error().message;
+    error = "reading pgcutover.trigger_applied on the " + names.to + ": " + done.error().message;
     return false;
   }
   std::set<std::string> already;
@@ -210,13 +219,13 @@ bool apply_insert_only(PgConn& target, const CapturedTable& t, const PgResult& e
   for (auto& col : cols) vp.emplace_back(text_array_literal(col));
   PgResult ins = target.exec(insert_rows_sql(t), vp);
   if (!ins) {
-    error = "inserting into " + t.qualified() + " on the target: " + ins.error().message;
+    error = "inserting into " + t.qualified() + " on the " + names.to + ": " + ins.error().message;
     return false;
   }
   PgResult mark = target.exec("INSERT INTO pgcutover.trigger_applied SELECT unnest($1::text[])",
                               {array_of(fresh)});
   if (!mark) {
-    error = "recording applied rows on the target: " + mark.error().message;
+    error = "recording applied rows on the " + names.to + ": " + mark.error().message;
     return false;
   }
   return true;
@@ -225,7 +234,7 @@ bool apply_insert_only(PgConn& target, const CapturedTable& t, const PgResult& e
 // One batch, in the order that loses nothing: read the logs, read the source's current rows,
 // write the target and commit, and only then delete the consumed entries on the source.
 RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<CapturedTable>& tables,
-                        int batch) {
+                        int batch, const SideNames& names) {
   RoundResult res;
   auto fail = [&](const std::string& error) {
     res.ok = false;
@@ -243,29 +252,29 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
   PgResult busy = source.exec(nonempty_logs_sql(tables));
   if (!busy) {
     res.ok = false;
-    res.error = "reading the change logs on the source: " + busy.error().message;
+    res.error = "reading the change logs on the " + names.from + ": " + busy.error().message;
     return res;
   }
   std::set<int> with_entries;
   for (int i = 0; i < busy.rows(); ++i) with_entries.insert(static_cast<int>(busy.get_int(i, 0)));
   if (with_entries.empty()) return res;
   PgResult b = target.exec_script("BEGIN");
-  if (!b) return fail("starting the target transaction: " + b.error().message);
+  if (!b) return fail("starting the transaction on the " + names.to + ": " + b.error().message);
   for (const auto& t : tables) {
     if (!with_entries.count(t.id)) continue;
     PgResult log = source.exec(select_log_sql(t), {std::to_string(batch)});
-    if (!log) return fail("reading " + t.log_table() + " on the source: " + log.error().message);
+    if (!log) return fail("reading " + t.log_table() + " on the " + names.from + ": " + log.error().message);
     if (log.rows() == 0) continue;
     Consumed c{&t, {}, {}};
     for (int i = 0; i < log.rows(); ++i) c.ctids.push_back(log.get(i, 0));
     std::string error;
-    bool ok = t.insert_only() ? apply_insert_only(target, t, log, c.handles, error)
-                              : apply_keyed(source, target, t, log, error);
+    bool ok = t.insert_only() ? apply_insert_only(target, t, log, c.handles, names, error)
+                              : apply_keyed(source, target, t, log, names, error);
     if (!ok) return fail(error);
     consumed.push_back(std::move(c));
   }
   PgResult c = target.exec_script("COMMIT");
-  if (!c) return fail("committing on the target: " + c.error().message);
+  if (!c) return fail("committing on the " + names.to + ": " + c.error().message);
 
   // Only now may the entries go: exactly those read, by ctid. Entries committed after our
   // read stay for the next round.
@@ -274,7 +283,7 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
     if (!d) {
       res.ok = false;
       res.error = "deleting applied entries of " + e.table->log_table() +
-                  " on the source: " + d.error().message;
+                  " on the " + names.from + ": " + d.error().message;
       return res;
     }
     if (!e.handles.empty())
@@ -285,11 +294,15 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
   return res;
 }
 
-std::string check_broken(PgConn& source) {
+std::string check_broken(PgConn& source, const std::string& side = "source") {
   PgResult r = source.exec(
       "SELECT schema_name || '.' || table_name || ' saw ' || broken FROM "
       "pgcutover.trigger_tables WHERE broken IS NOT NULL ORDER BY id LIMIT 1");
   if (!r || r.rows() == 0) return {};
+  if (side != "source")
+    return r.get(0, 0) + " on the " + side +
+           " since the flip, which the way back cannot carry over: a revert would lose it; "
+           "validate --reverse shows the difference";
   return r.get(0, 0) +
          ", which the trigger method cannot carry over: run `replicate start --method trigger` "
          "again to re-copy";
@@ -365,12 +378,68 @@ bool copy_table(PgConn& src, PgConn& tgt, const CapturedTable& t, int64_t& rows,
   return true;
 }
 
+// Tables that cannot converge by key: no primary key, and UPDATE or DELETE seen. "" when none.
+std::string keyless_changing(const std::vector<TableInfo>& all) {
+  std::string list;
+  for (const auto& t : all)
+    if (!t.has_primary_key && t.updates_and_deletes != 0)
+      list += (list.empty() ? "" : ", ") + t.display();
+  return list;
+}
+
+struct CaptureInstall {
+  bool ok = false;
+  std::string error;
+  int64_t keyed = 0, insert_only = 0;
+};
+
+// The registry, and for each table its log, functions and triggers, in one transaction on
+// `side`. Idempotent: a table already registered keeps its id, its triggers are re-created
+// and its broken mark cleared.
+CaptureInstall install_capture(PgConn& side, const std::vector<TableInfo>& all,
+                               const std::string& side_name) {
+  CaptureInstall out;
+  auto fail = [&](const std::string& e) {
+    side.exec_script("ROLLBACK");
+    out.error = e;
+    return out;
+  };
+  PgResult ok = side.exec_script("BEGIN;" + trigger_log_ddl());
+  if (!ok)
+    return fail("creating the change log on the " + side_name + ": " + ok.error().message +
+                " (the role must own the database or have CREATE on it)");
+  for (const auto& t : all) {
+    PgResult id = side.exec(
+        "INSERT INTO pgcutover.trigger_tables (id, schema_name, table_name, key_columns, broken) "
+        "VALUES ((SELECT coalesce(max(id), 0) + 1 FROM pgcutover.trigger_tables), $1, $2, $3, "
+        "NULL) ON CONFLICT (schema_name, table_name) DO UPDATE SET key_columns = "
+        "EXCLUDED.key_columns, broken = NULL RETURNING id",
+        {t.schema, t.name, array_of(t.primary_key)});
+    if (!id) return fail("registering " + t.display() + ": " + id.error().message);
+    CapturedTable c;
+    c.id = static_cast<int>(id.get_int(0, 0));
+    c.schema = t.schema;
+    c.name = t.name;
+    c.key = t.primary_key;
+    c.key_types = t.primary_key_types;
+    PgResult cr = side.exec_script(capture_ddl(c));
+    if (!cr)
+      return fail("installing the trigger on " + t.display() + " on the " + side_name + ": " +
+                  cr.error().message + " (the role must own the table)");
+    (c.insert_only() ? out.insert_only : out.keyed)++;
+  }
+  PgResult cm = side.exec_script("COMMIT");
+  if (!cm) return fail("committing the triggers on the " + side_name + ": " + cm.error().message);
+  out.ok = true;
+  return out;
+}
+
 }  // namespace
 
-TriggerBacklog trigger_backlog(PgConn& source) {
+TriggerBacklog trigger_backlog(PgConn& source, const std::string& side) {
   TriggerBacklog b;
   std::string e;
-  auto tables = load_captured(source, e);
+  auto tables = load_captured(source, e, side);
   if (!tables) {
     b.error = e;
     return b;
@@ -383,25 +452,29 @@ TriggerBacklog trigger_backlog(PgConn& source) {
   sql += ") s";
   PgResult r = source.exec(sql);
   if (!r) {
-    b.error = "reading the change log: " + r.error().message;
+    b.error = "reading the change log on the " + side + ": " + r.error().message;
     return b;
   }
   b.pending = r.get_int(0, 0);
   b.oldest_seconds = std::max(0.0, r.get_double(0, 1));
-  b.broken = check_broken(source);
+  b.broken = check_broken(source, side);
   b.ok = true;
   return b;
 }
 
 bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds timeout,
-                   int64_t& applied, std::string& error) {
+                   int64_t& applied, std::string& error, const SideNames& names) {
   auto deadline = Clock::now() + timeout;
   std::string e;
-  auto tables = load_captured(source, e);
+  auto tables = load_captured(source, e, names.from);
   if (!tables) {
     error = e;
     return false;
   }
+  // The destination of a revert is still fenced in this session (a role setting is read at
+  // login), and what the drain writes there must not be captured to travel back.
+  prepare_session(source);
+  prepare_session(target);
   target.exec_script(kAppliedRowsDdl);
   ApplyLock lock(source, timeout);
   if (!lock.held()) {
@@ -410,14 +483,14 @@ bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds tim
   }
   applied = 0;
   while (Clock::now() < deadline) {
-    RoundResult r = apply_round(source, target, *tables, 5000);
+    RoundResult r = apply_round(source, target, *tables, 5000, names);
     if (!r.ok) {
       error = r.error;
       return false;
     }
     applied += r.applied;
     if (r.applied == 0) {
-      if (std::string br = check_broken(source); !br.empty()) {
+      if (std::string br = check_broken(source, names.from); !br.empty()) {
         error = br;
         return false;
       }
@@ -426,6 +499,67 @@ bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds tim
   }
   error = "the change log did not drain within " + std::to_string(timeout.count()) + " ms";
   return false;
+}
+
+bool has_trigger_capture(PgConn& side) {
+  auto v = side.value("SELECT to_regclass('pgcutover.trigger_tables') IS NOT NULL");
+  return v && *v == "t";
+}
+
+bool install_way_back_capture(PgConn& destination, const std::string& name, std::string& error,
+                              std::string& summary) {
+  prepare_session(destination);
+  PgError pe;
+  auto all = list_user_tables(destination, true, pe);
+  if (!all) {
+    error = "reading the " + name + " catalog: " + pe.message;
+    return false;
+  }
+  if (std::string list = keyless_changing(*all); !list.empty()) {
+    error = "tables without a primary key that see UPDATE or DELETE on the " + name + ": " + list;
+    return false;
+  }
+  CaptureInstall inst = install_capture(destination, *all, name);
+  if (!inst.ok) {
+    error = inst.error;
+    return false;
+  }
+  PgResult ad = destination.exec_script(kAppliedRowsDdl);
+  if (!ad) {
+    error = "on the " + name + ": " + ad.error().message;
+    return false;
+  }
+  summary = "capture on " + std::to_string(inst.keyed + inst.insert_only) + " table(s) of the " +
+            name + ", dormant until the flip";
+  return true;
+}
+
+bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds wait,
+                         const SideNames& names, std::string& error) {
+  auto tables = load_captured(side, error, names.from);
+  if (!tables) return false;
+  prepare_session(side);
+  ApplyLock lock(side, wait);
+  if (!lock.held()) {
+    error = "an apply on the " + names.from + " holds its lock past the bound: " + lock.error();
+    return false;
+  }
+  std::string logs;
+  for (const auto& t : *tables) logs += (logs.empty() ? "" : ", ") + t.log_table();
+  std::string sql = "BEGIN;";
+  if (!logs.empty()) sql += "TRUNCATE " + logs + ";";
+  sql += "UPDATE pgcutover.trigger_tables SET broken = NULL WHERE broken IS NOT NULL; COMMIT";
+  PgResult r = side.exec_script(sql);
+  if (!r) {
+    side.exec_script("ROLLBACK");
+    error = "arming the capture on the " + names.from + ": " + r.error().message;
+    return false;
+  }
+  // Rows the other side recorded as applied belong to entries just emptied.
+  other.exec_script(
+      "DO $$BEGIN IF to_regclass('pgcutover.trigger_applied') IS NOT NULL THEN DELETE FROM "
+      "pgcutover.trigger_applied; END IF; END$$");
+  return true;
 }
 
 int trigger_start(CommandContext& ctx) {
@@ -440,14 +574,7 @@ int trigger_start(CommandContext& ctx) {
 
   // Which tables can be captured: a primary key, or no UPDATE/DELETE ever (insert-only, the
   // whole row is logged). The rest cannot converge by key: refuse with the fix.
-  std::vector<std::string> refused;
-  for (const auto& t : *all) {
-    if (t.has_primary_key || t.updates_and_deletes == 0) continue;
-    refused.push_back(t.display());
-  }
-  if (!refused.empty()) {
-    std::string list;
-    for (const auto& r : refused) list += (list.empty() ? "" : ", ") + r;
+  if (std::string list = keyless_changing(*all); !list.empty())
     return ctx.fail(kExitCheckFailed,
                     "the trigger method needs a primary key on every table that sees UPDATE or "
                     "DELETE; these have none: " +
@@ -455,48 +582,13 @@ int trigger_start(CommandContext& ctx) {
                         ". Fix: ALTER TABLE ... ADD PRIMARY KEY (...), or promote a unique index "
                         "on NOT NULL columns with ALTER TABLE ... ADD CONSTRAINT ... PRIMARY KEY "
                         "USING INDEX <index>, then run replicate start again");
-  }
 
   // 1. The log and the triggers, in one transaction, BEFORE the snapshot: every change not
   //    in the snapshot is then in the log.
-  std::string ddl = "BEGIN;" + trigger_log_ddl();
-  PgResult ok = source->exec_script(ddl);
-  if (!ok) {
-    source->exec_script("ROLLBACK");
-    return ctx.fail(kExitCheckFailed,
-                    "creating the change log on the source: " + ok.error().message +
-                        " (the role must own the database or have CREATE on it)");
-  }
-  int64_t n_keyed = 0, n_insert_only = 0;
-  for (const auto& t : *all) {
-    PgResult id = source->exec(
-        "INSERT INTO pgcutover.trigger_tables (id, schema_name, table_name, key_columns, broken) "
-        "VALUES ((SELECT coalesce(max(id), 0) + 1 FROM pgcutover.trigger_tables), $1, $2, $3, "
-        "NULL) ON CONFLICT (schema_name, table_name) DO UPDATE SET key_columns = "
-        "EXCLUDED.key_columns, broken = NULL RETURNING id",
-        {t.schema, t.name, array_of(t.primary_key)});
-    if (!id) {
-      source->exec_script("ROLLBACK");
-      return ctx.fail(kExitCheckFailed, "registering " + t.display() + ": " + id.error().message);
-    }
-    CapturedTable c;
-    c.id = static_cast<int>(id.get_int(0, 0));
-    c.schema = t.schema;
-    c.name = t.name;
-    c.key = t.primary_key;
-    c.key_types = t.primary_key_types;
-    PgResult cr = source->exec_script(capture_ddl(c));
-    if (!cr) {
-      source->exec_script("ROLLBACK");
-      return ctx.fail(kExitCheckFailed,
-                      "installing the trigger on " + t.display() + ": " + cr.error().message);
-    }
-    (c.insert_only() ? n_insert_only : n_keyed)++;
-  }
-  PgResult cm = source->exec_script("COMMIT");
-  if (!cm) return ctx.fail(kExitCheckFailed, "committing the triggers: " + cm.error().message);
-  ctx.say("capture installed on " + std::to_string(n_keyed) + " table(s) by key and " +
-          std::to_string(n_insert_only) + " insert-only table(s) by row");
+  CaptureInstall inst = install_capture(*source, *all, "source");
+  if (!inst.ok) return ctx.fail(kExitCheckFailed, inst.error);
+  ctx.say("capture installed on " + std::to_string(inst.keyed) + " table(s) by key and " +
+          std::to_string(inst.insert_only) + " insert-only table(s) by row");
 
   std::string e;
   auto tables = load_captured(*source, e);
@@ -613,14 +705,20 @@ int trigger_start(CommandContext& ctx) {
 }
 
 int cmd_replicate_apply(CommandContext& ctx) {
-  auto source = ctx.connect_source();
-  if (!source) return kExitUsage;
-  auto target = ctx.connect_target();
-  if (!target) return kExitUsage;
+  auto source_conn = ctx.connect_source();
+  if (!source_conn) return kExitUsage;
+  auto target_conn = ctx.connect_target();
+  if (!target_conn) return kExitUsage;
+  // --reverse: the way back after a flip, captured on the target and applied to the fenced
+  // source. `source` and `target` below are the direction's ends.
+  bool reverse = ctx.args.has("reverse");
+  SideNames names = reverse ? SideNames{"target", "source"} : SideNames{};
+  auto& source = reverse ? target_conn : source_conn;
+  auto& target = reverse ? source_conn : target_conn;
   prepare_session(*source);
   prepare_session(*target);
   std::string e;
-  auto tables = load_captured(*source, e);
+  auto tables = load_captured(*source, e, names.from);
   if (!tables) return ctx.fail(kExitCheckFailed, e);
   target->exec_script(kAppliedRowsDdl);
   bool once = ctx.args.has("once"), until_empty = ctx.args.has("until-empty");
@@ -640,7 +738,7 @@ int cmd_replicate_apply(CommandContext& ctx) {
         r.ok = false;
         r.error = "taking the apply lock: " + lock.error();
       } else {
-        r = apply_round(*source, *target, *tables, batch);
+        r = apply_round(*source, *target, *tables, batch, names);
       }
     }
     if (!r.ok) {
@@ -651,11 +749,11 @@ int cmd_replicate_apply(CommandContext& ctx) {
         return ctx.fail(kExitCheckFailed, "apply: " + r.error);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       if (PQstatus(source->raw()) != CONNECTION_OK) {
-        if (auto s = connect_like(*source, "source", e)) *source = std::move(*s);
+        if (auto s = connect_like(*source, names.from.c_str(), e)) *source = std::move(*s);
         prepare_session(*source);
       }
       if (PQstatus(target->raw()) != CONNECTION_OK) {
-        if (auto t = connect_like(*target, "target", e)) *target = std::move(*t);
+        if (auto t = connect_like(*target, names.to.c_str(), e)) *target = std::move(*t);
         prepare_session(*target);
       }
       continue;
@@ -665,7 +763,7 @@ int cmd_replicate_apply(CommandContext& ctx) {
     since_report += r.applied;
     if (once || (until_empty && r.applied == 0)) break;
     if (Clock::now() - last_report > std::chrono::seconds(5)) {
-      TriggerBacklog b = trigger_backlog(*source);
+      TriggerBacklog b = trigger_backlog(*source, names.from);
       if (!b.broken.empty()) return ctx.fail(kExitCheckFailed, b.broken);
       if (!ctx.json)
         *ctx.out << "applied " << since_report << " change(s); pending " << b.pending << ", oldest "
@@ -677,10 +775,11 @@ int cmd_replicate_apply(CommandContext& ctx) {
     // Idle: poll. A full batch goes round again at once.
     if (r.applied < batch) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  TriggerBacklog b = trigger_backlog(*source);
+  TriggerBacklog b = trigger_backlog(*source, names.from);
   if (!b.broken.empty()) return ctx.fail(kExitCheckFailed, b.broken);
   if (ctx.json)
     ctx.print_json(boost::json::object{{"ok", true},
+                                       {"direction", reverse ? "reverse" : "forward"},
                                        {"applied", total},
                                        {"pending", b.pending},
                                        {"oldest_seconds", b.oldest_seconds}});

@@ -22,6 +22,13 @@
 
 namespace pgcutover::control {
 
+// The two ends of one direction of the method, for messages: where changes are captured (and
+// the log lives) and where they are applied. Forward: source -> target; the way back after a
+// flip: target -> source.
+struct SideNames {
+  std::string from = "source", to = "target";
+};
+
 int trigger_start(CommandContext& ctx);
 int trigger_status(CommandContext& ctx);
 int trigger_stop(CommandContext& ctx);
@@ -33,7 +40,8 @@ struct TriggerBacklog {
   double oldest_seconds = 0;  // age of the oldest pending entry, 0 when none
   std::string broken;         // "schema.table saw TRUNCATE" when capture is incomplete
 };
-TriggerBacklog trigger_backlog(PgConn& source);
+// `side`: where the capture is ("source"; "target" for the way back), for messages.
+TriggerBacklog trigger_backlog(PgConn& source, const std::string& side = "source");
 
 // Drops every trigger, function and log of the method from the source, and the pgcutover
 // schema when nothing else is left in it (and the applied-rows table on `target` when given).
@@ -43,6 +51,22 @@ bool remove_trigger_capture(PgConn& source, PgConn* target, std::vector<std::str
 // Applies until the log is empty (taking the apply lock first), bounded by `timeout`.
 // `applied` counts the entries applied. False with `error` set on timeout or failure.
 bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds timeout,
-                   int64_t& applied, std::string& error);
+                   int64_t& applied, std::string& error, const SideNames& names = {});
+
+// The way back. A flip with this method installs the same capture on the destination ahead
+// of the pause (install_way_back_capture, as the destination's owner role: nothing but
+// ownership needed). It captures nothing that pgcutover's own apply writes (kApplyingSetting),
+// so until the flip it holds nothing; inside the pause arm_trigger_capture() empties whatever
+// it does hold (a write that bypassed the method), so that it holds exactly the writes made
+// after the gate opens. `replicate apply --reverse` applies them to the fenced source, and a
+// revert drains it like the forward flip drains the source's (the forward capture, still on
+// the source, is armed the same way inside the revert's pause).
+bool has_trigger_capture(PgConn& side);
+bool install_way_back_capture(PgConn& destination, const std::string& name, std::string& error,
+                              std::string& summary);
+// Empties `side`'s logs (under the apply lock, bounded by `wait`) and clears broken marks;
+// forgets the applied-rows records on `other`.
+bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds wait,
+                         const SideNames& names, std::string& error);
 
 }  // namespace pgcutover::control

@@ -19,10 +19,20 @@ class TriggerMethod final : public ReplicationMethod {
   int stop(CommandContext& ctx) const override { return trigger_stop(ctx); }
 
   ReplicationLag lag(PgConn& source, PgConn&, milliseconds) const override {
-    // The log's size and the age of its oldest entry: what a final drain would have to do.
+    return backlog_lag(source, "source");
+  }
+
+  ReplicationLag way_back_lag(PgConn&, PgConn& target) const override {
+    ReplicationLag l = backlog_lag(target, "target");
+    l.direction = "reverse";
+    return l;
+  }
+
+  // The log's size and the age of its oldest entry: what a final drain would have to do.
+  static ReplicationLag backlog_lag(PgConn& side, const std::string& side_name) {
     ReplicationLag lag;
     lag.method = "trigger";
-    TriggerBacklog b = trigger_backlog(source);
+    TriggerBacklog b = trigger_backlog(side, side_name);
     lag.ok = b.ok;
     lag.error = b.ok ? b.broken : b.error;
     if (b.ok) {
@@ -37,7 +47,7 @@ class TriggerMethod final : public ReplicationMethod {
     // The final drain runs inside the write pause: refuse when the backlog is old enough
     // to make that pause long (a running `replicate apply` keeps it short).
     FlipStepResult out;
-    TriggerBacklog b = trigger_backlog(s.from);
+    TriggerBacklog b = trigger_backlog(s.from, s.from_name);
     if (!b.ok || !b.broken.empty()) {
       out.ok = false;
       out.failure = "trigger capture: " + (b.ok ? b.broken : b.error);
@@ -49,7 +59,8 @@ class TriggerMethod final : public ReplicationMethod {
       out.ok = false;
       out.failure = "the trigger change log's oldest entry is " + format_seconds(b.oldest_seconds) +
                     " old (--max-lag " + format_seconds(limits.max_lag_seconds) +
-                    "): is `replicate apply` running?";
+                    "): is `replicate apply" +
+                    (s.from_name == "source" ? "" : " --reverse") + "` running?";
     }
     return out;
   }
@@ -60,7 +71,8 @@ class TriggerMethod final : public ReplicationMethod {
     FlipStepResult out;
     int64_t applied = 0;
     auto t0 = Clock::now();
-    if (!trigger_drain(s.from, s.to, limits.catch_up_timeout, applied, out.failure)) {
+    if (!trigger_drain(s.from, s.to, limits.catch_up_timeout, applied, out.failure,
+                       {s.from_name, s.to_name})) {
       out.ok = false;
       return out;
     }
@@ -71,12 +83,36 @@ class TriggerMethod final : public ReplicationMethod {
     return out;
   }
 
+  // The way back: the same capture on the destination. Installing it is idempotent, so a
+  // revert (destination: the source, which still has the forward capture) runs the same call.
+  bool prepare_way_back(const FlipSides& s, std::string& why_not) const override {
+    std::string summary;
+    return install_way_back_capture(s.to, s.to_name, why_not, summary);
+  }
+
+  FlipStepResult arm_way_back(const FlipSides& s, const FlipLimits& limits) const override {
+    FlipStepResult out;
+    out.ok = arm_trigger_capture(s.to, s.from, limits.catch_up_timeout, {s.to_name, s.from_name},
+                                 out.failure);
+    out.data["way_back"] = "trigger";
+    out.data["summary"] = "trigger capture on the " + s.to_name + " armed: every write there from "
+                          "now on is kept for the way back (`replicate apply" +
+                          (s.to_name == "target" ? " --reverse" : "") + "`)";
+    return out;
+  }
+
+  bool way_back_installed(PgConn& side) const override { return has_trigger_capture(side); }
+
   void clean_up(PgConn& source, PgConn& target, PgConn&, PgConn&, std::vector<std::string>& done,
                 std::vector<std::string>& problems) const override {
-    // As the source's owner (the app role), who installed them: no superuser needed.
-    if (remove_trigger_capture(source, &target, problems))
+    // As each side's owner (the app role), who installed them: no superuser needed. The
+    // target's is the way back's.
+    bool src = remove_trigger_capture(source, &target, problems);
+    bool tgt = remove_trigger_capture(target, &source, problems);
+    if (src && tgt)
       done.push_back(
-          "trigger capture: no trigger, function, log or pgcutover schema left on the source");
+          "trigger capture: no trigger, function, log or pgcutover schema left on the source, "
+          "no way-back capture left on the target");
   }
 };
 

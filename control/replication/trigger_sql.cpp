@@ -35,6 +35,14 @@ std::string log_insert(const CapturedTable& t, const char* row) {
   return "INSERT INTO " + t.log_table() + " (" + key_columns(t) + ") VALUES " + values + ";";
 }
 
+// Every capture trigger's WHEN clause: a session of pgcutover's own apply (either direction, and
+// the initial copy) sets the setting, so what one side applies is never captured to be sent
+// back. Evaluated by the executor before plpgsql is called; an unknown custom setting with
+// missing_ok reads as NULL, so the application's sessions need nothing.
+std::string not_applying() {
+  return std::string("current_setting('") + kApplyingSetting + "', true) IS DISTINCT FROM 'on'";
+}
+
 std::string list(const std::vector<std::string>& names, const std::string& prefix = "") {
   std::string s;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -107,7 +115,7 @@ std::string capture_ddl(const CapturedTable& t) {
                     "DROP TRIGGER IF EXISTS " + kTriggerGuardName + " ON " + tbl + ";" +
                     "CREATE TRIGGER " + kTriggerGuardName + " AFTER " +
                     (t.insert_only() ? "UPDATE OR DELETE OR TRUNCATE" : "TRUNCATE") + " ON " + tbl +
-                    " FOR EACH STATEMENT EXECUTE FUNCTION " + guard_fn + "();";
+                    " FOR EACH STATEMENT WHEN (" + not_applying() + ") EXECUTE FUNCTION " + guard_fn + "();";
   std::string body, events;
   // No index, no sequence, no foreign key on a log: each would cost the application's
   // write path, and the apply needs none of them (it reads whole logs, deletes by ctid).
@@ -137,10 +145,10 @@ std::string capture_ddl(const CapturedTable& t) {
     for (const char* name : {kTriggerOldName, kTriggerKeyName})
       ddl += "DROP TRIGGER IF EXISTS " + std::string(name) + " ON " + tbl + ";";
     ddl += "CREATE TRIGGER " + std::string(kTriggerOldName) + " AFTER DELETE ON " + tbl +
-           " FOR EACH ROW EXECUTE FUNCTION " + old_fn + "();";
+           " FOR EACH ROW WHEN (" + not_applying() + ") EXECUTE FUNCTION " + old_fn + "();";
     ddl += "CREATE TRIGGER " + std::string(kTriggerKeyName) + " AFTER UPDATE ON " + tbl +
            " FOR EACH ROW WHEN (" + key_row(t, "OLD") + " IS DISTINCT FROM " + key_row(t, "NEW") +
-           ") EXECUTE FUNCTION " + old_fn + "();";
+           " AND " + not_applying() + ") EXECUTE FUNCTION " + old_fn + "();";
     body = "BEGIN " + log_insert(t, "NEW") + " RETURN NULL; END";
     events = "INSERT OR UPDATE";
   }
@@ -148,7 +156,7 @@ std::string capture_ddl(const CapturedTable& t) {
   return ddl + "CREATE OR REPLACE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS " +
          tag + body + tag + ";" + "DROP TRIGGER IF EXISTS " + kTriggerName + " ON " + tbl + ";" +
          "CREATE TRIGGER " + kTriggerName + " AFTER " + events + " ON " + tbl +
-         " FOR EACH ROW EXECUTE FUNCTION " + fn + "();";
+         " FOR EACH ROW WHEN (" + not_applying() + ") EXECUTE FUNCTION " + fn + "();";
 }
 
 std::string drop_capture_ddl(const CapturedTable& t) {

@@ -24,6 +24,10 @@ inline constexpr const char* kTriggerName = "pgcutover_capture";
 inline constexpr const char* kTriggerOldName = "pgcutover_capture_old";  // DELETE: old key
 inline constexpr const char* kTriggerKeyName = "pgcutover_capture_key";  // key-changing UPDATE
 inline constexpr const char* kTriggerGuardName = "pgcutover_capture_guard";
+// Set to 'on' by every session that writes what the other side captured (apply, initial copy,
+// the flip's final drain): the capture triggers on both sides skip those sessions' writes, so
+// the way back (capture on the target, applied to the source) never echoes the way forward.
+inline constexpr const char* kApplyingSetting = "pgcutover.applying";
 // Session advisory lock held by whoever writes to the target from the log (apply, the
 // initial copy, the flip's final drain): two appliers interleaving could write an older
 // source row after a newer one and delete both log entries, losing the newer change.

@@ -286,12 +286,18 @@ std::string describe_range(const TableInfo& t, const KeyRange& r) {
 }
 
 int cmd_validate(CommandContext& ctx) {
-  auto source = ctx.connect_source();
-  if (!source) return kExitUsage;
-  auto target = ctx.connect_target();
-  if (!target) return kExitUsage;
+  auto source_conn = ctx.connect_source();
+  if (!source_conn) return kExitUsage;
+  auto target_conn = ctx.connect_target();
+  if (!target_conn) return kExitUsage;
+  // --reverse: after a flip the target is the truth and the source the copy (before a revert);
+  // `source` and `target` below are the direction's ends. The result is recorded on the target
+  // either way, under its own key, for `revert` to read.
+  bool reverse = ctx.args.has("reverse");
+  auto& source = reverse ? target_conn : source_conn;
+  auto& target = reverse ? source_conn : target_conn;
   std::string method = ctx.args.get("method");
-  if (method.empty()) method = recorded_method(*target);
+  if (method.empty()) method = recorded_method(*target_conn);
   int jobs = std::max(1, std::atoi(ctx.args.get("jobs", "4").c_str()));
   int64_t chunk_rows =
       std::max<int64_t>(100, std::atoll(ctx.args.get("chunk-rows", "50000").c_str()));
@@ -302,7 +308,9 @@ int cmd_validate(CommandContext& ctx) {
 
   PgError e;
   auto all_tables = list_user_tables(*source, true, e);
-  if (!all_tables) return ctx.fail(kExitUsage, "listing the source's tables: " + e.message);
+  if (!all_tables)
+    return ctx.fail(kExitUsage, std::string("listing the ") + (reverse ? "target" : "source") +
+                                    "'s tables: " + e.message);
   std::vector<TableInfo> tables;
   for (auto& t : *all_tables) {
     if (t.unlogged) continue;  // never replicated; preflight reports them
@@ -492,7 +500,9 @@ int cmd_validate(CommandContext& ctx) {
                        {"errors", errors},
                        {"finished_at_unix", static_cast<int64_t>(std::time(nullptr))}};
   PgError se;
-  write_control_state(*target, "validation", summary, se);  // for `status`; best effort
+  summary["direction"] = reverse ? "reverse" : "forward";
+  // For `status` and the flip's precondition (forward), `revert`'s (reverse); best effort.
+  write_control_state(*target_conn, reverse ? "validation_reverse" : "validation", summary, se);
   if (ctx.json) {
     summary["table_results"] = tj;
     ctx.print_json(summary);
@@ -513,7 +523,8 @@ int cmd_validate(CommandContext& ctx) {
   }
   char rate[64];
   std::snprintf(rate, sizeof rate, "%.1f MB/s", mbps);
-  *ctx.out << (ok ? "validate: OK" : "validate: FAILED") << " - " << tables.size() << " tables, "
+  *ctx.out << (reverse ? "validate --reverse (target -> source): " : "validate: ")
+           << (ok ? "OK" : "FAILED") << " - " << tables.size() << " tables, "
            << tasks.size() << (sample ? " sampled" : "") << " chunks, " << total_rows << " rows, "
            << format_bytes(static_cast<double>(total_bytes)) << " in " << format_seconds(secs)
            << " (" << rate << " per side)\n";
@@ -521,6 +532,16 @@ int cmd_validate(CommandContext& ctx) {
     *ctx.out << "  chunks still in flight kept changing on the source: re-run validate, or "
                 "validate during the cutover pause\n";
   return ok ? kExitOk : kExitCheckFailed;
+}
+
+std::string reverse_validation_failed(PgConn& target) {
+  auto v = read_control_state(target, "validation_reverse");
+  if (!v) return {};
+  bool ok = v->contains("ok") && v->at("ok").is_bool() && v->at("ok").as_bool();
+  if (ok) return {};
+  return "the last `validate --reverse` found the source different from the target: a revert "
+         "would not bring back what differs. Find the cause (the way-back capture broken? "
+         "`lag --reverse`), validate --reverse again, or pass --force to revert anyway";
 }
 
 std::string validation_fresh(PgConn& target, long max_age_s, std::optional<int64_t>& age_s) {

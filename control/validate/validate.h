@@ -47,4 +47,8 @@ int cmd_validate(CommandContext& ctx);
 // "" when it is, else why not, with the fix. `age_s` is set when a validation is recorded.
 std::string validation_fresh(PgConn& target, long max_age_s, std::optional<int64_t>& age_s);
 
+// "" unless the last `validate --reverse` (recorded on the target) failed; else why a revert
+// should not go ahead, with the fix.
+std::string reverse_validation_failed(PgConn& target);
+
 }  // namespace pgcutover::control
