@@ -226,6 +226,12 @@ struct Cutover {
 
   // ---- the steps ----
   bool preconditions(json::object& d) {
+    // Going back: not over a difference the last reverse validation found.
+    if (dir == Direction::kBackward && !ctx.args.has("force")) {
+      failure = reverse_validation_failed(*target);
+      if (!failure.empty()) return false;
+    }
+
     auto st = fleet.status();
     d["proxies"] = to_json(st);
     if (fleet.size() == 0) {
@@ -250,12 +256,6 @@ struct Cutover {
       std::optional<int64_t> age;
       failure = validation_fresh(*target, max_validation_age_s, age);
       if (age) d["validation_age_s"] = *age;
-      if (!failure.empty()) return false;
-    }
-
-    // Going back: not over a difference the last reverse validation found.
-    if (dir == Direction::kBackward && !ctx.args.has("force")) {
-      failure = reverse_validation_failed(*target);
       if (!failure.empty()) return false;
     }
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The way back without superuser (trigger method), on the Heroku-shaped source (app role:
+# owner, no superuser, no REPLICATION) and the RDS-shaped target, under pgbench through the
+# proxy the whole time (tpcb-like + a ledger of acknowledged bigserial inserts, 8 clients):
+#  - `flip` installs the capture on the target ahead of the pause and arms it inside;
+#  - writes land on the target; `replicate apply --reverse` carries them to the fenced source,
+#    is SIGKILLed mid-run and restarted (nothing lost, nothing twice);
+#  - `lag --reverse` measures it; `validate --reverse` passes at the revert point (a test hook
+#    just before the proxies flip back: target fenced, its change log drained);
+#  - `revert` under the same load: pgbench 0 failed (the sequences moved back, never down),
+#    every acknowledged ledger row and history row on the source exactly once, balances agree;
+#  - a flip forward again is clean (the source's capture was re-armed by the revert);
+#  - `revert` refuses after a failed `validate --reverse` unless --force;
+#  - `finalize` leaves no capture on either side.
+. "$(dirname "$0")/../lib/proxy_harness.bash"
+
+CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
+[ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
+P1_PID="" APPLY_PID="" BACK_PID="" B_PID=""
+PROXY_PID_VARS=(P1_PID APPLY_PID BACK_PID B_PID)
+PROXY_FAILURE_LOGS=(p1.log "ctl.*" "*.out" "*.log")
+
+pgc_start src heroku >/dev/null
+pgc_start tgt rds >/dev/null
+export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
+TOKEN="tok-$$-$RANDOM"
+export PGCUTOVER_TEST_TOKEN=$TOKEN PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
+A1_PORT=$(pgc_free_port)
+proxy_write_config "$PROXY_DIR/p1.toml" transaction 10 require "
+[cutover]
+max_pause = 60
+
+[admin]
+listen_addr = \"127.0.0.1\"
+listen_port = $A1_PORT
+token = \"\${PGCUTOVER_TEST_TOKEN}\"
+
+[control]
+journal = \"$PROXY_DIR/flip.journal\"
+
+[[control.proxies]]
+admin_url = \"http://127.0.0.1:$A1_PORT\"
+token = \"\${PGCUTOVER_TEST_TOKEN}\"
+"
+CFG=$PROXY_DIR/p1.toml
+conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
+ctl() { timeout 120 "$CTL_BIN" "$@" "${conn[@]}"; }
+apply_bg() { # direction flag ("" or --reverse), log name
+  "$CTL_BIN" replicate apply $1 "${conn[@]}" >>"$PROXY_DIR/$2" 2>&1 &
+}
+count() { pgc_admin_psql "$1" -XAtc "select count(*) from $2"; }
+
+# ---- forward: capture, copy, apply, proxy ----
+timeout 120 pgbench -i -q -s 1 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
+pgc_psql src -qc "CREATE TABLE ledger (id bigserial PRIMARY KEY, client int NOT NULL, at timestamptz DEFAULT now())"
+pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
+ctl schema copy >/dev/null || fail "schema copy"
+ctl replicate start --method trigger --jobs 2 >"$PROXY_DIR/start.out" 2>&1 || fail "replicate start"
+ctl validate --jobs 2 >"$PROXY_DIR/validate0.out" 2>&1 || fail "validate before the load"
+apply_bg "" apply.log
+APPLY_PID=$!
+"$PROXY_BIN" -c "$CFG" >>"$PROXY_DIR/p1.log" 2>&1 &
+P1_PID=$!
+pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" -t 1 || fail "proxy does not accept on $PROXY_PORT"
+
+# ---- the load, through the proxy, across the flip, the window on the target and the revert ----
+cat >"$PROXY_DIR/ledger.sql" <<'SQL'
+INSERT INTO ledger (client) VALUES (:client_id);
+SQL
+base=$(count src ledger)
+hist0=$(count src pgbench_history)
+PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 180 pgbench -n -c 8 -j 2 -T 40 \
+  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
+  >"$PROXY_DIR/bench.log" 2>&1 &
+B_PID=$!
+grows() { [ "$(count "$1" ledger)" -gt "$2" ]; }
+pgc_wait_until 15 grows src $((base + 20)) || fail "pgbench does not write through the proxy"
+lag_ok() { ctl lag $1 --max-lag 3 >"$PROXY_DIR/lag$1.out" 2>&1; }
+pgc_wait_until 20 lag_ok "" || fail "the forward apply does not keep up: $(cat "$PROXY_DIR/lag.out")"
+
+ctl flip --json -c "$CFG" --smoke-url "$(proxy_dsn require)" --max-validation-age 0 \
+  >"$PROXY_DIR/ctl.flip.json" 2>"$PROXY_DIR/ctl.flip.err" || { cat "$PROXY_DIR/ctl.flip.json"; fail "flip under load"; }
+/usr/bin/python3 - "$PROXY_DIR/ctl.flip.json" <<'PY' || fail "flip report"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] and d["method"] == "trigger", d
+steps = {s["step"]: s for s in d["steps"]}
+assert steps["preconditions"]["data"]["way_back"] == "trigger capture on the target", steps["preconditions"]
+assert steps["replication"]["data"]["way_back"] == "trigger", steps["replication"]
+assert not any("NO REVERSE" in n for n in d["notes"]), d["notes"]
+PY
+at_flip=$(count tgt ledger)
+pass "flip under load installed the way-back capture on the target and armed it in the pause"
+
+# ---- the window: writes on the target travel back; the reverse apply dies and restarts ----
+apply_bg --reverse back.log
+BACK_PID=$!
+pgc_wait_until 20 grows tgt $((at_flip + 40)) || fail "no writes reach the target after the flip"
+back_applied() { grep -qE "^applied [1-9]" "$PROXY_DIR/back.log" || grows src $((at_flip + 20)); }
+pgc_wait_until 20 back_applied || fail "the reverse apply carries nothing to the source: $(cat "$PROXY_DIR/back.log")"
+kill -KILL "$BACK_PID"
+wait "$BACK_PID" 2>/dev/null || true
+apply_bg --reverse back.log
+BACK_PID=$!
+pgc_wait_until 20 grows tgt $((at_flip + 200)) || fail "the target stops taking writes"
+pgc_wait_until 20 lag_ok --reverse || fail "lag --reverse: $(cat "$PROXY_DIR/lag--reverse.out")"
+grep -q "change(s) pending" "$PROXY_DIR/lag--reverse.out" || fail "lag --reverse says: $(cat "$PROXY_DIR/lag--reverse.out")"
+pass "writes on the target carried to the fenced source by replicate apply --reverse, SIGKILLed and restarted; $(cat "$PROXY_DIR/lag--reverse.out")"
+
+# ---- revert under load, validate --reverse at the revert point ----
+hook="$PROXY_DIR/hook.sh"
+cat >"$hook" <<EOF
+#!/usr/bin/env bash
+"$CTL_BIN" validate --reverse --source-url '$SRC_URL' --target-url '$TGT_URL' --jobs 2 >"$PROXY_DIR/validate.out" 2>&1
+echo \$? >"$PROXY_DIR/validate.rc"
+EOF
+chmod +x "$hook"
+PGCUTOVER_TEST_HOOK_BEFORE_STEP="flip:$hook" ctl revert --json -c "$CFG" --smoke-url "$(proxy_dsn require)" \
+  >"$PROXY_DIR/ctl.revert.json" 2>"$PROXY_DIR/ctl.revert.err" ||
+  { cat "$PROXY_DIR/ctl.revert.json"; fail "revert under load"; }
+[ "$(cat "$PROXY_DIR/validate.rc")" = 0 ] || { cat "$PROXY_DIR/validate.out"; fail "validate --reverse at the revert point"; }
+grep -q "validate --reverse (target -> source): OK" "$PROXY_DIR/validate.out" || fail "validate --reverse output: $(cat "$PROXY_DIR/validate.out")"
+/usr/bin/python3 - "$PROXY_DIR/ctl.revert.json" <<'PY' || fail "revert report"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] and d["command"] == "revert" and d["method"] == "trigger", d
+steps = {s["step"]: s for s in d["steps"]}
+assert steps["replication"]["data"]["way_back"] == "trigger", steps["replication"]
+print("   revert: write pause %s ms, final drain %s" % (d.get("write_pause_ms"), steps["catch_up"]["data"].get("summary")))
+PY
+wait "$B_PID" || { cat "$PROXY_DIR/bench.log"; fail "pgbench through the proxy failed"; }
+B_PID=""
+grep -q "number of failed transactions: 0 " "$PROXY_DIR/bench.log" || { cat "$PROXY_DIR/bench.log"; fail "failed transactions"; }
+acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
+tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
+want=$((base + $(acked "$PROXY_DIR/bench.log")))
+want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log")))
+got=$(count src ledger)
+got_hist=$(count src pgbench_history)
+[ "$got" = "$want" ] || fail "ledger on the source: $got rows, acknowledged $want"
+[ "$got_hist" = "$want_hist" ] || fail "pgbench_history on the source: $got_hist rows, acknowledged $want_hist"
+sums=$(pgc_admin_psql src -XAtc "select (select sum(abalance) from pgbench_accounts), (select sum(tbalance) from pgbench_tellers), (select sum(bbalance) from pgbench_branches), (select sum(delta) from pgbench_history)")
+[ "$(tr '|' '\n' <<<"$sums" | sort -u | wc -l)" = 1 ] || fail "balances disagree on the source: $sums"
+on_target=$((got - at_flip))
+pass "revert under load: 0 failed, ledger $got/$want and history $got_hist/$want_hist on the source (~$on_target ledger rows written on the target after the flip), balances agree, validate --reverse passed"
+
+# ---- forward again: the source's capture was re-armed, the forward apply resumes ----
+kill -TERM "$BACK_PID" 2>/dev/null || true
+wait "$BACK_PID" 2>/dev/null || true
+BACK_PID=""
+pgc_psql src -qc "INSERT INTO ledger (client) SELECT 100 FROM generate_series(1, 50)"
+pgc_wait_until 30 lag_ok "" || fail "the forward apply does not resume after the revert: $(cat "$PROXY_DIR/lag.out")"
+ctl flip --json -c "$CFG" --max-validation-age 0 >"$PROXY_DIR/ctl.flip2.json" 2>"$PROXY_DIR/ctl.flip2.err" ||
+  { cat "$PROXY_DIR/ctl.flip2.json"; fail "second flip"; }
+[ "$(count tgt ledger)" = "$(count src ledger)" ] || fail "after the second flip: target $(count tgt ledger) ledger rows, source $(count src ledger)"
+ctl validate --jobs 2 >"$PROXY_DIR/validate2.out" 2>&1 || { cat "$PROXY_DIR/validate2.out"; fail "validate after the second flip"; }
+pass "flip forward again: clean (ledger equal, validate passes)"
+
+# ---- a failed reverse validation stops the revert; --force overrides ----
+pgc_admin_psql src -qc "SET default_transaction_read_only = off; SET pgcutover.applying = on; DELETE FROM ledger WHERE id = (SELECT max(id) FROM ledger)"
+ctl validate --reverse --jobs 2 >"$PROXY_DIR/validate3.out" 2>&1 && fail "validate --reverse passed over a missing row"
+ctl revert -c "$CFG" >"$PROXY_DIR/ctl.revert2.out" 2>&1 && fail "revert went ahead after a failed validate --reverse"
+grep -q "validate --reverse" "$PROXY_DIR/ctl.revert2.out" || fail "revert refused without saying why: $(cat "$PROXY_DIR/ctl.revert2.out")"
+pass "revert refuses after a failed validate --reverse (--force to override)"
+
+# ---- finalize: no capture left on either side ----
+kill -TERM "$APPLY_PID" 2>/dev/null || true
+wait "$APPLY_PID" 2>/dev/null || true
+APPLY_PID=""
+ctl finalize -c "$CFG" >"$PROXY_DIR/finalize.out" 2>&1 || { cat "$PROXY_DIR/finalize.out"; fail "finalize"; }
+for side in src tgt; do
+  left=$(pgc_admin_psql $side -XAtc "select (select count(*) from pg_trigger where tgname like 'pgcutover%')
+    + (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where nspname = 'pgcutover')
+    + (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where nspname = 'pgcutover' and relname like 'trigger%')")
+  [ "$left" = 0 ] || fail "finalize left $left trigger(s)/function(s)/log(s) on $side"
+done
+pass "finalize removed the capture from both sides"
