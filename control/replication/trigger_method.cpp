@@ -106,9 +106,10 @@ class TriggerMethod final : public ReplicationMethod {
   void clean_up(PgConn& source, PgConn& target, PgConn&, PgConn&, std::vector<std::string>& done,
                 std::vector<std::string>& problems) const override {
     // As each side's owner (the app role), who installed them: no superuser needed. The
-    // target's is the way back's.
-    bool src = remove_trigger_capture(source, &target, problems);
+    // target's is the way back's, and goes first: it takes the applied-rows table off the
+    // source, so that the source's pgcutover schema is empty when its own removal drops it.
     bool tgt = remove_trigger_capture(target, &source, problems);
+    bool src = remove_trigger_capture(source, &target, problems);
     if (src && tgt)
       done.push_back(
           "trigger capture: no trigger, function, log or pgcutover schema left on the source, "

@@ -70,6 +70,14 @@ while IFS= read -r line; do
     pass "runbook line $n running: $line"
     continue
   fi
+  # After the flip, before the way back's lag is read, writes through the proxy land on RDS.
+  if [ $writes_done = 1 ] && [[ "$line" == "pgcutoverctl lag --reverse"* ]]; then
+    for i in $(seq 1 20); do
+      proxy_psql "$(proxy_dsn require)" -c "insert into ledger (note) values ('after the flip $i')" ||
+        fail "a write through the proxy after the flip failed"
+    done
+    writes_done=2
+  fi
   # Before the lag is read, the application writes through the proxy (captured, applied).
   if [ $writes_done = 0 ] && [[ "$line" == "pgcutoverctl lag "* ]]; then
     for i in $(seq 1 20); do
@@ -81,8 +89,10 @@ while IFS= read -r line; do
   # An operator validates once the apply has caught up (lag shows 0 pending); so does this test,
   # bounded, so that a validate racing the apply of the writes above is not the thing tested.
   if [[ "$line" == "pgcutoverctl validate "* ]]; then
+    dir=""
+    [[ "$line" == *"--reverse"* ]] && dir=--reverse
     drained() {
-      pgcutoverctl lag --json -c pgcutover.toml 2>/dev/null |
+      pgcutoverctl lag $dir --json -c pgcutover.toml 2>/dev/null |
         /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin).get("pending_changes") == 0 else 1)'
     }
     pgc_wait_until 60 drained || fail "the apply did not catch up within 60 s before validate"
@@ -92,12 +102,17 @@ while IFS= read -r line; do
   pass "runbook line $n: $line"
 done <<<"$lines"
 
-[ $writes_done = 1 ] || fail "the runbook never reads the lag before the flip"
+[ $writes_done = 2 ] || fail "the runbook never reads the lag before the flip and the way back's after it"
 port=$(proxy_psql "$(proxy_dsn require)" -c 'select inet_server_port()')
 [ "$port" = "$TGT_PORT" ] || fail "after the runbook the proxy serves port $port, not RDS's $TGT_PORT"
 got=$(pgc_admin_psql tgt -XAtc "select count(*) from ledger where note like 'before the flip %'")
 [ "$got" = 20 ] || fail "$got of 20 writes made through the proxy before the flip are on RDS"
+# validate --reverse passed, so they were on Heroku too before finalize; the rows remain.
+back=$(pgc_admin_psql src -XAtc "select count(*) from ledger where note like 'after the flip %'")
+[ "$back" = 20 ] || fail "$back of 20 writes made on RDS after the flip reached Heroku through the way back"
 left=$(pgc_admin_psql src -XAtc "select (select count(*) from pg_trigger where tgname like 'pgcutover%')
   + (select count(*) from pg_namespace where nspname = 'pgcutover')")
 [ "$left" = 0 ] || fail "finalize left $left trigger(s)/schema on the source"
-pass "the Heroku-classic runbook, as written: traffic on RDS, 20/20 writes there, nothing left on Heroku"
+left=$(pgc_admin_psql tgt -XAtc "select count(*) from pg_trigger where tgname like 'pgcutover%'")
+[ "$left" = 0 ] || fail "finalize left $left trigger(s) on RDS"
+pass "the Heroku-classic runbook, as written: traffic on RDS, 20/20 writes there, 20/20 of RDS's back on Heroku, nothing left on either"
