@@ -409,9 +409,11 @@ struct Cutover {
   bool subscribe(json::object& d) {
     if (way_back) {
       d["way_back"] = method_name();
-      d["summary"] = "the way back: " + to_name() + "'s writes are captured there; `pgcutoverctl "
-                     "replicate apply" + (dir == Direction::kForward ? " --reverse" : "") +
-                     "` carries them to " + from_name();
+      d["summary"] = "the way back: " + to_name() +
+                     "'s writes are captured there; `pgcutoverctl "
+                     "replicate apply" +
+                     (dir == Direction::kForward ? " --reverse" : "") + "` carries them to " +
+                     from_name();
       return true;
     }
     if (without_reverse(d)) return true;

@@ -263,7 +263,9 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
   for (const auto& t : tables) {
     if (!with_entries.count(t.id)) continue;
     PgResult log = source.exec(select_log_sql(t), {std::to_string(batch)});
-    if (!log) return fail("reading " + t.log_table() + " on the " + names.from + ": " + log.error().message);
+    if (!log)
+      return fail("reading " + t.log_table() + " on the " + names.from + ": " +
+                  log.error().message);
     if (log.rows() == 0) continue;
     Consumed c{&t, {}, {}};
     for (int i = 0; i < log.rows(); ++i) c.ctids.push_back(log.get(i, 0));
@@ -282,8 +284,8 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
     PgResult d = source.exec(delete_log_sql(*e.table), {array_of(e.ctids)});
     if (!d) {
       res.ok = false;
-      res.error = "deleting applied entries of " + e.table->log_table() +
-                  " on the " + names.from + ": " + d.error().message;
+      res.error = "deleting applied entries of " + e.table->log_table() + " on the " + names.from +
+                  ": " + d.error().message;
       return res;
     }
     if (!e.handles.empty())
@@ -294,16 +296,30 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
   return res;
 }
 
+// What the capture missed: a TRUNCATE (or UPDATE/DELETE of an insert-only table) marked by the
+// guard trigger, or a schema change since the capture was installed or armed. "" when none.
 std::string check_broken(PgConn& source, const std::string& side = "source") {
+  std::string what;
   PgResult r = source.exec(
       "SELECT schema_name || '.' || table_name || ' saw ' || broken FROM "
       "pgcutover.trigger_tables WHERE broken IS NOT NULL ORDER BY id LIMIT 1");
-  if (!r || r.rows() == 0) return {};
+  if (r && r.rows() > 0) what = r.get(0, 0);
+  auto recorded = source.value("SELECT to_regclass('pgcutover.trigger_schema') IS NOT NULL");
+  if (what.empty() && recorded && *recorded == "t") {
+    PgResult c = source.exec(changed_shapes_sql());
+    if (c && c.rows() > 0 && (!c.is_null(0, 0) || !c.is_null(0, 1))) {
+      auto cut = [](std::string v) { return v.size() > 300 ? v.substr(0, 300) + "..." : v; };
+      what = "a schema change (DDL), which is not captured: now " +
+             (c.is_null(0, 0) ? std::string("-") : cut(c.get(0, 0))) + "; was " +
+             (c.is_null(0, 1) ? std::string("-") : cut(c.get(0, 1)));
+    }
+  }
+  if (what.empty()) return {};
   if (side != "source")
-    return r.get(0, 0) + " on the " + side +
+    return what + " on the " + side +
            " since the flip, which the way back cannot carry over: a revert would lose it; "
            "validate --reverse shows the difference";
-  return r.get(0, 0) +
+  return what +
          ", which the trigger method cannot carry over: run `replicate start --method trigger` "
          "again to re-copy";
 }
@@ -428,6 +444,9 @@ CaptureInstall install_capture(PgConn& side, const std::vector<TableInfo>& all,
                   cr.error().message + " (the role must own the table)");
     (c.insert_only() ? out.insert_only : out.keyed)++;
   }
+  PgResult rs = side.exec_script(record_shapes_sql());
+  if (!rs)
+    return fail("recording the table shapes on the " + side_name + ": " + rs.error().message);
   PgResult cm = side.exec_script("COMMIT");
   if (!cm) return fail("committing the triggers on the " + side_name + ": " + cm.error().message);
   out.ok = true;
@@ -544,11 +563,12 @@ bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds 
     error = "an apply on the " + names.from + " holds its lock past the bound: " + lock.error();
     return false;
   }
-  std::string logs;
-  for (const auto& t : *tables) logs += (logs.empty() ? "" : ", ") + t.log_table();
+  // DELETE, not TRUNCATE: the logs are near empty (nothing but a write that bypassed the
+  // method lands there), and DELETE takes no lock that would queue behind a reader.
   std::string sql = "BEGIN;";
-  if (!logs.empty()) sql += "TRUNCATE " + logs + ";";
-  sql += "UPDATE pgcutover.trigger_tables SET broken = NULL WHERE broken IS NOT NULL; COMMIT";
+  for (const auto& t : *tables) sql += "DELETE FROM " + t.log_table() + ";";
+  sql += "UPDATE pgcutover.trigger_tables SET broken = NULL WHERE broken IS NOT NULL;" +
+         record_shapes_sql() + "COMMIT";
   PgResult r = side.exec_script(sql);
   if (!r) {
     side.exec_script("ROLLBACK");
@@ -841,6 +861,7 @@ bool remove_trigger_capture(PgConn& source, PgConn* target, std::vector<std::str
     PgResult d = source.exec_script("DROP TABLE IF EXISTS " + logs.get(i, 0));
     if (!d) problems.push_back(logs.get(i, 0) + ": " + d.error().message);
   }
+  source.exec_script("DROP TABLE IF EXISTS pgcutover.trigger_schema");
   PgResult d = source.exec_script("DROP TABLE IF EXISTS pgcutover.trigger_tables");
   if (!d) problems.push_back("dropping the registry: " + d.error().message);
   // Other methods keep their own objects in this schema: drop it only when it is empty.

@@ -33,7 +33,9 @@ class TriggerMethod final : public ReplicationMethod {
     ReplicationLag lag;
     lag.method = "trigger";
     TriggerBacklog b = trigger_backlog(side, side_name);
-    lag.ok = b.ok;
+    // A capture that missed something (TRUNCATE, DDL) is not replicating: the reading fails,
+    // loudly, rather than reporting a lag that the missing change makes meaningless.
+    lag.ok = b.ok && b.broken.empty();
     lag.error = b.ok ? b.broken : b.error;
     if (b.ok) {
       lag.pending_changes = b.pending;
@@ -59,8 +61,8 @@ class TriggerMethod final : public ReplicationMethod {
       out.ok = false;
       out.failure = "the trigger change log's oldest entry is " + format_seconds(b.oldest_seconds) +
                     " old (--max-lag " + format_seconds(limits.max_lag_seconds) +
-                    "): is `replicate apply" +
-                    (s.from_name == "source" ? "" : " --reverse") + "` running?";
+                    "): is `replicate apply" + (s.from_name == "source" ? "" : " --reverse") +
+                    "` running?";
     }
     return out;
   }
@@ -95,7 +97,8 @@ class TriggerMethod final : public ReplicationMethod {
     out.ok = arm_trigger_capture(s.to, s.from, limits.catch_up_timeout, {s.to_name, s.from_name},
                                  out.failure);
     out.data["way_back"] = "trigger";
-    out.data["summary"] = "trigger capture on the " + s.to_name + " armed: every write there from "
+    out.data["summary"] = "trigger capture on the " + s.to_name +
+                          " armed: every write there from "
                           "now on is kept for the way back (`replicate apply" +
                           (s.to_name == "target" ? " --reverse" : "") + "`)";
     return out;

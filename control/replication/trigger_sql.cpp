@@ -1,5 +1,6 @@
 #include "control/replication/trigger_sql.h"
 
+#include "control/db/catalog.h"
 #include "control/db/pg_conn.h"
 
 namespace pgcutover::control {
@@ -110,12 +111,12 @@ std::string capture_ddl(const CapturedTable& t) {
                       " SET broken = TG_OP WHERE id = " + std::to_string(t.id) +
                       "; RETURN NULL; END";
   std::string gtag = dollar_tag(guard);
-  std::string ddl = "CREATE OR REPLACE FUNCTION " + guard_fn +
-                    "() RETURNS trigger LANGUAGE plpgsql AS " + gtag + guard + gtag + ";" +
-                    "DROP TRIGGER IF EXISTS " + kTriggerGuardName + " ON " + tbl + ";" +
-                    "CREATE TRIGGER " + kTriggerGuardName + " AFTER " +
-                    (t.insert_only() ? "UPDATE OR DELETE OR TRUNCATE" : "TRUNCATE") + " ON " + tbl +
-                    " FOR EACH STATEMENT WHEN (" + not_applying() + ") EXECUTE FUNCTION " + guard_fn + "();";
+  std::string ddl =
+      "CREATE OR REPLACE FUNCTION " + guard_fn + "() RETURNS trigger LANGUAGE plpgsql AS " + gtag +
+      guard + gtag + ";" + "DROP TRIGGER IF EXISTS " + kTriggerGuardName + " ON " + tbl + ";" +
+      "CREATE TRIGGER " + kTriggerGuardName + " AFTER " +
+      (t.insert_only() ? "UPDATE OR DELETE OR TRUNCATE" : "TRUNCATE") + " ON " + tbl +
+      " FOR EACH STATEMENT WHEN (" + not_applying() + ") EXECUTE FUNCTION " + guard_fn + "();";
   std::string body, events;
   // No index, no sequence, no foreign key on a log: each would cost the application's
   // write path, and the apply needs none of them (it reads whole logs, deletes by ctid).
@@ -168,6 +169,34 @@ std::string drop_capture_ddl(const CapturedTable& t) {
          "DROP FUNCTION IF EXISTS pgcutover." + quote_ident("guard_" + id) + "() CASCADE;" +
          "DROP TABLE IF EXISTS pgcutover." + quote_ident("trigger_changes_" + id) + ";" +
          "DROP TABLE IF EXISTS pgcutover." + quote_ident("trigger_rows_" + id) + ";";
+}
+
+std::string table_shapes_sql() {
+  return std::string(
+             "SELECT format('%I.%I(%s)', n.nspname, c.relname, (SELECT string_agg(format('%I "
+             "%s%s', a.attname, format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull "
+             "THEN ' not null' ELSE '' END), ', ' ORDER BY a.attnum) FROM pg_attribute a WHERE "
+             "a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) AS d FROM pg_class c "
+             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND "
+             "NOT c.relispartition AND ") +
+         kUserSchemaFilter;
+}
+
+std::string record_shapes_sql() {
+  return "CREATE TABLE IF NOT EXISTS pgcutover.trigger_schema (one bool PRIMARY KEY DEFAULT "
+         "true CHECK (one), tables text[] NOT NULL, at timestamptz NOT NULL DEFAULT now());"
+         "INSERT INTO pgcutover.trigger_schema (tables) SELECT coalesce(array_agg(d ORDER BY d), "
+         "'{}') FROM (" +
+         table_shapes_sql() +
+         ") s ON CONFLICT (one) DO UPDATE SET tables = EXCLUDED.tables, at = now();";
+}
+
+std::string changed_shapes_sql() {
+  return "WITH now AS (" + table_shapes_sql() +
+         "), was AS (SELECT unnest(tables) AS d FROM pgcutover.trigger_schema) SELECT (SELECT "
+         "string_agg(d, '; ' ORDER BY d) FROM (SELECT d FROM now EXCEPT SELECT d FROM was) x), "
+         "(SELECT string_agg(d, '; ' ORDER BY d) FROM (SELECT d FROM was EXCEPT SELECT d FROM "
+         "now) y)";
 }
 
 std::string select_rows_sql(const CapturedTable& t) {

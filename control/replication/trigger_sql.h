@@ -63,6 +63,14 @@ std::string capture_ddl(const CapturedTable& t);
 // everywhere and without naming the captured table, so it works when that table is gone.
 std::string drop_capture_ddl(const CapturedTable& t);
 
+// Schema changes while capturing (DDL is not captured): the shape of every user table (its
+// columns, types, NOT NULL), recorded in pgcutover.trigger_schema when the capture is installed
+// or armed, and compared on every backlog reading. record_shapes_sql() (re)records;
+// changed_shapes_sql() returns one row: the shapes now that were not recorded, and the recorded
+// ones that are gone, each "; "-separated or NULL.
+std::string record_shapes_sql();
+std::string changed_shapes_sql();
+
 // Apply statements; parameters are one text[] per key column (or per column for the
 // upsert), values in PostgreSQL's text form, cast to the column types in the SQL.
 // SELECT key..., columns... of the source rows whose key is in the arrays.

@@ -524,8 +524,8 @@ int cmd_validate(CommandContext& ctx) {
   char rate[64];
   std::snprintf(rate, sizeof rate, "%.1f MB/s", mbps);
   *ctx.out << (reverse ? "validate --reverse (target -> source): " : "validate: ")
-           << (ok ? "OK" : "FAILED") << " - " << tables.size() << " tables, "
-           << tasks.size() << (sample ? " sampled" : "") << " chunks, " << total_rows << " rows, "
+           << (ok ? "OK" : "FAILED") << " - " << tables.size() << " tables, " << tasks.size()
+           << (sample ? " sampled" : "") << " chunks, " << total_rows << " rows, "
            << format_bytes(static_cast<double>(total_bytes)) << " in " << format_seconds(secs)
            << " (" << rate << " per side)\n";
   if (!ok && flight)

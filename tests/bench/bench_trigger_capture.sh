@@ -4,6 +4,9 @@
 #   off      no capture installed (`replicate stop` removed everything)
 #   capture  `replicate start --method trigger` installed, no apply running (the log grows)
 #   +apply   capture installed and `replicate apply` running on the same machine
+#   bare     the capture without its loop guard: the triggers re-created without the
+#            `pgcutover.applying` test in their WHEN clause (what that test costs; the way
+#            back needs it, see docs/cli.md)
 # in alternating order (off capture +apply, then +apply capture off, ...) so that drift in
 # the machine's load hits every configuration alike. Per run: tps, the source server's CPU
 # time per transaction (every server process, reaped backends included; pgbench's own CPU is
@@ -15,6 +18,7 @@
 #   BENCH_DURABLE=0 ...   fsync off (the test harness's default): every transaction is pure
 #                         CPU, the worst case for a trigger's relative cost
 #   BENCH_APPLY=0 ...     skip the +apply configuration
+#   BENCH_BARE=0 ...      skip the bare configuration
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
@@ -25,6 +29,7 @@ clients=${BENCH_CLIENTS:-4}
 scale=${BENCH_SCALE:-5}
 durable=${BENCH_DURABLE:-1}
 with_apply=${BENCH_APPLY:-1}
+with_bare=${BENCH_BARE:-1}
 
 . "$top/tests/lib/pgcluster.sh"
 work=$(mktemp -d /tmp/pgcutover-bench-trigger.XXXXXX)
@@ -62,12 +67,34 @@ children() { pgrep -c -P "$postmaster" || true; }
 wal_lsn() { pgc_admin_psql src -XAtc "select pg_current_wal_lsn() - '0/0'::pg_lsn"; }
 hz=$(getconf CLK_TCK)
 
-set_config() { # off | capture | +apply
+# The capture's triggers as installed, and without the loop guard (bare).
+trigger_defs() {
+  pgc_admin_psql src -XAtc "select format('DROP TRIGGER %I ON %s; ', tgname, tgrelid::regclass) || pg_get_triggerdef(oid) || ';' from pg_trigger where tgname like 'pgcutover%'"
+}
+guard=" AND (current_setting('pgcutover.applying'::text, true) IS DISTINCT FROM 'on'::text)"
+guard_only=" WHEN ((current_setting('pgcutover.applying'::text, true) IS DISTINCT FROM 'on'::text))"
+set_triggers() { # guarded | bare
+  if [ ! -s "$work/guarded.sql" ]; then
+    trigger_defs >"$work/guarded.sql"
+    /usr/bin/python3 - "$work/guarded.sql" "$guard" "$guard_only" >"$work/bare.sql" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+print(text.replace(sys.argv[2], "").replace(sys.argv[3], ""), end="")
+PY
+    grep -q "pgcutover.applying" "$work/guarded.sql" || { echo "bench: no loop guard in the triggers" >&2; exit 1; }
+    ! grep -q "pgcutover.applying" "$work/bare.sql" || { echo "bench: could not strip the loop guard" >&2; exit 1; }
+  fi
+  pgc_admin_psql src -q -f "$work/$1.sql"
+}
+
+set_config() { # off | capture | +apply | bare
   if [ "$1" = off ]; then
     ctl replicate stop >/dev/null 2>&1 || true
+    rm -f "$work/guarded.sql" "$work/bare.sql"
   elif [ "$(pgc_admin_psql src -XAtc "select count(*) from pg_namespace where nspname = 'pgcutover'")" = 0 ]; then
     ctl replicate start --method trigger --jobs 2 >/dev/null
   fi
+  if [ "$1" = bare ]; then set_triggers bare; elif [ "$1" != off ]; then set_triggers guarded; fi
   # The same starting point for every run: no dead rows, no dirty buffers.
   pgc_psql src -qc "VACUUM pgbench_accounts, pgbench_tellers, pgbench_branches, pgbench_history"
   pgc_admin_psql src -qc "CHECKPOINT"
@@ -102,6 +129,7 @@ run() { # <config>
 
 configs=(off capture)
 [ "$with_apply" = 1 ] && configs+=(+apply)
+[ "$with_bare" = 1 ] && configs+=(bare)
 echo "pgbench tpcb-like, scale $scale, $clients clients, $seconds s per run, $rounds rounds," \
   "source fsync $([ "$durable" = 1 ] && echo on || echo off), $(nproc) cores"
 printf '%-6s %-8s %10s %14s %12s\n' round config tps cpu_us/txn wal_B/txn

@@ -11,6 +11,7 @@
 #    every acknowledged ledger row and history row on the source exactly once, balances agree;
 #  - a flip forward again is clean (the source's capture was re-armed by the revert);
 #  - `revert` refuses after a failed `validate --reverse` unless --force;
+#  - a schema change and a TRUNCATE on the target after the flip fail `lag --reverse`;
 #  - `finalize` leaves no capture on either side.
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
@@ -111,8 +112,10 @@ pass "writes on the target carried to the fenced source by replicate apply --rev
 hook="$PROXY_DIR/hook.sh"
 cat >"$hook" <<EOF
 #!/usr/bin/env bash
+t0=\$(date +%s%N)
 "$CTL_BIN" validate --reverse --source-url '$SRC_URL' --target-url '$TGT_URL' --jobs 2 >"$PROXY_DIR/validate.out" 2>&1
 echo \$? >"$PROXY_DIR/validate.rc"
+echo \$(( (\$(date +%s%N) - t0) / 1000000 )) >"$PROXY_DIR/hook.ms"
 EOF
 chmod +x "$hook"
 PGCUTOVER_TEST_HOOK_BEFORE_STEP="flip:$hook" ctl revert --json -c "$CFG" --smoke-url "$(proxy_dsn require)" \
@@ -120,13 +123,15 @@ PGCUTOVER_TEST_HOOK_BEFORE_STEP="flip:$hook" ctl revert --json -c "$CFG" --smoke
   { cat "$PROXY_DIR/ctl.revert.json"; fail "revert under load"; }
 [ "$(cat "$PROXY_DIR/validate.rc")" = 0 ] || { cat "$PROXY_DIR/validate.out"; fail "validate --reverse at the revert point"; }
 grep -q "validate --reverse (target -> source): OK" "$PROXY_DIR/validate.out" || fail "validate --reverse output: $(cat "$PROXY_DIR/validate.out")"
-/usr/bin/python3 - "$PROXY_DIR/ctl.revert.json" <<'PY' || fail "revert report"
+/usr/bin/python3 - "$PROXY_DIR/ctl.revert.json" "$(cat "$PROXY_DIR/hook.ms")" <<'PY' || fail "revert report"
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["ok"] and d["command"] == "revert" and d["method"] == "trigger", d
 steps = {s["step"]: s for s in d["steps"]}
 assert steps["replication"]["data"]["way_back"] == "trigger", steps["replication"]
-print("   revert: write pause %s ms, final drain %s" % (d.get("write_pause_ms"), steps["catch_up"]["data"].get("summary")))
+hook = int(sys.argv[2])
+print("   revert: write pause %d ms without the test's validate hook (reported %s ms, hook %d ms); %s"
+      % (d["write_pause_ms"] - hook, d["write_pause_ms"], hook, steps["catch_up"]["data"].get("summary")))
 PY
 wait "$B_PID" || { cat "$PROXY_DIR/bench.log"; fail "pgbench through the proxy failed"; }
 B_PID=""
@@ -162,6 +167,15 @@ ctl validate --reverse --jobs 2 >"$PROXY_DIR/validate3.out" 2>&1 && fail "valida
 ctl revert -c "$CFG" >"$PROXY_DIR/ctl.revert2.out" 2>&1 && fail "revert went ahead after a failed validate --reverse"
 grep -q "validate --reverse" "$PROXY_DIR/ctl.revert2.out" || fail "revert refused without saying why: $(cat "$PROXY_DIR/ctl.revert2.out")"
 pass "revert refuses after a failed validate --reverse (--force to override)"
+
+# ---- DDL on the target in the window is reported, never skipped silently ----
+pgc_admin_psql tgt -qc "ALTER TABLE ledger ADD COLUMN note text"
+ctl lag --reverse >"$PROXY_DIR/lag-ddl.out" 2>&1 && fail "lag --reverse passed over a schema change on the target"
+grep -q "schema change (DDL).*ledger" "$PROXY_DIR/lag-ddl.out" || fail "lag --reverse after DDL says: $(cat "$PROXY_DIR/lag-ddl.out")"
+pgc_admin_psql tgt -qc "TRUNCATE pgbench_history"
+ctl lag --reverse >"$PROXY_DIR/lag-truncate.out" 2>&1 && fail "lag --reverse passed over a TRUNCATE on the target"
+grep -q "pgbench_history saw TRUNCATE" "$PROXY_DIR/lag-truncate.out" || fail "lag --reverse after TRUNCATE says: $(cat "$PROXY_DIR/lag-truncate.out")"
+pass "a schema change and a TRUNCATE on the target are reported by lag --reverse: $(head -c 120 "$PROXY_DIR/lag-ddl.out")..."
 
 # ---- finalize: no capture left on either side ----
 kill -TERM "$APPLY_PID" 2>/dev/null || true
