@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "control/command/exit_codes.h"
+#include "control/db/capabilities.h"
 #include "control/db/catalog.h"
 #include "control/db/control_state.h"
 #include "control/preflight/route_checks.h"
@@ -561,6 +562,72 @@ Check check_target_schema(PgConn& target) {
   return c;
 }
 
+// The way back after the flip: what `revert` can bring back, per method. A method without one
+// makes the flip the point of no return; the operator should know that at T-7 days.
+Check check_way_back(PgConn& source, PgConn& target, const std::string& method) {
+  Check c{"way_back", CheckStatus::kPass, "", "", {}};
+  c.data["method"] = method;
+  if (method == "logical") {
+    bool can = target_can_subscribe(source);  // the same test, on the source's role
+    c.data["reverse_subscription"] = can;
+    if (can) {
+      c.found =
+          "the source's role can subscribe: the flip builds reverse replication, revert "
+          "loses nothing";
+      return c;
+    }
+    c.status = CheckStatus::kWarn;
+    c.found =
+        "the source's role cannot CREATE SUBSCRIPTION (superuser on PostgreSQL 15, never "
+        "on Heroku): no reverse replication, a revert after the first write on the target "
+        "loses writes";
+    c.fix =
+        "pass --source-subscriber-url with a role that can (where one exists), or choose "
+        "--method trigger, whose way back needs table ownership only";
+    return c;
+  }
+  if (method == "trigger") {
+    PgError e;
+    auto tables = list_user_tables(target, false, e);
+    if (!tables) return query_failed(c.id, "target", e);
+    std::vector<std::string> not_owned;
+    for (const auto& t : *tables)
+      if (!t.owned_by_current_user) not_owned.push_back(t.display());
+    c.data["target_tables"] = static_cast<int64_t>(tables->size());
+    c.data["not_owned"] = to_json_array(not_owned);
+    if (not_owned.empty()) {
+      c.found =
+          "the way back is the same capture on the target: `flip` installs it (table "
+          "ownership only), `replicate apply --reverse` carries the target's writes to "
+          "the fenced source, revert loses nothing" +
+          std::string(tables->empty() ? " (no tables on the target yet: flip checks again)" : "");
+      return c;
+    }
+    c.status = CheckStatus::kWarn;
+    c.found = "the target's role does not own " + list_names(not_owned) +
+              ": the flip cannot install the way-back capture there, and a revert would lose "
+              "the target's writes";
+    c.fix =
+        "ALTER TABLE ... OWNER TO the target URL's role (schema copy makes it the owner of "
+        "everything it creates)";
+    return c;
+  }
+  if (method.empty()) {
+    c.found =
+        "no method chosen: logical keeps a way back when the source can subscribe, "
+        "trigger with table ownership only; dump and external have none";
+    return c;
+  }
+  c.status = CheckStatus::kWarn;
+  c.found = "the " + method +
+            " method has no way back: a revert after the first write on the "
+            "target loses writes (revert --accept-data-loss)";
+  c.fix =
+      "choose --method trigger (table ownership only) or logical where the source can "
+      "subscribe, if going back must lose nothing";
+  return c;
+}
+
 }  // namespace
 
 std::vector<Check> run_preflight(PgConn& source, PgConn& target, const ControlSettings& settings,
@@ -604,6 +671,7 @@ std::vector<Check> run_preflight(PgConn& source, PgConn& target, const ControlSe
   checks.push_back(check_tls(target, "target"));
   if (tables) checks.push_back(check_ownership(source, *tables));
   checks.push_back(check_target_schema(target));
+  checks.push_back(check_way_back(source, target, method));
   for (auto& c : check_routes(source, target, settings)) checks.push_back(std::move(c));
   return checks;
 }
