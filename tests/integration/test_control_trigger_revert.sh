@@ -3,8 +3,8 @@
 # owner, no superuser, no REPLICATION) and the RDS-shaped target, under pgbench through the
 # proxy the whole time (tpcb-like + a ledger of acknowledged bigserial inserts, 8 clients):
 #  - `flip` installs the capture on the target ahead of the pause and arms it inside;
-#  - writes land on the target; `replicate apply --reverse` carries them to the fenced source,
-#    is SIGKILLed mid-run and restarted (nothing lost, nothing twice);
+#  - 30 s of writes land on the target; `replicate apply --reverse` carries them to the fenced
+#    source, is SIGKILLed mid-run and restarted (nothing lost, nothing twice);
 #  - `lag --reverse` measures it; `validate --reverse` passes at the revert point (a test hook
 #    just before the proxies flip back: target fenced, its change log drained);
 #  - `revert` under the same load: pgbench 0 failed (the sequences moved back, never down),
@@ -70,7 +70,7 @@ INSERT INTO ledger (client) VALUES (:client_id);
 SQL
 base=$(count src ledger)
 hist0=$(count src pgbench_history)
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 180 pgbench -n -c 8 -j 2 -T 40 \
+PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 8 -j 2 -T 60 \
   -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
   >"$PROXY_DIR/bench.log" 2>&1 &
 B_PID=$!
@@ -91,6 +91,7 @@ assert steps["replication"]["data"]["way_back"] == "trigger", steps["replication
 assert not any("NO REVERSE" in n for n in d["notes"]), d["notes"]
 PY
 at_flip=$(count tgt ledger)
+flipped_at=$SECONDS
 pass "flip under load installed the way-back capture on the target and armed it in the pause"
 
 # ---- the window: writes on the target travel back; the reverse apply dies and restarts ----
@@ -106,6 +107,10 @@ BACK_PID=$!
 pgc_wait_until 20 grows tgt $((at_flip + 200)) || fail "the target stops taking writes"
 pgc_wait_until 20 lag_ok --reverse || fail "lag --reverse: $(cat "$PROXY_DIR/lag--reverse.out")"
 grep -q "change(s) pending" "$PROXY_DIR/lag--reverse.out" || fail "lag --reverse says: $(cat "$PROXY_DIR/lag--reverse.out")"
+# 30 s of the application's writes on the target before going back (the load runs 60 s).
+window_done() { [ $((SECONDS - flipped_at)) -ge 30 ]; }
+pgc_wait_until 40 window_done || fail "the window on the target did not last 30 s"
+kill -0 "$B_PID" 2>/dev/null || fail "the load ended before the revert: $(tail -5 "$PROXY_DIR/bench.log")"
 pass "writes on the target carried to the fenced source by replicate apply --reverse, SIGKILLed and restarted; $(cat "$PROXY_DIR/lag--reverse.out")"
 
 # ---- revert under load, validate --reverse at the revert point ----
