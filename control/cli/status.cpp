@@ -115,6 +115,12 @@ int cmd_status(CommandContext& ctx) {
     lag = measure_lag(*source, *target, method, std::chrono::seconds(10));
     report["lag"] = to_json(*lag);
   }
+  // After a flip with a method that keeps a capture on the target: how far the way back is.
+  std::optional<ReplicationLag> way_back;
+  if (source && target && m && m->way_back_installed(*target)) {
+    way_back = m->way_back_lag(*source, *target);
+    report["way_back"] = to_json(*way_back);
+  }
   std::optional<json::object> validation;
   if (target) validation = read_control_state(*target, "validation");
   if (validation) report["last_validation"] = *validation;
@@ -166,6 +172,7 @@ int cmd_status(CommandContext& ctx) {
       << (target ? target->spec().display() : "unreachable: " + te.message) << "\n";
   out << "replication:\n  method  " << (method.empty() ? "none recorded" : method) << "\n";
   if (lag) out << "  lag     " << describe(*lag) << "\n";
+  if (way_back) out << "  way back " << describe(*way_back) << "\n";
   out << "validation:\n  ";
   if (!validation) {
     out << "never run\n";

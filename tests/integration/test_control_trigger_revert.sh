@@ -107,6 +107,9 @@ BACK_PID=$!
 pgc_wait_until 20 grows tgt $((at_flip + 200)) || fail "the target stops taking writes"
 pgc_wait_until 20 lag_ok --reverse || fail "lag --reverse: $(cat "$PROXY_DIR/lag--reverse.out")"
 grep -q "change(s) pending" "$PROXY_DIR/lag--reverse.out" || fail "lag --reverse says: $(cat "$PROXY_DIR/lag--reverse.out")"
+ctl status -c "$CFG" >"$PROXY_DIR/status.out" 2>&1 || fail "status: $(cat "$PROXY_DIR/status.out")"
+grep -q "way back reverse (target -> source): [0-9]* change(s) pending" "$PROXY_DIR/status.out" ||
+  fail "status does not show the way back: $(cat "$PROXY_DIR/status.out")"
 # 30 s of the application's writes on the target before going back (the load runs 60 s).
 window_done() { [ $((SECONDS - flipped_at)) -ge 30 ]; }
 pgc_wait_until 40 window_done || fail "the window on the target did not last 30 s"
