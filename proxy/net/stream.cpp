@@ -36,7 +36,7 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_b
     case 1:
       co_return co_await std::get<1>(transport_).async_read_some(buffer, use_nothrow);
     default:
-      co_return co_await std::get<2>(transport_)->async_read_some(buffer, use_nothrow);
+      co_return co_await std::get<2>(transport_)->read_some(buffer);
   }
 }
 
@@ -48,7 +48,8 @@ bool Stream::readable_now() {
     case 1:
       return std::get<1>(transport_).available(ec) > 0 || ec;
     default:
-      return true;
+      return std::get<2>(transport_)->has_pending() ||
+             std::get<2>(transport_)->socket().available(ec) > 0 || ec;
   }
 }
 
@@ -60,9 +61,7 @@ awaitable<std::tuple<error_code>> Stream::wait_read() {
       return std::get<1>(transport_)
           .async_wait(asio::local::stream_protocol::socket::wait_read, use_nothrow);
     default:
-      return std::get<2>(transport_)
-          ->lowest_layer()
-          .async_wait(tcp::socket::wait_read, use_nothrow);
+      return std::get<2>(transport_)->socket().async_wait(tcp::socket::wait_read, use_nothrow);
   }
 }
 
@@ -73,24 +72,23 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer 
     case 1:
       co_return co_await asio::async_write(std::get<1>(transport_), buffer, use_nothrow);
     default:
-      co_return co_await asio::async_write(*std::get<2>(transport_), buffer, use_nothrow);
+      co_return co_await std::get<2>(transport_)->write(buffer);
   }
 }
 
 awaitable<error_code> Stream::tls_accept(asio::ssl::context& ctx) {
   if (transport_.index() != 0) co_return asio::error::operation_not_supported;
-  auto tls =
-      std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(std::get<0>(transport_)), ctx);
-  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_nothrow);
-  transport_ = std::move(tls);
-  co_return ec;
+  auto tls = std::make_unique<TlsSocket>(std::move(std::get<0>(transport_)), ctx.native_handle());
+  TlsSocket& t = *tls;
+  transport_ = std::move(tls);  // before the wait: close() and cancel() reach it meanwhile
+  co_return co_await t.handshake(/*as_server=*/true);
 }
 
 awaitable<error_code> Stream::tls_connect(asio::ssl::context& ctx, const std::string& sni,
                                           const std::string& verify_host) {
   if (transport_.index() != 0) co_return asio::error::operation_not_supported;
-  auto tls =
-      std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(std::get<0>(transport_)), ctx);
+  auto tls = std::make_unique<TlsSocket>(std::move(std::get<0>(transport_)), ctx.native_handle());
+  if (!tls->native_handle()) co_return asio::error::no_memory;
   if (!sni.empty()) SSL_set_tlsext_host_name(tls->native_handle(), sni.c_str());
   if (!verify_host.empty()) {
     // Checks the certificate's SAN/CN against the host name we connected to (libpq's
@@ -104,9 +102,9 @@ awaitable<error_code> Stream::tls_connect(asio::ssl::context& ctx, const std::st
       SSL_set1_host(tls->native_handle(), verify_host.c_str());
     }
   }
-  auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
-  transport_ = std::move(tls);
-  co_return ec;
+  TlsSocket& t = *tls;
+  transport_ = std::move(tls);  // before the wait: close() and cancel() reach it meanwhile
+  co_return co_await t.handshake(/*as_server=*/false);
 }
 
 void Stream::close() {
@@ -119,7 +117,7 @@ void Stream::close() {
       std::get<1>(transport_).close(ignored);
       break;
     default:
-      std::get<2>(transport_)->lowest_layer().close(ignored);
+      std::get<2>(transport_)->socket().close(ignored);
       break;
   }
 }
@@ -134,7 +132,7 @@ void Stream::cancel() {
       std::get<1>(transport_).cancel(ignored);
       break;
     default:
-      std::get<2>(transport_)->lowest_layer().cancel(ignored);
+      std::get<2>(transport_)->socket().cancel(ignored);
       break;
   }
 }
@@ -149,7 +147,9 @@ bool Stream::readable_or_closed() {
       fd = std::get<1>(transport_).native_handle();
       break;
     default:
-      fd = std::get<2>(transport_)->lowest_layer().native_handle();
+      // Read ahead of a ReadyForQuery, inside OpenSSL: the socket would not show it.
+      if (std::get<2>(transport_)->has_pending()) return true;
+      fd = std::get<2>(transport_)->socket().native_handle();
       break;
   }
   if (fd < 0) return true;
@@ -162,7 +162,7 @@ std::string Stream::peer() const {
   error_code ec;
   const tcp::socket* s = nullptr;
   if (transport_.index() == 0) s = &std::get<0>(transport_);
-  if (transport_.index() == 2) s = &std::get<2>(transport_)->next_layer();
+  if (transport_.index() == 2) s = &std::get<2>(transport_)->socket();
   if (!s) return "unix";
   auto ep = s->remote_endpoint(ec);
   if (ec) return "?";

@@ -1,5 +1,6 @@
 // One byte stream type for both sides of the proxy, whatever the transport: plain TCP, TLS over
-// TCP (asio::ssl::stream) or a Unix socket. The relay is written once against this class.
+// TCP (TlsSocket: OpenSSL on the descriptor) or a Unix socket. The relay is written once against
+// this class.
 #pragma once
 
 #include <memory>
@@ -9,9 +10,9 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include "proxy/net/asio.h"
+#include "proxy/net/tls_socket.h"
 
 namespace pgcutover::proxy {
 
@@ -25,8 +26,8 @@ class Stream {
   // Connects a plain TCP stream (the first one of `endpoints` that answers).
   awaitable<error_code> connect(const tcp::resolver::results_type& endpoints);
   awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer buffer);
-  // Bytes (or EOF) are waiting to be read. Always true on TLS: OpenSSL may hold decrypted bytes
-  // the socket no longer shows.
+  // Bytes (or EOF) are waiting to be read: in the socket, or on TLS in OpenSSL's buffers (which
+  // the socket no longer shows).
   bool readable_now();
   // Completes when the socket becomes readable, without a buffer: an idle client waits here
   // holding none. Call only when !readable_now(): the reactor is edge-triggered, a wait queued
@@ -57,7 +58,7 @@ class Stream {
   std::string peer() const;  // "ip:port" or "unix", for logs
 
  private:
-  using Tls = std::unique_ptr<asio::ssl::stream<tcp::socket>>;
+  using Tls = std::unique_ptr<TlsSocket>;
   std::variant<tcp::socket, asio::local::stream_protocol::socket, Tls> transport_;
 };
 

@@ -16,7 +16,9 @@
 # Knobs: BENCH_SECONDS (per pgbench run, default 10), BENCH_CLIENTS ("1 32 256"),
 # BENCH_WORKLOADS ("select-only tpcb-like extended prepared connect"), BENCH_POOL (16),
 # BENCH_SCALE (10), BENCH_PROXY_THREADS (0 = one per core), BENCH_IDLE (10000),
-# BENCH_TLS_SECONDS (10), BENCH_FLIPS (20), BENCH_OUT (build/bench), BENCH_IMG (docs/img).
+# BENCH_TLS_SECONDS (10), BENCH_FLIPS (20), BENCH_OUT (build/bench), BENCH_IMG (docs/img),
+# BENCH_SERVER_TLS (0; 1: both poolers reach PostgreSQL over TLS, sslmode=require, as a proxy on
+# a Heroku dyno reaches Heroku Postgres; pgbench to the poolers and direct stays plain).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/bench
@@ -36,6 +38,9 @@ proxy_threads=${BENCH_PROXY_THREADS:-0}
 idle_n=${BENCH_IDLE:-10000}
 tls_seconds=${BENCH_TLS_SECONDS:-10}
 flips=${BENCH_FLIPS:-20}
+server_tls=${BENCH_SERVER_TLS:-0}
+server_ssl=disable
+[ "$server_tls" = 1 ] && server_ssl=require
 out=${BENCH_OUT:-$top/build/bench}
 img=${BENCH_IMG:-$top/docs/img}
 max_clients=$(tr ' ' '\n' <<<"$clients_list" | sort -n | tail -1)
@@ -62,8 +67,10 @@ log() { echo "== $(date +%H:%M:%S) $*" >&2; }
 
 # ---- two clusters, SCRAM for the app role over TCP (as in production), no TLS ----
 pg_opts=(--logical --max-connections $((max_clients + 64)) --set shared_buffers=256MB)
-pgc_start db plain "${pg_opts[@]}" >/dev/null
-pgc_start tgt plain "${pg_opts[@]}" >/dev/null
+shape=plain
+[ "$server_tls" = 1 ] && shape=heroku # TLS on (the line added below lets direct pgbench in plain)
+pgc_start db $shape "${pg_opts[@]}" >/dev/null
+pgc_start tgt $shape "${pg_opts[@]}" >/dev/null
 password=$(pgc_get db app_password)
 for c in db tgt; do
   # The plain shape trusts 127.0.0.1; make the app role log in with SCRAM like everywhere else,
@@ -98,9 +105,9 @@ key_file = "$run/tls/server.key"
 [users.app]
 password = "$password"
 [backends.source]
-url = "postgresql://app:$password@127.0.0.1:$DB_PORT/app?sslmode=disable"
+url = "postgresql://app:$password@127.0.0.1:$DB_PORT/app?sslmode=$server_ssl"
 [backends.target]
-url = "postgresql://app:$password@127.0.0.1:$TGT_PORT/app?sslmode=disable"
+url = "postgresql://app:$password@127.0.0.1:$TGT_PORT/app?sslmode=$server_ssl"
 [cutover]
 initial_backend = "source"
 max_pause = 20
@@ -129,6 +136,7 @@ max_client_conn = $((idle_n + max_clients + 1000))
 client_tls_sslmode = allow
 client_tls_cert_file = $run/tls/server.crt
 client_tls_key_file = $run/tls/server.key
+server_tls_sslmode = $server_ssl
 logfile = $run/pgbouncer.log
 pidfile = $run/pgbouncer.pid
 EOT
@@ -216,13 +224,15 @@ for w in $workloads; do
   done
 done
 
-# ---- 10,000 idle clients ----
-for t in proxy pgbouncer; do
-  if [ "$t" = proxy ]; then port=$proxy_port pid=$proxy_pid; else port=$bouncer_port pid=$bouncer_pid; fi
-  log "$idle_n idle clients: $t"
-  timeout 300 "$PY" "$here/idle_clients.py" --port "$port" --user app --password "$password" \
-    --pid "$pid" -n "$idle_n" >"$run/idle-$t.json" || log "idle clients through $t failed"
-  cat "$run/idle-$t.json" >&2
+# ---- 10,000 idle clients, plain and TLS (each set disconnects before the next) ----
+for tls in "" --tls; do
+  for t in proxy pgbouncer; do
+    if [ "$t" = proxy ]; then port=$proxy_port pid=$proxy_pid; else port=$bouncer_port pid=$bouncer_pid; fi
+    log "$idle_n idle ${tls:+TLS }clients: $t"
+    timeout 300 "$PY" "$here/idle_clients.py" --port "$port" --user app --password "$password" \
+      --pid "$pid" -n "$idle_n" $tls >"$run/idle$tls-$t.json" || log "idle clients through $t failed"
+    cat "$run/idle$tls-$t.json" >&2
+  done
 done
 
 # ---- TLS handshakes ----
@@ -272,8 +282,8 @@ grep -E "failed|processed" "$run/flip_pgbench.out" >&2 || true
 import json, sys, datetime, os
 print(json.dumps({"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "cores": os.cpu_count(),
   "seconds": sys.argv[1], "scale": sys.argv[2], "pool": sys.argv[3], "proxy_threads": sys.argv[4],
-  "pg": sys.argv[5], "pgbouncer": sys.argv[6]}))' "$seconds" "$scale" "$pool" "$proxy_threads" \
-  "$(pg_config --version)" "$(pgbouncer --version | head -1)" >"$run/meta.json"
+  "pg": sys.argv[5], "pgbouncer": sys.argv[6], "server_tls": sys.argv[7] == "1"}))' "$seconds" "$scale" "$pool" "$proxy_threads" \
+  "$(pg_config --version)" "$(pgbouncer --version | head -1)" "$server_tls" >"$run/meta.json"
 mkdir -p "$out"
 cp "$run"/*.tsv "$run"/*.json "$out/" 2>/dev/null || true
 "$PY" "$here/report.py" "$run" "$out" "$img"

@@ -2,7 +2,10 @@
 """Opens N client connections to a PostgreSQL-protocol listener, logs each one in (SCRAM-SHA-256,
 MD5 or trust, plain TCP), leaves them idle and reports the listener process's memory.
 
-    idle_clients.py --port P --user U --password PW --pid PID -n 10000
+    idle_clients.py --port P --user U --password PW --pid PID -n 10000 [--tls]
+
+--tls: each client asks for TLS (SSLRequest, then the handshake, no certificate check) before
+logging in, as libpq's sslmode=require does: the cost of an idle TLS client.
 
 Prints one JSON object: how many logged in, the listener's RSS before and with them (from
 /proc/PID/status; VmRSS, plus the RSS of its children for PgBouncer-like forks is not needed:
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import struct
 import sys
 import time
@@ -35,8 +39,21 @@ async def _read(reader):
     return head[:1], await reader.readexactly(n - 4)
 
 
-async def login(host, port, user, password, database):
+def _tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # sslmode=require: encrypted, not verified
+    return ctx
+
+
+async def login(host, port, user, password, database, tls=None):
     reader, writer = await asyncio.open_connection(host, port)
+    if tls is not None:
+        writer.write(struct.pack("!II", 8, 80877103))  # SSLRequest
+        await writer.drain()
+        if await reader.readexactly(1) != b"S":
+            raise RuntimeError("the server refused TLS")
+        await writer.start_tls(tls)
     params = b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0\0"
     body = struct.pack("!I", 196608) + params
     writer.write(struct.pack("!I", len(body) + 4) + body)
@@ -104,7 +121,9 @@ async def main():
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--settle", type=float, default=2.0, help="seconds idle before measuring")
+    ap.add_argument("--tls", action="store_true", help="TLS for every client (sslmode=require)")
     a = ap.parse_args()
+    tls = _tls_context() if a.tls else None
 
     before = rss_kib(a.pid)
     gate = asyncio.Semaphore(a.concurrency)
@@ -114,7 +133,7 @@ async def main():
         async with gate:
             try:
                 conns.append(await asyncio.wait_for(
-                    login(a.host, a.port, a.user, a.password, a.database), 60))
+                    login(a.host, a.port, a.user, a.password, a.database, tls), 60))
             except Exception as e:  # counted and reported, the run goes on
                 errors.append(repr(e))
 
@@ -130,7 +149,7 @@ async def main():
         w.close()
     await asyncio.sleep(0.5)
     print(json.dumps({
-        "requested": a.n, "logged_in": len(conns), "alive_at_measure": alive,
+        "requested": a.n, "tls": a.tls, "logged_in": len(conns), "alive_at_measure": alive,
         "errors": len(errors), "first_error": errors[0] if errors else "",
         "login_seconds": round(login_s, 2),
         "rss_before_kib": before, "rss_with_clients_kib": with_clients,

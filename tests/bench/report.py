@@ -67,8 +67,10 @@ def main():
               f"{meta.get('seconds', '?')} s per pgbench run, scale {meta.get('scale', '?')}, "
               f"pool {meta.get('pool', '?')} (proxy and PgBouncer), proxy threads "
               f"{meta.get('proxy_threads', '?')} (0 = one per core), {meta.get('pg', '')}, "
-              f"{meta.get('pgbouncer', '')}. Loopback, no TLS on the pgbench paths; SCRAM-SHA-256 "
-              "logins everywhere.\n")
+              f"{meta.get('pgbouncer', '')}. Loopback; pgbench to the poolers and direct without "
+              "TLS; " + ("poolers to PostgreSQL over TLS (sslmode=require)"
+                         if meta.get("server_tls") else "poolers to PostgreSQL without TLS") +
+              "; SCRAM-SHA-256 logins everywhere.\n")
 
     # ---- throughput table ----
     md.append("| workload | clients | direct tps | PgBouncer tps | proxy tps | proxy / PgBouncer "
@@ -151,13 +153,14 @@ def main():
               "| bytes per client |")
     md.append("|---|---|---|---|---|---|")
     idle = {}
-    for t in ("proxy", "pgbouncer"):
-        j = load_json(os.path.join(run, f"idle-{t}.json"))
+    for kind, t in (("", "proxy"), ("", "pgbouncer"), ("--tls", "proxy"), ("--tls", "pgbouncer")):
+        j = load_json(os.path.join(run, f"idle{kind}-{t}.json"))
+        label = t + (" (TLS)" if kind else "")
         if not j:
-            md.append(f"| {t} | failed | | | | |")
+            md.append(f"| {label} | failed | | | | |")
             continue
-        idle[t] = j
-        md.append(f"| {t} | {j['logged_in']} of {j['requested']} | {j['alive_at_measure']} | "
+        idle[label] = j
+        md.append(f"| {label} | {j['logged_in']} of {j['requested']} | {j['alive_at_measure']} | "
                   f"{j['rss_before_kib'] / 1024:.1f} MiB | {j['rss_with_clients_kib'] / 1024:.1f} MiB"
                   f" | {j['bytes_per_client']} |")
     md.append("")

@@ -39,17 +39,22 @@ TEST(TriggerSql, CompositeKeyLogsEveryKeyColumnAndBothKeysOnKeyChange) {
   EXPECT_EQ(ddl.find("nextval"), std::string::npos);
   EXPECT_EQ(ddl.find("::text"), std::string::npos);
   // NEW on INSERT/UPDATE, OLD on DELETE and on an UPDATE that changes the key (WHEN clause:
-  // no plpgsql call, no IF, for the common UPDATE).
+  // no plpgsql call, no IF, for the common UPDATE). Every trigger skips pgcutover's own apply
+  // sessions (the loop guard the way back needs), in the WHEN clause too.
+  const std::string guard = "current_setting('pgcutover.applying', true) IS DISTINCT FROM 'on'";
   EXPECT_NE(ddl.find("AFTER INSERT OR UPDATE ON \"public\".\"order_lines\" FOR EACH ROW "
-                     "EXECUTE FUNCTION pgcutover.\"capture_7\"()"),
+                     "WHEN (" +
+                     guard + ") EXECUTE FUNCTION pgcutover.\"capture_7\"()"),
             std::string::npos);
-  EXPECT_NE(ddl.find("AFTER DELETE ON \"public\".\"order_lines\" FOR EACH ROW EXECUTE "
-                     "FUNCTION pgcutover.\"capture_old_7\"()"),
+  EXPECT_NE(ddl.find("AFTER DELETE ON \"public\".\"order_lines\" FOR EACH ROW WHEN (" + guard +
+                     ") EXECUTE FUNCTION pgcutover.\"capture_old_7\"()"),
             std::string::npos);
   EXPECT_NE(ddl.find("AFTER UPDATE ON \"public\".\"order_lines\" FOR EACH ROW WHEN "
                      "((OLD.\"order_id\", OLD.\"line\") IS DISTINCT FROM (NEW.\"order_id\", "
-                     "NEW.\"line\")) EXECUTE FUNCTION pgcutover.\"capture_old_7\"()"),
+                     "NEW.\"line\") AND " +
+                     guard + ") EXECUTE FUNCTION pgcutover.\"capture_old_7\"()"),
             std::string::npos);
+  EXPECT_EQ(count(ddl, "WHEN (" + guard + ")"), 3u);  // capture, capture_old, TRUNCATE guard
   EXPECT_EQ(ddl.find("IF TG_OP"), std::string::npos);
   EXPECT_EQ(ddl.find(" THEN "), std::string::npos);
   // Static SQL only: no EXECUTE of a built string, no jsonb in the write path.

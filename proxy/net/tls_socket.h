@@ -1,0 +1,52 @@
+// TLS straight on the socket: OpenSSL reads and writes the non-blocking descriptor itself
+// (SSL_set_fd) and the coroutine waits for readiness whenever it answers WANT_READ or
+// WANT_WRITE.
+//
+// Why not asio::ssl::stream: it keeps two 17 KiB buffers per stream for the stream's whole life
+// (zero-filled, so resident) and a BIO pair of two more, and copies every byte through them:
+// an idle TLS client cost ~72 KB, and each record two extra copies. Here the only buffers are
+// OpenSSL's own, released while empty (SSL_MODE_RELEASE_BUFFERS): an idle client holds the SSL
+// object and nothing else.
+//
+// One reader and one writer may be suspended at once (the relay's two directions), as with any
+// Asio stream; both run on the shard's one thread, so OpenSSL is never entered concurrently.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <string>
+#include <tuple>
+
+#include "proxy/net/asio.h"
+
+namespace pgcutover::proxy {
+
+class TlsSocket {
+ public:
+  // Takes the connected socket; `ctx` configures the SSL object (verification, certificates).
+  TlsSocket(tcp::socket socket, SSL_CTX* ctx);
+  ~TlsSocket();
+  TlsSocket(const TlsSocket&) = delete;
+  TlsSocket& operator=(const TlsSocket&) = delete;
+
+  SSL* native_handle() { return ssl_; }
+  tcp::socket& socket() { return socket_; }
+  const tcp::socket& socket() const { return socket_; }
+
+  awaitable<error_code> handshake(bool as_server);
+  awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer buffer);
+  // Writes the whole buffer.
+  awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer buffer);
+  // OpenSSL holds bytes (decrypted or not) that the socket no longer shows.
+  bool has_pending() const { return ssl_ && SSL_has_pending(ssl_) == 1; }
+
+ private:
+  // Waits until the socket is ready for what the failed call's SSL error (WANT_READ or
+  // WANT_WRITE) asks; an error when the wait failed or the socket was closed meanwhile.
+  awaitable<error_code> wait_for(int ssl_error);
+
+  tcp::socket socket_;
+  SSL* ssl_ = nullptr;
+};
+
+}  // namespace pgcutover::proxy
