@@ -78,7 +78,8 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer 
 
 awaitable<error_code> Stream::tls_accept(asio::ssl::context& ctx) {
   if (transport_.index() != 0) co_return asio::error::operation_not_supported;
-  auto tls = std::make_unique<TlsSocket>(std::move(std::get<0>(transport_)), ctx.native_handle());
+  auto tls = std::make_unique<TlsSocket>(std::move(std::get<0>(transport_)), ctx.native_handle(),
+                                         /*release_buffers=*/true);
   TlsSocket& t = *tls;
   transport_ = std::move(tls);  // before the wait: close() and cancel() reach it meanwhile
   co_return co_await t.handshake(/*as_server=*/true);
@@ -87,7 +88,8 @@ awaitable<error_code> Stream::tls_accept(asio::ssl::context& ctx) {
 awaitable<error_code> Stream::tls_connect(asio::ssl::context& ctx, const std::string& sni,
                                           const std::string& verify_host) {
   if (transport_.index() != 0) co_return asio::error::operation_not_supported;
-  auto tls = std::make_unique<TlsSocket>(std::move(std::get<0>(transport_)), ctx.native_handle());
+  auto tls = std::make_unique<TlsSocket>(std::move(std::get<0>(transport_)), ctx.native_handle(),
+                                         /*release_buffers=*/false);
   if (!tls->native_handle()) co_return asio::error::no_memory;
   if (!sni.empty()) SSL_set_tlsext_host_name(tls->native_handle(), sni.c_str());
   if (!verify_host.empty()) {

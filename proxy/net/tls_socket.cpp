@@ -24,17 +24,18 @@ error_code tls_error(int ssl_error, int saved_errno) {
 
 }  // namespace
 
-TlsSocket::TlsSocket(tcp::socket socket, SSL_CTX* ctx) : socket_(std::move(socket)) {
+TlsSocket::TlsSocket(tcp::socket socket, SSL_CTX* ctx, bool release_buffers)
+    : socket_(std::move(socket)) {
   error_code ignored;
   // OpenSSL does the reads and writes: they must not block the shard's thread.
   socket_.non_blocking(true, ignored);
   ssl_ = SSL_new(ctx);
   if (!ssl_) return;
   SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
-  // RELEASE_BUFFERS: no record buffer while idle. PARTIAL_WRITE + MOVING_WRITE_BUFFER: a write
-  // returns what one call sent and may continue from elsewhere in the same buffer.
-  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                         SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // PARTIAL_WRITE + MOVING_WRITE_BUFFER: a write returns what one call sent and may continue
+  // from elsewhere in the same buffer. RELEASE_BUFFERS: no record buffer while idle.
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (release_buffers) SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);
   // Read as much as the socket has in one recv (several records for a pipelined batch), not a
   // record header and then its body: half the syscalls. has_pending() sees what it buffered.
   SSL_set_read_ahead(ssl_, 1);

@@ -24,7 +24,10 @@ namespace pgcutover::proxy {
 class TlsSocket {
  public:
   // Takes the connected socket; `ctx` configures the SSL object (verification, certificates).
-  TlsSocket(tcp::socket socket, SSL_CTX* ctx);
+  // `release_buffers`: free OpenSSL's record buffers whenever they empty. For clients, most of
+  // which sit idle; not for pooled server connections, few and busy, which would pay a
+  // malloc/free of ~17 KiB per read and per write for it.
+  TlsSocket(tcp::socket socket, SSL_CTX* ctx, bool release_buffers);
   ~TlsSocket();
   TlsSocket(const TlsSocket&) = delete;
   TlsSocket& operator=(const TlsSocket&) = delete;

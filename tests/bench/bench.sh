@@ -249,7 +249,9 @@ log "logical replication to the target, then validate"
 pg_dump --schema-only --no-owner --no-acl -t 'pgbench_*' -h 127.0.0.1 -p "$DB_PORT" -U app app |
   psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$TGT_PORT" -U app app >/dev/null
 pgc_admin_psql db -qc "create publication bench_pub for table pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
-pgc_admin_psql tgt -qc "create subscription bench_sub connection 'host=127.0.0.1 port=$DB_PORT user=postgres dbname=app' publication bench_pub with (synchronous_commit = 'on')" >/dev/null
+# Over the source's Unix socket as its superuser: allowed by every cluster shape (the heroku
+# shape of BENCH_SERVER_TLS=1 takes TCP logins with TLS and a password only).
+pgc_admin_psql tgt -qc "create subscription bench_sub connection '$(pgc__admin_conninfo "$(pgc__dir_of db)" app)' publication bench_pub with (synchronous_commit = 'on')" >/dev/null
 synced() { [ "$(pgc_admin_psql tgt -At -c "select count(*) from pg_subscription_rel where srsubstate <> 'r'")" = 0 ]; }
 pgc_wait_until 300 synced || { echo "bench: initial copy did not finish" >&2; exit 1; }
 src_url="postgresql://app:$password@127.0.0.1:$DB_PORT/app?sslmode=disable"

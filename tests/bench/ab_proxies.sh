@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Two builds of pgcutover-proxy and PgBouncer side by side in ONE run, alternating, so that a
+# change's effect on the proxy's CPU per transaction is told apart from the machine's drift:
+# every (workload, clients) cell runs PgBouncer, build A and build B in turn, the order reversed
+# every other round, and the medians are compared. Proxy and PgBouncer reach PostgreSQL over TLS
+# (sslmode=require) by default, as on a Heroku dyno; pgbench reaches them in plain TCP.
+# A benchmark, not a CTest test.
+#
+#   tests/bench/ab_proxies.sh OLD_PROXY_BIN NEW_PROXY_BIN
+#   BENCH_WORKLOADS="select-only tpcb-like extended" BENCH_CLIENTS="1 32" BENCH_SECONDS=10 \
+#     BENCH_ROUNDS=3 BENCH_SERVER_TLS=1 BENCH_POOL=20 BENCH_SCALE=10 tests/bench/ab_proxies.sh A B
+#
+# Prints, per cell: tps and pooler CPU (user + system) microseconds per transaction, medians of
+# the rounds, and the ratios A/PgBouncer, B/PgBouncer and B/A.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+[ $# -eq 2 ] || { sed -n '2,14p' "$0"; exit 2; }
+bin_a=$1 bin_b=$2
+for b in "$bin_a" "$bin_b"; do [ -x "$b" ] || { echo "ab: not executable: $b" >&2; exit 2; }; done
+command -v pgbouncer >/dev/null || { echo "ab: pgbouncer not installed (deploy/bootstrap.sh)" >&2; exit 2; }
+seconds=${BENCH_SECONDS:-10}
+rounds=${BENCH_ROUNDS:-3}
+workloads=${BENCH_WORKLOADS:-"select-only tpcb-like extended"}
+clients_list=${BENCH_CLIENTS:-"1 32"}
+pool=${BENCH_POOL:-20}
+scale=${BENCH_SCALE:-10}
+server_ssl=disable
+[ "${BENCH_SERVER_TLS:-1}" = 1 ] && server_ssl=require
+
+. "$top/tests/lib/pgcluster.sh"
+run=$(mktemp -d /tmp/pgcutover-ab.XXXXXX)
+chmod 755 "$run"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pgc_stop_all || true
+  rm -rf "$run"
+}
+trap cleanup EXIT
+log() { echo "== $(date +%H:%M:%S) $*" >&2; }
+
+# The heroku shape has TLS on; one hba line lets pgbench's direct runs in plain TCP with SCRAM.
+pgc_start db heroku --max-connections 200 --set shared_buffers=256MB >/dev/null
+password=$(pgc_get db app_password)
+hba=$(pgc_admin_psql db -XAtc "show hba_file")
+sed -i "1i host all app 127.0.0.1/32 scram-sha-256" "$hba"
+pgc_admin_psql db -XAtc "select pg_reload_conf()" >/dev/null
+export PGPASSWORD=$password PGSSLMODE=disable
+log "pgbench -i -s $scale"
+pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
+pgc_admin_psql db -XAtc "vacuum analyze" >/dev/null
+
+start_proxy() { # <name> <binary> -> "<port> <pid>"
+  local port
+  port=$(pgc_free_port)
+  cat >"$run/$1.toml" <<EOT
+[proxy]
+listen_port = $port
+pool_mode = "transaction"
+default_pool_size = $pool
+max_client_conn = 2000
+state_file = "$run/$1.state.json"
+log_level = "warn"
+[proxy.tls]
+client_tls = "disable"
+[users.app]
+password = "$password"
+[backends.source]
+url = "postgresql://app:$password@127.0.0.1:$DB_PORT/app?sslmode=$server_ssl"
+[cutover]
+initial_backend = "source"
+EOT
+  "$2" -c "$run/$1.toml" >"$run/$1.log" 2>&1 &
+  pids+=($!)
+  echo "$port $!"
+}
+read -r port_a pid_a < <(start_proxy a "$bin_a")
+read -r port_b pid_b < <(start_proxy b "$bin_b")
+
+port_p=$(pgc_free_port)
+cat >"$run/pgbouncer.ini" <<EOT
+[databases]
+app = host=127.0.0.1 port=$DB_PORT dbname=app user=app password=$password
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port_p
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $run/userlist.txt
+pool_mode = transaction
+default_pool_size = $pool
+max_client_conn = 2000
+server_tls_sslmode = $server_ssl
+logfile = $run/pgbouncer.log
+pidfile = $run/pgbouncer.pid
+EOT
+printf '"app" "%s"\n' "$password" >"$run/userlist.txt"
+chmod 644 "$run"/*.ini "$run/userlist.txt"
+if [ "$(id -u)" -eq 0 ]; then
+  chown "${PGCUTOVER_PG_USER:-pgcutover}" "$run"
+  setpriv --reuid="${PGCUTOVER_PG_USER:-pgcutover}" --regid="${PGCUTOVER_PG_USER:-pgcutover}" --init-groups \
+    pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
+else
+  pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
+fi
+pids+=($!)
+ready() { pg_isready -q -h 127.0.0.1 -p "$1" -t 1; }
+for p in "$port_a" "$port_b" "$port_p"; do
+  pgc_wait_until 15 ready "$p" || { cat "$run"/*.log; echo "ab: a pooler did not start on $p" >&2; exit 1; }
+done
+pgc_wait_until 15 test -s "$run/pgbouncer.pid" || { echo "ab: no pgbouncer pid file" >&2; exit 1; }
+pid_p=$(cat "$run/pgbouncer.pid")
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# one <port> <pid> <clients> <workload> -> "tps cpu_us_per_txn"
+one() {
+  local args out c0 c1 n tps
+  case $4 in
+    select-only) args=(-b select-only) ;;
+    tpcb-like) args=(-b tpcb-like) ;;
+    extended) args=(-b select-only -M extended) ;;
+    *) echo "ab: unknown workload $4" >&2; exit 2 ;;
+  esac
+  local j=$(($3 < 2 ? 1 : 2))
+  timeout 60 pgbench -n -c "$3" -j "$j" -T 1 -h 127.0.0.1 -p "$1" -U app "${args[@]}" app >/dev/null 2>&1 || true
+  c0=$(cpu_ticks "$2")
+  out=$(timeout $((seconds + 60)) pgbench -n -c "$3" -j "$j" -T "$seconds" -h 127.0.0.1 -p "$1" -U app "${args[@]}" app 2>&1) ||
+    { echo "$out" >&2; exit 1; }
+  c1=$(cpu_ticks "$2")
+  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
+  awk -v t="$tps" -v a="$c0" -v b="$c1" -v n="$n" -v hz="$hz" 'BEGIN { printf "%s %.1f\n", t, (b - a) * 1000000 / hz / n }'
+}
+
+: >"$run/results"
+for ((r = 1; r <= rounds; r++)); do
+  order=(pgbouncer a b)
+  ((r % 2 == 0)) && order=(b a pgbouncer)
+  for w in $workloads; do
+    for c in $clients_list; do
+      for t in "${order[@]}"; do
+        case $t in
+          a) port=$port_a pid=$pid_a ;;
+          b) port=$port_b pid=$pid_b ;;
+          pgbouncer) port=$port_p pid=$pid_p ;;
+        esac
+        read -r tps cpu < <(one "$port" "$pid" "$c" "$w")
+        log "round $r $w $c clients $t: $tps tps, $cpu us/txn"
+        echo "$w $c $t $tps $cpu" >>"$run/results"
+      done
+    done
+  done
+done
+
+echo "A = $bin_a"
+echo "B = $bin_b"
+echo "server TLS: $server_ssl, $seconds s per run, $rounds rounds (medians), pool $pool, scale $scale, $(nproc) cores, $(pgbouncer --version | head -1)"
+/usr/bin/python3 - "$run/results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+cells = list(dict.fromkeys((r[0], r[1]) for r in rows))
+print("| workload | clients | PgBouncer tps | A tps | B tps | PgBouncer µs/txn | A µs/txn | B µs/txn | A/PgBouncer CPU | B/PgBouncer CPU | B/A CPU |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for w, c in cells:
+    m = {}
+    for t in ("pgbouncer", "a", "b"):
+        v = [r for r in rows if r[0] == w and r[1] == c and r[2] == t]
+        m[t] = (statistics.median(float(x[3]) for x in v), statistics.median(float(x[4]) for x in v))
+    p, a, b = m["pgbouncer"], m["a"], m["b"]
+    print(f"| {w} | {c} | {p[0]:.0f} | {a[0]:.0f} | {b[0]:.0f} | {p[1]:.1f} | {a[1]:.1f} | {b[1]:.1f} | "
+          f"{a[1] / p[1]:.2f} | {b[1] / p[1]:.2f} | {b[1] / a[1]:.2f} |")
+PY
