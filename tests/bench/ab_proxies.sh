@@ -50,7 +50,7 @@ log "pgbench -i -s $scale"
 pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
 pgc_admin_psql db -XAtc "vacuum analyze" >/dev/null
 
-start_proxy() { # <name> <binary> -> "<port> <pid>"
+start_proxy() { # <name> <binary>: sets proxy_port and proxy_pid (no subshell: cleanup kills it)
   local port
   port=$(pgc_free_port)
   cat >"$run/$1.toml" <<EOT
@@ -72,10 +72,12 @@ initial_backend = "source"
 EOT
   "$2" -c "$run/$1.toml" >"$run/$1.log" 2>&1 &
   pids+=($!)
-  echo "$port $!"
+  proxy_port=$port proxy_pid=$!
 }
-read -r port_a pid_a < <(start_proxy a "$bin_a")
-read -r port_b pid_b < <(start_proxy b "$bin_b")
+start_proxy a "$bin_a"
+port_a=$proxy_port pid_a=$proxy_pid
+start_proxy b "$bin_b"
+port_b=$proxy_port pid_b=$proxy_pid
 
 port_p=$(pgc_free_port)
 cat >"$run/pgbouncer.ini" <<EOT
