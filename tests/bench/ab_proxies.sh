@@ -28,6 +28,7 @@ server_ssl=disable
 [ "${BENCH_SERVER_TLS:-1}" = 1 ] && server_ssl=require
 
 . "$top/tests/lib/pgcluster.sh"
+. "$top/tests/bench/pgbouncer.bash"
 run=$(mktemp -d /tmp/pgcutover-ab.XXXXXX)
 chmod 755 "$run"
 pids=()
@@ -79,39 +80,12 @@ port_a=$proxy_port pid_a=$proxy_pid
 start_proxy b "$bin_b"
 port_b=$proxy_port pid_b=$proxy_pid
 
-port_p=$(pgc_free_port)
-cat >"$run/pgbouncer.ini" <<EOT
-[databases]
-app = host=127.0.0.1 port=$DB_PORT dbname=app user=app password=$password
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port_p
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $run/userlist.txt
-pool_mode = transaction
-default_pool_size = $pool
-max_client_conn = 2000
-server_tls_sslmode = $server_ssl
-logfile = $run/pgbouncer.log
-pidfile = $run/pgbouncer.pid
-EOT
-printf '"app" "%s"\n' "$password" >"$run/userlist.txt"
-chmod 644 "$run"/*.ini "$run/userlist.txt"
-if [ "$(id -u)" -eq 0 ]; then
-  chown "${PGCUTOVER_PG_USER:-pgcutover}" "$run"
-  setpriv --reuid="${PGCUTOVER_PG_USER:-pgcutover}" --regid="${PGCUTOVER_PG_USER:-pgcutover}" --init-groups \
-    pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
-else
-  pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
-fi
-pids+=($!)
+start_pgbouncer "$run" "$DB_PORT" "$password" "$pool" 2000 "$server_ssl"
+port_p=$bouncer_port pid_p=$bouncer_pid
 ready() { pg_isready -q -h 127.0.0.1 -p "$1" -t 1; }
-for p in "$port_a" "$port_b" "$port_p"; do
-  pgc_wait_until 15 ready "$p" || { cat "$run"/*.log; echo "ab: a pooler did not start on $p" >&2; exit 1; }
+for p in "$port_a" "$port_b"; do
+  pgc_wait_until 15 ready "$p" || { cat "$run"/*.log; echo "ab: a proxy did not start on $p" >&2; exit 1; }
 done
-pgc_wait_until 15 test -s "$run/pgbouncer.pid" || { echo "ab: no pgbouncer pid file" >&2; exit 1; }
-pid_p=$(cat "$run/pgbouncer.pid")
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)

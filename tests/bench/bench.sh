@@ -54,6 +54,7 @@ if [ "$(ulimit -n)" -lt "$want_fds" ]; then
 fi
 
 . "$top/tests/lib/pgcluster.sh"
+. "$here/pgbouncer.bash"
 run=$(mktemp -d /tmp/pgcutover-bench.XXXXXX)
 chmod 755 "$run"
 pids=()
@@ -119,48 +120,14 @@ EOT
 proxy_pid=$!
 pids+=("$proxy_pid")
 
-# ---- PgBouncer, same pool size and TLS certificate (refuses root: runs as the server user) ----
-bouncer_port=$(pgc_free_port)
-cat >"$run/pgbouncer.ini" <<EOT
-[databases]
-app = host=127.0.0.1 port=$DB_PORT dbname=app user=app password=$password
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $run/userlist.txt
-pool_mode = transaction
-default_pool_size = $pool
-max_client_conn = $((idle_n + max_clients + 1000))
-client_tls_sslmode = allow
+# ---- PgBouncer, same pool size and TLS certificate ----
+start_pgbouncer "$run" "$DB_PORT" "$password" "$pool" $((idle_n + max_clients + 1000)) "$server_ssl" \
+  "client_tls_sslmode = allow
 client_tls_cert_file = $run/tls/server.crt
-client_tls_key_file = $run/tls/server.key
-server_tls_sslmode = $server_ssl
-logfile = $run/pgbouncer.log
-pidfile = $run/pgbouncer.pid
-EOT
-# Plaintext, as for the proxy. (PgBouncer then runs PBKDF2 with a fresh salt on every SCRAM
-# login, where the proxy derives one verifier per user at start: this shows in -C and in the
-# idle clients' login time. A SCRAM verifier in the userlist was refused by PgBouncer 1.18 here.)
-printf '"app" "%s"\n' "$password" >"$run/userlist.txt"
-chmod 644 "$run"/*.ini "$run/userlist.txt"
-if [ "$(id -u)" -eq 0 ]; then
-  chown "${PGCUTOVER_PG_USER:-pgcutover}" "$run"
-  # setpriv, not runuser: runuser applies the login limits (1024 descriptors here), and PgBouncer
-  # would stop accepting at ~1000 clients; setpriv keeps the limit raised above for the proxy.
-  setpriv --reuid="${PGCUTOVER_PG_USER:-pgcutover}" --regid="${PGCUTOVER_PG_USER:-pgcutover}" --init-groups \
-    pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
-else
-  pgbouncer "$run/pgbouncer.ini" >/dev/null 2>&1 &
-fi
-pids+=($!)
+client_tls_key_file = $run/tls/server.key"
 
 ready() { pg_isready -q -h 127.0.0.1 -p "$1" -t 1; }
 pgc_wait_until 15 ready "$proxy_port" || { cat "$run/proxy.log"; echo "bench: proxy did not start" >&2; exit 1; }
-pgc_wait_until 15 ready "$bouncer_port" || { cat "$run/pgbouncer.log"; echo "bench: pgbouncer did not start" >&2; exit 1; }
-pgc_wait_until 15 test -s "$run/pgbouncer.pid" || { echo "bench: no pgbouncer pid file" >&2; exit 1; }
-bouncer_pid=$(cat "$run/pgbouncer.pid")
 [ "$(awk '/open files/ {print $4}' "/proc/$bouncer_pid/limits")" -ge "$idle_n" ] ||
   echo "bench: PgBouncer has fewer descriptors than $idle_n clients need" >&2
 
