@@ -62,8 +62,7 @@ bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds tim
 // revert drains it like the forward flip drains the source's (the forward capture, still on
 // the source, is armed the same way inside the revert's pause).
 bool has_trigger_capture(PgConn& side);
-bool install_way_back_capture(PgConn& destination, const std::string& name, std::string& error,
-                              std::string& summary);
+bool install_way_back_capture(PgConn& destination, const std::string& name, std::string& error);
 // Empties `side`'s logs (under the apply lock, bounded by `wait`) and clears broken marks;
 // forgets the applied-rows records on `other`.
 bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds wait,

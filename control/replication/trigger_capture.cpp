@@ -165,8 +165,7 @@ bool has_trigger_capture(PgConn& side) {
   return v && *v == "t";
 }
 
-bool install_way_back_capture(PgConn& destination, const std::string& name, std::string& error,
-                              std::string& summary) {
+bool install_way_back_capture(PgConn& destination, const std::string& name, std::string& error) {
   prepare_session(destination);
   PgError pe;
   auto all = list_user_tables(destination, true, pe);
@@ -188,8 +187,6 @@ bool install_way_back_capture(PgConn& destination, const std::string& name, std:
     error = "on the " + name + ": " + ad.error().message;
     return false;
   }
-  summary = "capture on " + std::to_string(inst.keyed + inst.insert_only) + " table(s) of the " +
-            name + ", dormant until the flip";
   return true;
 }
 

@@ -88,8 +88,7 @@ class TriggerMethod final : public ReplicationMethod {
   // The way back: the same capture on the destination. Installing it is idempotent, so a
   // revert (destination: the source, which still has the forward capture) runs the same call.
   bool prepare_way_back(const FlipSides& s, std::string& why_not) const override {
-    std::string summary;
-    return install_way_back_capture(s.to, s.to_name, why_not, summary);
+    return install_way_back_capture(s.to, s.to_name, why_not);
   }
 
   FlipStepResult arm_way_back(const FlipSides& s, const FlipLimits& limits) const override {
