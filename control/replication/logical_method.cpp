@@ -130,6 +130,16 @@ class LogicalMethod final : public ReplicationMethod {
     return out;
   }
 
+  // The slot passing the position the source had at the pause, read on the app session: the
+  // slot view and the position are open to every role, and the admin session is the fence's.
+  FlipStepResult flip_head_start(const FlipSides& s, const FlipLimits& limits) const override {
+    FlipStepResult out;
+    std::string lsn;
+    out.ok = wait_slot_passes(s.from, s.slot, limits.catch_up_timeout, lsn, out.failure);
+    out.data["lsn"] = lsn;
+    return out;
+  }
+
   bool can_reverse(PgConn& from_admin, const std::string& from_name,
                    std::string& why_not) const override {
     auto su = from_admin.value("SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user");

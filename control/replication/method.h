@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,13 +33,20 @@ struct MethodNeeds {
   bool continuous = true;        // the target follows the source until the cutover
 };
 
+// What a method reads before the pause so as to spend less inside it (the trigger method: both
+// sides' captured tables). One per run, owned by the run, filled by the method as it likes.
+struct FlipMemo {
+  virtual ~FlipMemo() = default;
+};
+
 // The two sides of a cutover in the direction traffic moves.
 struct FlipSides {
   PgConn& from;        // app role on the side being left
   PgConn& to;          // app role on the destination
   PgConn& from_admin;  // the role that owns replication objects there
   std::string from_name, to_name;
-  std::string slot;  // the slot that feeds the destination now (logical)
+  std::string slot;                           // the slot that feeds the destination now (logical)
+  std::shared_ptr<FlipMemo>* memo = nullptr;  // the run's; null outside a flip
 };
 
 // The operator's bounds for the cutover (flip options).
@@ -87,6 +95,14 @@ class ReplicationMethod {
   // the barrier itself.
   virtual FlipStepResult flip_ready(const FlipSides& sides, const FlipLimits& limits) const = 0;
   virtual FlipStepResult flip_catch_up(const FlipSides& sides, const FlipLimits& limits) const = 0;
+  // Inside the pause, beside the fence (which runs on `from_admin` and spares `from`): a head
+  // start on the barrier, applying or awaiting what was committed before the pause, so that
+  // flip_catch_up after the fence is left with only what the fence itself let through. The
+  // barrier does not rely on it; a failure here is left for flip_catch_up to meet.
+  virtual FlipStepResult flip_head_start(const FlipSides& /*sides*/,
+                                         const FlipLimits& /*limits*/) const {
+    return {};
+  }
 
   // Can the side being left be fed back from the destination after the flip (a revert that
   // loses nothing)? `why_not` says why not, for the operator.

@@ -174,21 +174,31 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
   PgResult c = target.exec_script("COMMIT");
   if (!c) return fail("committing on the " + names.to + ": " + c.error().message);
 
-  // Only now may the entries go: exactly those read, by ctid. Entries committed after our
-  // read stay for the next round.
+  // Only now may the entries go: exactly those read, by ctid, all logs in one statement (one
+  // round trip and one commit on the source). Entries committed after our read stay for the
+  // next round.
+  if (consumed.empty()) return res;
+  std::vector<const CapturedTable*> logs;
+  std::vector<Param> ctids;
+  std::vector<std::string> handles;
   for (const auto& e : consumed) {
-    PgResult d = source.exec(delete_log_sql(*e.table), {array_of(e.ctids)});
-    if (!d) {
-      res.ok = false;
-      res.error = "deleting applied entries of " + e.table->log_table() + " on the " + names.from +
-                  ": " + d.error().message;
-      return res;
-    }
-    if (!e.handles.empty())
-      target.exec("DELETE FROM pgcutover.trigger_applied WHERE handle = ANY($1::text[])",
-                  {array_of(e.handles)});
+    logs.push_back(e.table);
+    ctids.emplace_back(array_of(e.ctids));
+    handles.insert(handles.end(), e.handles.begin(), e.handles.end());
     res.applied += static_cast<int64_t>(e.ctids.size());
   }
+  PgResult d = source.exec(delete_logs_sql(logs), ctids);
+  if (!d) {
+    res.ok = false;
+    res.applied = 0;
+    res.error = "deleting applied entries on the " + names.from + ": " + d.error().message;
+    return res;
+  }
+  // The records of insert-only rows: their entries are gone, so they can go too (a leftover
+  // only costs a row; the next round never sees that handle again).
+  if (!handles.empty())
+    target.exec("DELETE FROM pgcutover.trigger_applied WHERE handle = ANY($1::text[])",
+                {array_of(handles)});
   return res;
 }
 
@@ -291,19 +301,25 @@ TriggerBacklog trigger_backlog(PgConn& source, const std::string& side) {
 }
 
 bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds timeout,
-                   int64_t& applied, std::string& error, const SideNames& names) {
+                   int64_t& applied, std::string& error, const SideNames& names, DrainStart start) {
   auto deadline = Clock::now() + timeout;
-  std::string e;
-  auto tables = load_captured(source, e, names.from);
-  if (!tables) {
-    error = e;
-    return false;
+  std::optional<std::vector<CapturedTable>> loaded;
+  if (start.tables == nullptr) {
+    std::string e;
+    loaded = load_captured(source, e, names.from);
+    if (!loaded) {
+      error = e;
+      return false;
+    }
   }
-  // The destination of a revert is still fenced in this session (a role setting is read at
-  // login), and what the drain writes there must not be captured to travel back.
-  prepare_session(source);
-  prepare_session(target);
-  target.exec_script(kAppliedRowsDdl);
+  const std::vector<CapturedTable>& tables = start.tables ? *start.tables : *loaded;
+  if (!start.sessions_prepared) {
+    // The destination of a revert is still fenced in this session (a role setting is read at
+    // login), and what the drain writes there must not be captured to travel back.
+    prepare_session(source);
+    prepare_session(target);
+    target.exec_script(kAppliedRowsDdl);
+  }
   ApplyLock lock(source, timeout);
   if (!lock.held()) {
     error = "another apply holds the lock past the bound: " + lock.error();
@@ -311,7 +327,7 @@ bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds tim
   }
   applied = 0;
   while (Clock::now() < deadline) {
-    RoundResult r = apply_round(source, target, *tables, 5000, names);
+    RoundResult r = apply_round(source, target, tables, 5000, names);
     if (!r.ok) {
       error = r.error;
       return false;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "control/command/context.h"
+#include "control/replication/trigger_sql.h"
 
 namespace pgcutover::control {
 
@@ -48,10 +49,18 @@ TriggerBacklog trigger_backlog(PgConn& source, const std::string& side = "source
 // Idempotent: nothing installed is not a problem. False with `problems` appended on failure.
 bool remove_trigger_capture(PgConn& source, PgConn* target, std::vector<std::string>& problems);
 
+// What a drain or an arm inside the write pause can be handed instead of asking again: the
+// captured tables read before the pause, and whether these sessions are already the method's.
+struct DrainStart {
+  const std::vector<CapturedTable>* tables = nullptr;
+  bool sessions_prepared = false;
+};
+
 // Applies until the log is empty (taking the apply lock first), bounded by `timeout`.
 // `applied` counts the entries applied. False with `error` set on timeout or failure.
 bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds timeout,
-                   int64_t& applied, std::string& error, const SideNames& names = {});
+                   int64_t& applied, std::string& error, const SideNames& names = {},
+                   DrainStart start = {});
 
 // The way back. A flip with this method installs the same capture on the destination ahead
 // of the pause (install_way_back_capture, as the destination's owner role: nothing but
@@ -66,6 +75,6 @@ bool install_way_back_capture(PgConn& destination, const std::string& name, std:
 // Empties `side`'s logs (under the apply lock, bounded by `wait`) and clears broken marks;
 // forgets the applied-rows records on `other`.
 bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds wait,
-                         const SideNames& names, std::string& error);
+                         const SideNames& names, std::string& error, DrainStart start = {});
 
 }  // namespace pgcutover::control

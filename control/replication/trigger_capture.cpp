@@ -191,10 +191,14 @@ bool install_way_back_capture(PgConn& destination, const std::string& name, std:
 }
 
 bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds wait,
-                         const SideNames& names, std::string& error) {
-  auto tables = load_captured(side, error, names.from);
-  if (!tables) return false;
-  prepare_session(side);
+                         const SideNames& names, std::string& error, DrainStart start) {
+  std::optional<std::vector<CapturedTable>> loaded;
+  if (start.tables == nullptr) {
+    loaded = load_captured(side, error, names.from);
+    if (!loaded) return false;
+  }
+  const std::vector<CapturedTable>& tables = start.tables ? *start.tables : *loaded;
+  if (!start.sessions_prepared) prepare_session(side);
   ApplyLock lock(side, wait);
   if (!lock.held()) {
     error = "an apply on the " + names.from + " holds its lock past the bound: " + lock.error();
@@ -203,7 +207,7 @@ bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds 
   // DELETE, not TRUNCATE: the logs are near empty (nothing but a write that bypassed the
   // method lands there), and DELETE takes no lock that would queue behind a reader.
   std::string sql = "BEGIN;";
-  for (const auto& t : *tables) sql += "DELETE FROM " + t.log_table() + ";";
+  for (const auto& t : tables) sql += "DELETE FROM " + t.log_table() + ";";
   sql += "UPDATE pgcutover.trigger_tables SET broken = NULL WHERE broken IS NOT NULL;" +
          record_shapes_sql() + "COMMIT";
   PgResult r = side.exec_script(sql);

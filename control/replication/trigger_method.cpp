@@ -2,12 +2,41 @@
 // with the source fenced is the barrier, and finalize removes the capture.
 #include "control/replication/method.h"
 #include "control/replication/trigger.h"
+#include "control/replication/trigger_capture.h"
 
 namespace pgcutover::control {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// Both sides' captured tables, read before the pause, and whether the flip's two sessions are
+// already the method's: the calls inside the pause then go straight to the logs.
+struct TriggerFlipMemo : FlipMemo {
+  std::optional<std::vector<CapturedTable>> from_tables, to_tables;
+  bool sessions_prepared = false;
+};
+
+TriggerFlipMemo* memo_of(const FlipSides& s) {
+  if (s.memo == nullptr) return nullptr;
+  if (!*s.memo) *s.memo = std::make_shared<TriggerFlipMemo>();
+  return dynamic_cast<TriggerFlipMemo*>(s.memo->get());
+}
+
+DrainStart drain_start(const TriggerFlipMemo* m, bool from_side) {
+  if (m == nullptr) return {};
+  const auto& t = from_side ? m->from_tables : m->to_tables;
+  return {t ? &*t : nullptr, m->sessions_prepared};
+}
+
+// A drain of the side being left, handed what was read before the pause.
+bool drain(const FlipSides& s, const FlipLimits& limits, int64_t& applied, std::string& error) {
+  TriggerFlipMemo* m = memo_of(s);
+  bool ok = trigger_drain(s.from, s.to, limits.catch_up_timeout, applied, error,
+                          {s.from_name, s.to_name}, drain_start(m, true));
+  if (ok && m != nullptr) m->sessions_prepared = true;
+  return ok;
+}
 
 class TriggerMethod final : public ReplicationMethod {
  public:
@@ -57,6 +86,10 @@ class TriggerMethod final : public ReplicationMethod {
     }
     out.data["pending_changes"] = b.pending;
     out.data["lag_seconds"] = b.oldest_seconds;
+    if (TriggerFlipMemo* m = memo_of(s)) {
+      std::string ignored;  // the drain reads them again when this fails
+      m->from_tables = load_captured(s.from, ignored, s.from_name);
+    }
     if (b.oldest_seconds > limits.max_lag_seconds) {
       out.ok = false;
       out.failure = "the trigger change log's oldest entry is " + format_seconds(b.oldest_seconds) +
@@ -73,8 +106,7 @@ class TriggerMethod final : public ReplicationMethod {
     FlipStepResult out;
     int64_t applied = 0;
     auto t0 = Clock::now();
-    if (!trigger_drain(s.from, s.to, limits.catch_up_timeout, applied, out.failure,
-                       {s.from_name, s.to_name})) {
+    if (!drain(s, limits, applied, out.failure)) {
       out.ok = false;
       return out;
     }
@@ -85,16 +117,31 @@ class TriggerMethod final : public ReplicationMethod {
     return out;
   }
 
+  // What the log held at the pause, applied while the fence runs: the drain after it is then
+  // left with the entries of the sessions the fence ended, usually none.
+  FlipStepResult flip_head_start(const FlipSides& s, const FlipLimits& limits) const override {
+    FlipStepResult out;
+    int64_t applied = 0;
+    out.ok = drain(s, limits, applied, out.failure);
+    out.data["applied"] = applied;
+    return out;
+  }
+
   // The way back: the same capture on the destination. Installing it is idempotent, so a
   // revert (destination: the source, which still has the forward capture) runs the same call.
   bool prepare_way_back(const FlipSides& s, std::string& why_not) const override {
-    return install_way_back_capture(s.to, s.to_name, why_not);
+    if (!install_way_back_capture(s.to, s.to_name, why_not)) return false;
+    if (TriggerFlipMemo* m = memo_of(s)) {
+      std::string ignored;  // arming reads them again when this fails
+      m->to_tables = load_captured(s.to, ignored, s.to_name);
+    }
+    return true;
   }
 
   FlipStepResult arm_way_back(const FlipSides& s, const FlipLimits& limits) const override {
     FlipStepResult out;
     out.ok = arm_trigger_capture(s.to, s.from, limits.catch_up_timeout, {s.to_name, s.from_name},
-                                 out.failure);
+                                 out.failure, drain_start(memo_of(s), false));
     out.data["way_back"] = "trigger";
     out.data["summary"] = "trigger capture on the " + s.to_name +
                           " armed: every write there from "

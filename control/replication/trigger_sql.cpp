@@ -260,6 +260,16 @@ std::string delete_log_sql(const CapturedTable& t) {
   return "DELETE FROM " + t.log_table() + " WHERE ctid = ANY($1::tid[])";
 }
 
+std::string delete_logs_sql(const std::vector<const CapturedTable*>& tables) {
+  std::string s;
+  for (size_t i = 0; i < tables.size(); ++i) {
+    std::string n = std::to_string(i + 1);
+    s += (i ? ", d" : "WITH d") + n + " AS (DELETE FROM " + tables[i]->log_table() +
+         " WHERE ctid = ANY($" + n + "::tid[]))";
+  }
+  return s + " SELECT " + std::to_string(tables.size());
+}
+
 std::string text_array_literal(const std::vector<std::optional<std::string>>& values) {
   std::string s = "{";
   for (size_t i = 0; i < values.size(); ++i) {

@@ -89,6 +89,9 @@ std::string select_log_sql(const CapturedTable& t);
 std::string nonempty_logs_sql(const std::vector<CapturedTable>& tables);
 // DELETE the entries whose ctid is in $1 (a tid[]).
 std::string delete_log_sql(const CapturedTable& t);
+// One statement that DELETEs the entries of several logs, the ctids of the i-th table in
+// $i+1: one round trip and one commit for a whole apply round.
+std::string delete_logs_sql(const std::vector<const CapturedTable*>& tables);
 
 // A text[] literal for a parameter: {"a","b\"c",NULL}. Every element quoted, so empty
 // strings, commas, braces and the word NULL survive.

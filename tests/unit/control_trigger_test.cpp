@@ -113,6 +113,11 @@ TEST(TriggerSql, ApplyStatementsCastTextArraysToTheKeyTypes) {
             "DELETE FROM pgcutover.\"trigger_changes_7\" WHERE ctid = ANY($1::tid[])");
   CapturedTable h;
   h.id = 4;
+  // An apply round's deletes: every log in one statement, each log's ctids in its own parameter.
+  EXPECT_EQ(
+      delete_logs_sql({&t, &h}),
+      "WITH d1 AS (DELETE FROM pgcutover.\"trigger_changes_7\" WHERE ctid = ANY($1::tid[])), "
+      "d2 AS (DELETE FROM pgcutover.\"trigger_rows_4\" WHERE ctid = ANY($2::tid[])) SELECT 2");
   EXPECT_EQ(nonempty_logs_sql({t, h}),
             "SELECT 0 WHERE false UNION ALL SELECT 7 WHERE EXISTS (SELECT FROM "
             "pgcutover.\"trigger_changes_7\") UNION ALL SELECT 4 WHERE EXISTS (SELECT FROM "
