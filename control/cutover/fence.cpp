@@ -18,6 +18,11 @@ std::string unfence_role_sql(std::string_view role) {
 FenceResult fence(PgConn& conn, std::vector<std::string> roles,
                   const std::vector<int>& spare_pids) {
   FenceResult res;
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
+  auto t0 = Clock::now();
   if (roles.empty()) roles.push_back(conn.spec().get("user"));
   // The controller's own session must stay writable whatever the role's default; sent with
   // the first ALTER ROLE (one round trip fewer while writes are paused; a SET of this cannot
@@ -35,6 +40,8 @@ FenceResult fence(PgConn& conn, std::vector<std::string> roles,
     }
     res.roles.push_back(role);
   }
+  res.alter_ms = since(t0);
+  auto t1 = Clock::now();
   std::string spare;
   for (int pid : spare_pids) spare += (spare.empty() ? "" : ",") + std::to_string(pid);
   std::string role_list;
@@ -58,6 +65,8 @@ FenceResult fence(PgConn& conn, std::vector<std::string> roles,
     res.error = "ending the fenced roles' sessions: " + t.error().message;
     return res;
   }
+  res.terminate_ms = since(t1);
+  auto t2 = Clock::now();
   std::string pids = t.get(0, 0);
   for (char c : pids) res.sessions_terminated += c == ',';
   if (!pids.empty()) res.sessions_terminated++;
@@ -77,6 +86,7 @@ FenceResult fence(PgConn& conn, std::vector<std::string> roles,
     // A terminated idle session exits within a few milliseconds: poll at that pace.
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  res.exit_wait_ms = since(t2);
   res.ok = true;
   return res;
 }

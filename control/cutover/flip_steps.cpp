@@ -132,6 +132,9 @@ bool Cutover::fence_step(json::object& d) {
   for (const auto& x : roles) jr.emplace_back(x);
   d["roles"] = jr;
   d["sessions_terminated"] = r.sessions_terminated;
+  d["alter_ms"] = r.alter_ms;
+  d["terminate_ms"] = r.terminate_ms;
+  d["exit_wait_ms"] = r.exit_wait_ms;
   if (!r.ok) {
     failure = side_lost(r.error);
     return false;

@@ -13,7 +13,7 @@ namespace pgcutover::control {
 
 namespace json = boost::json;
 
-bool Journal::append(const json::object& record, std::string& error) {
+bool Journal::append(const json::object& record, std::string& error, bool sync) {
   std::string line = json::serialize(record) + "\n";
   struct stat st {};
   bool existed = ::stat(path_.c_str(), &st) == 0;
@@ -35,13 +35,13 @@ bool Journal::append(const json::object& record, std::string& error) {
     off += static_cast<size_t>(n);
   }
   // The record must be on disk before the step it records has any consequence.
-  if (::fsync(fd) != 0) {
+  if (sync && ::fsync(fd) != 0) {
     error = "journal " + path_ + ": fsync: " + std::strerror(errno);
     ::close(fd);
     return false;
   }
   ::close(fd);
-  if (!existed) {
+  if (!existed && sync) {
     // A new file's directory entry is durable only once the directory is synced.
     std::string dir =
         path_.find('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/'));

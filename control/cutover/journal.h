@@ -1,6 +1,8 @@
 // The flip's journal: one JSON object per line, appended and fsync'd before the controller
 // goes on, so a controller that dies anywhere leaves a record of how far it got, and
-// `pgcutoverctl recover` can finish or roll back (flip_plan.h decides which).
+// `pgcutoverctl recover` can finish or roll back (flip_plan.h decides which). A step's "done"
+// is written without its own fsync: recovery goes by the steps started, and the next record's
+// fsync carries it (each fsync inside the write pause is time every held client waits).
 //
 //   {"run":"1718000000-4242","event":"begin","direction":"forward","t":..., "data":{...}}
 //   {"run":"...","event":"start","step":"fence","t":...}
@@ -33,9 +35,9 @@ class Journal {
   explicit Journal(std::string path) : path_(std::move(path)) {}
   const std::string& path() const { return path_; }
 
-  // Appends one line and fsyncs the file (and, on first creation, its directory).
-  // False with `error` set when the disk refuses: the caller must not go on.
-  bool append(const boost::json::object& record, std::string& error);
+  // Appends one line and, when `sync`, fsyncs the file (and, on first creation, its
+  // directory). False with `error` set when the disk refuses: the caller must not go on.
+  bool append(const boost::json::object& record, std::string& error, bool sync = true);
 
   // Every complete record, oldest first. A missing file is an empty journal.
   std::vector<JournalRecord> read(std::string& error) const;
