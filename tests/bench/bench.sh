@@ -18,7 +18,10 @@
 # BENCH_SCALE (10), BENCH_PROXY_THREADS (0 = one per core), BENCH_IDLE (10000),
 # BENCH_TLS_SECONDS (10), BENCH_FLIPS (20), BENCH_OUT (build/bench), BENCH_IMG (docs/img),
 # BENCH_SERVER_TLS (0; 1: both poolers reach PostgreSQL over TLS, sslmode=require, as a proxy on
-# a Heroku dyno reaches Heroku Postgres; pgbench to the poolers and direct stays plain).
+# a Heroku dyno reaches Heroku Postgres; pgbench to the poolers and direct stays plain),
+# BENCH_PROFILE (0; 1: `perf record` samples each pooler during its measured pgbench runs, and
+# $BENCH_OUT/profile-<workload>-<clients>-<pooler>.txt gets where its CPU went, by library and
+# by function: the sampling costs the pooler a little, so compare CPU figures of unprofiled runs).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/tests/bench
@@ -39,9 +42,13 @@ idle_n=${BENCH_IDLE:-10000}
 tls_seconds=${BENCH_TLS_SECONDS:-10}
 flips=${BENCH_FLIPS:-20}
 server_tls=${BENCH_SERVER_TLS:-0}
+profile=${BENCH_PROFILE:-0}
+[ "$profile" = 0 ] || command -v perf >/dev/null || { echo "bench: BENCH_PROFILE needs perf" >&2; exit 1; }
 server_ssl=disable
 [ "$server_tls" = 1 ] && server_ssl=require
 out=${BENCH_OUT:-$top/build/bench}
+mkdir -p "$out"
+profile_dir=$out # run_pgbench has a local of that name
 img=${BENCH_IMG:-$top/docs/img}
 max_clients=$(tr ' ' '\n' <<<"$clients_list" | sort -n | tail -1)
 
@@ -139,12 +146,31 @@ pgc_admin_psql db -XAtc "vacuum analyze" >/dev/null
 # CPU seconds (user + system) a process has used so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# run_pgbench <port> <clients> <workload> [pooler pid]
+# The system calls a pooler's transaction is made of, counted one by one in profile mode.
+syscall_events=$(printf 'syscalls:sys_enter_%s,' recvfrom sendto read write readv writev recvmsg \
+  sendmsg epoll_wait epoll_ctl futex getsockopt setsockopt accept4 close)
+syscall_events=${syscall_events%,}
+
+# profile_report <perf data> <name>: where the sampled CPU went, by library, then by function.
+profile_report() {
+  local f="$profile_dir/profile-$2.txt"
+  {
+    echo "# $2: share of the pooler's sampled CPU"
+    perf report -i "$1" --no-children --sort dso --stdio --percent-limit 1 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | sed 's/ *$//'
+    echo
+    perf report -i "$1" --no-children --sort dso,symbol --stdio --percent-limit 0.7 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | sed 's/  *- *- *$//; s/ *$//' | head -45
+  } >"$f"
+  rm -f "$1"
+}
+
+# run_pgbench <port> <clients> <workload> [pooler pid] [pooler name]
 #   -> "tps<TAB>latency_ms<TAB>status<TAB>pooler CPU microseconds per transaction ('-': direct)"
 # The pooler's CPU per transaction compares the two poolers' own cost on any machine: on a
 # small one pgbench, PostgreSQL and the pooler share the cores, so tps mostly shows who shares.
 run_pgbench() {
-  local port=$1 c=$2 w=$3 pid=${4:-} args out j cpu0=0 cpu1=0
+  local port=$1 c=$2 w=$3 pid=${4:-} name=${5:-} args out j cpu0=0 cpu1=0 perf_pid=
   case $w in
     select-only) args=(-b select-only) ;;
     tpcb-like) args=(-b tpcb-like) ;;
@@ -157,8 +183,24 @@ run_pgbench() {
     timeout 60 pgbench -n -c "$c" -j "$j" -T 1 -h 127.0.0.1 -p "$port" -U app "${args[@]}" app >/dev/null 2>&1 || true
   fi
   [ -n "$pid" ] && cpu0=$(cpu_ticks "$pid")
+  if [ "$profile" != 0 ] && [ -n "$pid" ]; then
+    perf record -q -F 999 -p "$pid" -o "$run/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
+    perf_pid=$!
+    perf stat -x, -e "raw_syscalls:sys_enter,$syscall_events" -p "$pid" -o "$run/perf.stat" \
+      -- sleep "$seconds" >/dev/null 2>&1 &
+    perf_pid="$perf_pid $!"
+  fi
   out=$(timeout $((seconds + 120)) pgbench -n -c "$c" -j "$j" -T "$seconds" -h 127.0.0.1 -p "$port" -U app "${args[@]}" app 2>&1) || true
   [ -n "$pid" ] && cpu1=$(cpu_ticks "$pid")
+  if [ -n "$perf_pid" ]; then
+    # shellcheck disable=SC2086 # two pids
+    wait $perf_pid 2>/dev/null || true
+    profile_report "$run/perf.data" "$w-$c-$name"
+    awk -F, -v n="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")" \
+      'n > 0 && $3 == "raw_syscalls:sys_enter" { printf "\nsystem calls per transaction: %.1f\n", $1 / n }
+       n > 0 && $3 ~ /^syscalls:sys_enter_/ && $1 > 0 { sub(/syscalls:sys_enter_/, "", $3); printf "  %-12s %.2f\n", $3, $1 / n }' \
+      "$run/perf.stat" >>"$profile_dir/profile-$w-$c-$name.txt" 2>/dev/null || true
+  fi
   local tps lat failed aborted txns cpu=-
   txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
   if [ -n "$pid" ] && [ "${txns:-0}" -gt 0 ]; then
@@ -184,7 +226,7 @@ for w in $workloads; do
         pgbouncer) port=$bouncer_port pid=$bouncer_pid ;;
         proxy) port=$proxy_port pid=$proxy_pid ;;
       esac
-      r=$(run_pgbench "$port" "$c" "$w" "$pid")
+      r=$(run_pgbench "$port" "$c" "$w" "$pid" "$t")
       printf '%s\t%s\t%s\t%s\n' "$w" "$c" "$t" "$r" >>"$run/pgbench.tsv"
       log "$(printf '%-12s %4s clients %-10s %s' "$w" "$c" "$t" "$r")"
     done
@@ -254,5 +296,6 @@ print(json.dumps({"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UT
   "pg": sys.argv[5], "pgbouncer": sys.argv[6], "server_tls": sys.argv[7] == "1"}))' "$seconds" "$scale" "$pool" "$proxy_threads" \
   "$(pg_config --version)" "$(pgbouncer --version | head -1)" "$server_tls" >"$run/meta.json"
 mkdir -p "$out"
+profile_dir=$out # run_pgbench has a local of that name
 cp "$run"/*.tsv "$run"/*.json "$out/" 2>/dev/null || true
 "$PY" "$here/report.py" "$run" "$out" "$img"
