@@ -30,17 +30,7 @@ proxy_write_config "$PROXY_DIR/p1.toml" transaction 10 require "
 [cutover]
 max_pause = 60
 
-[admin]
-listen_addr = \"127.0.0.1\"
-listen_port = $A1_PORT
-token = \"\${PGCUTOVER_TEST_TOKEN}\"
-
-[control]
-journal = \"$PROXY_DIR/flip.journal\"
-
-[[control.proxies]]
-admin_url = \"http://127.0.0.1:$A1_PORT\"
-token = \"\${PGCUTOVER_TEST_TOKEN}\"
+$(proxy_controlled_toml "$A1_PORT" "$PROXY_DIR/flip.journal")
 "
 CFG=$PROXY_DIR/p1.toml
 conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")

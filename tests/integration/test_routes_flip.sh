@@ -54,17 +54,7 @@ backends = { source = \"source_follower\", target = \"target_replica\" }
 [cutover]
 max_pause = 30
 
-[admin]
-listen_addr = \"127.0.0.1\"
-listen_port = $ADMIN_PORT
-token = \"\${PGCUTOVER_TEST_TOKEN}\"
-
-[control]
-journal = \"$PROXY_DIR/flip.journal\"
-
-[[control.proxies]]
-admin_url = \"http://127.0.0.1:$ADMIN_PORT\"
-token = \"\${PGCUTOVER_TEST_TOKEN}\"
+$(proxy_controlled_toml "$ADMIN_PORT" "$PROXY_DIR/flip.journal")
 "
 proxy_start "$CFG"
 status() { curl -s -m 3 -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN_PORT/v1/status"; }

@@ -27,17 +27,7 @@ ADMIN_PORT=$(pgc_free_port)
 work=$PROXY_DIR/work
 mkdir -p "$work"
 proxy_write_config "$work/pgcutover.toml" transaction 8 require "
-[admin]
-listen_addr = \"127.0.0.1\"
-listen_port = $ADMIN_PORT
-token = \"\${PGCUTOVER_TEST_TOKEN}\"
-
-[control]
-journal = \"$work/flip.journal\"
-
-[[control.proxies]]
-admin_url = \"http://127.0.0.1:$ADMIN_PORT\"
-token = \"\${PGCUTOVER_TEST_TOKEN}\"
+$(proxy_controlled_toml "$ADMIN_PORT" "$work/flip.journal")
 "
 export PGCUTOVER_SMOKE_URL
 PGCUTOVER_SMOKE_URL=$(proxy_dsn require)

@@ -104,6 +104,25 @@ reconnect_interval = $reconnect
   sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/state$n.json\"|" "$PROXY_DIR/p$n.toml"
 }
 
+# proxy_controlled_toml <admin port> <journal>: the TOML that gives a proxy an admin API on
+# 127.0.0.1:<port> (token ${PGCUTOVER_TEST_TOKEN}) and makes the same file pgcutoverctl's
+# config, commanding that one proxy ([control] journal, [[control.proxies]]).
+proxy_controlled_toml() {
+  cat <<EOT
+[admin]
+listen_addr = "127.0.0.1"
+listen_port = $1
+token = "\${PGCUTOVER_TEST_TOKEN}"
+
+[control]
+journal = "$2"
+
+[[control.proxies]]
+admin_url = "http://127.0.0.1:$1"
+token = "\${PGCUTOVER_TEST_TOKEN}"
+EOT
+}
+
 proxy_ready() { pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" -t 1; }
 
 # proxy_start <config>: starts the binary and waits (bounded) until it accepts.
