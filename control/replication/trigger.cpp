@@ -304,15 +304,9 @@ bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds tim
                    int64_t& applied, std::string& error, const SideNames& names, DrainStart start) {
   auto deadline = Clock::now() + timeout;
   std::optional<std::vector<CapturedTable>> loaded;
-  if (start.tables == nullptr) {
-    std::string e;
-    loaded = load_captured(source, e, names.from);
-    if (!loaded) {
-      error = e;
-      return false;
-    }
-  }
-  const std::vector<CapturedTable>& tables = start.tables ? *start.tables : *loaded;
+  const auto* captured = captured_tables(source, names.from, start, loaded, error);
+  if (captured == nullptr) return false;
+  const std::vector<CapturedTable>& tables = *captured;
   if (!start.sessions_prepared) {
     // The destination of a revert is still fenced in this session (a role setting is read at
     // login), and what the drain writes there must not be captured to travel back.

@@ -55,6 +55,12 @@ struct DrainStart {
   const std::vector<CapturedTable>* tables = nullptr;
   bool sessions_prepared = false;
 };
+// The tables handed in `start`, or `side`'s read now into `loaded`; null with `error` set when
+// they cannot be read.
+const std::vector<CapturedTable>* captured_tables(PgConn& side, const std::string& side_name,
+                                                  const DrainStart& start,
+                                                  std::optional<std::vector<CapturedTable>>& loaded,
+                                                  std::string& error);
 
 // Applies until the log is empty (taking the apply lock first), bounded by `timeout`.
 // `applied` counts the entries applied. False with `error` set on timeout or failure.

@@ -190,14 +190,21 @@ bool install_way_back_capture(PgConn& destination, const std::string& name, std:
   return true;
 }
 
+const std::vector<CapturedTable>* captured_tables(PgConn& side, const std::string& side_name,
+                                                  const DrainStart& start,
+                                                  std::optional<std::vector<CapturedTable>>& loaded,
+                                                  std::string& error) {
+  if (start.tables != nullptr) return start.tables;
+  loaded = load_captured(side, error, side_name);
+  return loaded ? &*loaded : nullptr;
+}
+
 bool arm_trigger_capture(PgConn& side, PgConn& other, std::chrono::milliseconds wait,
                          const SideNames& names, std::string& error, DrainStart start) {
   std::optional<std::vector<CapturedTable>> loaded;
-  if (start.tables == nullptr) {
-    loaded = load_captured(side, error, names.from);
-    if (!loaded) return false;
-  }
-  const std::vector<CapturedTable>& tables = start.tables ? *start.tables : *loaded;
+  const auto* captured = captured_tables(side, names.from, start, loaded, error);
+  if (captured == nullptr) return false;
+  const std::vector<CapturedTable>& tables = *captured;
   if (!start.sessions_prepared) prepare_session(side);
   ApplyLock lock(side, wait);
   if (!lock.held()) {
