@@ -27,18 +27,8 @@ scale=${BENCH_SCALE:-10}
 server_ssl=disable
 [ "${BENCH_SERVER_TLS:-1}" = 1 ] && server_ssl=require
 
-. "$top/tests/lib/pgcluster.sh"
-. "$top/tests/bench/pgbouncer.bash"
-run=$(mktemp -d /tmp/pgcutover-ab.XXXXXX)
-chmod 755 "$run"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pgc_stop_all || true
-  rm -rf "$run"
-}
-trap cleanup EXIT
-log() { echo "== $(date +%H:%M:%S) $*" >&2; }
+# Clusters, PgBouncer, $run, pids, cleanup at exit, log.
+. "$top/tests/bench/bench_run.bash" pgcutover-ab
 
 # The heroku shape has TLS on; one hba line lets pgbench's direct runs in plain TCP with SCRAM.
 pgc_start db heroku --max-connections 200 --set shared_buffers=256MB >/dev/null

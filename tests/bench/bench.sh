@@ -60,18 +60,8 @@ if [ "$(ulimit -n)" -lt "$want_fds" ]; then
     { echo "bench: cannot raise ulimit -n to $want_fds" >&2; exit 1; }
 fi
 
-. "$top/tests/lib/pgcluster.sh"
-. "$here/pgbouncer.bash"
-run=$(mktemp -d /tmp/pgcutover-bench.XXXXXX)
-chmod 755 "$run"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  pgc_stop_all || true
-  rm -rf "$run"
-}
-trap cleanup EXIT
-log() { echo "== $(date +%H:%M:%S) $*" >&2; }
+# Clusters, PgBouncer, $run, pids, cleanup at exit, log.
+. "$top/tests/bench/bench_run.bash" pgcutover-bench
 
 # ---- two clusters, SCRAM for the app role over TCP (as in production), no TLS ----
 pg_opts=(--logical --max-connections $((max_clients + 64)) --set shared_buffers=256MB)

@@ -1,5 +1,5 @@
 # PgBouncer as the benchmarks run it beside the proxy: transaction pooling, SCRAM logins for
-# the app role, the same pool size. Sourced by bench.sh and ab_proxies.sh (after pgcluster.sh).
+# the app role, the same pool size. Sourced through bench_run.bash (after pgcluster.sh).
 #
 #   start_pgbouncer <run dir> <db port> <password> <pool> <max_client_conn> <server sslmode> \
 #     [extra [pgbouncer] lines]
