@@ -1,4 +1,5 @@
 #include "proxy/session/client_session.h"
+#include "proxy/session/divergence_notice.h"
 
 #include <atomic>
 
@@ -321,6 +322,9 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
     cancel_key_ = host_.cancels().issue({shard_.index(), id_}, server_->pid);
   } else {
     cancel_key_ = host_.cancels().issue({shard_.index(), id_});
+    // Session mode with the pool busy: told once its server is found (divergence_notice.h).
+    if (settings_->config.proxy.pool_mode == PoolMode::kSession && !read_only_route_)
+      divergences_due_ |= kDivergeLoginPid;
   }
   registered_ = true;
   std::string out;

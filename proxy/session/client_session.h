@@ -113,6 +113,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Session state (session_state.h): classify what the client sends, ask the server at the end
   // of a flagged transaction, pin or unpin, and move to a retargeted backend.
   void note_client_sql(char type, protocol::Bytes body);
+  // Appends the notices of divergences_due_ (divergence_notice.h) for the client on `conn`.
+  void tell_divergences(std::string& out, const ServerConnection& conn);
   awaitable<bool> probe_state(ServerConnection* conn);
   void apply_snapshot(ServerConnection& conn, SessionSnapshot snap);
   void set_pinned(bool on);
@@ -181,6 +183,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::optional<EndStatus> ending_;
   // Session state: effects seen since the last probe, the server's last answer, pinning.
   unsigned state_effects_ = 0;
+  // What differs from direct (divergence_notice.h): due to be told, and told already.
+  unsigned divergences_due_ = 0;
+  unsigned divergences_told_ = 0;
   SessionSnapshot snapshot_;
   bool pinned_ = false;
   bool probing_ = false;      // the server reader is asking the server; the relay must not write

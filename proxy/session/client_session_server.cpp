@@ -190,6 +190,12 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
           swallow = true;
         }
       }
+      if (!swallow && h.type == be::kReadyForQuery && divergences_due_ != 0) {
+        // What the statement met that differs from direct, said before its end
+        // (divergence_notice.h).
+        cut(pos);
+        tell_divergences(out, *conn);
+      }
       std::size_t k = std::min(h.total(), data.size() - pos);
       if (swallow) cut(pos);
       pos += k;

@@ -5,20 +5,40 @@
 #include "protocol/messages.h"
 #include "proxy/pool/server_pool.h"
 #include "proxy/session/client_session.h"
+#include "proxy/session/divergence_notice.h"
 #include "proxy/settings/settings.h"
 
 namespace pgcutover::proxy {
 namespace fe = protocol::frontend;
 
 void ClientSession::note_client_sql(char type, protocol::Bytes body) {
+  unsigned effects = 0;
   if (type == fe::kQuery) {
     // Query: one NUL-terminated string (several statements possibly).
     auto text = std::string_view(reinterpret_cast<const char*>(body.data()), body.size());
     if (auto nul = text.find('\0'); nul != std::string_view::npos) text = text.substr(0, nul);
-    state_effects_ |= classify_sql(text);
+    effects = classify_sql(text);
   } else if (type == fe::kParse) {
-    if (auto p = protocol::parse_parse(body)) state_effects_ |= classify_sql(p->query);
+    if (auto p = protocol::parse_parse(body)) effects = classify_sql(p->query);
   }
+  state_effects_ |= effects & kStateEffects;
+  // Clients known by the proxy's pids (transaction mode, read-only routes) cannot match other
+  // clients' notifications to them; only transaction mode shares prepared statements.
+  unsigned due = 0;
+  bool proxy_pids = settings_->config.proxy.pool_mode == PoolMode::kTransaction || read_only_route_;
+  if (proxy_pids && (effects & kEffectListenStart) != 0) due |= kDivergeOthersNotificationPid;
+  if (track_prepared_ && (effects & kEffectPreparedView) != 0)
+    due |= kDivergePreparedStatementsView;
+  divergences_due_ |= due & ~divergences_told_;
+}
+
+void ClientSession::tell_divergences(std::string& out, const ServerConnection& conn) {
+  auto cmm = desired().find("client_min_messages");
+  append_divergence_notices(
+      out, divergences_due_, cancel_key_.pid, conn.pid,
+      cmm != desired().end() ? std::string_view(cmm->second) : std::string_view{});
+  divergences_told_ |= divergences_due_;
+  divergences_due_ = 0;
 }
 
 std::string ClientSession::unmovable_reasons() const {

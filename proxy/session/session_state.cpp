@@ -186,7 +186,9 @@ unsigned classify_statement(const std::vector<Tok>& words) {
     if (!iequals(w(1), "transaction")) mask |= kEffectPrepare;
   } else if (iequals(w0, "deallocate")) {
     mask |= kEffectPrepare;
-  } else if (iequals(w0, "listen") || iequals(w0, "unlisten")) {
+  } else if (iequals(w0, "listen")) {
+    mask |= kEffectListen | kEffectListenStart;
+  } else if (iequals(w0, "unlisten")) {
     mask |= kEffectListen;
   } else if (iequals(w0, "discard")) {
     mask |= kEffectDiscard;
@@ -218,6 +220,8 @@ unsigned classify_statement(const std::vector<Tok>& words) {
       mask |= kEffectAdvisory;
     } else if (iequals(x, "set_config")) {
       mask |= kEffectSetting;
+    } else if (iequals(x, "pg_prepared_statements")) {
+      mask |= kEffectPreparedView;
     }
   }
   return mask;

@@ -34,7 +34,12 @@ enum SessionEffect : unsigned {
   kEffectTemp = 1u << 5,      // CREATE TEMP ..., SELECT INTO TEMP, pg_temp., DROP (may release)
   kEffectCursor = 1u << 6,    // DECLARE ... WITH HOLD, CLOSE (may release)
   kEffectDiscard = 1u << 7,   // DISCARD (releases everything it names)
+  // Not state: what the statement meets that differs through a pool (divergence_notice.h).
+  kEffectListenStart = 1u << 8,   // LISTEN (not UNLISTEN)
+  kEffectPreparedView = 1u << 9,  // reads pg_prepared_statements
 };
+// The effects that leave state in the session (the ones the probe asks about).
+constexpr unsigned kStateEffects = (1u << 8) - 1;
 
 // Effects of every statement in `sql` (one simple Query may hold many). Comments, string
 // literals (standard, E'', U&'', dollar-quoted) and quoted identifiers are skipped, keywords

@@ -4,7 +4,13 @@
 #  - notifications: a NOTIFY sent by the client's own session arrives with the pid the client
 #    was given at login (BackendKeyData, PQbackendPID, psycopg's conn.info.backend_pid);
 #    drivers compare the two to skip their own notifications. A notification from another
-#    client's session keeps that session's pid, which is never the listener's;
+#    client's session keeps that session's pid, which is never the listener's; in transaction
+#    mode, where that pid is not the one the proxy gave the sender, the first LISTEN says so
+#    with a warning, and so does a read of pg_prepared_statements (the pooled connection's
+#    shared statements, not the client's); direct and in session mode nothing is said;
+#  - session mode, a client that logged in while the pool was busy got the proxy's pid: its
+#    first statement tells it (NOTICE) the pid of its server process, which pg_backend_pid()
+#    returns;
 #  - a database the server does not have is refused at login (FATAL 3D000), as direct, also
 #    through libpq's asynchronous connect;
 #  - client_encoding asked as "utf-8" or "euc-jp" is reported at login as the server spells it
@@ -31,8 +37,21 @@ import psycopg
 dsn, real_pid = sys.argv[1], sys.argv[2] == "yes"
 with psycopg.connect(dsn, autocommit=True) as me, psycopg.connect(dsn, autocommit=True) as other:
     seen = {}
+    told = []  # the proxy's own notices: what differs from direct, said once when met
+    # Read inside the handler: the notice's fields are gone once it returns.
+    me.add_notice_handler(lambda d: told.append(d.message_primary) if d.message_primary.startswith("pgcutover-proxy:") else None)
     me.add_notify_handler(lambda n: seen.__setitem__(n.payload, n.pid))
     me.execute("LISTEN pgcutover_pid_test")
+    me.execute("LISTEN pgcutover_pid_test_2")
+    names = me.execute("SELECT name FROM pg_prepared_statements").fetchall()
+    me.execute("SELECT count(*) FROM pg_catalog.pg_prepared_statements")
+    if real_pid:  # direct and session mode: nothing differs, nothing said
+        assert told == [], told
+    else:  # transaction mode: each said once, the first time it is met
+        assert len(told) == 2, told
+        assert "notifications from other clients carry their server connection's pid" in told[0], told
+        assert "pg_prepared_statements lists the pooled server connection's statements" in told[1], told
+    told.clear()
     me.execute("NOTIFY pgcutover_pid_test, 'mine'")
     other.execute("NOTIFY pgcutover_pid_test, 'theirs'")
     for _ in range(200):  # bounded: each query lets the notifications that arrived through
@@ -42,6 +61,7 @@ with psycopg.connect(dsn, autocommit=True) as me, psycopg.connect(dsn, autocommi
     assert set(seen) == {"mine", "theirs"}, seen
     assert seen["mine"] == me.info.backend_pid, (seen, me.info.backend_pid)
     assert seen["theirs"] != me.info.backend_pid, (seen, me.info.backend_pid)
+    assert told == [], told  # not again
 # A database the server does not have: refused at login as direct (libpq's asynchronous
 # connect, polled as psycopg's own test does, ends FAILED; never connected to another one).
 bad = psycopg.conninfo.make_conninfo(dsn, dbname="pgcutover_no_such_db")
@@ -147,4 +167,49 @@ for _ in range(3):
 print("ok")
 PY
 pass "transaction mode: a client's read-only default, search_path and statement_timeout stay its own (the next client on the same server connection sees the defaults and can write)"
+proxy_stop
+
+# Session mode, one server connection: a client logging in while another holds it is given
+# the proxy's pid, and its first statement (once the first client leaves) says which server
+# process serves it; a client that found the pool free is told nothing.
+PROXY_THREADS=1 proxy_write_config "$PROXY_DIR/busy.toml" session 1 disable
+proxy_start "$PROXY_DIR/busy.toml"
+/usr/bin/python3 - "$(proxy_dsn disable)" <<'PY' || fail "session mode, busy pool at login: the client was not told its server's pid"
+import sys
+import threading
+import psycopg
+
+dsn = sys.argv[1]
+def proxy_notices(conn, into):
+    conn.add_notice_handler(lambda d: into.append((d.severity, d.message_primary)) if d.message_primary.startswith("pgcutover-proxy:") else None)
+
+first_told = []
+first = psycopg.connect(dsn, autocommit=True)
+proxy_notices(first, first_told)
+assert first.execute("SELECT pg_backend_pid()").fetchone()[0] == first.info.backend_pid
+late = psycopg.connect(dsn, autocommit=True)  # the pool's one connection is first's
+late_told = []
+proxy_notices(late, late_told)
+done = threading.Event()
+result = {}
+def query():
+    result["pid"] = late.execute("SELECT pg_backend_pid()").fetchone()[0]
+    done.set()
+t = threading.Thread(target=query)
+t.start()
+first.close()  # frees the server connection for the late client
+assert done.wait(20), "the late client's query never ran"
+t.join()
+assert result["pid"] != late.info.backend_pid, (result, late.info.backend_pid)
+assert len(late_told) == 1, late_told
+severity, message = late_told[0]
+assert severity == "NOTICE", late_told
+assert f"server process is pid {result['pid']}, not pid {late.info.backend_pid} given at login" in message, late_told
+late.execute("SELECT 1")
+assert len(late_told) == 1, late_told  # once
+assert first_told == [], first_told
+late.close()
+print("ok")
+PY
+pass "session mode, pool busy at login: the client given the proxy's pid is told its server's pid once (NOTICE), a client that found the pool free nothing"
 proxy_stop

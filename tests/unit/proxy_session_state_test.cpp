@@ -10,7 +10,7 @@ namespace {
 
 // Each kind of state is recognised in its plain form, whatever the case.
 TEST(ProxySessionState, ClassifiesEachKind) {
-  EXPECT_EQ(classify_sql("LISTEN jobs"), kEffectListen);
+  EXPECT_EQ(classify_sql("LISTEN jobs"), kEffectListen | kEffectListenStart);
   EXPECT_EQ(classify_sql("unlisten *"), kEffectListen);
   EXPECT_EQ(classify_sql("SELECT pg_advisory_lock(42)"), kEffectAdvisory);
   EXPECT_EQ(classify_sql("select PG_TRY_ADVISORY_LOCK_SHARED(1, 2)"), kEffectAdvisory);
@@ -63,12 +63,24 @@ TEST(ProxySessionState, IgnoresCommentsLiteralsAndQuotedIdentifiers) {
   EXPECT_EQ(classify_sql("SELECT U&'d\\0061t; LISTEN' "), kEffectNone);
   EXPECT_EQ(classify_sql("DECLARE c CURSOR WITH \"hold\" FOR SELECT 1"), kEffectNone);
   // A parameter is not a dollar quote.
-  EXPECT_EQ(classify_sql("SELECT $1; LISTEN x"), kEffectListen);
+  EXPECT_EQ(classify_sql("SELECT $1; LISTEN x") & kStateEffects, kEffectListen);
+}
+
+// Not state, but what differs through a pool (divergence_notice.h): a LISTEN, which UNLISTEN is
+// not, and a read of pg_prepared_statements, qualified or not, in any case.
+TEST(ProxySessionState, FindsWhatDiffersThroughAPool) {
+  EXPECT_EQ(classify_sql("unlisten jobs") & kEffectListenStart, 0u);
+  EXPECT_EQ(classify_sql("SELECT name FROM pg_prepared_statements"), kEffectPreparedView);
+  EXPECT_EQ(classify_sql("select * from PG_CATALOG.Pg_Prepared_Statements where true"),
+            kEffectPreparedView);
+  EXPECT_EQ(classify_sql("SELECT 'pg_prepared_statements'"), kEffectNone);
+  EXPECT_EQ(classify_sql("SELECT 1 FROM \"pg_prepared_statements\""), kEffectNone);
+  EXPECT_EQ(kStateEffects & (kEffectListenStart | kEffectPreparedView), 0u);
 }
 
 // Every statement of a multi-statement query counts, comments between them too.
 TEST(ProxySessionState, MultiStatementQueries) {
-  EXPECT_EQ(classify_sql("BEGIN; SELECT 1; LISTEN a; COMMIT"), kEffectListen);
+  EXPECT_EQ(classify_sql("BEGIN; SELECT 1; LISTEN a; COMMIT") & kStateEffects, kEffectListen);
   EXPECT_EQ(classify_sql("select 1;/*x*/set search_path = a, b ; create temp table t()"),
             kEffectSetting | kEffectTemp);
   EXPECT_EQ(classify_sql("SELECT 1;; ;"), kEffectNone);
