@@ -322,9 +322,6 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
     cancel_key_ = host_.cancels().issue({shard_.index(), id_}, server_->pid);
   } else {
     cancel_key_ = host_.cancels().issue({shard_.index(), id_});
-    // Session mode with the pool busy: told once its server is found (divergence_notice.h).
-    if (settings_->config.proxy.pool_mode == PoolMode::kSession && !read_only_route_)
-      divergences_due_ |= kDivergeLoginPid;
   }
   registered_ = true;
   std::string out;
@@ -700,6 +697,13 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     co_return *ending_;
   }
   server_ = std::move(conn);
+  if (registered_ && settings_->config.proxy.pool_mode == PoolMode::kSession && !read_only_route_ &&
+      server_->pid != cancel_key_.pid) {
+    // Session mode: the server found after a busy login, or the one a flip moved the session
+    // to, is not the pid the client was told. Said at its next statement (divergence_notice.h).
+    divergences_told_ &= ~kDivergeLoginPid;
+    divergences_due_ |= kDivergeLoginPid;
+  }
   pending_.clear();
   server_skipping_ = false;
   portals_possible_ = false;

@@ -68,9 +68,9 @@ void append_divergence_notices(std::string& out, unsigned due, std::int32_t clie
               .sqlstate = "01000",
               .message = "pgcutover-proxy: this session's server process is pid " + server +
                          ", not pid " + given + " given at login",
-              .detail = "No server connection was free when this client logged in, so the "
-                        "proxy gave it a pid of its own (BackendKeyData); pg_backend_pid() "
-                        "returns " +
+              .detail = "Either no server connection was free when this client logged in, "
+                        "so the proxy gave it a pid of its own (BackendKeyData), or a cutover "
+                        "moved this session to a new server; pg_backend_pid() returns " +
                         server + ". The driver's cancel reaches this session's queries either way.",
               .hint = "pg_terminate_backend(" + given +
                       ") reaches no process; a pool with room "

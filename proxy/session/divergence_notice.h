@@ -6,7 +6,8 @@
 //  - in transaction mode pg_prepared_statements lists the pooled server connection's shared
 //    statements (pgc_...), not the client's own;
 //  - in session mode a client that logged in while the pool was busy was given the proxy's
-//    pid, and its server process, found later, has another one.
+//    pid, and its server process, found later, has another one; so does the server a cutover
+//    moved a session to.
 // Each is told once per client session, as a NoticeResponse just before the ReadyForQuery
 // that ends the statement that met it, unless the client's client_min_messages hides it.
 #pragma once

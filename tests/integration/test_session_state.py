@@ -297,8 +297,21 @@ def run_transaction_mode(proxy):
 
 # ---------------------------------------------------------------- session mode flip
 
+# The proxy's own notices per connection (read inside the handler: the fields are gone after).
+PROXY_NOTICES = {}
+
+
+def proxy_notices(conn):
+    told = PROXY_NOTICES.setdefault(id(conn), [])
+    conn.add_notice_handler(
+        lambda d: told.append(d.message_primary)
+        if d.message_primary.startswith("pgcutover-proxy:") else None)
+    return told
+
+
 def open_sessions(proxy):
     mover = proxy.connect()
+    proxy_notices(mover)
     mover.execute("SET statement_timeout = '4321ms'")
     mover.execute("SET application_name = 'mover'")
     mover.execute("PREPARE sq AS SELECT inet_server_port()")
@@ -315,8 +328,15 @@ def open_sessions(proxy):
 
 
 def check_moved(mover, target_port):
+    told = PROXY_NOTICES[id(mover)]
+    if told:
+        fail(f"the proxy said something before the move: {told}")
     if one(mover, "SELECT inet_server_port()") != target_port:
         fail("the movable session did not move to the target")
+    # The server a flip moved the session to has a pid of its own: said once, with it.
+    server_pid = one(mover, "SELECT pg_backend_pid()")
+    if len(told) != 1 or f"server process is pid {server_pid}, not pid {mover.info.backend_pid}" not in told[0]:
+        fail(f"the moved session was not told its new server's pid {server_pid}: {told}")
     if one(mover, "EXECUTE sq") != target_port:
         fail("SQL PREPARE not replayed on the target")
     if mover.execute("SELECT %s::int + 1", (41,), prepare=True).fetchone()[0] != 42:
@@ -325,6 +345,8 @@ def check_moved(mover, target_port):
         fail("SET statement_timeout not replayed on the target")
     if one(mover, "SHOW application_name") != "mover":
         fail("application_name not replayed on the target")
+    if len(told) != 1:
+        fail(f"the new server's pid was said more than once: {told}")
 
 
 def run_session_mode(proxy):
