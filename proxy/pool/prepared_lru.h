@@ -4,6 +4,8 @@
 // used name is closed first.
 #pragma once
 
+#include <cstdint>
+
 #include <cstddef>
 #include <list>
 #include <string>
@@ -30,6 +32,15 @@ class PreparedLru {
  private:
   std::list<std::string> order_;  // front = most recent
   std::unordered_map<std::string, std::list<std::string>::iterator> index_;
+};
+
+// What the statement rewriter (proxy/session/statement_rewriter.h) keeps on one server
+// connection: the proxy's statements prepared there, and which client Parse its unnamed
+// statement came from (0: none or unknown), so that a client's Bind of its unnamed statement
+// can tell whether to parse it again.
+struct ConnectionStatements {
+  PreparedLru prepared;
+  std::uint64_t unnamed_tag = 0;
 };
 
 }  // namespace pgcutover::proxy

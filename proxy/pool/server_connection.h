@@ -43,11 +43,9 @@ struct ServerConnection {
   bool cancel_sent = false;
   // default_transaction_read_only as the proxy last set it (read-only mode).
   bool read_only = false;
-  // Statement names prepared on this connection by the proxy (transaction mode).
-  PreparedLru prepared;
-  // Which client Parse the unnamed statement on this connection came from (0: none or
-  // unknown), so a client's Bind of its unnamed statement can tell whether to parse it again.
-  std::uint64_t unnamed_tag = 0;
+  // The proxy's statements prepared here and the origin of the unnamed one (transaction mode,
+  // proxy/session/statement_rewriter.h).
+  ConnectionStatements statements;
   // A prepared statement here failed with "cached plan must not change result type": closed
   // on release rather than pooled (client_session.cpp).
   bool statements_stale = false;

@@ -109,7 +109,8 @@ ClientSession::ClientSession(SessionHost& host, std::shared_ptr<Stream> client, 
       shard_(host.context()),
       settings_(shard_.settings()),
       client_(std::move(client)),
-      id_(id) {
+      id_(id),
+      statements_(static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements), id) {
   track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
                     settings_->config.proxy.max_prepared_statements > 0;
   stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
@@ -485,8 +486,8 @@ awaitable<EndStatus> ClientSession::relay() {
       if (!server_ && track_prepared_) {
         // Parse/Close/Sync only: answered here, no server connection needed (see
         // answer_without_server in proxy/session/prepared_statements.h).
-        if (auto local =
-                answer_without_server(cin_.readable(), statements_, settings_->client_limits)) {
+        if (auto local = answer_without_server(cin_.readable(), statements_.statements(),
+                                               settings_->client_limits)) {
           cin_.consume(local->consumed);
           stats().queries_total.fetch_add(1, std::memory_order_relaxed);
           if (!co_await write_client(local->reply))
@@ -562,8 +563,9 @@ awaitable<EndStatus> ClientSession::relay() {
       note_client_sql(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4));
       if (tracking()) {
         replacement.clear();
-        if (track_client_message(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4),
-                                 replacement)) {
+        if (statements_.client_message(server_->statements, m.type,
+                                       data.subspan(n + protocol::kHeaderSize, m.length - 4),
+                                       replacement)) {
           to_server_.append(reinterpret_cast<const char*>(data.data()) + seg, n - seg);
           to_server_ += replacement;
           seg = n + m.total();
@@ -704,9 +706,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     divergences_told_ &= ~kDivergeLoginPid;
     divergences_due_ |= kDivergeLoginPid;
   }
-  pending_.clear();
-  server_skipping_ = false;
-  portals_possible_ = false;
+  statements_.reset_conversation();
   tx_.reset();
   set_state(ClientState::kActive);
   ++readers_;
@@ -723,9 +723,7 @@ void ClientSession::detach(bool reuse) {
   pool_->release(std::move(server_),
                  reuse ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
   server_.reset();
-  pending_.clear();
-  server_skipping_ = false;
-  portals_possible_ = false;
+  statements_.reset_conversation();
   tx_.reset();
   if (state_ == ClientState::kActive) set_state(ClientState::kIdle);
 }
@@ -769,7 +767,7 @@ awaitable<void> ClientSession::finish(EndStatus status) {
       if (clean) {
         server_->params.overrides.clear();
         server_->read_only = false;  // DISCARD ALL reset default_transaction_read_only too
-        server_->prepared.clear();
+        server_->statements.prepared.clear();
       }
     }
     // A client that vanished mid-transaction leaves the server in an unknown state: close it.

@@ -26,6 +26,7 @@
 #include "proxy/session/prepared_statements.h"
 #include "proxy/session/session_host.h"
 #include "proxy/session/session_state.h"
+#include "proxy/session/statement_rewriter.h"
 #include "proxy/session/transaction_tracker.h"
 #include "proxy/telemetry/stats.h"
 
@@ -100,15 +101,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> server_reader(std::shared_ptr<ClientSession> self, ServerConnection* conn);
   void on_server_message(char type, protocol::Bytes body, bool& release_point);
   void account_client_message(char type);
-  // Named prepared statements in transaction mode (proxy/session/prepared_statements.h).
+  // Named prepared statements in transaction mode (proxy/session/statement_rewriter.h).
   bool tracking() const { return track_prepared_ && server_ != nullptr; }
-  bool track_client_message(char type, protocol::Bytes body, std::string& out);
-  void ensure_prepared(const StatementDef& def, std::string& out);
-  bool ensure_unnamed(std::string& out);
-  void evict_for_one(std::string& out);
-  bool route_response(char type, protocol::Bytes body);
-  void fail_pending_to_sync();
-  void emit_synthetic(std::string& out);
   void detach(bool reuse);
   // Session state (session_state.h): classify what the client sends, ask the server at the end
   // of a flagged transaction, pin or unpin, and move to a retargeted backend.
@@ -167,19 +161,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void answered_after_hold();
   bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
 
-  // Transaction mode, max_prepared_statements > 0: the client's named statements and what
-  // each message sent to the server will answer (kept in step by route_response()).
+  // Transaction mode, max_prepared_statements > 0: the client's named statements, rewritten
+  // onto the server connection's shared ones.
   bool track_prepared_ = false;
-  ClientStatements statements_;
-  ResponseQueue pending_;
-  bool server_skipping_ = false;         // the server reported an error and ignores all until Sync
-  bool portals_possible_ = false;        // a Bind went to the server connection: no evictions now
-  std::string unnamed_dealloc_;          // the unnamed statement stands in for DEALLOCATE of this
-  std::string portal_dealloc_;           // the unnamed portal stands in for DEALLOCATE of this
-  std::optional<StatementDef> unnamed_;  // the client's unnamed statement (server_name unused)
-  std::uint64_t unnamed_tag_ = 0;        // its ServerConnection::unnamed_tag
-  std::string to_server_;                // a batch with rewritten messages
-  std::string to_client_;                // server output with swallowed or made-up messages
+  StatementRewriter statements_;
+  std::string to_server_;  // a batch with rewritten messages
+  std::string to_client_;  // server output with swallowed or made-up messages
   std::optional<EndStatus> ending_;
   // Session state: effects seen since the last probe, the server's last answer, pinning.
   unsigned state_effects_ = 0;

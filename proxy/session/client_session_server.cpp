@@ -108,9 +108,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       out.append(reinterpret_cast<const char*>(data.data()) + seg, at - seg);
       seg = at;
     };
-    auto synthetic_at_head = [&] {
-      return tracking() && !pending_.empty() && pending_.front().synthetic();
-    };
+    auto synthetic_at_head = [&] { return tracking() && statements_.synthetic_at_head(); };
     while (pos < data.size()) {
       if (passthrough > 0) {
         std::size_t k = std::min(passthrough, data.size() - pos);
@@ -134,9 +132,10 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       if (tracking()) {
         if (synthetic_at_head()) {
           cut(pos);
-          emit_synthetic(out);
+          statements_.emit_synthetic(out);
         }
-        swallow = route_response(h.type, body);
+        swallow =
+            statements_.server_message(conn->statements, h.type, body, tx_.failed_transaction());
       }
       if (inspected(h.type)) on_server_message(h.type, body, release_point);
       if (!swallow && h.type == be::kErrorResponse && tx_.outstanding() == 0 &&
@@ -204,7 +203,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       drop_passthrough = swallow && passthrough > 0;
       if (passthrough == 0 && synthetic_at_head()) {
         cut(pos);
-        emit_synthetic(out);
+        statements_.emit_synthetic(out);
       }
     }
     if (broken) {

@@ -151,8 +151,7 @@ awaitable<std::optional<EndStatus>> ClientSession::move_to_current_backend() {
   snap.prepared.swap(none);
   apply_snapshot(*old, std::move(snap));
   pool_->release(std::move(old), ServerPool::Return::kClose);
-  pending_.clear();
-  server_skipping_ = false;
+  statements_.reset_conversation();
   tx_.reset();
   co_return std::nullopt;
 }

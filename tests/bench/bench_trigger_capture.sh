@@ -19,6 +19,9 @@
 #                         CPU, the worst case for a trigger's relative cost
 #   BENCH_APPLY=0 ...     skip the +apply configuration
 #   BENCH_BARE=0 ...      skip the bare configuration
+#   BENCH_SIDE=target ... measure on the RDS-shaped cluster instead: the way back's capture,
+#                         which `flip` installs on the target (the same triggers), applied
+#                         to the Heroku-shaped one
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
@@ -30,6 +33,12 @@ scale=${BENCH_SCALE:-5}
 durable=${BENCH_DURABLE:-1}
 with_apply=${BENCH_APPLY:-1}
 with_bare=${BENCH_BARE:-1}
+side=${BENCH_SIDE:-source}
+case "$side" in
+  source) meas=src other=tgt ;;
+  target) meas=tgt other=src ;;
+  *) echo "bench: BENCH_SIDE is source or target, not $side" >&2; exit 2 ;;
+esac
 
 . "$top/tests/lib/pgcluster.sh"
 work=$(mktemp -d /tmp/pgcutover-bench-trigger.XXXXXX)
@@ -41,17 +50,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Heroku Postgres is durable (fsync, synchronous commit): so is the source by default.
-src_opts=()
-[ "$durable" = 1 ] && src_opts+=(--durable)
-pgc_start src heroku "${src_opts[@]}" >/dev/null
-pgc_start tgt rds >/dev/null
-ctl() { timeout 300 "$CTL_BIN" "$@" --source-url "$SRC_URL" --target-url "$TGT_URL"; }
-timeout 300 pgbench -i -q -s "$scale" "$SRC_URL" >/dev/null 2>&1
+# Heroku Postgres and RDS are durable (fsync, synchronous commit): so is the measured side by
+# default.
+opts=()
+[ "$durable" = 1 ] && opts+=(--durable)
+if [ "$meas" = src ]; then
+  pgc_start src heroku "${opts[@]}" >/dev/null
+  pgc_start tgt rds >/dev/null
+else
+  pgc_start src heroku >/dev/null
+  pgc_start tgt rds "${opts[@]}" >/dev/null
+fi
 pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" # as RDS has it
-ctl schema copy >/dev/null
+if [ "$meas" = src ]; then MEAS_URL=$SRC_URL OTHER_URL=$TGT_URL; else MEAS_URL=$TGT_URL OTHER_URL=$SRC_URL; fi
+# The capture goes on the measured side and applies to the other one.
+ctl() { timeout 300 "$CTL_BIN" "$@" --source-url "$MEAS_URL" --target-url "$OTHER_URL"; }
+timeout 300 pgbench -i -q -s "$scale" "$MEAS_URL" >/dev/null 2>&1
+# Copied is enough (measured on the RDS-shaped side, the Heroku-shaped one keeps its own
+# extra extensions, which schema copy reports as differences).
+ctl schema copy >"$work/schema.out" 2>&1 || grep -q "^schema copied" "$work/schema.out" ||
+  { cat "$work/schema.out" >&2; exit 1; }
 
-postmaster=$(head -1 "${PGC_DIRS[src]}/data/postmaster.pid")
+postmaster=$(head -1 "${PGC_DIRS[$meas]}/data/postmaster.pid")
 # Clock ticks of the whole server: the postmaster, its reaped children, its live children.
 server_ticks() {
   local t f p
@@ -64,12 +84,12 @@ server_ticks() {
   echo "$t"
 }
 children() { pgrep -c -P "$postmaster" || true; }
-wal_lsn() { pgc_admin_psql src -XAtc "select pg_current_wal_lsn() - '0/0'::pg_lsn"; }
+wal_lsn() { pgc_admin_psql "$meas" -XAtc "select pg_current_wal_lsn() - '0/0'::pg_lsn"; }
 hz=$(getconf CLK_TCK)
 
 # The capture's triggers as installed, and without the loop guard (bare).
 trigger_defs() {
-  pgc_admin_psql src -XAtc "select format('DROP TRIGGER %I ON %s; ', tgname, tgrelid::regclass) || pg_get_triggerdef(oid) || ';' from pg_trigger where tgname like 'pgcutover%'"
+  pgc_admin_psql "$meas" -XAtc "select format('DROP TRIGGER %I ON %s; ', tgname, tgrelid::regclass) || pg_get_triggerdef(oid) || ';' from pg_trigger where tgname like 'pgcutover%'"
 }
 guard=" AND (current_setting('pgcutover.applying'::text, true) IS DISTINCT FROM 'on'::text)"
 guard_only=" WHEN ((current_setting('pgcutover.applying'::text, true) IS DISTINCT FROM 'on'::text))"
@@ -84,32 +104,32 @@ PY
     grep -q "pgcutover.applying" "$work/guarded.sql" || { echo "bench: no loop guard in the triggers" >&2; exit 1; }
     ! grep -q "pgcutover.applying" "$work/bare.sql" || { echo "bench: could not strip the loop guard" >&2; exit 1; }
   fi
-  pgc_admin_psql src -q -f "$work/$1.sql"
+  pgc_admin_psql "$meas" -q -f "$work/$1.sql"
 }
 
 set_config() { # off | capture | +apply | bare
   if [ "$1" = off ]; then
     ctl replicate stop >/dev/null 2>&1 || true
     rm -f "$work/guarded.sql" "$work/bare.sql"
-  elif [ "$(pgc_admin_psql src -XAtc "select count(*) from pg_namespace where nspname = 'pgcutover'")" = 0 ]; then
+  elif [ "$(pgc_admin_psql "$meas" -XAtc "select count(*) from pg_namespace where nspname = 'pgcutover'")" = 0 ]; then
     ctl replicate start --method trigger --jobs 2 >/dev/null
   fi
   if [ "$1" = bare ]; then set_triggers bare; elif [ "$1" != off ]; then set_triggers guarded; fi
   # The same starting point for every run: no dead rows, no dirty buffers.
-  pgc_psql src -qc "VACUUM pgbench_accounts, pgbench_tellers, pgbench_branches, pgbench_history"
-  pgc_admin_psql src -qc "CHECKPOINT"
+  pgc_psql "$meas" -qc "VACUUM pgbench_accounts, pgbench_tellers, pgbench_branches, pgbench_history"
+  pgc_admin_psql "$meas" -qc "CHECKPOINT"
 }
 
 # One run: "<tps> <server CPU us per transaction> <WAL bytes per transaction>"
 run() { # <config>
   local base t0 w0 t1 w1 out tps n
   if [ "$1" = +apply ]; then
-    "$CTL_BIN" replicate apply --source-url "$SRC_URL" --target-url "$TGT_URL" >"$work/apply.log" 2>&1 &
+    "$CTL_BIN" replicate apply --source-url "$MEAS_URL" --target-url "$OTHER_URL" >"$work/apply.log" 2>&1 &
     apply_pid=$!
   fi
   base=$(children)
   t0=$(server_ticks) w0=$(wal_lsn)
-  out=$(pgbench -n -c "$clients" -j "$(((clients + 1) / 2))" -T "$seconds" "$SRC_URL" 2>&1) || {
+  out=$(pgbench -n -c "$clients" -j "$(((clients + 1) / 2))" -T "$seconds" "$MEAS_URL" 2>&1) || {
     echo "$out" >&2
     exit 1
   }
@@ -130,8 +150,8 @@ run() { # <config>
 configs=(off capture)
 [ "$with_apply" = 1 ] && configs+=(+apply)
 [ "$with_bare" = 1 ] && configs+=(bare)
-echo "pgbench tpcb-like, scale $scale, $clients clients, $seconds s per run, $rounds rounds," \
-  "source fsync $([ "$durable" = 1 ] && echo on || echo off), $(nproc) cores"
+echo "pgbench tpcb-like on the $([ "$meas" = src ] && echo Heroku || echo RDS)-shaped $side, scale $scale, $clients clients, $seconds s per run, $rounds rounds," \
+  "fsync $([ "$durable" = 1 ] && echo on || echo off), $(nproc) cores"
 printf '%-6s %-8s %10s %14s %12s\n' round config tps cpu_us/txn wal_B/txn
 for ((r = 1; r <= rounds; r++)); do
   order=("${configs[@]}")

@@ -1,21 +1,18 @@
-// The statement rewriter half of ClientSession: named prepared statements in transaction mode
-// (proxy/session/prepared_statements.h). What the client parses is remembered per client and
-// prepared on whichever server connection the transaction runs on under one proxy-wide name;
-// the answers the server sends for the proxy's own Parse and Close are swallowed, and the
-// answers for what the proxy did not forward are made up, in order.
+#include "proxy/session/statement_rewriter.h"
+
 #include <atomic>
 
 #include "common/log.h"
 #include "protocol/builders.h"
 #include "protocol/messages.h"
-#include "proxy/session/client_session.h"
+#include "proxy/telemetry/stats.h"
 
 namespace pgcutover::proxy {
 namespace fe = protocol::frontend;
 namespace be = protocol::backend;
 namespace {
 
-// The portal the proxy closes to get a CloseComplete back (see track_client_message): a name
+// The portal the proxy closes to get a CloseComplete back (see client_message): a name
 // no driver uses; closing a portal that does not exist is not an error.
 constexpr std::string_view kAnchorPortal = "pgcutover\x01anchor";
 
@@ -27,13 +24,14 @@ std::uint64_t next_unnamed_tag() {
 
 }  // namespace
 
-// ---- named prepared statements in transaction mode (proxy/session/prepared_statements.h) ----
-//
-// Called for each complete client message about to be forwarded while a server connection is
-// assigned. Records what the server will answer in pending_; returns true when the message
-// was replaced by `out` (which may be empty: the proxy answers it itself), false when it goes
-// to the server as it came.
-bool ClientSession::track_client_message(char type, protocol::Bytes body, std::string& out) {
+void StatementRewriter::reset_conversation() {
+  pending_.clear();
+  server_skipping_ = false;
+  portals_possible_ = false;
+}
+
+bool StatementRewriter::client_message(ConnectionStatements& conn, char type, protocol::Bytes body,
+                                       std::string& out) {
   using Kind = PendingResponse::Kind;
   if (server_skipping_) {
     // After an ErrorResponse the server discards every message until Sync and answers none
@@ -48,12 +46,12 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
     case fe::kQuery: {
       // A simple Query drops the unnamed statement (protocol docs, "Extended Query").
       unnamed_.reset();
-      server_->unnamed_tag = 0;
+      conn.unnamed_tag = 0;
       auto q = protocol::parse_query(body);
       auto name = q ? sql_deallocate_target(q->sql) : std::nullopt;
       if (name && statements_.count(*name) != 0) {
         // The server never had the client's name (it has the shared pgc_ one, maybe used by
-        // other clients): an empty query stands in, answered as DEALLOCATE (route_response).
+        // other clients): an empty query stands in, answered as DEALLOCATE (server_message).
         protocol::append_query(out, "");
         PendingResponse r{Kind::kSimple, false, {}, {}};
         r.dealloc_name = *name;
@@ -81,7 +79,7 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
       if (!p || p->name.empty()) {  // the unnamed statement (or bytes the server will refuse)
         unnamed_dealloc_.clear();
         unnamed_.reset();
-        server_->unnamed_tag = 0;
+        conn.unnamed_tag = 0;
         auto name = p ? sql_deallocate_target(p->query) : std::nullopt;
         pending_.push_back({Kind::kParse, false, {}, {}});
         if (name && statements_.count(*name) != 0) {
@@ -101,7 +99,7 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
                                   std::string(reinterpret_cast<const char*>(p->param_types.data()),
                                               p->param_types.size())};
           unnamed_tag_ = next_unnamed_tag();
-          server_->unnamed_tag = unnamed_tag_;
+          conn.unnamed_tag = unnamed_tag_;
         }
         return false;
       }
@@ -113,18 +111,18 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
       // proxy lets the new definition replace the old one (drivers Close before re-Parse).
       std::string client_name(p->name);
       const StatementDef& d = statements_[client_name] = std::move(def);
-      if (server_->prepared.touch(d.server_name)) {
+      if (conn.prepared.touch(d.server_name)) {
         stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
         pending_.push_back({Kind::kSynthParse, false, d.server_name, client_name});
         return true;
       }
       stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
-      evict_for_one(out);
+      evict_for_one(conn, out);
       protocol::append_parse(
           out, d.server_name, d.query, d.param_count,
           protocol::Bytes(reinterpret_cast<const std::uint8_t*>(d.param_types.data()),
                           d.param_types.size()));
-      server_->prepared.insert(d.server_name);  // now, so later messages of the batch see it
+      conn.prepared.insert(d.server_name);  // now, so later messages of the batch see it
       pending_.push_back({Kind::kParse, false, d.server_name, client_name});
       return true;
     }
@@ -134,7 +132,7 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
       // transaction, so no statement is closed under a portal bound from it.
       portals_possible_ = true;
       if (b && b->portal.empty()) portal_dealloc_ = b->statement.empty() ? unnamed_dealloc_ : "";
-      if (b && b->statement.empty() && ensure_unnamed(out)) {
+      if (b && b->statement.empty() && ensure_unnamed(conn, out)) {
         protocol::append_bind(out, b->portal, "", b->rest);
         pending_.push_back({Kind::kBind, false, {}, {}});
         return true;
@@ -145,14 +143,14 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
         pending_.push_back({Kind::kBind, false, {}, {}});
         return false;
       }
-      ensure_prepared(it->second, out);
+      ensure_prepared(conn, it->second, out);
       protocol::append_bind(out, b->portal, it->second.server_name, b->rest);
       pending_.push_back({Kind::kBind, false, {}, {}});
       return true;
     }
     case fe::kDescribe: {
       auto d = protocol::parse_describe(body);
-      if (d && d->kind == 'S' && d->name.empty() && ensure_unnamed(out)) {
+      if (d && d->kind == 'S' && d->name.empty() && ensure_unnamed(conn, out)) {
         protocol::append_describe(out, 'S', "");
         pending_.push_back({Kind::kDescribe, false, {}, {}});
         return true;
@@ -162,7 +160,7 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
         pending_.push_back({Kind::kDescribe, false, {}, {}});
         return false;
       }
-      ensure_prepared(it->second, out);
+      ensure_prepared(conn, it->second, out);
       protocol::append_describe(out, 'S', it->second.server_name);
       pending_.push_back({Kind::kDescribe, false, {}, {}});
       return true;
@@ -199,63 +197,56 @@ bool ClientSession::track_client_message(char type, protocol::Bytes body, std::s
 // The client binds or describes its unnamed statement: when the server connection's unnamed
 // statement is not the one this client last parsed (another server connection ran that Parse,
 // or another client's Parse replaced it), parse it again first. False: nothing to do.
-bool ClientSession::ensure_unnamed(std::string& out) {
-  if (!unnamed_ || server_->unnamed_tag == unnamed_tag_) return false;
+bool StatementRewriter::ensure_unnamed(ConnectionStatements& conn, std::string& out) {
+  if (!unnamed_ || conn.unnamed_tag == unnamed_tag_) return false;
   protocol::append_parse(
       out, "", unnamed_->query, unnamed_->param_count,
       protocol::Bytes(reinterpret_cast<const std::uint8_t*>(unnamed_->param_types.data()),
                       unnamed_->param_types.size()));
-  server_->unnamed_tag = unnamed_tag_;
+  conn.unnamed_tag = unnamed_tag_;
   pending_.push_back({PendingResponse::Kind::kParse, true, {}, {}});
   return true;
 }
 
 // The client refers to one of its statements: make sure the server connection has it.
-void ClientSession::ensure_prepared(const StatementDef& def, std::string& out) {
-  if (server_->prepared.touch(def.server_name)) {
+void StatementRewriter::ensure_prepared(ConnectionStatements& conn, const StatementDef& def,
+                                        std::string& out) {
+  if (conn.prepared.touch(def.server_name)) {
     stats().prepared_cache_hits.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   stats().prepared_cache_misses.fetch_add(1, std::memory_order_relaxed);
-  evict_for_one(out);
+  evict_for_one(conn, out);
   protocol::append_parse(
       out, def.server_name, def.query, def.param_count,
       protocol::Bytes(reinterpret_cast<const std::uint8_t*>(def.param_types.data()),
                       def.param_types.size()));
-  server_->prepared.insert(def.server_name);
+  conn.prepared.insert(def.server_name);
   pending_.push_back({PendingResponse::Kind::kParse, true, def.server_name, {}});
 }
 
 // Makes room for one more statement on the server connection (max_prepared_statements).
-void ClientSession::evict_for_one(std::string& out) {
+void StatementRewriter::evict_for_one(ConnectionStatements& conn, std::string& out) {
   // Once a portal may exist the cache may grow past the cap until the transaction ends.
   if (portals_possible_) return;
-  const auto cap = static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements);
-  while (server_->prepared.size() >= cap && server_->prepared.size() > 0) {
-    std::string victim = server_->prepared.oldest();
-    server_->prepared.erase(victim);
+  const std::size_t cap = max_prepared_;
+  while (conn.prepared.size() >= cap && conn.prepared.size() > 0) {
+    std::string victim = conn.prepared.oldest();
+    conn.prepared.erase(victim);
     protocol::append_close(out, 'S', victim);
     pending_.push_back({PendingResponse::Kind::kClose, true, victim, {}});
   }
 }
 
-// An ErrorResponse answered the message at the head of pending_ (see the free function).
-void ClientSession::fail_pending_to_sync() {
-  if (proxy::fail_pending_to_sync(pending_, server_->prepared, statements_)) {
-    server_skipping_ = true;  // the client has not sent its Sync yet
-  }
-}
-
-// Decides, for each server message in order, whether the client sees it (false) or the proxy
-// swallows it (true), and keeps pending_ in step. `body` is set for inspected messages.
-bool ClientSession::route_response(char type, protocol::Bytes body) {
+bool StatementRewriter::server_message(ConnectionStatements& conn, char type, protocol::Bytes body,
+                                       bool transaction_failed) {
   using Kind = PendingResponse::Kind;
   if (type == be::kCommandComplete) {
     // DISCARD ALL and DEALLOCATE ALL drop every statement of the server session (the
     // proxy's shared ones too) and, as far as the client knows, all of its own.
     auto c = protocol::parse_command_complete(body);
     if (c && (c->tag == "DISCARD ALL" || c->tag == "DEALLOCATE ALL")) {
-      server_->prepared.clear();
+      conn.prepared.clear();
       statements_.clear();
     }
   }
@@ -264,7 +255,7 @@ bool ClientSession::route_response(char type, protocol::Bytes body) {
   auto pop_if = [&](bool match) {
     if (!match) {
       log::error("bug_prepared_response_order",
-                 {{"session", std::to_string(id_)}, {"type", std::string(1, type)}});
+                 {{"session", std::to_string(session_)}, {"type", std::string(1, type)}});
       return false;
     }
     bool swallow = head.swallow;
@@ -279,14 +270,18 @@ bool ClientSession::route_response(char type, protocol::Bytes body) {
       return false;
     case be::kErrorResponse:
       // Inside a simple Query or at Sync (a COMMIT failing) the error does not start a skip.
-      if (head.kind != Kind::kSimple && head.kind != Kind::kSync) fail_pending_to_sync();
+      // An ErrorResponse answered the message at the head of pending_: the client has not sent
+      // its Sync yet when the free function says so.
+      if (head.kind != Kind::kSimple && head.kind != Kind::kSync &&
+          fail_pending_to_sync(pending_, conn.prepared, statements_))
+        server_skipping_ = true;
       return false;
     case be::kReadyForQuery:
       if (head.kind == Kind::kSimple || head.kind == Kind::kSync) {
         pending_.pop_front();
       } else {
         log::error("bug_prepared_response_order",
-                   {{"session", std::to_string(id_)}, {"type", "Z"}});
+                   {{"session", std::to_string(session_)}, {"type", "Z"}});
         pending_.clear();
       }
       return false;
@@ -303,9 +298,9 @@ bool ClientSession::route_response(char type, protocol::Bytes body) {
     case be::kEmptyQueryResponse:
       if (!head.dealloc_name.empty() &&
           (head.kind == Kind::kExecute || head.kind == Kind::kSimple)) {
-        // The stand-in for a SQL DEALLOCATE of a tracked statement (track_client_message).
+        // The stand-in for a SQL DEALLOCATE of a tracked statement (client_message).
         PendingResponse answer{Kind::kSynthMessage, false, {}, {}};
-        if (head.kind == Kind::kSimple && tx_.failed_transaction()) {
+        if (head.kind == Kind::kSimple && transaction_failed) {
           protocol::append_error_response(
               answer.message,
               {.severity = "ERROR",
@@ -334,7 +329,7 @@ bool ClientSession::route_response(char type, protocol::Bytes body) {
 }
 
 // Sends the answers the proxy makes up once every answer ahead of them has gone out.
-void ClientSession::emit_synthetic(std::string& out) {
+void StatementRewriter::emit_synthetic(std::string& out) {
   while (!pending_.empty() && pending_.front().synthetic()) {
     if (pending_.front().kind == PendingResponse::Kind::kSynthParse) {
       protocol::append_parse_complete(out);
