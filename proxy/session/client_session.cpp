@@ -1,5 +1,4 @@
 #include "proxy/session/client_session.h"
-#include "proxy/session/divergence_notice.h"
 
 #include <atomic>
 
@@ -699,13 +698,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     co_return *ending_;
   }
   server_ = std::move(conn);
-  if (registered_ && settings_->config.proxy.pool_mode == PoolMode::kSession && !read_only_route_ &&
-      server_->pid != cancel_key_.pid) {
-    // Session mode: the server found after a busy login, or the one a flip moved the session
-    // to, is not the pid the client was told. Said at its next statement (divergence_notice.h).
-    divergences_told_ &= ~kDivergeLoginPid;
-    divergences_due_ |= kDivergeLoginPid;
-  }
+  note_server_pid();
   statements_.reset_conversation();
   tx_.reset();
   set_state(ClientState::kActive);

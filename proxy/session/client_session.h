@@ -107,6 +107,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Session state (session_state.h): classify what the client sends, ask the server at the end
   // of a flagged transaction, pin or unpin, and move to a retargeted backend.
   void note_client_sql(char type, protocol::Bytes body);
+  // A server was just bound: in session mode, is its pid the one the client was told?
+  void note_server_pid();
   // Appends the notices of divergences_due_ (divergence_notice.h) for the client on `conn`.
   void tell_divergences(std::string& out, const ServerConnection& conn);
   awaitable<bool> probe_state(ServerConnection* conn);

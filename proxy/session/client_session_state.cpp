@@ -32,6 +32,16 @@ void ClientSession::note_client_sql(char type, protocol::Bytes body) {
   divergences_due_ |= due & ~divergences_told_;
 }
 
+void ClientSession::note_server_pid() {
+  if (registered_ && settings_->config.proxy.pool_mode == PoolMode::kSession && !read_only_route_ &&
+      server_->pid != cancel_key_.pid) {
+    // Session mode: the server found after a busy login, or the one a flip moved the session
+    // to, is not the pid the client was told. Said at its next statement (divergence_notice.h).
+    divergences_told_ &= ~kDivergeLoginPid;
+    divergences_due_ |= kDivergeLoginPid;
+  }
+}
+
 void ClientSession::tell_divergences(std::string& out, const ServerConnection& conn) {
   auto cmm = desired().find("client_min_messages");
   append_divergence_notices(

@@ -31,34 +31,34 @@ bool notice_reaches_client(std::string_view severity, std::string_view client_mi
 
 void append_divergence_notices(std::string& out, unsigned due, std::int32_t client_pid,
                                std::int32_t server_pid, std::string_view client_min_messages) {
-  if ((due & kDivergeOthersNotificationPid) != 0 &&
-      notice_reaches_client("WARNING", client_min_messages)) {
-    protocol::append_notice_response(
-        out, {.severity = "WARNING",
-              .sqlstate = "01000",
-              .message = "pgcutover-proxy: notifications from other clients carry their server "
-                         "connection's pid, not the pid the proxy gave those clients",
-              .detail = "Clients of this proxy are known by a pid it gave them at login "
-                        "(BackendKeyData), while a notification names the server process that "
-                        "sent it, and that server connection serves many clients one "
-                        "transaction after another. A notification this session sends itself "
-                        "carries this session's own pid, as direct.",
-              .hint = "Put the sender's identity in the payload when a listener needs it, or "
-                      "connect the sending clients in session mode."});
-  }
-  if ((due & kDivergePreparedStatementsView) != 0 &&
-      notice_reaches_client("WARNING", client_min_messages)) {
-    protocol::append_notice_response(
-        out, {.severity = "WARNING",
-              .sqlstate = "01000",
-              .message = "pgcutover-proxy: pg_prepared_statements lists the pooled server "
-                         "connection's statements, not this client's",
-              .detail = "In transaction mode the proxy keeps each client's prepared statements "
-                        "itself and prepares them on server connections under shared names "
-                        "(pgc_...), which other clients use as well.",
-              .hint = "Connect in session mode a client that must read its own prepared "
-                      "statements from pg_prepared_statements."});
-  }
+  // A WARNING: what the client just did gives another answer than it would direct.
+  auto warn = [&](std::string_view message, std::string_view detail, std::string_view hint) {
+    if (notice_reaches_client("WARNING", client_min_messages))
+      protocol::append_notice_response(out, {.severity = "WARNING",
+                                             .sqlstate = "01000",
+                                             .message = message,
+                                             .detail = detail,
+                                             .hint = hint});
+  };
+  if ((due & kDivergeOthersNotificationPid) != 0)
+    warn(
+        "pgcutover-proxy: notifications from other clients carry their server connection's "
+        "pid, not the pid the proxy gave those clients",
+        "Clients of this proxy are known by a pid it gave them at login (BackendKeyData), while "
+        "a notification names the server process that sent it, and that server connection "
+        "serves many clients one transaction after another. A notification this session sends "
+        "itself carries this session's own pid, as direct.",
+        "Put the sender's identity in the payload when a listener needs it, or connect the "
+        "sending clients in session mode.");
+  if ((due & kDivergePreparedStatementsView) != 0)
+    warn(
+        "pgcutover-proxy: pg_prepared_statements lists the pooled server connection's "
+        "statements, not this client's",
+        "In transaction mode the proxy keeps each client's prepared statements itself and "
+        "prepares them on server connections under shared names (pgc_...), which other clients "
+        "use as well.",
+        "Connect in session mode a client that must read its own prepared statements from "
+        "pg_prepared_statements.");
   if ((due & kDivergeLoginPid) != 0 && client_pid != server_pid &&
       notice_reaches_client("NOTICE", client_min_messages)) {
     std::string server = std::to_string(server_pid);
