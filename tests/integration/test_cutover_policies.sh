@@ -76,16 +76,25 @@ grep -q "dead_man" "$PROXY_DIR/proxy.log" || fail "no log line says the dead-man
 pass "dead-man timer: an abandoned pause resumed by itself after max_pause, held client served, logged"
 
 # ---- two commands at once: one runs, the other is refused with 409 busy ----
-timeout 60 psql -X -At "$dsn" -c "begin" -c "select pg_sleep(2)" -c "commit" >/dev/null 2>&1 &
+# The transaction the pause waits for blocks on a lock the test holds: it is still running when
+# the flip arrives, however slow the machine (a fixed sleep lost that race under ASan), and it
+# ends when the test lets it.
+pgc_admin_psql src -X -At -c "select pg_advisory_lock(4242)" -c "select pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!
+lock_held() { [ "$(pgc_admin_psql src -XAtc "select count(*) from pg_locks where locktype = 'advisory' and objid = 4242 and granted")" = 1 ]; }
+pgc_wait_until 10 lock_held || fail "the test could not take its lock"
+timeout 60 psql -X -At "$dsn" -c "begin" -c "select pg_advisory_xact_lock(4242)" -c "commit" >/dev/null 2>&1 &
 slow=$!
 pgc_wait_until 10 in_flight || fail "the slow transaction is not in flight: $(tail -2 "$PROXY_DIR/status.log") $(cat "$PROXY_DIR"/slow*.out 2>/dev/null)"
-admin POST /v1/pause '{"drain_timeout_ms": 5000}' >"$PROXY_DIR/cmd1.out" &
+admin POST /v1/pause '{"drain_timeout_ms": 30000}' >"$PROXY_DIR/cmd1.out" &
 c1=$!
 draining() { [ "$(state)" = pausing ]; }
 pgc_wait_until 10 draining || fail "first pause is not draining"
 out=$(admin POST /v1/flip '{"backend": "target", "epoch": 0}')
 [ "${out%% *}" = 409 ] || fail "a flip during a pause's drain: want 409, got $out"
 [ "$(field "$out" result)" = busy ] || fail "concurrent flip: result $out"
+pgc_admin_psql src -XAtc "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and objid = 4242 and granted" >/dev/null
+wait "$holder" 2>/dev/null || true
 wait "$c1"
 [ "$(cut -d' ' -f1 "$PROXY_DIR/cmd1.out")" = 200 ] || fail "the first pause: $(cat "$PROXY_DIR/cmd1.out")"
 wait "$slow" || fail "the transaction the pause waited for failed"
