@@ -25,6 +25,17 @@ struct RoundResult {
   int64_t applied = 0;  // log entries consumed (keyed + insert-only)
 };
 
+// Test hook: a command run (once per process) right after a round has read entries from a
+// log, so a test can end this apply's log-side session there and let another apply run.
+void test_hook_after_log_read() {
+  static bool fired = false;
+  const char* h = std::getenv("PGCUTOVER_TEST_HOOK_AFTER_LOG_READ");
+  if (h == nullptr || fired) return;
+  fired = true;
+  int rc = std::system(h);
+  (void)rc;
+}
+
 // Keyed table: make the target row equal to the source's current row for each distinct
 // key of `entries` (rows of select_log_sql: ctid, xmin, k1..kn). The source rows are read
 // AFTER the log, so each logged change is in what we read (or something newer is).
@@ -129,6 +140,16 @@ bool apply_insert_only(PgConn& target, const CapturedTable& t, const PgResult& e
 
 // One batch, in the order that loses nothing: read the logs, read the source's current rows,
 // write the target and commit, and only then delete the consumed entries on the source.
+//
+// And in the order that applies nothing twice when two applies overlap. The session lock
+// (ApplyLock) lives on the log's side, and a fence that ends this apply's session there frees it
+// for the flip's drain while this round may still be writing the destination (seen: one
+// pgbench_history row twice on the source after a revert, about 1 run in 35). So the
+// destination transaction takes kApplyCommitLockKey before this round reads any log: another
+// round cannot commit until this one has committed or failed, and then finds this one's
+// trigger_applied records and skips those rows. And no other round can have committed entries
+// this one is about to read: that round would have held the log lock, so this round's log-side
+// session (the one that held it) was gone before, and this round's reads on it fail.
 RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<CapturedTable>& tables,
                         int batch, const SideNames& names) {
   RoundResult res;
@@ -154,7 +175,8 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
   std::set<int> with_entries;
   for (int i = 0; i < busy.rows(); ++i) with_entries.insert(static_cast<int>(busy.get_int(i, 0)));
   if (with_entries.empty()) return res;
-  PgResult b = target.exec_script("BEGIN");
+  PgResult b = target.exec_script("BEGIN; SELECT pg_advisory_xact_lock(" +
+                                  std::to_string(kApplyCommitLockKey) + ")");
   if (!b) return fail("starting the transaction on the " + names.to + ": " + b.error().message);
   for (const auto& t : tables) {
     if (!with_entries.count(t.id)) continue;
@@ -163,6 +185,7 @@ RoundResult apply_round(PgConn& source, PgConn& target, const std::vector<Captur
       return fail("reading " + t.log_table() + " on the " + names.from + ": " +
                   log.error().message);
     if (log.rows() == 0) continue;
+    test_hook_after_log_read();
     Consumed c{&t, {}, {}};
     for (int i = 0; i < log.rows(); ++i) c.ctids.push_back(log.get(i, 0));
     std::string error;

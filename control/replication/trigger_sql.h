@@ -32,6 +32,12 @@ inline constexpr const char* kApplyingSetting = "pgcutover.applying";
 // initial copy, the flip's final drain): two appliers interleaving could write an older
 // source row after a newer one and delete both log entries, losing the newer change.
 inline constexpr long long kApplyLockKey = 0x706763757401LL;  // "pgcut" 01
+// Transaction advisory lock taken on the DESTINATION by every apply round, from before it reads
+// what the destination already holds until its commit. The session lock above lives on the
+// log's side, where a fence ends the apply's session (and frees that lock) in the middle of a
+// round; this one is held by the transaction that writes, so the rounds' commits are one at a
+// time whatever happens to the log side (see apply_round).
+inline constexpr long long kApplyCommitLockKey = 0x706763757402LL;  // "pgcut" 02
 
 // What the generator needs to know about one captured table.
 struct CapturedTable {

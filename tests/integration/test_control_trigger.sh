@@ -16,8 +16,8 @@ CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
 . "$(dirname "$0")/../lib/proxy_harness.bash"
 
 WORK=$PROXY_DIR
-BENCH_PID="" APPLY_PID=""
-PROXY_PID_VARS=(BENCH_PID APPLY_PID)
+BENCH_PID="" APPLY_PID="" B_PID=""
+PROXY_PID_VARS=(BENCH_PID APPLY_PID B_PID)
 PROXY_FAILURE_LOGS=("*.log" "*.out")
 
 pgc_start src heroku >/dev/null
@@ -145,6 +145,43 @@ src_h=$(hist)
 tgt_h=$(pgc_admin_psql tgt -XAtc "select count(*) from pgbench_history")
 [ "$src_h" = "$tgt_h" ] || fail "pgbench_history: source $src_h rows, target $tgt_h"
 pass "final apply drained the log; validate passes ($src_h history rows on both sides)"
+
+# Two applies over the same entries, the way a flip's fence makes them: apply A has read the
+# log when its session on the log's side is ended (a fence does that to every session of the
+# app role), which frees the apply lock held on that session; apply B (the flip's drain) takes
+# the lock and consumes the same entries. A must then write nothing: pgbench_history has no key,
+# so a second copy of its rows would go unnoticed by any constraint. The hook holds A right
+# after its log read until the test says go.
+pgc_psql src -qc "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime)
+  SELECT 1, 1, g, g, now() FROM generate_series(1, 50) g"
+export PGCUTOVER_TEST_HOOK_AFTER_LOG_READ="touch '$WORK/a-read'; i=0; while [ ! -e '$WORK/a-go' ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i+1)); done"
+apply_bg "$WORK/apply-a.log" --once
+unset PGCUTOVER_TEST_HOOK_AFTER_LOG_READ
+a_pid=$APPLY_PID
+pgc_wait_until 30 test -e "$WORK/a-read" || fail "apply A never read the log: $(cat "$WORK/apply-a.log")"
+pgc_admin_psql src -XAtc "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted" >/dev/null
+lock_free() { [ "$(pgc_admin_psql src -XAtc "select count(*) from pg_locks where locktype = 'advisory'")" = 0 ]; }
+pgc_wait_until 10 lock_free || fail "apply A's log-side session did not end"
+"$CTL_BIN" replicate apply --until-empty --timeout 60 --source-url "$SRC_URL" --target-url "$TGT_URL" \
+  >"$WORK/apply-b.log" 2>&1 &
+B_PID=$!
+# B either finishes (nothing stops it while A is held: the bug) or waits for A's commit.
+b_done_or_waiting() {
+  ! kill -0 "$B_PID" 2>/dev/null ||
+    [ "$(pgc_admin_psql tgt -XAtc "select count(*) from pg_locks where locktype = 'advisory' and not granted")" -gt 0 ]
+}
+pgc_wait_until 30 b_done_or_waiting || fail "apply B neither finished nor waited for A"
+touch "$WORK/a-go"
+wait "$a_pid" 2>/dev/null || true
+APPLY_PID=""
+wait "$B_PID" || fail "apply B failed: $(cat "$WORK/apply-b.log")"
+B_PID=""
+[ "$(pending)" = 0 ] || fail "log not empty after apply B"
+src_h=$(hist)
+tgt_h=$(tgt_hist)
+[ "$src_h" = "$tgt_h" ] ||
+  fail "an apply whose log-side session ended mid-round applied rows twice: pgbench_history source $src_h, target $tgt_h (A: $(cat "$WORK/apply-a.log"))"
+pass "an apply whose log-side session (and lock) ended mid-round writes nothing another apply consumed ($src_h history rows on both sides)"
 
 ctl replicate stop >"$WORK/stop.out" 2>&1 || fail "replicate stop"
 left=$(pgc_admin_psql src -XAtc "select (select count(*) from pg_trigger where tgname like 'pgcutover%')
