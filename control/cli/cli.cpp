@@ -312,8 +312,9 @@ const std::vector<CommandSpec>& commands() {
        [](CommandContext& c) { return with_cutover_lock(c, "flip", cmd_flip); }},
       {"revert", "move traffic back from target to source (the flip's path the other way)",
        "Lossless when the way back ran: the logical method's reverse subscription\n"
-       "(pgcutover_reverse on the source), or the trigger method's capture on the target\n"
-       "(installed and armed by the flip; `replicate apply --reverse` keeps the source in\n"
+       "(pgcutover_reverse on the source), or the trigger capture on the target (the\n"
+       "trigger method's, and the logical method's when the source cannot subscribe:\n"
+       "installed and armed by the flip; `replicate apply --reverse` keeps the source in\n"
        "step). Pause, fence the target, wait for the source to have the target's last write\n"
        "(reverse link) or drain the target's change log, sequences, re-arm the forward\n"
        "direction, flip every proxy to source, resume. Refuses when the last\n"

@@ -58,9 +58,10 @@ struct Cutover {
   // What has been done (drives rollback).
   bool reverse_possible = false;
   std::string reverse_why_not;
-  // No logical link back, but the method keeps a capture on the destination (trigger):
-  // installed in step 1, armed in step 6.
+  // No logical link back, but a capture on the destination (the trigger method's, also for a
+  // logical run whose source cannot subscribe): installed in step 1, armed in step 6.
   bool way_back = false;
+  bool way_back_armed = false;  // step 6 armed it (a rollback undoes what arming changed)
   std::vector<uint64_t> epochs;
   bool paused = false, fenced = false, swapped = false, flip_started = false;
   std::vector<std::string> fenced_roles;
@@ -125,7 +126,8 @@ struct Cutover {
 
   std::string method_name() const { return method ? std::string(method->name()) : ""; }
   FlipSides sides() {
-    return {from(), to(), from_admin(), from_name(), to_name(), current_link().slot, &method_memo};
+    return {from(),       to(),       from_admin(), from_name(), to_name(), current_link().slot,
+            &method_memo, &to_admin()};
   }
   FlipLimits limits() const {
     return {milliseconds(catch_up_timeout_ms), max_lag_bytes, max_lag_s, ctx.args.get("jobs", "4")};

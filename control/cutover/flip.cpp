@@ -108,11 +108,14 @@ int run_cutover(CommandContext& ctx, Direction direction) {
                                             ")");
   } else {
     // The way back is the reverse logical link the forward flip built, when it could, or the
-    // capture the forward method keeps on the target (trigger).
+    // trigger capture the forward flip armed on the target (the trigger method's, whichever
+    // method went forward).
     bool linked = link_exists(*c.source_admin, reverse_link());
     const ReplicationMethod* forward = find_method(recorded_method(*c.target));
     bool captured = !linked && forward && forward->way_back_installed(*c.target);
-    c.method = linked ? &logical_method() : captured ? forward : &lossy_revert_method();
+    c.method = linked     ? &logical_method()
+               : captured ? &forward->way_back_method()
+                          : &lossy_revert_method();
     if (!linked && !captured && !ctx.args.has("accept-data-loss"))
       return ctx.fail(
           kExitCheckFailed,

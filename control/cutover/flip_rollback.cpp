@@ -62,6 +62,11 @@ json::array Cutover::rollback() {
            ")");
     unfence(to_admin(), roles_for(to()));
   }
+  if (way_back_armed) {
+    std::vector<std::string> notes;
+    method->undo_way_back(sides(), notes);
+    for (const auto& n : notes) note(n);
+  }
   if (fenced || !fenced_roles.empty()) {
     auto roles = fenced_roles.empty() ? roles_for(from()) : fenced_roles;
     FenceResult u = unfence(from_admin(), roles);

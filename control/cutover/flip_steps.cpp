@@ -9,6 +9,7 @@
 #include "control/cutover/sequences.h"
 #include "control/cutover/smoke_test.h"
 #include "control/db/control_state.h"
+#include "control/replication/replicate.h"
 #include "control/validate/validate.h"
 
 namespace pgcutover::control {
@@ -55,7 +56,9 @@ bool Cutover::preconditions(json::object& d) {
     std::string why;
     way_back = method->prepare_way_back(sides(), why);
     if (!way_back && why != reverse_why_not) reverse_why_not += "; " + why;
-    d["way_back"] = way_back ? method_name() + " capture on the " + to_name() : "none";
+    d["way_back"] =
+        way_back ? std::string(method->way_back_method().name()) + " capture on the " + to_name()
+                 : "none";
   }
   // The reverse publications cost nothing and need not wait for the pause (step 6 makes the
   // slot, which must come after them).
@@ -196,7 +199,10 @@ bool Cutover::without_reverse(json::object& d) {
 
 bool Cutover::replication(json::object& d) {
   // The destination's capture starts here: the side being left is fenced and caught up.
-  if (way_back) return take(method->arm_way_back(sides(), limits()), d);
+  if (way_back) {
+    way_back_armed = true;  // before the call: a half-done arm is undone as a whole
+    return take(method->arm_way_back(sides(), limits()), d);
+  }
   if (without_reverse(d)) return true;
   swapped = true;  // before the calls: a half-done swap is undone as a whole
   auto cur = current_link(), next = next_link();
@@ -219,6 +225,17 @@ bool Cutover::replication(json::object& d) {
 // step 6 made (copy_data = false: the slot holds every write since).
 bool Cutover::subscribe(json::object& d) {
   if (way_back) {
+    if (!take(method->way_back_opened(sides()), d)) return false;
+    // A revert over the trigger capture of a logical run leaves the source's writes captured
+    // for the target: the trigger method is the forward replication from now on.
+    if (recorded_method(*target) != method_name()) {
+      PgError pe;
+      if (!record_method(*target, method_name(), {}, pe)) {
+        failure = "recording the method " + method_name() + " on the target: " + pe.message;
+        return false;
+      }
+      d["method_recorded"] = method_name();
+    }
     d["way_back"] = method_name();
     d["summary"] = "the way back: " + to_name() +
                    "'s writes are captured there; `pgcutoverctl "

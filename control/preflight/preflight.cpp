@@ -567,6 +567,7 @@ Check check_target_schema(PgConn& target) {
 Check check_way_back(PgConn& source, PgConn& target, const std::string& method) {
   Check c{"way_back", CheckStatus::kPass, "", "", {}};
   c.data["method"] = method;
+  bool logical_captured = false;
   if (method == "logical") {
     bool can = target_can_subscribe(source);  // the same test, on the source's role
     c.data["reverse_subscription"] = can;
@@ -576,17 +577,10 @@ Check check_way_back(PgConn& source, PgConn& target, const std::string& method) 
           "loses nothing";
       return c;
     }
-    c.status = CheckStatus::kWarn;
-    c.found =
-        "the source's role cannot CREATE SUBSCRIPTION (superuser on PostgreSQL 15, never "
-        "on Heroku): no reverse replication, a revert after the first write on the target "
-        "loses writes";
-    c.fix =
-        "pass --source-subscriber-url with a role that can (where one exists), or choose "
-        "--method trigger, whose way back needs table ownership only";
-    return c;
+    // Otherwise the flip gives the target the trigger method's capture: judged below.
+    logical_captured = true;
   }
-  if (method == "trigger") {
+  if (method == "trigger" || logical_captured) {
     PgError e;
     auto tables = list_user_tables(target, false, e);
     if (!tables) return query_failed(c.id, "target", e);
@@ -595,27 +589,39 @@ Check check_way_back(PgConn& source, PgConn& target, const std::string& method) 
       if (!t.owned_by_current_user) not_owned.push_back(t.display());
     c.data["target_tables"] = static_cast<int64_t>(tables->size());
     c.data["not_owned"] = to_json_array(not_owned);
+    std::string why = logical_captured
+                          ? "the source's role cannot CREATE SUBSCRIPTION (superuser on "
+                            "PostgreSQL 15, never on Heroku), so "
+                          : "";
+    c.data["way_back"] = "trigger capture on the target";
     if (not_owned.empty()) {
       c.found =
-          "the way back is the same capture on the target: `flip` installs it (table "
-          "ownership only), `replicate apply --reverse` carries the target's writes to "
-          "the fenced source, revert loses nothing" +
+          why +
+          "the way back is the trigger capture on the target: `flip` installs it (table "
+          "ownership only)" +
+          (logical_captured ? " and disables the forward subscription when it arms it" : "") +
+          ", `replicate apply --reverse` carries the target's writes to the fenced source, "
+          "revert loses nothing" +
           std::string(tables->empty() ? " (no tables on the target yet: flip checks again)" : "");
       return c;
     }
     c.status = CheckStatus::kWarn;
-    c.found = "the target's role does not own " + list_names(not_owned) +
+    c.found = why + "the target's role does not own " + list_names(not_owned) +
               ": the flip cannot install the way-back capture there, and a revert would lose "
               "the target's writes";
     c.fix =
         "ALTER TABLE ... OWNER TO the target URL's role (schema copy makes it the owner of "
-        "everything it creates)";
+        "everything it creates)" +
+        std::string(logical_captured
+                        ? ", or pass --source-subscriber-url with a role that can subscribe"
+                        : "");
     return c;
   }
   if (method.empty()) {
     c.found =
-        "no method chosen: logical keeps a way back when the source can subscribe, "
-        "trigger with table ownership only; dump and external have none";
+        "no method chosen: logical and trigger keep a way back (a reverse subscription when "
+        "the source can subscribe, else a trigger capture on the target: table ownership "
+        "only); dump and external have none";
     return c;
   }
   c.status = CheckStatus::kWarn;

@@ -6,6 +6,7 @@
 #include "control/replication/link.h"
 #include "control/replication/method.h"
 #include "control/replication/replicate.h"
+#include "control/replication/trigger.h"
 
 namespace pgcutover::control {
 namespace {
@@ -81,8 +82,11 @@ class LogicalMethod final : public ReplicationMethod {
   // subscribe, the reverse one (slot on the target): the replication a revert depends on.
   ReplicationLag lag(PgConn& source, PgConn& target, milliseconds) const override {
     LinkNames back = reverse_link();
-    if (!slot_exists(source, forward_link().slot) && slot_exists(target, back.slot))
-      return slot_lag(target, source, back, "reverse");
+    if (!slot_exists(source, forward_link().slot)) {
+      if (slot_exists(target, back.slot)) return slot_lag(target, source, back, "reverse");
+      // After a flip whose way back is the trigger capture on the target.
+      if (has_trigger_capture(target)) return trigger_method().way_back_lag(source, target);
+    }
     return slot_lag(source, target, forward_link(), "forward");
   }
 
@@ -148,6 +152,62 @@ class LogicalMethod final : public ReplicationMethod {
               "'s role cannot CREATE SUBSCRIPTION (superuser needed on PostgreSQL 15; Heroku "
               "never allows it)";
     return false;
+  }
+
+  // A source that cannot subscribe (Heroku) gets its way back from the trigger method instead:
+  // a capture on the target, installed before the pause and armed inside it, with the forward
+  // subscription disabled first, so that what `replicate apply --reverse` writes to the
+  // source never comes back. Forward flips only: a revert goes back to where replication
+  // started.
+  bool prepare_way_back(const FlipSides& s, std::string& why_not) const override {
+    if (s.to_name != "target") {
+      why_not = "the logical method's way back runs from the target only";
+      return false;
+    }
+    if (!trigger_method().prepare_way_back(s, why_not)) {
+      why_not = "no trigger capture on the target either: " + why_not;
+      return false;
+    }
+    return true;
+  }
+
+  FlipStepResult arm_way_back(const FlipSides& s, const FlipLimits& limits) const override {
+    std::string err;
+    if (s.to_admin == nullptr || !set_link_enabled(*s.to_admin, forward_link(), false, err))
+      return fail("disabling " + forward_link().subscription + " on the " + s.to_name + ": " +
+                  (s.to_admin == nullptr ? std::string("no connection") : err));
+    FlipStepResult out = trigger_method().arm_way_back(s, limits);
+    out.data["forward_subscription"] = "disabled";
+    return out;
+  }
+
+  bool way_back_installed(PgConn& side) const override { return has_trigger_capture(side); }
+  const ReplicationMethod& way_back_method() const override { return trigger_method(); }
+  ReplicationLag way_back_lag(PgConn& source, PgConn& target) const override {
+    if (has_trigger_capture(target)) return trigger_method().way_back_lag(source, target);
+    return lag(source, target, std::chrono::seconds(5));
+  }
+
+  // The forward subscription applies nothing any more, and its slot would keep the source's
+  // WAL for as long as the way back stays open: both go.
+  FlipStepResult way_back_opened(const FlipSides& s) const override {
+    std::string err;
+    if (s.to_admin == nullptr || !drop_link(*s.to_admin, s.from_admin, forward_link(), err))
+      return fail("dropping " + forward_link().subscription + ": " +
+                  (s.to_admin == nullptr ? std::string("no connection") : err));
+    FlipStepResult out;
+    out.data["forward_subscription"] = "dropped";
+    return out;
+  }
+
+  void undo_way_back(const FlipSides& s, std::vector<std::string>& notes) const override {
+    std::string err;
+    if (s.to_admin != nullptr && link_exists(*s.to_admin, forward_link()) &&
+        set_link_enabled(*s.to_admin, forward_link(), true, err))
+      notes.push_back(forward_link().subscription + " enabled again");
+    else if (!err.empty())
+      notes.push_back("WARNING: could not enable " + forward_link().subscription + " again (" +
+                      err + "): `pgcutoverctl replicate status`");
   }
 
   void clean_up(PgConn&, PgConn&, PgConn& source_admin, PgConn& target_admin,

@@ -3,7 +3,8 @@
 // validate, preflight, flip, revert, finalize) asks the method object instead of comparing its
 // name, so a new method is one new file in this folder and one line in method.cpp's list.
 //
-//   logical   native publication/subscription; the only one with a way back (reverse link)
+//   logical   native publication/subscription; its way back is a reverse link when the source
+//             can subscribe, else the trigger method's capture on the target
 //   trigger   change capture with triggers (needs table ownership only: Heroku)
 //   dump      nothing before the cutover; pg_dump/pg_restore inside the write pause
 //   external  another tool replicates (AWS DMS); pgcutover measures it with a heartbeat row
@@ -47,6 +48,7 @@ struct FlipSides {
   std::string from_name, to_name;
   std::string slot;                           // the slot that feeds the destination now (logical)
   std::shared_ptr<FlipMemo>* memo = nullptr;  // the run's; null outside a flip
+  PgConn* to_admin = nullptr;  // the role that owns replication objects on the destination
 };
 
 // The operator's bounds for the cutover (flip options).
@@ -126,6 +128,16 @@ class ReplicationMethod {
     return {};
   }
   virtual bool way_back_installed(PgConn& /*side*/) const { return false; }
+  // The method a revert runs over that capture (the trigger method's, whichever method went
+  // forward).
+  virtual const ReplicationMethod& way_back_method() const { return *this; }
+  // After the gates opened on the destination (step 9), for a run with a way back: what the
+  // forward replication no longer needs goes (the logical method: its subscription and the
+  // slot that would hold the source's WAL).
+  virtual FlipStepResult way_back_opened(const FlipSides& /*sides*/) const { return {}; }
+  // A rollback after arm_way_back: the forward replication as it was. Appends what it did.
+  virtual void undo_way_back(const FlipSides& /*sides*/,
+                             std::vector<std::string>& /*notes*/) const {}
   // `lag --reverse`: how far the way back is behind. The logical method's lag() already
   // measures the reverse link once a flip built it.
   virtual ReplicationLag way_back_lag(PgConn& source, PgConn& target) const {

@@ -60,12 +60,13 @@ assert "PRIMARY KEY USING INDEX" in c["fix"], c
 w = checks["way_back"]
 assert w["status"] == "pass" and "replicate apply --reverse" in w["found"], w
 PY
-# The logical method on this source has no way back: preflight says so at T-7 days.
+# The logical method on this source cannot subscribe back: its way back is the trigger
+# capture on the target, and preflight says so at T-7 days.
 ctl preflight --method logical --json >"$WORK/preflight-logical.out" 2>&1 || true
-python3 - "$WORK/preflight-logical.out" <<'PY' || fail "preflight --method logical does not warn that there is no way back"
+python3 - "$WORK/preflight-logical.out" <<'PY' || fail "preflight --method logical does not name its way back"
 import json, sys
 w = {c["id"]: c for c in json.load(open(sys.argv[1]))["checks"]}["way_back"]
-assert w["status"] == "warn" and "cannot CREATE SUBSCRIPTION" in w["found"] and "--method trigger" in w["fix"], w
+assert w["status"] == "pass" and "cannot CREATE SUBSCRIPTION" in w["found"] and "trigger capture on the target" in w["found"], w
 PY
 rc=0
 ctl replicate start --method trigger >"$WORK/refused.out" 2>&1 || rc=$?
@@ -75,7 +76,7 @@ ctl replicate start --method trigger >"$WORK/refused.out" 2>&1 || rc=$?
   fail "a refused start left objects on the source"
 # The fix the message gives, then the table is captured by key like any other.
 pgc_psql src -qc "ALTER TABLE nokey ADD CONSTRAINT nokey_pkey PRIMARY KEY USING INDEX nokey_a"
-pass "keyless updated table refused by preflight and start with the fix (PRIMARY KEY USING INDEX); pgbench_history accepted as insert-only; preflight's way_back: trigger keeps one, logical has none here"
+pass "keyless updated table refused by preflight and start with the fix (PRIMARY KEY USING INDEX); pgbench_history accepted as insert-only; preflight's way_back: trigger keeps one, logical by the trigger capture on the target here"
 
 ctl schema copy >/dev/null || fail "schema copy"
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The way back without superuser (trigger method), on the Heroku-shaped source (app role:
 # owner, no superuser, no REPLICATION) and the RDS-shaped target, under pgbench through the
-# proxy the whole time (tpcb-like + a ledger of acknowledged bigserial inserts, 8 clients):
+# two proxies the whole time (tpcb-like + a ledger of acknowledged bigserial inserts, 8 clients
+# through proxy 1, commanded over its admin API, and 4 through proxy 2, a fleet member with no
+# admin port, commanded through the databases' fleet channel):
 #  - `flip` installs the capture on the target ahead of the pause and arms it inside;
 #  - 30 s of writes land on the target; `replicate apply --reverse` carries them to the fenced
 #    source, is SIGKILLed mid-run and restarted (nothing lost, nothing twice);
@@ -9,6 +11,7 @@
 #    just before the proxies flip back: target fenced, its change log drained);
 #  - `revert` under the same load: pgbench 0 failed (the sequences moved back, never down),
 #    every acknowledged ledger row and history row on the source exactly once, balances agree;
+#    both proxies back on the source (the fleet member by the channel alone);
 #  - a flip forward again is clean (the source's capture was re-armed by the revert);
 #  - `revert` refuses after a failed `validate --reverse` unless --force;
 #  - a schema change and a TRUNCATE on the target after the flip fail `lag --reverse`;
@@ -17,9 +20,9 @@
 
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$(dirname "$PROXY_BIN")/../control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
-P1_PID="" APPLY_PID="" BACK_PID="" B_PID=""
-PROXY_PID_VARS=(P1_PID APPLY_PID BACK_PID B_PID)
-PROXY_FAILURE_LOGS=(p1.log "ctl.*" "*.out" "*.log")
+P1_PID="" P2_PID="" APPLY_PID="" BACK_PID="" B_PID="" B2_PID=""
+PROXY_PID_VARS=(P1_PID P2_PID APPLY_PID BACK_PID B_PID B2_PID)
+PROXY_FAILURE_LOGS=(p1.log p2.log "ctl.*" "*.out" "*.log")
 
 pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null
@@ -34,6 +37,15 @@ max_pause = 60
 $(proxy_controlled_toml "$A1_PORT" "$PROXY_DIR/flip.journal")
 "
 CFG=$PROXY_DIR/p1.toml
+P1_PORT=$PROXY_PORT
+# Proxy 2: a fleet member with no admin API (the Heroku dyno no controller can reach).
+PORTS=()
+proxy_write_fleet_config 2 dyno-2 0.5 "
+[cutover]
+max_pause = 60
+"
+P2_PORT=${PORTS[2]}
+grep -q "^\[admin\]" "$PROXY_DIR/p2.toml" && fail "proxy 2 must have no admin API"
 conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
 ctl() { timeout 120 "$CTL_BIN" "$@" "${conn[@]}"; }
 apply_bg() { # direction flag ("" or --reverse), log name
@@ -48,11 +60,26 @@ pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 ctl schema copy >/dev/null || fail "schema copy"
 ctl replicate start --method trigger --jobs 2 >"$PROXY_DIR/start.out" 2>&1 || fail "replicate start"
 ctl validate --jobs 2 >"$PROXY_DIR/validate0.out" 2>&1 || fail "validate before the load"
+ctl fleet setup >"$PROXY_DIR/fleet-setup.out" 2>&1 || fail "fleet setup: $(cat "$PROXY_DIR/fleet-setup.out")"
 apply_bg "" apply.log
 APPLY_PID=$!
 "$PROXY_BIN" -c "$CFG" >>"$PROXY_DIR/p1.log" 2>&1 &
 P1_PID=$!
-pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" -t 1 || fail "proxy does not accept on $PROXY_PORT"
+"$PROXY_BIN" -c "$PROXY_DIR/p2.toml" >>"$PROXY_DIR/p2.log" 2>&1 &
+P2_PID=$!
+for port in "$P1_PORT" "$P2_PORT"; do
+  pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "$port" -t 1 || fail "proxy does not accept on $port"
+done
+# side_of <proxy port>: the port of the server a new client of that proxy writes to.
+side_of() {
+  PGPASSWORD=$PROXY_USER_PASSWORD psql -XAt "host=127.0.0.1 port=$1 user=app dbname=app sslmode=require" \
+    -c "select inet_server_port()" 2>/dev/null
+}
+member_live() {
+  ctl fleet --json >"$PROXY_DIR/fleet.out" 2>&1 &&
+    /usr/bin/python3 -c 'import json,sys; sys.exit(0 if any(m["live"] and m["name"] == "dyno-2" for m in json.load(open(sys.argv[1]))["members"]) else 1)' "$PROXY_DIR/fleet.out"
+}
+pgc_wait_until 20 member_live || fail "proxy 2 did not join the fleet: $(cat "$PROXY_DIR/fleet.out")"
 
 # ---- the load, through the proxy, across the flip, the window on the target and the revert ----
 cat >"$PROXY_DIR/ledger.sql" <<'SQL'
@@ -61,9 +88,13 @@ SQL
 base=$(count src ledger)
 hist0=$(count src pgbench_history)
 PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 8 -j 2 -T 60 \
-  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
+  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$P1_PORT" -U app app \
   >"$PROXY_DIR/bench.log" 2>&1 &
 B_PID=$!
+PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 4 -j 1 -T 60 \
+  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$P2_PORT" -U app app \
+  >"$PROXY_DIR/bench2.log" 2>&1 &
+B2_PID=$!
 grows() { [ "$(count "$1" ledger)" -gt "$2" ]; }
 pgc_wait_until 15 grows src $((base + 20)) || fail "pgbench does not write through the proxy"
 lag_ok() { ctl lag $1 --max-lag 3 >"$PROXY_DIR/lag$1.out" 2>&1; }
@@ -80,6 +111,9 @@ assert steps["preconditions"]["data"]["way_back"] == "trigger capture on the tar
 assert steps["replication"]["data"]["way_back"] == "trigger", steps["replication"]
 assert not any("NO REVERSE" in n for n in d["notes"]), d["notes"]
 PY
+for port in "$P1_PORT" "$P2_PORT"; do
+  [ "$(side_of "$port")" = "$TGT_PORT" ] || fail "proxy on $port is not on the target after the flip: $(side_of "$port")"
+done
 at_flip=$(count tgt ledger)
 flipped_at=$SECONDS
 pass "flip under load installed the way-back capture on the target and armed it in the pause"
@@ -131,13 +165,20 @@ hook = int(sys.argv[2])
 print("   revert: write pause %d ms without the test's validate hook (reported %s ms, hook %d ms); %s"
       % (d["write_pause_ms"] - hook, d["write_pause_ms"], hook, steps["catch_up"]["data"].get("summary")))
 PY
-wait "$B_PID" || { cat "$PROXY_DIR/bench.log"; fail "pgbench through the proxy failed"; }
+for port in "$P1_PORT" "$P2_PORT"; do
+  [ "$(side_of "$port")" = "$SRC_PORT" ] || fail "proxy on $port is not back on the source after the revert: $(side_of "$port")"
+done
+wait "$B_PID" || { cat "$PROXY_DIR/bench.log"; fail "pgbench through proxy 1 failed"; }
 B_PID=""
-grep -q "number of failed transactions: 0 " "$PROXY_DIR/bench.log" || { cat "$PROXY_DIR/bench.log"; fail "failed transactions"; }
+wait "$B2_PID" || { cat "$PROXY_DIR/bench2.log"; fail "pgbench through proxy 2 (fleet member) failed"; }
+B2_PID=""
+for log in bench.log bench2.log; do
+  grep -q "number of failed transactions: 0 " "$PROXY_DIR/$log" || { cat "$PROXY_DIR/$log"; fail "failed transactions ($log)"; }
+done
 acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
 tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
-want=$((base + $(acked "$PROXY_DIR/bench.log")))
-want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log")))
+want=$((base + $(acked "$PROXY_DIR/bench.log") + $(acked "$PROXY_DIR/bench2.log")))
+want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log") + $(tpcb "$PROXY_DIR/bench2.log")))
 got=$(count src ledger)
 got_hist=$(count src pgbench_history)
 [ "$got" = "$want" ] || fail "ledger on the source: $got rows, acknowledged $want"
@@ -145,7 +186,8 @@ got_hist=$(count src pgbench_history)
 sums=$(pgc_admin_psql src -XAtc "select (select sum(abalance) from pgbench_accounts), (select sum(tbalance) from pgbench_tellers), (select sum(bbalance) from pgbench_branches), (select sum(delta) from pgbench_history)")
 [ "$(tr '|' '\n' <<<"$sums" | sort -u | wc -l)" = 1 ] || fail "balances disagree on the source: $sums"
 on_target=$((got - at_flip))
-pass "revert under load: 0 failed, ledger $got/$want and history $got_hist/$want_hist on the source (~$on_target ledger rows written on the target after the flip), balances agree, validate --reverse passed"
+grep -q 'command="POST /v1/flip"' "$PROXY_DIR/p2.log" || fail "proxy 2 was not commanded through the fleet channel"
+pass "revert under load through both proxies (one by the fleet channel alone): 0 failed, ledger $got/$want and history $got_hist/$want_hist on the source (~$on_target ledger rows written on the target after the flip), balances agree, validate --reverse passed"
 
 # ---- forward again: the source's capture was re-armed, the forward apply resumes ----
 kill -TERM "$BACK_PID" 2>/dev/null || true
