@@ -182,7 +182,10 @@ want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log") + $(tpcb "$PROXY_DIR/bench2.
 got=$(count src ledger)
 got_hist=$(count src pgbench_history)
 [ "$got" = "$want" ] || fail "ledger on the source: $got rows, acknowledged $want"
-[ "$got_hist" = "$want_hist" ] || fail "pgbench_history on the source: $got_hist rows, acknowledged $want_hist"
+[ "$got_hist" = "$want_hist" ] || {
+  history_repeats_report src tgt
+  fail "pgbench_history on the source: $got_hist rows, acknowledged $want_hist"
+}
 sums=$(pgc_admin_psql src -XAtc "select (select sum(abalance) from pgbench_accounts), (select sum(tbalance) from pgbench_tellers), (select sum(bbalance) from pgbench_branches), (select sum(delta) from pgbench_history)")
 [ "$(tr '|' '\n' <<<"$sums" | sort -u | wc -l)" = 1 ] || fail "balances disagree on the source: $sums"
 on_target=$((got - at_flip))

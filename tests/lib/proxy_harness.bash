@@ -167,3 +167,15 @@ pgc_logical_fixture() {
     --subscriber-url "$TGT_ADMIN_URL" --wait-timeout 120 >/dev/null || fail "replicate start"
   "$CTL_BIN" validate --source-url "$SRC_URL" --target-url "$TGT_URL" --jobs 2 >/dev/null || fail "validate"
 }
+
+# When a pgbench_history count disagrees with what pgbench acknowledged: the rows that look like
+# one tpcb-like transaction run twice (same teller, branch, account and delta; a transaction run
+# again has a later mtime, so whole-row duplicates would not show it), on each named cluster.
+history_repeats_report() { # <cluster>...
+  local side
+  for side in "$@"; do
+    echo "pgbench_history on $side: $(pgc_admin_psql "$side" -XAtc "select count(*) from pgbench_history") rows; same (tid, bid, aid, delta) more than once:"
+    pgc_admin_psql "$side" -XAtc "select tid, bid, aid, delta, count(*), string_agg(mtime::text, ', ' order by mtime)
+      from pgbench_history group by 1, 2, 3, 4 having count(*) > 1 limit 20" || true
+  done
+}
