@@ -277,11 +277,16 @@ bool Cutover::flip(json::object& d) {
   }
   // Before any gate opens on the destination, the databases say where the fleet is going: a
   // proxy that starts from now on reads it before its first client.
+  auto t0 = Clock::now();
   if (std::string p = fleet.record_authority(to_name(), next_epoch); !p.empty())
     notes.emplace_back("fleet authority not recorded (" + p +
                        "): a proxy starting now follows its state file");
   authority_recorded = true;
+  auto t1 = Clock::now();
   auto a = fleet.flip(to_name(), ep);
+  // Where the flip step's time inside the pause goes (the smoke test runs after the gates opened).
+  d["authority_ms"] = ms_between(t0, t1);
+  d["proxies_ms"] = ms_between(t1, Clock::now());
   for (int attempt = 0; attempt < 3 && !all_ok(a); ++attempt) {
     std::this_thread::sleep_for(milliseconds(100));
     auto again = fleet.status();

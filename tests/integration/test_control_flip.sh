@@ -170,8 +170,6 @@ ctl flip --json || { cat "$PROXY_DIR/ctl.out"; fail "flip under load"; }
 pause_ms=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["write_pause_ms"]))' "$PROXY_DIR/ctl.out")
 wait $b1 || { cat "$PROXY_DIR/bench1.log"; fail "pgbench through proxy 1 failed"; }
 wait $b2 || { cat "$PROXY_DIR/bench2.log"; fail "pgbench through proxy 2 failed"; }
-acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
-tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
 for l in "$PROXY_DIR"/bench[12].log; do
   grep -q "number of failed transactions: 0 " "$l" || { cat "$l"; fail "failed transactions in $l"; }
 done

@@ -60,7 +60,7 @@ INSERT INTO ledger (client) VALUES (:client_id);
 SQL
 base=$(count src ledger)
 hist0=$(count src pgbench_history)
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 6 -j 2 -T 45 \
+PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 6 -j 1 -T 45 \
   -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
   >"$PROXY_DIR/bench.log" 2>&1 &
 B_PID=$!
@@ -127,8 +127,6 @@ PY
 wait "$B_PID" || { cat "$PROXY_DIR/bench.log"; fail "pgbench through the proxy failed"; }
 B_PID=""
 grep -q "number of failed transactions: 0 " "$PROXY_DIR/bench.log" || { cat "$PROXY_DIR/bench.log"; fail "failed transactions"; }
-acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
-tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
 want=$((base + $(acked "$PROXY_DIR/bench.log")))
 want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log")))
 got=$(count src ledger)

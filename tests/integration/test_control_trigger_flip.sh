@@ -56,7 +56,7 @@ INSERT INTO ledger (client) VALUES (:client_id);
 SQL
 base=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
 hist0=$(pgc_admin_psql src -XAtc "select count(*) from pgbench_history")
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 8 -j 2 -T 12 \
+PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 8 -j 1 -T 12 \
   -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
   >"$PROXY_DIR/bench.log" 2>&1 &
 B_PID=$!
@@ -100,8 +100,6 @@ PY
 )
 hook_ms=$(cat "$PROXY_DIR/hook.ms")
 pause_net=$((pause_ms - hook_ms))
-acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
-tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
 want=$((base + $(acked "$PROXY_DIR/bench.log")))
 want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log")))
 got=$(pgc_admin_psql tgt -XAtc "select count(*) from ledger")

@@ -87,7 +87,7 @@ INSERT INTO ledger (client) VALUES (:client_id);
 SQL
 base=$(count src ledger)
 hist0=$(count src pgbench_history)
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 8 -j 2 -T 60 \
+PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 8 -j 1 -T 60 \
   -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$P1_PORT" -U app app \
   >"$PROXY_DIR/bench.log" 2>&1 &
 B_PID=$!
@@ -175,8 +175,6 @@ B2_PID=""
 for log in bench.log bench2.log; do
   grep -q "number of failed transactions: 0 " "$PROXY_DIR/$log" || { cat "$PROXY_DIR/$log"; fail "failed transactions ($log)"; }
 done
-acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
-tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
 want=$((base + $(acked "$PROXY_DIR/bench.log") + $(acked "$PROXY_DIR/bench2.log")))
 want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log") + $(tpcb "$PROXY_DIR/bench2.log")))
 got=$(count src ledger)

@@ -140,7 +140,6 @@ ctl flip --json --subscriber-url "$TGT_ADMIN_URL" --source-subscriber-url "$SRC_
 cp "$PROXY_DIR/ctl.out" "$PROXY_DIR/flip.json"
 wait $b1 || fail "pgbench through proxy 1 failed"
 wait $b2 || fail "pgbench -C through proxy 2 failed"
-acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
 for l in "$PROXY_DIR"/bench[12].log; do
   grep -q "number of failed transactions: 0 " "$l" || fail "failed transactions in $l"
 done

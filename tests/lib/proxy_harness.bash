@@ -179,3 +179,12 @@ history_repeats_report() { # <cluster>...
       from pgbench_history group by 1, 2, 3, 4 having count(*) > 1 limit 20" || true
   done
 }
+
+# What pgbench acknowledged per script, from its summary: the ledger insert (ledger.sql) and
+# the built-in tpcb-like. Exact only with -j 1: pgbench adds the per-script counts up across its
+# threads without a lock ("XXX could use a mutex here, but we choose not to", pgbench.c), so two
+# threads can lose an increment, and a test that compares rows with them would see one row "too
+# many" about once in 30 runs (its total, kept per thread, stays exact). Every pgbench whose
+# log is read here runs with -j 1.
+acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
+tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
