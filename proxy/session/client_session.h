@@ -160,6 +160,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Held by a closed gate since then (epoch of the clock: not held). The first byte written
   // to the client afterwards ends the wait the pause cost it (proxy/telemetry/held_waits.h).
   std::chrono::steady_clock::time_point held_since_{};
+  // When the gate let this held client go: the debug log splits its wait into the closed gate
+  // and what came after (a server connection, the first answer).
+  std::chrono::steady_clock::time_point released_at_{};
   void answered_after_hold();
   bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
 

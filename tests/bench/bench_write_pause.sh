@@ -190,6 +190,7 @@ listen_port = ${APORTS[$i]}
 token = \"\${PGCUTOVER_TOKEN_$i}\"
 "
     sed -i "s|state_file = .*|state_file = \"$PROXY_DIR/$m.state$i.json\"|" "$PROXY_DIR/$m.p$i.toml"
+    sed -i "s|log_level = .*|log_level = \"${BENCH_PROXY_LOG_LEVEL:-info}\"|" "$PROXY_DIR/$m.p$i.toml"
     "$PROXY_BIN" -c "$PROXY_DIR/$m.p$i.toml" >>"$PROXY_DIR/$m.p$i.log" 2>&1 &
     PPIDS[$i]=$!
   done
