@@ -366,17 +366,7 @@ void ClientSession::set_desired(const std::string& name, const std::string& valu
 
 void ClientSession::answered_after_hold() {
   held_waits().answered(id_, held_since_);
-  if (log::level() <= log::Level::kDebug) {
-    auto now = std::chrono::steady_clock::now();
-    auto ms = [](auto d) {
-      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
-    };
-    bool released = released_at_ != std::chrono::steady_clock::time_point{};
-    log::debug("held_client_answered",
-               {{"session", std::to_string(id_)},
-                {"wait_ms", ms(now - held_since_)},
-                {"after_gate_ms", released ? ms(now - released_at_) : std::string("-")}});
-  }
+  log_held_answered(id_, held_since_, released_at_);
   held_since_ = {};
   released_at_ = {};
 }
@@ -685,14 +675,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
     co_return EndStatus{EndReason::kServerLogin, lease.error.sqlstate, lease.error.message};
   }
   std::unique_ptr<ServerConnection> conn = std::move(lease.conn);
-  if (released_at_ != std::chrono::steady_clock::time_point{} && log::level() <= log::Level::kDebug)
-    log::debug(
-        "held_client_attached",
-        {{"session", std::to_string(id_)},
-         {"server_id", std::to_string(conn->id)},
-         {"after_gate_ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::steady_clock::now() - released_at_)
-                                              .count())}});
+  log_held_attached(id_, conn->id, released_at_);
   if (auto failed = co_await sync_settings(conn)) {
     set_state(ClientState::kIdle);
     co_return failed;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "common/log.h"
 
 namespace pgcutover::proxy {
 
@@ -58,6 +61,31 @@ ClientWaits HeldWaits::summary(std::chrono::milliseconds settle) {
 HeldWaits& held_waits() {
   static HeldWaits recorder;
   return recorder;
+}
+
+namespace {
+std::string ms_since(HeldWaits::Clock::time_point t) {
+  return std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(HeldWaits::Clock::now() - t).count());
+}
+}  // namespace
+
+void log_held_attached(std::uint64_t session, std::uint64_t server_id,
+                       HeldWaits::Clock::time_point released) {
+  if (released == HeldWaits::Clock::time_point{} || log::level() > log::Level::kDebug) return;
+  log::debug("held_client_attached", {{"session", std::to_string(session)},
+                                      {"server_id", std::to_string(server_id)},
+                                      {"after_gate_ms", ms_since(released)}});
+}
+
+void log_held_answered(std::uint64_t session, HeldWaits::Clock::time_point since,
+                       HeldWaits::Clock::time_point released) {
+  if (log::level() > log::Level::kDebug) return;
+  bool was_released = released != HeldWaits::Clock::time_point{};
+  log::debug("held_client_answered",
+             {{"session", std::to_string(session)},
+              {"wait_ms", ms_since(since)},
+              {"after_gate_ms", was_released ? ms_since(released) : std::string("-")}});
 }
 
 }  // namespace pgcutover::proxy

@@ -46,4 +46,11 @@ class HeldWaits {
 // The process's recorder.
 HeldWaits& held_waits();
 
+// Debug log of one held client's wait after its gate opened (`released`): when it had a server
+// connection, and when its first answer went out (what the flip benchmark reads).
+void log_held_attached(std::uint64_t session, std::uint64_t server_id,
+                       HeldWaits::Clock::time_point released);
+void log_held_answered(std::uint64_t session, HeldWaits::Clock::time_point since,
+                       HeldWaits::Clock::time_point released);
+
 }  // namespace pgcutover::proxy
