@@ -23,21 +23,9 @@ PROXY_FAILURE_LOGS=(p1.log "ctl.*" "*.out" "*.log")
 
 pgc_start src heroku --logical >/dev/null
 pgc_start tgt rds >/dev/null
-export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
-TOKEN="tok-$$-$RANDOM"
-export PGCUTOVER_TEST_TOKEN=$TOKEN PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
-A1_PORT=$(pgc_free_port)
-proxy_write_config "$PROXY_DIR/p1.toml" transaction 10 require "
-[cutover]
-max_pause = 60
-
-$(proxy_controlled_toml "$A1_PORT" "$PROXY_DIR/flip.journal")
-"
-CFG=$PROXY_DIR/p1.toml
 # The source's admin is its app role (it cannot subscribe); the target's subscription was
 # made by the target's admin, as an RDS master user would.
-conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
-ctl() { timeout 120 "$CTL_BIN" "$@" "${conn[@]}"; }
+controlled_proxy_setup
 count() { pgc_admin_psql "$1" -XAtc "select count(*) from $2"; }
 
 # ---- forward: logical replication, proxy ----
@@ -55,14 +43,9 @@ assert w["status"] == "pass" and "trigger capture on the target" in w["found"], 
 PY
 
 # ---- the load, through the proxy, across the flip, the window on the target and the revert ----
-cat >"$PROXY_DIR/ledger.sql" <<'SQL'
-INSERT INTO ledger (client) VALUES (:client_id);
-SQL
 base=$(count src ledger)
 hist0=$(count src pgbench_history)
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 6 -j 1 -T 45 \
-  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
-  >"$PROXY_DIR/bench.log" 2>&1 &
+ledger_load "$PROXY_DIR/bench.log" "$PROXY_PORT" 6 45
 B_PID=$!
 grows() { [ "$(count "$1" ledger)" -gt "$2" ]; }
 pgc_wait_until 15 grows src $((base + 20)) || fail "pgbench does not write through the proxy"

@@ -22,19 +22,7 @@ pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null
 [ "$(pgc_psql src -XAtc "select rolsuper or rolreplication from pg_roles where rolname = current_user")" = f ] ||
   fail "the source's app role must have neither superuser nor REPLICATION"
-export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
-TOKEN="tok-$$-$RANDOM"
-export PGCUTOVER_TEST_TOKEN=$TOKEN PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
-A1_PORT=$(pgc_free_port)
-proxy_write_config "$PROXY_DIR/p1.toml" transaction 10 require "
-[cutover]
-max_pause = 60
-
-$(proxy_controlled_toml "$A1_PORT" "$PROXY_DIR/flip.journal")
-"
-CFG=$PROXY_DIR/p1.toml
-conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
-ctl() { timeout 120 "$CTL_BIN" "$@" "${conn[@]}"; }
+controlled_proxy_setup
 
 # ---- data, schema, capture, copy, validation, apply in the background ----
 timeout 120 pgbench -i -q -s 1 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
@@ -51,14 +39,9 @@ pgc_wait_until 15 pg_isready -q -h 127.0.0.1 -p "$PROXY_PORT" -t 1 || fail "prox
 pass "trigger capture installed as a non-superuser, copied, validated; apply and the proxy running"
 
 # ---- the flip under pgbench through the proxy ----
-cat >"$PROXY_DIR/ledger.sql" <<'SQL'
-INSERT INTO ledger (client) VALUES (:client_id);
-SQL
 base=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
 hist0=$(pgc_admin_psql src -XAtc "select count(*) from pgbench_history")
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 8 -j 1 -T 12 \
-  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$PROXY_PORT" -U app app \
-  >"$PROXY_DIR/bench.log" 2>&1 &
+ledger_load "$PROXY_DIR/bench.log" "$PROXY_PORT" 8 12
 B_PID=$!
 # A few rows prove that pgbench writes through the proxy; a fixed volume would depend on the
 # box's throughput (under ASan and a parallel test, 66 ledger rows in the whole 12 s run).

@@ -82,18 +82,11 @@ member_live() {
 pgc_wait_until 20 member_live || fail "proxy 2 did not join the fleet: $(cat "$PROXY_DIR/fleet.out")"
 
 # ---- the load, through the proxy, across the flip, the window on the target and the revert ----
-cat >"$PROXY_DIR/ledger.sql" <<'SQL'
-INSERT INTO ledger (client) VALUES (:client_id);
-SQL
 base=$(count src ledger)
 hist0=$(count src pgbench_history)
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 8 -j 1 -T 60 \
-  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$P1_PORT" -U app app \
-  >"$PROXY_DIR/bench.log" 2>&1 &
+ledger_load "$PROXY_DIR/bench.log" "$P1_PORT" 8 60
 B_PID=$!
-PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c 4 -j 1 -T 60 \
-  -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$P2_PORT" -U app app \
-  >"$PROXY_DIR/bench2.log" 2>&1 &
+ledger_load "$PROXY_DIR/bench2.log" "$P2_PORT" 4 60
 B2_PID=$!
 grows() { [ "$(count "$1" ledger)" -gt "$2" ]; }
 pgc_wait_until 15 grows src $((base + 20)) || fail "pgbench does not write through the proxy"

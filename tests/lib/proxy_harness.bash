@@ -188,3 +188,29 @@ history_repeats_report() { # <cluster>...
 # log is read here runs with -j 1.
 acked() { grep -A3 "ledger.sql" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
 tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1; }
+
+# The cutover drills' load through one proxy: pgbench tpcb-like (weight 9) and a ledger insert
+# (ledger.sql, weight 1), -j 1 (see acked), in the background ($! is pgbench's timeout).
+ledger_load() { # <log> <proxy port> <clients> <seconds>
+  [ -f "$PROXY_DIR/ledger.sql" ] || echo "INSERT INTO ledger (client) VALUES (:client_id);" >"$PROXY_DIR/ledger.sql"
+  PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c "$3" -j 1 -T "$4" \
+    -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$2" -U app app >"$1" 2>&1 &
+}
+
+# A proxy the controller commands over its admin API ($PROXY_DIR/p1.toml, transaction mode,
+# client TLS, max_pause 60, journal flip.journal): sets CFG, A1_PORT, TOKEN, conn and ctl.
+controlled_proxy_setup() {
+  export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
+  TOKEN="tok-$$-$RANDOM"
+  export PGCUTOVER_TEST_TOKEN=$TOKEN PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
+  A1_PORT=$(pgc_free_port)
+  proxy_write_config "$PROXY_DIR/p1.toml" transaction 10 require "
+[cutover]
+max_pause = 60
+
+$(proxy_controlled_toml "$A1_PORT" "$PROXY_DIR/flip.journal")
+"
+  CFG=$PROXY_DIR/p1.toml
+  conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
+  ctl() { timeout 120 "$CTL_BIN" "$@" "${conn[@]}"; }
+}
