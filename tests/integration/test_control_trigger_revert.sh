@@ -26,17 +26,7 @@ PROXY_FAILURE_LOGS=(p1.log p2.log "ctl.*" "*.out" "*.log")
 
 pgc_start src heroku >/dev/null
 pgc_start tgt rds >/dev/null
-export PROXY_TEST_SOURCE_URL=$SRC_URL PROXY_TEST_TARGET_URL=$TGT_URL
-TOKEN="tok-$$-$RANDOM"
-export PGCUTOVER_TEST_TOKEN=$TOKEN PROXY_TEST_PASSWORD=$PROXY_USER_PASSWORD
-A1_PORT=$(pgc_free_port)
-proxy_write_config "$PROXY_DIR/p1.toml" transaction 10 require "
-[cutover]
-max_pause = 60
-
-$(proxy_controlled_toml "$A1_PORT" "$PROXY_DIR/flip.journal")
-"
-CFG=$PROXY_DIR/p1.toml
+controlled_proxy_setup
 P1_PORT=$PROXY_PORT
 # Proxy 2: a fleet member with no admin API (the Heroku dyno no controller can reach).
 PORTS=()
@@ -46,8 +36,6 @@ max_pause = 60
 "
 P2_PORT=${PORTS[2]}
 grep -q "^\[admin\]" "$PROXY_DIR/p2.toml" && fail "proxy 2 must have no admin API"
-conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
-ctl() { timeout 120 "$CTL_BIN" "$@" "${conn[@]}"; }
 apply_bg() { # direction flag ("" or --reverse), log name
   "$CTL_BIN" replicate apply $1 "${conn[@]}" >>"$PROXY_DIR/$2" 2>&1 &
 }
