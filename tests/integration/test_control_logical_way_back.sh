@@ -26,7 +26,6 @@ pgc_start tgt rds >/dev/null
 # The source's admin is its app role (it cannot subscribe); the target's subscription was
 # made by the target's admin, as an RDS master user would.
 controlled_proxy_setup
-count() { pgc_admin_psql "$1" -XAtc "select count(*) from $2"; }
 
 # ---- forward: logical replication, proxy ----
 pgc_logical_fixture
@@ -43,13 +42,11 @@ assert w["status"] == "pass" and "trigger capture on the target" in w["found"], 
 PY
 
 # ---- the load, through the proxy, across the flip, the window on the target and the revert ----
-base=$(count src ledger)
-hist0=$(count src pgbench_history)
+base=$(table_rows src ledger)
+hist0=$(table_rows src pgbench_history)
 ledger_load "$PROXY_DIR/bench.log" "$PROXY_PORT" 6 45
 B_PID=$!
-grows() { [ "$(count "$1" ledger)" -gt "$2" ]; }
 pgc_wait_until 15 grows src $((base + 20)) || fail "pgbench does not write through the proxy"
-lag_ok() { ctl lag $1 --max-lag 3 >"$PROXY_DIR/lag$1.out" 2>&1; }
 pgc_wait_until 20 lag_ok "" || fail "logical replication does not keep up: $(cat "$PROXY_DIR/lag.out")"
 
 ctl flip --json -c "$CFG" --subscriber-url "$TGT_ADMIN_URL" --smoke-url "$(proxy_dsn require)" \
@@ -72,7 +69,7 @@ PY
   fail "the forward slot still holds the source's WAL after the flip"
 [ "$(pgc_admin_psql tgt -XAtc "select count(*) from pg_subscription")" = 0 ] ||
   fail "the forward subscription is still on the target after the flip"
-at_flip=$(count tgt ledger)
+at_flip=$(table_rows tgt ledger)
 pass "flip (logical, source cannot subscribe) armed the trigger capture on the target as the way back; the forward subscription and its slot are gone"
 
 # ---- the window: writes on the target travel back ----
@@ -112,8 +109,8 @@ B_PID=""
 grep -q "number of failed transactions: 0 " "$PROXY_DIR/bench.log" || { cat "$PROXY_DIR/bench.log"; fail "failed transactions"; }
 want=$((base + $(acked "$PROXY_DIR/bench.log")))
 want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log")))
-got=$(count src ledger)
-got_hist=$(count src pgbench_history)
+got=$(table_rows src ledger)
+got_hist=$(table_rows src pgbench_history)
 [ "$got" = "$want" ] || fail "ledger on the source: $got rows, acknowledged $want"
 if [ "$got_hist" != "$want_hist" ]; then
   history_repeats_report src tgt
@@ -139,7 +136,7 @@ pgc_psql src -qc "INSERT INTO ledger (client) SELECT 100 FROM generate_series(1,
 pgc_wait_until 30 lag_ok "" || fail "the forward apply does not carry the source's writes after the revert: $(cat "$PROXY_DIR/lag.out")"
 ctl flip --json -c "$CFG" --max-validation-age 0 >"$PROXY_DIR/ctl.flip2.json" 2>"$PROXY_DIR/ctl.flip2.err" ||
   { cat "$PROXY_DIR/ctl.flip2.json" "$PROXY_DIR/ctl.flip2.err"; fail "second flip"; }
-[ "$(count tgt ledger)" = "$(count src ledger)" ] || fail "after the second flip: target $(count tgt ledger) ledger rows, source $(count src ledger)"
+[ "$(table_rows tgt ledger)" = "$(table_rows src ledger)" ] || fail "after the second flip: target $(table_rows tgt ledger) ledger rows, source $(table_rows src ledger)"
 ctl validate --jobs 2 >"$PROXY_DIR/validate2.out" 2>&1 || { cat "$PROXY_DIR/validate2.out"; fail "validate after the second flip"; }
 pass "flip forward again (trigger, recorded by the revert): clean (ledger equal, validate passes)"
 

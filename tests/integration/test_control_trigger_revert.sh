@@ -39,7 +39,6 @@ grep -q "^\[admin\]" "$PROXY_DIR/p2.toml" && fail "proxy 2 must have no admin AP
 apply_bg() { # direction flag ("" or --reverse), log name
   "$CTL_BIN" replicate apply $1 "${conn[@]}" >>"$PROXY_DIR/$2" 2>&1 &
 }
-count() { pgc_admin_psql "$1" -XAtc "select count(*) from $2"; }
 
 # ---- forward: capture, copy, apply, proxy ----
 timeout 120 pgbench -i -q -s 1 "$SRC_URL" >/dev/null 2>&1 || fail "pgbench -i"
@@ -70,15 +69,13 @@ member_live() {
 pgc_wait_until 20 member_live || fail "proxy 2 did not join the fleet: $(cat "$PROXY_DIR/fleet.out")"
 
 # ---- the load, through the proxy, across the flip, the window on the target and the revert ----
-base=$(count src ledger)
-hist0=$(count src pgbench_history)
+base=$(table_rows src ledger)
+hist0=$(table_rows src pgbench_history)
 ledger_load "$PROXY_DIR/bench.log" "$P1_PORT" 8 60
 B_PID=$!
 ledger_load "$PROXY_DIR/bench2.log" "$P2_PORT" 4 60
 B2_PID=$!
-grows() { [ "$(count "$1" ledger)" -gt "$2" ]; }
 pgc_wait_until 15 grows src $((base + 20)) || fail "pgbench does not write through the proxy"
-lag_ok() { ctl lag $1 --max-lag 3 >"$PROXY_DIR/lag$1.out" 2>&1; }
 pgc_wait_until 20 lag_ok "" || fail "the forward apply does not keep up: $(cat "$PROXY_DIR/lag.out")"
 
 ctl flip --json -c "$CFG" --smoke-url "$(proxy_dsn require)" --max-validation-age 0 \
@@ -95,7 +92,7 @@ PY
 for port in "$P1_PORT" "$P2_PORT"; do
   [ "$(side_of "$port")" = "$TGT_PORT" ] || fail "proxy on $port is not on the target after the flip: $(side_of "$port")"
 done
-at_flip=$(count tgt ledger)
+at_flip=$(table_rows tgt ledger)
 flipped_at=$SECONDS
 pass "flip under load installed the way-back capture on the target and armed it in the pause"
 
@@ -158,8 +155,8 @@ for log in bench.log bench2.log; do
 done
 want=$((base + $(acked "$PROXY_DIR/bench.log") + $(acked "$PROXY_DIR/bench2.log")))
 want_hist=$((hist0 + $(tpcb "$PROXY_DIR/bench.log") + $(tpcb "$PROXY_DIR/bench2.log")))
-got=$(count src ledger)
-got_hist=$(count src pgbench_history)
+got=$(table_rows src ledger)
+got_hist=$(table_rows src pgbench_history)
 [ "$got" = "$want" ] || fail "ledger on the source: $got rows, acknowledged $want"
 [ "$got_hist" = "$want_hist" ] || {
   history_repeats_report src tgt
@@ -179,7 +176,7 @@ pgc_psql src -qc "INSERT INTO ledger (client) SELECT 100 FROM generate_series(1,
 pgc_wait_until 30 lag_ok "" || fail "the forward apply does not resume after the revert: $(cat "$PROXY_DIR/lag.out")"
 ctl flip --json -c "$CFG" --max-validation-age 0 >"$PROXY_DIR/ctl.flip2.json" 2>"$PROXY_DIR/ctl.flip2.err" ||
   { cat "$PROXY_DIR/ctl.flip2.json"; fail "second flip"; }
-[ "$(count tgt ledger)" = "$(count src ledger)" ] || fail "after the second flip: target $(count tgt ledger) ledger rows, source $(count src ledger)"
+[ "$(table_rows tgt ledger)" = "$(table_rows src ledger)" ] || fail "after the second flip: target $(table_rows tgt ledger) ledger rows, source $(table_rows src ledger)"
 ctl validate --jobs 2 >"$PROXY_DIR/validate2.out" 2>&1 || { cat "$PROXY_DIR/validate2.out"; fail "validate after the second flip"; }
 pass "flip forward again: clean (ledger equal, validate passes)"
 

@@ -214,3 +214,9 @@ $(proxy_controlled_toml "$A1_PORT" "$PROXY_DIR/flip.journal")
   conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
   ctl() { timeout 120 "$CTL_BIN" "$@" "${conn[@]}"; }
 }
+
+# Rows in a table on a cluster; whether the ledger has grown past a count there; whether `ctl
+# lag` (flag "" or --reverse) is within 3 s (its output in $PROXY_DIR/lag<flag>.out).
+table_rows() { pgc_admin_psql "$1" -XAtc "select count(*) from $2"; } # <cluster> <table>
+grows() { [ "$(table_rows "$1" ledger)" -gt "$2" ]; }                # <cluster> <rows>
+lag_ok() { ctl lag $1 --max-lag 3 >"$PROXY_DIR/lag$1.out" 2>&1; }
