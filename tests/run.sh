@@ -81,11 +81,8 @@ if [ $# -eq 0 ]; then
   fi
   # -O1 -g1 (line tables only): half the compile time of -O2 -g on a cold cache, same findings
   # (the sanitizers' own recommendation is -O1), file:line in every report.
-  # The proxy built on epoll alone (PGCUTOVER_IO_URING=OFF): the default event loop, in one
-  # build, not the io_uring binary that starts its epoll twin (proxy/net/event_loop.h).
   cmake -S "$top" -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_SANITIZE=ON \
-    -DPGCUTOVER_IO_URING=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-    "${launcher[@]}" >/dev/null
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" "${launcher[@]}" >/dev/null
   cmake --build "$asan_dir" -j "$jobs" --target unit_tests integration_tests pgcutover-proxy pgcutoverctl
   end_stage "sanitizer build"
   # Leaks are reported by LeakSanitizer at exit; a leak is a failure like any other.

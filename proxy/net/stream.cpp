@@ -126,19 +126,19 @@ void Stream::close() {
   }
 }
 
-int Stream::descriptor() {
+void Stream::discard_unread() {
+  int fd = -1;
   switch (transport_.index()) {
     case 0:
-      return std::get<0>(transport_).native_handle();
+      fd = std::get<0>(transport_).native_handle();
+      break;
     case 1:
-      return std::get<1>(transport_).native_handle();
+      fd = std::get<1>(transport_).native_handle();
+      break;
     default:
-      return std::get<2>(transport_)->socket().native_handle();
+      fd = std::get<2>(transport_)->socket().native_handle();
+      break;
   }
-}
-
-void Stream::discard_unread() {
-  int fd = descriptor();
   if (fd < 0) return;
   char sink[4096];
   for (int i = 0; i < 16; ++i) {
@@ -163,9 +163,20 @@ void Stream::cancel() {
 }
 
 bool Stream::readable_or_closed() {
-  // Read ahead of a ReadyForQuery, inside OpenSSL: the socket would not show it.
-  if (transport_.index() == 2 && std::get<2>(transport_)->has_pending()) return true;
-  int fd = descriptor();
+  int fd = -1;
+  switch (transport_.index()) {
+    case 0:
+      fd = std::get<0>(transport_).native_handle();
+      break;
+    case 1:
+      fd = std::get<1>(transport_).native_handle();
+      break;
+    default:
+      // Read ahead of a ReadyForQuery, inside OpenSSL: the socket would not show it.
+      if (std::get<2>(transport_)->has_pending()) return true;
+      fd = std::get<2>(transport_)->socket().native_handle();
+      break;
+  }
   if (fd < 0) return true;
   pollfd p{fd, POLLIN | POLLRDHUP, 0};
   int rc = ::poll(&p, 1, 0);

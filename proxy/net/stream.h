@@ -62,8 +62,6 @@ class Stream {
   std::string peer() const;  // "ip:port" or "unix", for logs
 
  private:
-  int descriptor();  // the socket's, -1 when closed
-
   using Tls = std::unique_ptr<TlsSocket>;
   std::variant<tcp::socket, asio::local::stream_protocol::socket, Tls> transport_;
 };
