@@ -23,7 +23,7 @@ done
 # Everything comes from Debian 12's own archive.
 packages=(
   build-essential cmake pkg-config ccache git clang clang-format libclang-rt-14-dev
-  libboost1.81-dev libssl-dev libpq-dev prometheus-cpp-dev libtomlplusplus-dev liburing-dev
+  libboost1.81-dev libssl-dev libpq-dev prometheus-cpp-dev libtomlplusplus-dev
   libgtest-dev googletest
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
   python3 python3-psycopg python3-asyncpg python3-yaml python3-matplotlib

@@ -4,14 +4,12 @@
 //   pgcutover-proxy --check -c FILE     validate the configuration and exit
 //   pgcutover-proxy --check --connect -c FILE   ... and log in to every backend once
 //   pgcutover-proxy --handover -c FILE   take the port over from the running proxy of FILE
-//   pgcutover-proxy --event-loop epoll -c FILE   run the epoll build (proxy/net/event_loop.h)
 //
 // Exit codes: 0 clean shutdown, 1 runtime failure (cannot listen), 2 bad configuration.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -20,7 +18,6 @@
 #include "common/log.h"
 #include "proxy/cutover/state_file.h"
 #include "proxy/fleet/authority.h"
-#include "proxy/net/event_loop.h"
 #include "proxy/pool/route_table.h"
 #include "proxy/runtime/control_plane.h"
 #include "proxy/runtime/data_plane.h"
@@ -36,7 +33,7 @@ namespace {
 
 void usage(std::FILE* out) {
   std::fputs(
-      "Usage: pgcutover-proxy [-c FILE] [--check [--connect] | --handover] [--event-loop L]\n"
+      "Usage: pgcutover-proxy [-c FILE] [--check [--connect] | --handover]\n"
       "PostgreSQL proxy and pooler that can move an application between databases.\n\n"
       "  -c, --config FILE  configuration file (default /etc/pgcutover/pgcutover.toml)\n"
       "      --check        validate the configuration (and TLS files, state file) and exit\n"
@@ -46,10 +43,6 @@ void usage(std::FILE* out) {
       "                     take its listening sockets, so no connection is refused; it\n"
       "                     stops accepting and exits once its clients are done. Refused\n"
       "                     unless the file and the state file's epoch are the same\n"
-      "      --event-loop L epoll (default): the epoll build installed beside this binary\n"
-      "                     (pgcutover-proxy-epoll); auto: io_uring where this process may\n"
-      "                     use it, else epoll; io_uring: fail rather than fall back.\n"
-      "                     The environment's PGCUTOVER_EVENT_LOOP sets the default\n"
       "  -h, --help         show this help\n"
       "  -V, --version      show the version\n\n"
       "Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT shut down gracefully.\n"
@@ -64,23 +57,13 @@ int main(int argc, char** argv) {
   using namespace pgcutover::proxy;
   std::string config_path = "/etc/pgcutover/pgcutover.toml";
   bool check_only = false, check_connect = false, config_given = false, handover = false;
-  // epoll unless asked (proxy/net/event_loop.h); PGCUTOVER_EVENT_LOOP, then --event-loop.
-  EventLoop event_loop = EventLoop::kEpoll;
-  if (const char* env = std::getenv("PGCUTOVER_EVENT_LOOP"); env && *env) {
-    if (!parse_event_loop(env, event_loop)) {
-      std::fprintf(stderr,
-                   "pgcutover-proxy: PGCUTOVER_EVENT_LOOP: '%s' is not auto, io_uring or epoll\n",
-                   env);
-      return 2;
-    }
-  }
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
     } else if (a == "-V" || a == "--version") {
-      std::printf("pgcutover-proxy %s (%s)\n", PGCUTOVER_VERSION, built_event_loop());
+      std::printf("pgcutover-proxy %s\n", PGCUTOVER_VERSION);
       return 0;
     } else if (a == "--check") {
       check_only = true;
@@ -88,13 +71,6 @@ int main(int argc, char** argv) {
       check_connect = true;
     } else if (a == "--handover") {
       handover = true;
-    } else if (a == "--event-loop" || a.rfind("--event-loop=", 0) == 0) {
-      std::string v = a.size() > 12 ? a.substr(13) : (i + 1 < argc ? argv[++i] : "");
-      if (!parse_event_loop(v, event_loop)) {
-        std::fprintf(stderr, "pgcutover-proxy: --event-loop: '%s' is not auto, io_uring or epoll\n",
-                     v.c_str());
-        return 2;
-      }
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       config_path = argv[++i];
       config_given = true;
@@ -113,9 +89,6 @@ int main(int argc, char** argv) {
   if (check_connect && !check_only) {
     std::fputs("pgcutover-proxy: --connect goes with --check (try --help)\n", stderr);
     return 2;
-  }
-  if (!check_only) {
-    if (int rc = choose_event_loop(event_loop, argv); rc >= 0) return rc;
   }
   // A client vanishing mid-write must be an error code, not a signal that kills the proxy.
   ::signal(SIGPIPE, SIG_IGN);

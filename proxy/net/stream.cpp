@@ -1,7 +1,5 @@
 #include "proxy/net/stream.h"
 
-#include <sys/socket.h>
-
 #include <openssl/x509_vfy.h>
 #include <poll.h>
 
@@ -123,27 +121,6 @@ void Stream::close() {
     default:
       std::get<2>(transport_)->socket().close(ignored);
       break;
-  }
-}
-
-void Stream::discard_unread() {
-  int fd = -1;
-  switch (transport_.index()) {
-    case 0:
-      fd = std::get<0>(transport_).native_handle();
-      break;
-    case 1:
-      fd = std::get<1>(transport_).native_handle();
-      break;
-    default:
-      fd = std::get<2>(transport_)->socket().native_handle();
-      break;
-  }
-  if (fd < 0) return;
-  char sink[4096];
-  for (int i = 0; i < 16; ++i) {
-    ssize_t n = ::recv(fd, sink, sizeof sink, MSG_DONTWAIT);
-    if (n <= 0) return;
   }
 }
 

@@ -50,10 +50,6 @@ class Stream {
   }
   // Closes the socket at once: pending operations complete with operation_aborted.
   void close();
-  // Reads and drops what the peer has sent and nobody read (at most 64 KiB, never waiting):
-  // closing a socket with unread bytes makes the kernel send a reset, which can destroy the
-  // last answer (a FATAL error) before the client reads it.
-  void discard_unread();
   // Cancels pending operations without closing (they complete with operation_aborted).
   void cancel();
   // The server sent something unsolicited or closed (poll without blocking): a pooled

@@ -1,17 +1,13 @@
 #include "proxy/runtime/data_plane.h"
 
-#include <sys/socket.h>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <future>
 #include <thread>
-#include <utility>
 
 #include "common/log.h"
 #include "proxy/net/asio.h"
-#include "proxy/net/event_loop.h"
 #include "proxy/pool/route_table.h"
 #include "proxy/runtime/shard.h"
 #include "proxy/session/client_session.h"
@@ -204,7 +200,6 @@ int DataPlane::run() {
   log::info("listening", {{"addr", settings->config.proxy.listen_addr},
                           {"port", std::to_string(settings->config.proxy.listen_port)},
                           {"shards", std::to_string(shards_.size())},
-                          {"event_loop", built_event_loop()},
                           {"pool_mode", std::string(to_string(settings->config.proxy.pool_mode))},
                           {"backend", active().backend},
                           {"epoch", std::to_string(active().epoch)}});
@@ -245,19 +240,9 @@ int DataPlane::run() {
       return;
     }
     stopping = true;
-    HandoverSockets ours;
     {
       std::lock_guard lock(mutex_);
-      ours = std::exchange(listening_, {});  // the shards release them next: none to hand over
-    }
-    // Not listening any more, now: on io_uring a pending accept keeps the listening socket
-    // alive after close(), even after this process has exited, until the kernel has processed
-    // its cancellation; a proxy restarted on the port meanwhile finds it taken, and a client
-    // that connects meanwhile lands in a backlog that is about to be reset. shutdown() ends the
-    // listen state at once. Not after a hand-over: the successor listens on these sockets.
-    if (!handed_over) {
-      for (int fd : {ours.client_tcp, ours.client_unix})
-        if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+      listening_ = {};  // the shards release them next: nothing left to hand over
     }
     // A paused gate must not hold sessions past shutdown: the cutover engine reopens it.
     if (on_shutdown_begin_) on_shutdown_begin_();

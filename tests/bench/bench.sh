@@ -138,7 +138,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # The system calls a pooler's transaction is made of, counted one by one in profile mode.
 syscall_events=$(printf 'syscalls:sys_enter_%s,' recvfrom sendto read write readv writev recvmsg \
-  sendmsg epoll_wait epoll_ctl io_uring_enter poll ioctl futex getsockopt setsockopt accept4 close)
+  sendmsg epoll_wait epoll_ctl futex getsockopt setsockopt accept4 close)
 syscall_events=${syscall_events%,}
 
 # profile_report <perf data> <name>: where the sampled CPU went, by library, then by function.
