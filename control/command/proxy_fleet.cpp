@@ -295,6 +295,11 @@ json::array to_json(const std::vector<ProxyAnswer>& answers) {
         o["drain_ms"] = *v;
     }
     if (auto* h = a.body.if_contains("held_clients"); h && h->is_number()) o["held_clients"] = *h;
+    // A pause: the backend processes the proxy holds, quiet behind its gate (the fence spares
+    // them).
+    if (auto* q = a.body.if_contains("quiet_server_pids");
+        q && q->is_array() && !q->as_array().empty())
+      o["quiet_server_pids"] = *q;
     if (a.client_wait_worst_ms) {
       o["client_wait_worst_ms"] = *a.client_wait_worst_ms;
       o["client_wait_p99_ms"] = a.client_wait_p99_ms.value_or(0);

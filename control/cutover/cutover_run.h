@@ -72,6 +72,9 @@ struct Cutover {
   // What each proxy answered to the pause (state, backend, epoch): the flip step reads the
   // epochs from here instead of asking again while the gates are closed.
   std::vector<ProxyAnswer> paused_answers;
+  // The side being left's backend processes that the paused proxies hold (their pause answers'
+  // quiet_server_pids): quiet until the gates reopen, so the fence spares them.
+  std::vector<int> proxies_quiet_pids;
   std::string fleet_problems;  // why a channel database did not open
 
   // Report.
@@ -175,12 +178,18 @@ struct Cutover {
   template <typename F>
   bool step(FlipStep s, F&& body) {
     test_hook_before(s);
+    auto tj = Clock::now();
     if (!dry_run && !log({{"event", "start"}, {"step", step_name(s)}})) return false;
     auto t0 = Clock::now();
     json::object data;
     bool ok = body(data);
     double ms = ms_between(t0, Clock::now());
-    json::object st{{"step", step_name(s)}, {"ok", ok}, {"ms", ms}, {"data", data}};
+    // The journal's durable write before the body (inside the pause it holds writes too).
+    json::object st{{"step", step_name(s)},
+                    {"ok", ok},
+                    {"ms", ms},
+                    {"journal_ms", ms_between(tj, t0)},
+                    {"data", data}};
     if (!ok) st["error"] = failure;
     steps.push_back(st);
     char buf[64];

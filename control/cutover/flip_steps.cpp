@@ -104,6 +104,13 @@ bool Cutover::pause(json::object& d) {
       return false;
     }
   paused_answers = a;
+  proxies_quiet_pids.clear();
+  for (const auto& x : a) {
+    if (x.backend != from_name()) continue;
+    if (auto* p = x.body.if_contains("quiet_server_pids"); p && p->is_array())
+      for (const auto& v : p->as_array())
+        if (v.is_int64()) proxies_quiet_pids.push_back(static_cast<int>(v.as_int64()));
+  }
   d["summary"] = std::to_string(a.size()) + " proxies paused in " +
                  std::to_string(static_cast<int>(ms_between(t0, Clock::now()))) + " ms";
   return true;
@@ -122,7 +129,12 @@ bool Cutover::fence_step(json::object& d) {
     head = method->flip_head_start(sides(), limits());
     head_ms = ms_between(head_started, Clock::now());
   });
-  FenceResult r = fence(from_admin(), roles, own_pids(from_admin(), from()));
+  // Spared: the controller's own sessions and the paused proxies' pooled ones (quiet behind
+  // their gates, and never used again once they flip). Ending those only spent the pause on
+  // backend exits competing for the CPU with the catch-up.
+  std::vector<int> spare = own_pids(from_admin(), from());
+  spare.insert(spare.end(), proxies_quiet_pids.begin(), proxies_quiet_pids.end());
+  FenceResult r = fence(from_admin(), roles, spare);
   double fence_ms = ms_between(head_started, Clock::now());
   head_start.join();
   json::object hs = std::move(head.data);
@@ -135,6 +147,7 @@ bool Cutover::fence_step(json::object& d) {
   for (const auto& x : roles) jr.emplace_back(x);
   d["roles"] = jr;
   d["sessions_terminated"] = r.sessions_terminated;
+  d["proxy_sessions_spared"] = static_cast<int64_t>(proxies_quiet_pids.size());
   d["alter_ms"] = r.alter_ms;
   d["terminate_ms"] = r.terminate_ms;
   d["exit_wait_ms"] = r.exit_wait_ms;

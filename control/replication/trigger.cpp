@@ -324,8 +324,15 @@ TriggerBacklog trigger_backlog(PgConn& source, const std::string& side) {
 }
 
 bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds timeout,
-                   int64_t& applied, std::string& error, const SideNames& names, DrainStart start) {
-  auto deadline = Clock::now() + timeout;
+                   int64_t& applied, std::string& error, const SideNames& names, DrainStart start,
+                   DrainTimes* times) {
+  DrainTimes unused;
+  DrainTimes& t = times != nullptr ? *times : unused;
+  auto since = [](Clock::time_point from) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - from).count();
+  };
+  auto t0 = Clock::now();
+  auto deadline = t0 + timeout;
   std::optional<std::vector<CapturedTable>> loaded;
   const auto* captured = captured_tables(source, names.from, start, loaded, error);
   if (captured == nullptr) return false;
@@ -337,21 +344,30 @@ bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds tim
     prepare_session(target);
     target.exec_script(kAppliedRowsDdl);
   }
+  t.prepare_ms = since(t0);
+  auto t1 = Clock::now();
   ApplyLock lock(source, timeout);
+  t.lock_ms = since(t1);
   if (!lock.held()) {
     error = "another apply holds the lock past the bound: " + lock.error();
     return false;
   }
   applied = 0;
+  auto t2 = Clock::now();
   while (Clock::now() < deadline) {
     RoundResult r = apply_round(source, target, tables, 5000, names);
+    ++t.rounds;
     if (!r.ok) {
       error = r.error;
       return false;
     }
     applied += r.applied;
     if (r.applied == 0) {
-      if (std::string br = check_broken(source, names.from); !br.empty()) {
+      t.rounds_ms = since(t2);
+      auto t3 = Clock::now();
+      std::string br = check_broken(source, names.from);
+      t.check_ms = since(t3);
+      if (!br.empty()) {
         error = br;
         return false;
       }

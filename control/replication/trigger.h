@@ -62,11 +62,19 @@ const std::vector<CapturedTable>* captured_tables(PgConn& side, const std::strin
                                                   std::optional<std::vector<CapturedTable>>& loaded,
                                                   std::string& error);
 
+// Where a drain's time went, for the flip's step data (inside the write pause every round
+// trip counts): preparing the sessions, waiting for the apply lock, the apply rounds, and the
+// check that the capture is still whole.
+struct DrainTimes {
+  double prepare_ms = 0, lock_ms = 0, rounds_ms = 0, check_ms = 0;
+  int rounds = 0;
+};
+
 // Applies until the log is empty (taking the apply lock first), bounded by `timeout`.
 // `applied` counts the entries applied. False with `error` set on timeout or failure.
 bool trigger_drain(PgConn& source, PgConn& target, std::chrono::milliseconds timeout,
                    int64_t& applied, std::string& error, const SideNames& names = {},
-                   DrainStart start = {});
+                   DrainStart start = {}, DrainTimes* times = nullptr);
 
 // The way back. A flip with this method installs the same capture on the destination ahead
 // of the pause (install_way_back_capture, as the destination's owner role: nothing but

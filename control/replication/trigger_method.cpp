@@ -30,11 +30,19 @@ DrainStart drain_start(const TriggerFlipMemo* m, bool from_side) {
 }
 
 // A drain of the side being left, handed what was read before the pause.
-bool drain(const FlipSides& s, const FlipLimits& limits, int64_t& applied, std::string& error) {
+// Its parts' times go into `data` (the step's JSON).
+bool drain(const FlipSides& s, const FlipLimits& limits, int64_t& applied, std::string& error,
+           boost::json::object& data) {
   TriggerFlipMemo* m = memo_of(s);
+  DrainTimes t;
   bool ok = trigger_drain(s.from, s.to, limits.catch_up_timeout, applied, error,
-                          {s.from_name, s.to_name}, drain_start(m, true));
+                          {s.from_name, s.to_name}, drain_start(m, true), &t);
   if (ok && m != nullptr) m->sessions_prepared = true;
+  data["prepare_ms"] = t.prepare_ms;
+  data["lock_ms"] = t.lock_ms;
+  data["rounds"] = t.rounds;
+  data["rounds_ms"] = t.rounds_ms;
+  data["check_ms"] = t.check_ms;
   return ok;
 }
 
@@ -106,7 +114,7 @@ class TriggerMethod final : public ReplicationMethod {
     FlipStepResult out;
     int64_t applied = 0;
     auto t0 = Clock::now();
-    if (!drain(s, limits, applied, out.failure)) {
+    if (!drain(s, limits, applied, out.failure, out.data)) {
       out.ok = false;
       return out;
     }
@@ -122,7 +130,7 @@ class TriggerMethod final : public ReplicationMethod {
   FlipStepResult flip_head_start(const FlipSides& s, const FlipLimits& limits) const override {
     FlipStepResult out;
     int64_t applied = 0;
-    out.ok = drain(s, limits, applied, out.failure);
+    out.ok = drain(s, limits, applied, out.failure, out.data);
     out.data["applied"] = applied;
     return out;
   }

@@ -167,6 +167,11 @@ std::string render_result(const CommandResult& r) {
   write_clients(w, r.blockers);
   w.key("unmovable_sessions");
   write_sessions(w, r.unmovable);
+  // A pause: the backend processes of `backend` this proxy holds, quiet while paused (the
+  // controller's fence spares them).
+  w.key("quiet_server_pids").begin_array();
+  for (std::int32_t pid : r.quiet_server_pids) w.value(static_cast<std::int64_t>(pid));
+  w.end_array();
   w.end_object();
   return w.take();
 }

@@ -293,6 +293,7 @@ bool CutoverEngine::do_pause(const PauseRequest& request, CommandResult& r) {
       set_state_locked(CutoverState::kPaused);
     }
     r.held_clients = dp_.held_clients();
+    r.quiet_server_pids = dp_.quiet_server_pids();
     // Reported before any flip: the sessions a flip would refuse or end (unmovable_policy).
     r.unmovable = dp_.unmovable_sessions();
     log::info("cutover_paused", {{"drain_ms", ms_string(r.drain)},

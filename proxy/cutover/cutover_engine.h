@@ -114,6 +114,10 @@ class TrafficControl {
   // the old server connection is ended during the pause (the controller's fence ends every
   // session of the fenced roles on the source). Blocks briefly (bounded).
   virtual void snapshot_sessions() {}
+  // Called once drained: the backend pids of every server connection to the active backend.
+  // Quiet until the gate reopens (nothing in flight, the gate holds every next transaction)
+  // and never used again after a flip (older epoch), so the controller's fence may spare them.
+  virtual std::vector<std::int32_t> quiet_server_pids() { return {}; }
   // Called once the gate has reopened: the waits of the clients this pause held, after
   // waiting up to `settle` for each to get its first answer byte. Blocks at most `settle`.
   virtual ClientWaits client_waits(Millis settle) {
@@ -195,6 +199,8 @@ struct CommandResult {
   ClientWaits client_waits;          // when this command reopened the gate: what they waited
   std::vector<ClientInfo> blockers;  // drain timeout: who held it up (cancelled ones too)
   std::vector<SessionInfo> unmovable;  // flip: sessions that could not move
+  // pause: the server connections to `backend` that stay quiet while paused (quiet_server_pids)
+  std::vector<std::int32_t> quiet_server_pids;
 
   bool ok() const { return error == CommandError::kNone; }
 };

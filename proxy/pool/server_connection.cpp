@@ -175,6 +175,7 @@ awaitable<ServerError> login(ServerConnection& conn, const std::string& password
       }
       case protocol::backend::kReadyForQuery:
         conn.initial_reported = conn.params.reported;
+        conn.listed = server_pids().add(b.name, conn.pid);
         co_return ServerError{};
       case protocol::backend::kNoticeResponse:
       case protocol::backend::kNegotiateProtocolVersion:

@@ -14,6 +14,7 @@
 #include "proxy/net/byte_buffer.h"
 #include "proxy/net/stream.h"
 #include "proxy/pool/prepared_lru.h"
+#include "proxy/pool/server_pids.h"
 #include "proxy/pool/session_params.h"
 #include "proxy/settings/settings.h"
 
@@ -49,6 +50,8 @@ struct ServerConnection {
   // A prepared statement here failed with "cached plan must not change result type": closed
   // on release rather than pooled (client_session.cpp).
   bool statements_stale = false;
+  // Listed in server_pids() from login to close (what a pause reports for the fence).
+  ServerPids::Entry listed;
 
   ~ServerConnection();
 };

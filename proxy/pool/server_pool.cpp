@@ -58,12 +58,27 @@ bool ServerPool::usable(ServerConnection& c, Clock::time_point now) const {
   return true;
 }
 
-void ServerPool::close_conn(std::unique_ptr<ServerConnection> conn, const char* why) {
+void ServerPool::close_conn(std::unique_ptr<ServerConnection> conn, const char* why, bool later) {
   if (balanced()) opened_.add(conn->endpoint->backend.name, -1);
   log::debug("server_closed", {{"server_id", std::to_string(conn->id)}, {"reason", why}});
-  conn.reset();
+  if (later) {
+    close_later(shard_.executor(), std::move(conn));
+  } else {
+    conn.reset();
+  }
   --open_;
   wake_one_for_slot();
+}
+
+// A flip's old connections are quiet (the controller's fence spared them), but closing them
+// makes their backends exit at the very moment the held clients run their first statements on
+// the new side, and on a small machine those exits take the CPU the clients need. So they go
+// a second later: the pool stops counting them at once, only the sockets wait.
+void ServerPool::close_later(const asio::any_io_executor& executor,
+                             std::unique_ptr<ServerConnection> conn) {
+  auto timer = std::make_shared<asio::steady_timer>(executor, std::chrono::seconds(1));
+  timer->async_wait([timer, c = std::shared_ptr<ServerConnection>(std::move(conn))](
+                        const error_code&) mutable { c.reset(); });
 }
 
 void ServerPool::wake_one_for_slot() {
@@ -239,11 +254,14 @@ void ServerPool::maintain(Clock::time_point now) {
       std::unique_ptr<ServerConnection> dead = std::move(*it);
       it = idle_.erase(it);
       stats().servers[static_cast<int>(ServerState::kIdle)].fetch_sub(1, std::memory_order_relaxed);
-      close_conn(std::move(dead), broken          ? "closed by server"
-                                  : idle_too_long ? "idle timeout"
-                                  : too_old       ? "lifetime"
-                                  : reader_down   ? "reader down"
-                                                  : "stale epoch");
+      bool stale = !(idle_too_long || too_old || broken || reader_down);
+      close_conn(std::move(dead),
+                 broken          ? "closed by server"
+                 : idle_too_long ? "idle timeout"
+                 : too_old       ? "lifetime"
+                 : reader_down   ? "reader down"
+                                 : "stale epoch",
+                 /*later=*/stale);
     } else {
       ++it;
     }

@@ -80,7 +80,10 @@ class ServerPool {
   void count_assigned(const ServerConnection& c, int delta);
   // Index in idle_ of the connection on the least loaded (healthy first) reader.
   std::size_t least_loaded_idle() const;
-  void close_conn(std::unique_ptr<ServerConnection> conn, const char* why);
+  // `later`: the socket closes a second from now (a flip's old connections, see close_later).
+  void close_conn(std::unique_ptr<ServerConnection> conn, const char* why, bool later = false);
+  static void close_later(const asio::any_io_executor& executor,
+                          std::unique_ptr<ServerConnection> conn);
   void wake_one_for_slot();
   awaitable<void> open_spare();
 

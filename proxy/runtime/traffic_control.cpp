@@ -11,6 +11,7 @@
 #include "proxy/cutover/state_file.h"
 #include "proxy/net/asio.h"
 #include "proxy/pool/server_connection.h"
+#include "proxy/pool/server_pids.h"
 #include "proxy/runtime/data_plane.h"
 #include "proxy/runtime/shard.h"
 #include "proxy/session/client_session.h"
@@ -260,6 +261,10 @@ void ShardTrafficControl::snapshot_sessions() {
   auto deadline = std::chrono::steady_clock::now() + kShardTimeout;
   while (transactions_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+std::vector<std::int32_t> ShardTrafficControl::quiet_server_pids() {
+  return server_pids().on(plane_.active().backend);
 }
 
 bool StateFileStore::persist(const std::string& backend, std::uint64_t epoch) {

@@ -27,6 +27,7 @@ class ShardTrafficControl : public TrafficControl {
   void set_read_only(bool enabled) override;
   std::vector<SessionInfo> unmovable_sessions() override;
   void snapshot_sessions() override;
+  std::vector<std::int32_t> quiet_server_pids() override;
   ClientWaits client_waits(Millis settle) override;
 
  private:

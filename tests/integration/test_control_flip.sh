@@ -166,7 +166,28 @@ run_bench "$P2_PORT" "$PROXY_DIR/bench2.log" 10 &
 b2=$!
 pgc_wait_until 10 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from ledger') -gt $((base + 50)) ]" ||
   fail "pgbench does not write"
+# A session of the app role that does not go through the proxies (a console, a worker the
+# proxies never saw): the fence must end it, while it spares the proxies' pooled sessions.
+PGSSLMODE=require timeout 90 psql -XAt "$SRC_URL" -c "select pg_sleep(80) /* direct */" >"$PROXY_DIR/direct.out" 2>&1 &
+direct=$!
+pgc_wait_until 10 bash -c "[ -n \"\$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c \"select pid from pg_stat_activity where query like '%/* direct */%' and pid <> pg_backend_pid()\")\" ]" ||
+  fail "the direct session did not start: $(cat "$PROXY_DIR/direct.out")"
+direct_pid=$(pgc_admin_psql src -XAtc "select pid from pg_stat_activity where query like '%/* direct */%' and pid <> pg_backend_pid()")
 ctl flip --json || { cat "$PROXY_DIR/ctl.out"; fail "flip under load"; }
+wait $direct && fail "the direct app session on the source survived the fence: $(cat "$PROXY_DIR/direct.out")"
+grep -q "terminating connection due to administrator command" "$PROXY_DIR/direct.out" ||
+  fail "the direct session ended otherwise than by the fence: $(cat "$PROXY_DIR/direct.out")"
+python3 - "$PROXY_DIR/ctl.out" "$direct_pid" <<'PY' || fail "the fence did not spare exactly the proxies' quiet sessions"
+import json, sys
+rep, direct = json.load(open(sys.argv[1])), int(sys.argv[2])
+steps = {s["step"]: s for s in rep["steps"]}
+quiet = [p for a in steps["pause"]["data"]["proxies"] for p in a.get("quiet_server_pids", [])]
+fence = steps["fence"]["data"]
+assert len(quiet) >= 2 and len(set(quiet)) == len(quiet), f"quiet pids {quiet}"
+assert direct not in quiet, f"the direct session {direct} was reported quiet"
+assert fence["proxy_sessions_spared"] == len(quiet), fence
+assert fence["sessions_terminated"] >= 1, fence
+PY
 pause_ms=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["write_pause_ms"]))' "$PROXY_DIR/ctl.out")
 wait $b1 || { cat "$PROXY_DIR/bench1.log"; fail "pgbench through proxy 1 failed"; }
 wait $b2 || { cat "$PROXY_DIR/bench2.log"; fail "pgbench through proxy 2 failed"; }
@@ -184,7 +205,7 @@ got_hist=$(pgc_admin_psql tgt -XAtc "select count(*) from pgbench_history")
 # databases: 650-1000 ms measured (docs/cutover.md "Figures"); a regression guard, not the goal.
 [ "$pause_ms" -lt 2000 ] || { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); [print(s[\"step\"], s.get(\"ms\"), json.dumps(s.get(\"data\",{}).get(\"proxies\",\"\"))[:600]) for s in r[\"steps\"]]" "$PROXY_DIR/ctl.out" >&2; fail "write pause $pause_ms ms (>= 2 s)"; }
 both_running_on target || fail "not running on target after the flip"
-pass "flip under pgbench (16 clients, 2 proxies): 0 failed, ledger $got/$want rows, history $got_hist/$want_hist, write pause $pause_ms ms"
+pass "flip under pgbench (16 clients, 2 proxies): the fence ended a direct app session and spared the proxies' quiet ones; 0 failed, ledger $got/$want rows, history $got_hist/$want_hist, write pause $pause_ms ms"
 
 # The figures reconcile as docs/cutover.md ("Figures") defines them. The write pause is what
 # the clients saw: the worst wait any proxy measured for a held client, and no pgbench insert

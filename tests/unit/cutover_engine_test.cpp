@@ -10,6 +10,7 @@
 #include <future>
 #include <thread>
 
+#include "proxy/admin/admin_routes.h"
 #include "proxy/telemetry/cutover_metrics.h"
 #include "proxy/telemetry/metrics.h"
 
@@ -102,6 +103,11 @@ class FakeTraffic : public TrafficControl {
     ++snapshots;
     snapshot_gate_closed = !gate_open;
   }
+  std::vector<std::int32_t> quiet_server_pids() override {
+    // What the fence spares must be read drained, behind the closed gate.
+    quiet_read_quiet = !gate_open && in_flight.load() == 0;
+    return quiet;
+  }
 
   // A server connection's transaction ends: what the proxy does at ReadyForQuery 'I'.
   void end_transaction() {
@@ -127,6 +133,8 @@ class FakeTraffic : public TrafficControl {
   std::vector<SessionInfo> unmovable;
   std::atomic<int> snapshots{0};
   std::atomic<bool> snapshot_gate_closed{false};
+  std::vector<std::int32_t> quiet{4242, 4343};
+  std::atomic<bool> quiet_read_quiet{false};
 
  private:
   Events& ev_;
@@ -191,6 +199,11 @@ TEST_F(CutoverEngineTest, PauseWaitsForDrainThenResume) {
   EXPECT_EQ(r.in_flight_at_pause, 2);
   EXPECT_EQ(r.held_clients, 3);
   EXPECT_LT(r.drain, 2s);  // woken by notification, not by the drain timeout
+  // The server connections the controller's fence may spare, read once nothing was in flight.
+  EXPECT_EQ(r.quiet_server_pids, (std::vector<std::int32_t>{4242, 4343}));
+  EXPECT_TRUE(dp.quiet_read_quiet);
+  EXPECT_NE(render_result(r).find("\"quiet_server_pids\":[4242,4343]"), std::string::npos)
+      << render_result(r);
 
   CommandResult res = e->resume();
   EXPECT_TRUE(res.ok());
