@@ -2,7 +2,7 @@
 # The write pause the application's writers see through a full `pgcutoverctl flip` and
 # `revert`, next to the figure the controller prints (docs/cutover.md, "Figures").
 #
-#   - For each method in BENCH_METHODS ("trigger logical"), fresh clusters: a Heroku-shaped
+#   - For each method in BENCH_METHODS ("trigger logical pgbouncer"), fresh clusters: a Heroku-shaped
 #     source (with --logical for the logical method), an RDS-shaped target, pgbench -i
 #     (BENCH_SCALE, 10) and a ledger table, schema copy, `replicate start --method <m>`,
 #     validate. Trigger method: `replicate apply` runs in the background the whole time, and
@@ -25,15 +25,20 @@
 #     (first gate closed to last held client answered) and the others. Baseline: ledger inserts
 #     outside every window (less each pgbench run's first second, while the pools connect).
 #     tests/bench/write_pause_report.py; with -R, a latency leaves out pgbench's schedule lag.
+#   - pgbouncer: the comparison. The same load and logical replication through two PgBouncers
+#     1.18 (same pool and TLS), cut over by the tightest script (tests/bench/pgbouncer_switch.py:
+#     PAUSE, wait for the subscription, RELOAD, RESUME over admin sessions opened before); its
+#     flips only (tests/bench/write_pause_pgbouncer.bash), and a line comparing the writers'
+#     worst insert against each method's flips.
 # Prints the tables and writes them to $BENCH_OUT/write_pause.md (BENCH_OUT: build/bench), the
 # per-round figures to $BENCH_OUT/write_pause_rounds.md, every report to
 # $BENCH_OUT/write_pause.jsonl, and the logs (proxies, pgbench, apply, controller) to
 # $BENCH_OUT/write_pause.logs/. A benchmark, not a CTest test.
 #
-#   tests/bench/bench_write_pause.sh                          ~5 min on 2 cores
+#   tests/bench/bench_write_pause.sh                          ~6 min on 2 cores
 #   BENCH_ROUNDS=2 BENCH_METHODS=trigger tests/bench/bench_write_pause.sh
 #
-# Knobs: BENCH_METHODS ("trigger logical"), BENCH_ROUNDS (5), BENCH_SCALE (10),
+# Knobs: BENCH_METHODS ("trigger logical pgbouncer"), BENCH_ROUNDS (5), BENCH_SCALE (10),
 # BENCH_RATE (tps per pgbench -c 4, 200: meant to keep 2 cores about 70% busy; vmstat showed
 # about 50% at 150 on an otherwise idle machine; 0 = unthrottled, which keeps both cores at 100%
 # and stretches the steps: preconditions 1.4 s, the controller's run 3.4 s, and slow inserts
@@ -45,7 +50,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 PY=/usr/bin/python3
-methods=${BENCH_METHODS:-trigger logical}
+methods=${BENCH_METHODS:-trigger logical pgbouncer}
 rounds=${BENCH_ROUNDS:-5}
 scale=${BENCH_SCALE:-10}
 rate=${BENCH_RATE:-200}
@@ -57,6 +62,8 @@ mkdir -p "$out"
 
 # The harness: clusters (pgcluster.sh), proxy_write_config, proxy_dsn, $PROXY_DIR, fail.
 . "$top/tests/lib/proxy_harness.bash"
+. "$top/tests/bench/pgbouncer.bash"
+. "$top/tests/bench/write_pause_pgbouncer.bash"
 CTL_BIN=${PGCUTOVER_CTL_BIN:-$top/build/control/pgcutoverctl}
 [ -x "$CTL_BIN" ] || fail "pgcutoverctl not built: $CTL_BIN"
 # The binaries measured are the ones present now, even if the tree is rebuilt meanwhile.
@@ -224,13 +231,13 @@ start_load() { # <method> <round>
   [ "$crate" = 0 ] || cth=(-R "$crate")
   BPIDS=()
   for i in 1 2; do
-    PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout -k 5 $((load_s + 120)) \
+    PGPASSWORD=${PGPASSWORD_LOAD:-$PROXY_USER_PASSWORD} PGSSLMODE=require timeout -k 5 $((load_s + 120)) \
       pgbench -n -c 4 -j 1 -T "$load_s" "${th[@]}" -b tpcb-like@1 -f "$PROXY_DIR/ledger.sql@1" \
       -l --log-prefix="$PROXY_DIR/tx/$m.r$r.p$i.tx" -h 127.0.0.1 -p "${PORTS[$i]}" -U app app \
       >"$PROXY_DIR/tx/$m.r$r.p$i.out" 2>&1 &
     BPIDS+=($!)
   done
-  PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout -k 5 $((load_s + 120)) \
+  PGPASSWORD=${PGPASSWORD_LOAD:-$PROXY_USER_PASSWORD} PGSSLMODE=require timeout -k 5 $((load_s + 120)) \
     pgbench -n -C -c 1 -j 1 -T "$load_s" "${cth[@]}" -f "$PROXY_DIR/ledger.sql" \
     -l --log-prefix="$PROXY_DIR/tx/$m.r$r.c.tx" -h 127.0.0.1 -p "${PORTS[2]}" -U app app \
     >"$PROXY_DIR/tx/$m.r$r.c.out" 2>&1 &
@@ -345,8 +352,11 @@ load_desc+=" (ledger insert, $([ "$crate" = 0 ] && echo unthrottled || echo "-R 
 log "methods: $methods; $rounds rounds of flip + revert each; $load_desc; -T $load_s per round"
 printf '%-8s %-6s %5s %9s %9s %5s %8s\n' method op round pause_ms span_ms held ctl_ms
 for m in $methods; do
-  case $m in trigger | logical) ;; *) fail "BENCH_METHODS: unknown method $m" ;; esac
-  run_method "$m"
+  case $m in
+    trigger | logical) run_method "$m" ;;
+    pgbouncer) run_pgbouncer ;;
+    *) fail "BENCH_METHODS: unknown method $m (trigger, logical, pgbouncer)" ;;
+  esac
 done
 
 # ---- the tables ----
