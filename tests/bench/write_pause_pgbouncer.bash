@@ -69,6 +69,7 @@ client_tls_key_file = $run/server.key"
   for i in 1 2; do
     kill -TERM "${PPIDS[$i]}" 2>/dev/null || true
     wait "${PPIDS[$i]}" 2>/dev/null || true
+    cp "$PROXY_DIR/pgbouncer$i/pgbouncer.log" "$PROXY_DIR/pgbouncer.b$i.log" 2>/dev/null || true
   done
   PPIDS=()
   PGPASSWORD_LOAD=""
@@ -106,7 +107,12 @@ PY
   local flipped=$SECONDS
   window_done() { [ $((SECONDS - flipped)) -ge "$window_s" ]; }
   pgc_wait_until $((window_s + 10)) window_done || true
-  bouncer_switch src >/dev/null  # back, unmeasured: nothing replicates the target's writes back
+  # Back, unmeasured (nothing replicates the target's writes back); its window is listed so that
+  # the baseline leaves it out.
+  t0=$(date +%s%N)
+  bouncer_switch src >"$PROXY_DIR/$m.r$r.back.json"
+  t1=$(date +%s%N)
+  echo "$m back $r $t0 $t1 $PROXY_DIR/$m.r$r.back.json" >>"$RUNS"
   for p in "${BPIDS[@]}"; do
     rc=0
     wait "$p" || rc=$?
