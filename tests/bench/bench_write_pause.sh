@@ -142,9 +142,11 @@ script_n() { # <pgbench output> <script name>: its transactions (per-script stat
 }
 
 # ---- one method: clusters, data, replication, proxies, rounds ----
-run_method() {
-  local m=$1 i r logical=()
-  [ "$m" = logical ] && logical=(--logical)
+# setup_clusters <name> <method>: fresh clusters, pgbench's tables and the ledger on the
+# source, schema copy, `replicate start --method <method>`, validate; files named <name>.*.
+setup_clusters() {
+  local m=$1 method=$2 logical=()
+  [ "$method" = logical ] && logical=(--logical)
   log "$m: fresh clusters, pgbench -i -s $scale + ledger, schema copy, replicate start, validate"
   pgc_start src heroku "${logical[@]}" >/dev/null
   pgc_start tgt rds >/dev/null
@@ -159,11 +161,16 @@ run_method() {
   timeout 300 "$CTL_BIN" schema copy "${conn[@]}" >"$PROXY_DIR/$m.schema.out" 2>&1 ||
     fail "schema copy"
   local start_args=(--jobs 2)
-  [ "$m" = logical ] && start_args=(--subscriber-url "$TGT_ADMIN_URL" --wait-timeout 300)
-  timeout 600 "$CTL_BIN" replicate start --method "$m" "${start_args[@]}" "${conn[@]}" \
-    >"$PROXY_DIR/$m.start.out" 2>&1 || fail "replicate start --method $m"
+  [ "$method" = logical ] && start_args=(--subscriber-url "$TGT_ADMIN_URL" --wait-timeout 300)
+  timeout 600 "$CTL_BIN" replicate start --method "$method" "${start_args[@]}" "${conn[@]}" \
+    >"$PROXY_DIR/$m.start.out" 2>&1 || fail "replicate start --method $method"
   timeout 300 "$CTL_BIN" validate --jobs 2 "${conn[@]}" >"$PROXY_DIR/$m.validate.out" 2>&1 ||
     fail "validate ($m)"
+}
+
+run_method() {
+  local m=$1 i r
+  setup_clusters "$m" "$m"
   APPLY_PID="" BACK_PID=""
   if [ "$m" = trigger ]; then
     timeout -k 5 3600 "$CTL_BIN" replicate apply "${conn[@]}" >>"$PROXY_DIR/$m.apply.log" 2>&1 &
@@ -279,18 +286,46 @@ PY
   pgc_wait_until 10 both_on "$want" ||
     fail "after the $op ($m, round $r) not both proxies run on $want"
 }
-run_round() { # <method> <round>
-  local m=$1 r=$2 i p rc t_start n0 l
-  [ "$m" != trigger ] || pgc_wait_until 60 lag_ok ||
-    fail "the forward apply does not keep up before round $r: $(cat "$PROXY_DIR/lag.out")"
+# load_started <name> <round>: the round's load writing (the source's ledger grows) for 3 s,
+# a little load before the flip, also for the baseline.
+load_started() {
+  local m=$1 r=$2 n0 t_start
   n0=$(count src "count(*) from ledger")
   t_start=$SECONDS
   start_load "$m" "$r"
   grows() { [ "$(count src "count(*) from ledger")" -gt $((n0 + 20)) ]; }
-  pgc_wait_until 20 grows || fail "pgbench does not write through the proxies (round $r)"
-  # A little load before the flip, also for the baseline.
+  pgc_wait_until 20 grows || fail "pgbench does not write through the poolers (round $r, $m)"
   sleep_until() { [ $((SECONDS - t_start)) -ge "$1" ]; }
   pgc_wait_until 10 sleep_until 3 || true
+}
+# load_finished <name> <round>: every pgbench of the round exited 0 with 0 failed transactions;
+# their acknowledged ledger inserts are added to $acked, the tpcb-like ones to $acked_hist.
+load_finished() {
+  local m=$1 r=$2 p rc l i
+  for p in "${BPIDS[@]}"; do
+    rc=0
+    wait "$p" || rc=$?
+    untrack "$p"
+    [ $rc = 0 ] || fail "a pgbench of round $r ($m) exited $rc"
+  done
+  for l in "$PROXY_DIR/tx/$m.r$r".*.out; do
+    grep -q "actually processed" "$l" || { cat "$l" >&2; fail "pgbench: $l"; }
+    grep -q "number of failed transactions: 0 " "$l" ||
+      { cat "$l" >&2; fail "failed transactions: $l"; }
+  done
+  # Acknowledged: the ledger script's transactions (-c 4 clients) and the -C client's.
+  for i in 1 2; do
+    l=$PROXY_DIR/tx/$m.r$r.p$i.out
+    acked=$((acked + $(script_n "$l" ledger.sql)))
+    acked_hist=$((acked_hist + $(script_n "$l" TPC-B)))
+  done
+  acked=$((acked + $(summary_n "$PROXY_DIR/tx/$m.r$r.c.out" "actually processed")))
+}
+run_round() { # <method> <round>
+  local m=$1 r=$2 p
+  [ "$m" != trigger ] || pgc_wait_until 60 lag_ok ||
+    fail "the forward apply does not keep up before round $r: $(cat "$PROXY_DIR/lag.out")"
+  load_started "$m" "$r"
   [ "$m" != trigger ] || pgc_wait_until 30 lag_ok ||
     fail "the forward apply does not keep up under load (round $r): $(cat "$PROXY_DIR/lag.out")"
   one "$m" flip "$r"
@@ -314,24 +349,7 @@ run_round() { # <method> <round>
     kill -0 "$p" 2>/dev/null ||
       fail "the load ended before the revert of round $r ($m) did: raise BENCH_LOAD_SECONDS"
   done
-  for p in "${BPIDS[@]}"; do
-    rc=0
-    wait "$p" || rc=$?
-    untrack "$p"
-    [ $rc = 0 ] || fail "a pgbench of round $r ($m) exited $rc"
-  done
-  for l in "$PROXY_DIR/tx/$m.r$r".*.out; do
-    grep -q "actually processed" "$l" || { cat "$l" >&2; fail "pgbench: $l"; }
-    grep -q "number of failed transactions: 0 " "$l" ||
-      { cat "$l" >&2; fail "failed transactions: $l"; }
-  done
-  # Acknowledged: the ledger script's transactions (-c 4 clients) and the -C client's.
-  for i in 1 2; do
-    l=$PROXY_DIR/tx/$m.r$r.p$i.out
-    acked=$((acked + $(script_n "$l" ledger.sql)))
-    acked_hist=$((acked_hist + $(script_n "$l" TPC-B)))
-  done
-  acked=$((acked + $(summary_n "$PROXY_DIR/tx/$m.r$r.c.out" "actually processed")))
+  load_finished "$m" "$r"
   local got distinct hist
   read -r got distinct hist < <(count src "count(*), count(distinct id),
     (select count(*) from pgbench_history) from ledger" | tr '|' ' ')

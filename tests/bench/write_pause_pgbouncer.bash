@@ -29,21 +29,7 @@ bouncer_switch() {
 
 run_pgbouncer() {
   local i r
-  log "pgbouncer: fresh clusters, pgbench -i -s $scale + ledger, schema copy, logical replication, validate"
-  pgc_start src heroku --logical >/dev/null
-  pgc_start tgt rds >/dev/null
-  pgv=$(pgc_admin_psql src -XAtc "show server_version")
-  conn=(--source-url "$SRC_URL" --target-url "$TGT_URL")
-  PGPASSWORD=$SRC_APP_PASSWORD timeout 600 pgbench -i -q -s "$scale" "$SRC_URL" \
-    >"$PROXY_DIR/pgbouncer.init.out" 2>&1 || fail "pgbench -i"
-  pgc_psql src -qc "CREATE TABLE ledger (id bigserial PRIMARY KEY, client int NOT NULL,
-    at timestamptz DEFAULT now())"
-  pgc_admin_psql tgt -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
-  timeout 300 "$CTL_BIN" schema copy "${conn[@]}" >"$PROXY_DIR/pgbouncer.schema.out" 2>&1 ||
-    fail "schema copy"
-  timeout 600 "$CTL_BIN" replicate start --method logical --subscriber-url "$TGT_ADMIN_URL" \
-    --wait-timeout 300 "${conn[@]}" >"$PROXY_DIR/pgbouncer.start.out" 2>&1 ||
-    fail "replicate start --method logical"
+  setup_clusters pgbouncer logical
 
   # Two PgBouncers as the proxies run: transaction mode, pool 10, TLS from the clients (the
   # proxies' certificate) and to the server.
@@ -63,7 +49,7 @@ client_tls_key_file = $run/server.key"
   done
   PGPASSWORD_LOAD=$SRC_APP_PASSWORD
   base=$(count tgt "count(*) from ledger")
-  acked=0
+  acked=0 acked_hist=0
   for ((r = 1; r <= rounds; r++)); do pgbouncer_round "$r"; done
   log "pgbouncer: done; stopping PgBouncer and the clusters"
   for i in 1 2; do
@@ -78,14 +64,8 @@ client_tls_key_file = $run/server.key"
 }
 
 pgbouncer_round() { # <round>
-  local r=$1 m=pgbouncer p rc l t_start n0 json t0 t1 got distinct
-  n0=$(count src "count(*) from ledger")
-  t_start=$SECONDS
-  start_load "$m" "$r"
-  grows() { [ "$(count src "count(*) from ledger")" -gt $((n0 + 20)) ]; }
-  pgc_wait_until 20 grows || fail "pgbench does not write through PgBouncer (round $r)"
-  sleep_until() { [ $((SECONDS - t_start)) -ge "$1" ]; }
-  pgc_wait_until 10 sleep_until 3 || true
+  local r=$1 m=pgbouncer json t0 t1 got distinct
+  load_started "$m" "$r"
   # Sequences ahead on the target before the pause (what a runbook does; the proxies' flip
   # does it inside the pause, in its sequences step).
   pgc_admin_psql tgt -qc "select setval('ledger_id_seq', greatest((select last_value from
@@ -113,18 +93,7 @@ PY
   bouncer_switch src >"$PROXY_DIR/$m.r$r.back.json"
   t1=$(date +%s%N)
   echo "$m back $r $t0 $t1 $PROXY_DIR/$m.r$r.back.json" >>"$RUNS"
-  for p in "${BPIDS[@]}"; do
-    rc=0
-    wait "$p" || rc=$?
-    untrack "$p"
-    [ $rc = 0 ] || fail "a pgbench of round $r ($m) exited $rc"
-  done
-  for l in "$PROXY_DIR/tx/$m.r$r".*.out; do
-    grep -q "number of failed transactions: 0 " "$l" ||
-      { cat "$l" >&2; fail "failed transactions: $l"; }
-  done
-  for i in 1 2; do acked=$((acked + $(script_n "$PROXY_DIR/tx/$m.r$r.p$i.out" ledger.sql))); done
-  acked=$((acked + $(summary_n "$PROXY_DIR/tx/$m.r$r.c.out" "actually processed")))
+  load_finished "$m" "$r"
   # The target has every acknowledged row once the subscription has the source's last ones.
   all_there() { [ "$(count tgt "count(*) from ledger")" = $((base + acked)) ]; }
   pgc_wait_until 30 all_there || true
