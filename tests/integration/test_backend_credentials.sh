@@ -79,7 +79,7 @@ rotate "$pw2"
 before=$(auth_failures)
 for db in app_r2 app_r3 app_r4; do
   out=$(through "$db" "SELECT 1") && fail "login with a stale password file succeeded: $out"
-  echo "$out" | grep -q 'backend "source" refused the login: password authentication failed' ||
+  grep -q 'backend "source" refused the login: password authentication failed' <<<"$out" ||
     fail "client error does not name the backend and the cause: $out"
 done
 [ "$(count_log backend_auth_failed)" = 1 ] || fail "backend_auth_failed logged $(count_log backend_auth_failed) times for 3 attempts (want once)"
@@ -132,7 +132,7 @@ rc=0
 out=$(PROXY_TEST_PASSWORD=x "$PROXY_BIN" --check -c "$PROXY_DIR/hang.toml" 2>&1) || rc=$?
 ms=$((($(date +%s%N) - start) / 1000000))
 [ $rc = 2 ] || fail "--check with a hanging password_command exited $rc: $out"
-echo "$out" | grep -q "backends.source.password_command: password_command did not finish within password_command_timeout" ||
+grep -q "backends.source.password_command: password_command did not finish within password_command_timeout" <<<"$out" ||
   fail "hanging command error: $out"
 [ $ms -lt 5000 ] || fail "hanging command took $ms ms to be killed"
 pass "hanging password_command killed after its timeout ($ms ms) with an error naming the key"

@@ -157,7 +157,7 @@ pass "a client held during the pause ran on the new backend after the flip (reve
 out=$(admin POST /v1/readonly '{"enabled":true}')
 [ "${out%% *}" = 200 ] || fail "readonly on: $out"
 out=$(timeout 30 psql -X -At "$dsn" -c "insert into pgbench_history(tid, bid, aid, delta) values (1, 1, 1, 0)" 2>&1 || true)
-echo "$out" | grep -q "read-only transaction" || fail "write in read-only mode was not refused: $out"
+grep -q "read-only transaction" <<<"$out" || fail "write in read-only mode was not refused: $out"
 [ "$(proxy_psql "$dsn" -c "select 1")" = 1 ] || fail "read in read-only mode failed"
 out=$(admin POST /v1/readonly '{"enabled":false}')
 [ "${out%% *}" = 200 ] || fail "readonly off: $out"
@@ -189,7 +189,7 @@ out=$(admin POST /v1/prewarm '{"backend":"target"}')
 [ "${out%% *}" = 200 ] || fail "prewarm: $out"
 flip_to target
 out=$(timeout 30 psql -X -At "$dsn" -c "$insert_sql" 2>&1 || true)
-echo "$out" | grep -q "read-only transaction" || fail "a write on the fenced target went through a plain prewarm: $out"
+grep -q "read-only transaction" <<<"$out" || fail "a write on the fenced target went through a plain prewarm: $out"
 flip_to source
 out=$(admin POST /v1/prewarm '{"backend":"target","writable":true}')
 [ "${out%% *}" = 200 ] || fail "writable prewarm: $out"

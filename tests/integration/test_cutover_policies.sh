@@ -42,7 +42,7 @@ pgc_wait_until 10 in_flight || fail "the slow transaction is not in flight: $(ta
 out=$(admin POST /v1/pause '{"drain_timeout_ms": 300, "drain_policy": "abort"}')
 [ "${out%% *}" = 409 ] || fail "abort policy: want 409, got $out"
 [ "$(field "$out" result)" = drain_timeout ] || fail "abort policy: result $out"
-echo "$out" | grep -q '"blockers":\[{' || fail "abort policy: no blocker named: $out"
+grep -q '"blockers":\[{' <<<"$out" || fail "abort policy: no blocker named: $out"
 [ "$(state)" = running ] || fail "abort policy: not running afterwards"
 wait "$slow" || { cat "$PROXY_DIR/slow1.out"; fail "the blocking transaction itself failed under policy abort"; }
 pass "drain timeout, policy abort: 409 drain_timeout naming the blocker, resumed, its transaction committed"

@@ -20,7 +20,7 @@ msg=$("$PROXY_BIN" -c "$PROXY_DIR/bad.toml" 2>&1)
 rc=$?
 set -e
 [ $rc -eq 2 ] || fail "bad config: exit code $rc, want 2"
-echo "$msg" | grep -q "$PROXY_DIR/bad.toml: proxy.pool_mode: unknown value \"statement\"" || fail "bad config message: $msg"
+grep -q "$PROXY_DIR/bad.toml: proxy.pool_mode: unknown value \"statement\"" <<<"$msg" || fail "bad config message: $msg"
 proxy_write_config "$cfg" transaction 4 require
 PROXY_TEST_PASSWORD=x "$PROXY_BIN" --check -c "$cfg" | grep -q "is valid" || fail "--check on a good file"
 "$PROXY_BIN" --version | grep -q "pgcutover-proxy" || fail "--version"
@@ -35,12 +35,12 @@ out=$(proxy_psql "$dsn" -c "select inet_server_port(), current_user, (select ssl
 pass "psql over client TLS (verify-full) -> transaction mode -> source over TLS"
 
 out=$(timeout 20 psql -X -At "$(proxy_dsn disable)" -c "select 1" 2>&1 || true)
-echo "$out" | grep -q "SSL connection is required" || fail "plaintext was not refused under client_tls=require: $out"
+grep -q "SSL connection is required" <<<"$out" || fail "plaintext was not refused under client_tls=require: $out"
 pass "plaintext refused when client_tls = require"
 
 wrong=$(PGPASSWORD=x timeout 20 psql -X -At "host=127.0.0.1 port=$PROXY_PORT user=app dbname=app password=wrong sslmode=require" -c "select 1" 2>&1 || true)
 unknown=$(timeout 20 psql -X -At "host=127.0.0.1 port=$PROXY_PORT user=nosuchuser dbname=app password=wrong sslmode=require" -c "select 1" 2>&1 || true)
-echo "$wrong" | grep -q 'password authentication failed for user "app"' || fail "wrong password: $wrong"
+grep -q 'password authentication failed for user "app"' <<<"$wrong" || fail "wrong password: $wrong"
 [ "${unknown//nosuchuser/app}" = "$wrong" ] || fail "unknown user distinguishable from wrong password: '$unknown' vs '$wrong'"
 pass "wrong password and unknown user get the same 28P01 message"
 
@@ -67,7 +67,7 @@ proxy_psql "$dsn" -c "create table t_copy(a int, b text)"
 proxy_psql "$dsn" -c "\\copy t_copy from '$PROXY_DIR/copy.csv' csv"
 [ "$(proxy_psql "$dsn" -c "select count(*), sum(a) from t_copy")" = "5000|12502500" ] || fail "COPY FROM STDIN lost rows"
 out=$(printf '1,x\nnot-a-number,y\n' | proxy_psql "$dsn" -c "\\copy t_copy from stdin csv" 2>&1 || true)
-echo "$out" | grep -q "invalid input syntax" || fail "COPY error not reported: $out"
+grep -q "invalid input syntax" <<<"$out" || fail "COPY error not reported: $out"
 [ "$(proxy_psql "$dsn" -c "select count(*) from t_copy")" = 5000 ] || fail "failed COPY left rows"
 pass "COPY out and in (and a failing COPY) through transaction mode"
 
@@ -108,7 +108,7 @@ select pg_backend_pid();
 show application_name;
 SQL
 )
-first_pid=$(echo "$out" | head -1)
+first_pid=${out%%$'\n'*}
 [ "$(echo "$out" | tail -1)" = "leaky" ] || fail "session mode: SET not kept within the session: $out"
 out=$(proxy_psql "$dsn" -c "select pg_backend_pid()" -c "show application_name" -c "select count(*) from pg_prepared_statements" \
   -c "select count(*) from pg_class where relname = 'tmp_x' and relpersistence = 't'")
@@ -153,7 +153,7 @@ proxy_stop
 export PROXY_TEST_TARGET_URL=${TGT_URL//$TGT_CA_FILE/$SRC_CA_FILE}
 proxy_start "$cfg"
 out=$(timeout 30 psql -X -At "$dsn" -c "select 1" 2>&1 || true)
-echo "$out" | grep -q "TLS handshake with backend \"target\" failed" || fail "verify-full accepted a certificate from another CA: $out"
+grep -q "TLS handshake with backend \"target\" failed" <<<"$out" || fail "verify-full accepted a certificate from another CA: $out"
 pass "verify-full refuses a target certificate not signed by the configured CA"
 proxy_stop
 

@@ -69,9 +69,9 @@ pass "route app -> source primary ($SRC_PORT), route app_reports -> follower ($F
 # ---- writes on the read-only route: refused, naming the route ----
 out=$(timeout 30 psql -X -At -v VERBOSITY=verbose "$reports_dsn" -c "insert into pgbench_history (tid, bid, aid, delta) values (1, 1, 1, 0)" 2>&1) &&
   fail "a write on the read-only route succeeded"
-echo "$out" | grep -q '25006' || fail "write on app_reports: no SQLSTATE 25006: $out"
-echo "$out" | grep -q 'database "app_reports" is a read-only route' || fail "write on app_reports: error does not name the route: $out"
-pass "write on app_reports refused: $(echo "$out" | head -1)"
+grep -q '25006' <<<"$out" || fail "write on app_reports: no SQLSTATE 25006: $out"
+grep -q 'database "app_reports" is a read-only route' <<<"$out" || fail "write on app_reports: error does not name the route: $out"
+pass "write on app_reports refused: ${out%%$'\n'*}"
 
 # ---- preflight: the route, both sides' lag, a reader bypassing the proxy ----
 psql -X -q -d "$(pgc_get follower admin_url)" -c "select pg_sleep(60)" >/dev/null 2>&1 &
@@ -140,5 +140,5 @@ assert routes["app_reports"]["backends"] == {"source": ["source_follower"], "tar
 PY
 out=$(timeout 30 psql -X -At "$reports_dsn" -c "insert into pgbench_history (tid, bid, aid, delta) values (1, 1, 1, 0)" 2>&1) &&
   fail "a write on the read-only route succeeded after the flip"
-echo "$out" | grep -q 'database "app_reports" is a read-only route' || fail "write after the flip: $out"
+grep -q 'database "app_reports" is a read-only route' <<<"$out" || fail "write after the flip: $out"
 pass "after the flip: app_reports on the target's replica ($REPLICA_PORT), app on the target ($TGT_PORT), /v1/status lists both routes, writes on app_reports still refused"
