@@ -1,5 +1,7 @@
 #include "proxy/net/stream.h"
 
+#include <sys/socket.h>
+
 #include <openssl/x509_vfy.h>
 #include <poll.h>
 
@@ -124,6 +126,27 @@ void Stream::close() {
   }
 }
 
+int Stream::descriptor() {
+  switch (transport_.index()) {
+    case 0:
+      return std::get<0>(transport_).native_handle();
+    case 1:
+      return std::get<1>(transport_).native_handle();
+    default:
+      return std::get<2>(transport_)->socket().native_handle();
+  }
+}
+
+void Stream::discard_unread() {
+  int fd = descriptor();
+  if (fd < 0) return;
+  char sink[4096];
+  for (int i = 0; i < 16; ++i) {
+    ssize_t n = ::recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (n <= 0) return;
+  }
+}
+
 void Stream::cancel() {
   error_code ignored;
   switch (transport_.index()) {
@@ -140,20 +163,9 @@ void Stream::cancel() {
 }
 
 bool Stream::readable_or_closed() {
-  int fd = -1;
-  switch (transport_.index()) {
-    case 0:
-      fd = std::get<0>(transport_).native_handle();
-      break;
-    case 1:
-      fd = std::get<1>(transport_).native_handle();
-      break;
-    default:
-      // Read ahead of a ReadyForQuery, inside OpenSSL: the socket would not show it.
-      if (std::get<2>(transport_)->has_pending()) return true;
-      fd = std::get<2>(transport_)->socket().native_handle();
-      break;
-  }
+  // Read ahead of a ReadyForQuery, inside OpenSSL: the socket would not show it.
+  if (transport_.index() == 2 && std::get<2>(transport_)->has_pending()) return true;
+  int fd = descriptor();
   if (fd < 0) return true;
   pollfd p{fd, POLLIN | POLLRDHUP, 0};
   int rc = ::poll(&p, 1, 0);

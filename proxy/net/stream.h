@@ -50,6 +50,10 @@ class Stream {
   }
   // Closes the socket at once: pending operations complete with operation_aborted.
   void close();
+  // Reads and drops what the peer has sent and nobody read (at most 64 KiB, never waiting):
+  // closing a socket with unread bytes makes the kernel send a reset, which can destroy the
+  // last answer (a FATAL error) before the client reads it.
+  void discard_unread();
   // Cancels pending operations without closing (they complete with operation_aborted).
   void cancel();
   // The server sent something unsolicited or closed (poll without blocking): a pooled
@@ -58,6 +62,8 @@ class Stream {
   std::string peer() const;  // "ip:port" or "unix", for logs
 
  private:
+  int descriptor();  // the socket's, -1 when closed
+
   using Tls = std::unique_ptr<TlsSocket>;
   std::variant<tcp::socket, asio::local::stream_protocol::socket, Tls> transport_;
 };

@@ -81,13 +81,26 @@ awaitable<error_code> TlsSocket::handshake(bool as_server) {
 
 awaitable<std::tuple<error_code, std::size_t>> TlsSocket::read_some(asio::mutable_buffer buffer) {
   if (buffer.size() == 0) co_return std::tuple{error_code{}, std::size_t{0}};
+  // The last read emptied the socket: what comes next is an answer still on its way, so wait
+  // for it rather than make OpenSSL try a read() that fails with EAGAIN first (one system call
+  // per statement on a pooled server connection). The wait checks readiness when it is armed,
+  // so a guess that was wrong costs a wait that returns at once, never a lost byte.
+  if (drained_ && !has_pending()) {
+    if (error_code ec = co_await wait_for(SSL_ERROR_WANT_READ))
+      co_return std::tuple{ec, std::size_t{0}};
+  }
+  drained_ = false;
   for (;;) {
     if (!socket_.is_open()) co_return std::tuple{error_code(asio::error::bad_descriptor), 0};
     ERR_clear_error();
     errno = 0;
     std::size_t n = 0;
-    if (SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n) == 1)
+    if (SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n) == 1) {
+      // With read-ahead OpenSSL asked the socket for a whole buffer: a short answer and
+      // nothing left over means the socket had no more.
+      drained_ = n < buffer.size() && !has_pending();
       co_return std::tuple{error_code{}, n};
+    }
     int err = SSL_get_error(ssl_, 0);
     int saved = errno;
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)

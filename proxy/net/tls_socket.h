@@ -50,6 +50,9 @@ class TlsSocket {
 
   tcp::socket socket_;
   SSL* ssl_ = nullptr;
+  // The last read returned less than asked and left nothing inside OpenSSL: the next read
+  // waits for readiness first.
+  bool drained_ = false;
 };
 
 }  // namespace pgcutover::proxy

@@ -774,14 +774,14 @@ awaitable<void> ClientSession::finish(EndStatus status) {
   refresh_busy();
   Fatal f = fatal_for(status.reason);
   if (f.send) {
-    std::string out;
-    std::string sqlstate = status.sqlstate.empty() ? f.sqlstate : status.sqlstate;
+    std::string out, sqlstate = status.sqlstate.empty() ? f.sqlstate : status.sqlstate;
     std::string message = status.message.empty() ? f.message : status.message;
     protocol::append_error_response(
         out,
         {.severity = "FATAL", .sqlstate = sqlstate, .message = message, .detail = {}, .hint = {}});
     stats().count_error(sqlstate);
     co_await write_client(out);
+    client_->discard_unread();
   }
   if (status.reason != EndReason::kClientTerminate && status.reason != EndReason::kCancelRequest) {
     log::info("client_closed",
