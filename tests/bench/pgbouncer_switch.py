@@ -17,11 +17,6 @@ import time
 import psycopg
 
 
-def admin(dsn):
-    c = psycopg.connect(dsn, autocommit=True)
-    return c
-
-
 def on_all(conns, command):
     """The command on every admin console at once (simple protocol, as the console wants)."""
     errors = []
@@ -47,7 +42,7 @@ def main():
     source_dsn, db_line = sys.argv[1], sys.argv[2]
     pairs = sys.argv[3:]
     dsns, inis = pairs[0::2], pairs[1::2]
-    conns = [admin(d) for d in dsns]
+    conns = [psycopg.connect(d, autocommit=True) for d in dsns]
     source = psycopg.connect(source_dsn, autocommit=True) if source_dsn != "-" else None
     t0 = time.time()
     on_all(conns, "PAUSE app")

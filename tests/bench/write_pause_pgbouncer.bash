@@ -3,9 +3,9 @@
 # around them: PAUSE both, wait until the subscription has confirmed the source's position at
 # the pause, point both at the target (RELOAD), RESUME both. No fence, no smoke test, the
 # sequences set ahead before the pause, the admin sessions open before it (pgbouncer_switch.py).
-# Only the flip is measured: the way back is a plain
-# switch (PAUSE, RELOAD, RESUME) with no replication back, so each round's checks look at the
-# target, which holds every acknowledged row (the source's through the subscription).
+# Only the flip is measured: the way back is a plain switch (PAUSE, RELOAD, RESUME) with no
+# replication back, so each round's checks look at the target, which holds every acknowledged
+# row (the source's through the subscription).
 # Sourced by bench_write_pause.sh (its helpers: log, fail, count, one-round load, RUNS).
 
 # bouncer_db_line <cluster>: the [databases] entry for the app database on that cluster.
