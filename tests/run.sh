@@ -16,6 +16,8 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+# Debian's tools first, for the builds and every test (tests/lib/pgcluster.sh says why).
+case ":$PATH:" in :/usr/bin:*) ;; *) export PATH=/usr/bin:$PATH ;; esac
 cd "$top"
 build_dir=${PGCUTOVER_BUILD_DIR:-$top/build}
 export PGCUTOVER_BUILD_DIR=$build_dir

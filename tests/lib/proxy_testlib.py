@@ -14,6 +14,9 @@ TOP = os.environ.get("PGCUTOVER_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "../.."))
 PROXY_BIN = os.environ.get("PGCUTOVER_PROXY_BIN") or os.path.join(TOP, "build/proxy/pgcutover-proxy")
 PGCLUSTER = os.path.join(TOP, "tests/lib/pgcluster.sh")
+# Debian's python3 and tools first for every child (tests/lib/pgcluster.sh says why).
+if not os.environ.get("PATH", "").startswith("/usr/bin:"):
+    os.environ["PATH"] = "/usr/bin:" + os.environ.get("PATH", "")
 
 
 def fail(msg):
@@ -21,8 +24,12 @@ def fail(msg):
     raise SystemExit(1)
 
 
+_STARTED = time.monotonic()
+
+
 def ok(msg):
-    print("ok - " + msg, flush=True)
+    """Prints a passed check and when it passed (seconds since the test started)."""
+    print("ok - %s [%.1f s]" % (msg, time.monotonic() - _STARTED), flush=True)
 
 
 def wait_until(seconds, predicate, what):
