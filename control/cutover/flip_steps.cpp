@@ -300,12 +300,17 @@ bool Cutover::flip(json::object& d) {
   // Where the flip step's time inside the pause goes (the smoke test runs after the gates opened).
   d["authority_ms"] = ms_between(t0, t1);
   d["proxies_ms"] = ms_between(t1, Clock::now());
-  for (int attempt = 0; attempt < 3 && !all_ok(a); ++attempt) {
+  // A proxy that answers neither its flip nor the status read after it is not asked again:
+  // each round would cost every paused proxy another admin timeout before the rollback.
+  bool retriable = true;
+  for (int attempt = 0; attempt < 3 && retriable && !all_ok(a); ++attempt) {
     std::this_thread::sleep_for(milliseconds(100));
     auto again = fleet.status();
+    retriable = false;
     for (size_t i = 0; i < a.size(); ++i) {
       if (a[i].ok) continue;
       if (!again[i].ok) continue;  // still unreachable: no epoch to send it
+      retriable = true;
       if (again[i].backend == to_name()) {
         a[i] = again[i];
         continue;

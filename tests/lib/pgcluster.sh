@@ -89,12 +89,14 @@ if ! declare -p PGC_DIRS >/dev/null 2>&1; then declare -gA PGC_DIRS=(); fi
 PGC_BASE=${PGC_BASE:-}
 PGC_BASE_OWNED=${PGC_BASE_OWNED:-0}
 
+PGC__UMASK=$(umask)
+
 pgc__die() {
   echo "pgcluster: $*" >&2
   return 1
 }
 
-pgc__is_root() { [ "$(id -u)" -eq 0 ]; }
+pgc__is_root() { [ "$EUID" -eq 0 ]; }
 
 # The OS user that owns the data directories and runs the servers.
 pgc__server_user() {
@@ -157,8 +159,14 @@ print(port)' "$used" "$recent") || return 1
 }
 
 # Deadlines, in seconds since the epoch with a fraction.
-pgc__deadline() { awk -v now="$(date +%s.%N)" -v s="$1" 'BEGIN { printf "%.3f", now + s }'; }
-pgc__before() { awk -v now="$(date +%s.%N)" -v d="$1" 'BEGIN { exit !(now < d) }'; }
+# Deadlines in microseconds since the epoch, from bash's own clock: a wait loop polls many times
+# per second in every test, so its bookkeeping starts no process. <seconds> may have a fraction.
+pgc__deadline() {
+  local whole=${1%%.*} frac=000000
+  [[ $1 != *.* ]] || frac=${1#*.}000000
+  echo $((${EPOCHREALTIME/./} + ${whole:-0} * 1000000 + 10#${frac:0:6}))
+}
+pgc__before() { ((${EPOCHREALTIME/./} < $1)); }
 
 # Test CA and a server certificate valid for localhost and 127.0.0.1, so clients can use
 # sslmode=verify-full against a loopback server. EC keys: generated instantly.
@@ -185,23 +193,39 @@ pgc__make_tls() {
 
 # ---- the cluster record: cluster.env, the key=value lines `start` prints ----------------------
 
+# The record is read and written in bash itself (no awk, mktemp or mv per key): a cluster start
+# sets some twenty keys.
 pgc__env_get() {
-  local dir=$1 key=$2
+  local dir=$1 key=$2 line
   [ -f "$dir/cluster.env" ] || pgc__die "no cluster in $dir" || return 1
-  awk -v k="$key" 'index($0, k "=") == 1 { print substr($0, length(k) + 2) }' "$dir/cluster.env"
+  while IFS= read -r line; do
+    [[ $line != "$key="* ]] || printf '%s\n' "${line#"$key="}"
+  done <"$dir/cluster.env"
 }
 
-# Replaces every line of <key> (several for `setting`) by one line per remaining argument.
+# Adds key=value lines for keys the record does not have yet (a new cluster's, in one write).
+pgc__env_add() {
+  local dir=$1
+  shift
+  printf '%s\n' "$@" >>"$dir/cluster.env"
+}
+
+# Replaces every line of <key> (several for `setting`) by one line per remaining argument. The
+# new record is written beside the old one and renamed over it, so a reader (the watchdog, a
+# test) never sees half of it.
 pgc__env_set() {
-  local dir=$1 key=$2 tmp value
+  local dir=$1 key=$2 line value tmp=$1/.env.$BASHPID
   shift 2
-  tmp=$(mktemp "$dir/.env.XXXXXX")
-  if [ -f "$dir/cluster.env" ]; then
-    awk -v k="$key" 'index($0, k "=") != 1' "$dir/cluster.env" >"$tmp"
-  fi
-  for value in "$@"; do printf '%s=%s\n' "$key" "$value" >>"$tmp"; done
-  chmod 644 "$tmp"
-  mv "$tmp" "$dir/cluster.env"
+  {
+    if [ -f "$dir/cluster.env" ]; then
+      while IFS= read -r line; do
+        [[ $line == "$key="* ]] || printf '%s\n' "$line"
+      done <"$dir/cluster.env"
+    fi
+    for value in "$@"; do printf '%s=%s\n' "$key" "$value"; done
+  } >"$tmp"
+  [ "$PGC__UMASK" = 0022 ] || chmod 644 "$tmp" # readable by every test user, whatever the umask
+  mv -f "$tmp" "$dir/cluster.env"
 }
 
 # ---- creating and running a cluster (command mode) -------------------------------------------
@@ -404,7 +428,7 @@ pgc__start_watchdog() {
 # owner of another user (runuser, sudo), which would read as "exited".
 pgc__alive() {
   local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
   stat=${stat##*) }
   [ "${stat%% *}" != Z ]
 }
@@ -497,27 +521,16 @@ pgc__cmd_start() {
   password=$(openssl rand -hex 16)
   pgc__env_set "$dir" name "$name"
   pgc__start_watchdog "$owner" "$dir" # after the record exists: the watchdog leaves without it
-  pgc__env_set "$dir" shape "$shape"
-  pgc__env_set "$dir" host 127.0.0.1
-  pgc__env_set "$dir" dir "$dir"
-  pgc__env_set "$dir" data_dir "$dir/data"
-  pgc__env_set "$dir" socket_dir "$dir/sock"
-  pgc__env_set "$dir" log_file "$dir/postgres.log"
-  pgc__env_set "$dir" logical "$logical"
-  pgc__env_set "$dir" durable "$durable"
-  pgc__env_set "$dir" max_connections "$max_conn"
-  pgc__env_set "$dir" setting "${settings[@]}"
-  pgc__env_set "$dir" app_user "$app_user"
-  pgc__env_set "$dir" app_password "$password"
-  pgc__env_set "$dir" app_db app
-  pgc__env_set "$dir" admin_user "$PGC_SUPERUSER"
-  pgc__env_set "$dir" primary_dir ""
-  if [ "$shape" = plain ]; then
-    pgc__env_set "$dir" ca_file ""
-  else
+  local ca_file=""
+  if [ "$shape" != plain ]; then
     pgc__make_tls "$dir/tls" "$name"
-    pgc__env_set "$dir" ca_file "$dir/tls/ca.crt"
+    ca_file=$dir/tls/ca.crt
   fi
+  pgc__env_add "$dir" "shape=$shape" host=127.0.0.1 "dir=$dir" "data_dir=$dir/data" \
+    "socket_dir=$dir/sock" "log_file=$dir/postgres.log" "logical=$logical" "durable=$durable" \
+    "max_connections=$max_conn" "${settings[@]/#/setting=}" "app_user=$app_user" \
+    "app_password=$password" app_db=app "admin_user=$PGC_SUPERUSER" primary_dir= \
+    "ca_file=$ca_file"
   mkdir -p "$dir/sock"
   chown -R "$server_user" "$dir"
 
@@ -567,7 +580,7 @@ pgc__initdb() { # <dir> <durable>
     return 0
   fi
   args+=(--no-sync)
-  key=$({ "$PGC_PG_BIN/initdb" --version; pgc__server_user; printf '%s\n' "${args[@]}"; } |
+  key=$({ "$PGC_PG_BIN/initdb" --version; pgc__server_user; printf '%s\n' "${args[@]}" no-wal; } |
     sha256sum | cut -c1-16)
   template=${TMPDIR:-/tmp}/pgcutover-initdb-$key
   if [ ! -f "$template/complete" ] || [ "$(stat -c %U "$template")" != "$(pgc__server_user)" ]; then
@@ -580,6 +593,9 @@ pgc__initdb() { # <dir> <durable>
       rm -rf "$staging"
       pgc__die "initdb failed in $staging"
     fi
+    # Without its WAL segment (16 of its 39 MB): each copy gets new WAL from pg_resetwal below,
+    # which reads only pg_control.
+    rm -f "$staging"/data/pg_wal/0*
     touch "$staging/complete"
     if [ -e "$template" ] && [ ! -f "$template/complete" ]; then rm -rf "$template"; fi
     mv -T "$staging" "$template" 2>/dev/null || rm -rf "$staging"
@@ -700,8 +716,6 @@ pgc__main() {
 
 # ---- sourced API: thin wrappers that run the commands above and export their answers ---------
 
-pgc__var_prefix() { printf '%s' "$1" | tr '[:lower:]' '[:upper:]'; }
-
 pgc__ensure_base() {
   if [ -z "$PGC_BASE" ]; then
     PGC_BASE=$(mktemp -d /tmp/pgcutover-test.XXXXXX) || return 1
@@ -720,13 +734,13 @@ pgc__ensure_base() {
 pgc__adopt() {
   local name=$1 record=$2 prefix line key
   PGC_DIRS[$name]=$PGC_BASE/$name
-  prefix=$(pgc__var_prefix "$name")
+  prefix=${name^^}
   while IFS= read -r line; do
     key=${line%%=*}
     case "$key" in
       port | dir | data_dir | socket_dir | log_file | url | admin_url | ca_file | host | \
         app_user | app_password | shape)
-        export "${prefix}_$(pgc__var_prefix "$key")=${line#*=}"
+        export "${prefix}_${key^^}=${line#*=}"
         ;;
     esac
   done <<<"$record"
