@@ -197,9 +197,14 @@ tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut 
 
 # The cutover drills' load through one proxy: pgbench tpcb-like (weight 9) and a ledger insert
 # (ledger.sql, weight 1), -j 1 (see acked), in the background ($! is pgbench's timeout).
+# The load is paced (25 transactions a second per client, an application's steady writes):
+# flat out, it took all the CPU it could for a minute, and the test beside it in the suite
+# waited; what the drills check (every acknowledged row once, nothing failed, the pause held
+# the clients) needs writes all the time, not as many as possible.
 ledger_load() { # <log> <proxy port> <clients> <seconds>
   [ -f "$PROXY_DIR/ledger.sql" ] || echo "INSERT INTO ledger (client) VALUES (:client_id);" >"$PROXY_DIR/ledger.sql"
   PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c "$3" -j 1 -T "$4" \
+    -R $(($3 * 25)) \
     -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$2" -U app app >"$1" 2>&1 &
 }
 
