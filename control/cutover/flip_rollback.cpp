@@ -82,6 +82,8 @@ json::array Cutover::rollback() {
       bodies.push_back(
           json::serialize(json::object{{"backend", from_name()}, {"epoch", again[i].epoch}}));
     auto r = fleet.call(on_to, "POST", "/v1/flip", bodies, milliseconds(10000));
+    // The rollback's own pause is part of what the clients saw: the figures run to its end.
+    for (const auto& x : r) figures.reopened(x);
     note(all_ok(r) ? "flipped back to " + from_name()
                    : "flip back failed: " + describe_failures(r));
   }
@@ -94,6 +96,8 @@ json::array Cutover::rollback() {
                    : "could not record the fleet authority: " + p);
   }
   auto r = fleet.resume();
+  for (const auto& x : r)
+    if (x.changed) figures.reopened(x);
   note(all_ok(r) ? "all proxies resumed on " + from_name() : "resume: " + describe_failures(r));
   return done;
 }

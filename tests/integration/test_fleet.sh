@@ -230,6 +230,9 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["outcome"] == "rolled_back", r["outcome"]
 assert "fleet:dyno-3" in r.get("error", ""), r.get("error")
+# The clients' pause ran through the flip step and the rollback: so does the span it reports.
+flip = [s for s in r["steps"] if s["step"] == "flip"][0]
+assert r["controller_span_ms"] > flip["ms"], (r["controller_span_ms"], flip["ms"])
 PY
 pgc_wait_until 10 fleet_is $((N + 2)) running target || fail "after the aborted revert: $(cat "$PROXY_DIR/ctl.out")"
 ctl fleet --json
