@@ -25,9 +25,9 @@
 #                                        (ca.crt, ca.key, server.crt, server.key); for proxies.
 #   pgc_free_port                        a loopback port the kernel says is free right now.
 #   pgc_wait_until <seconds> <command...>
-#                                        runs <command> every 0.1 s until it succeeds (0) or
-#                                        <seconds> pass (1): the way scripts wait, never a bare
-#                                        sleep.
+#                                        runs <command> until it succeeds (0) or <seconds>
+#                                        pass (1), every 0.1 s for a second then every 0.25 s:
+#                                        the way scripts wait, never a bare sleep.
 #
 # As a command (what the C++ fixture tests/lib/pg_cluster.h runs; prints key=value lines):
 #   pgcluster.sh start --shape heroku|rds|plain [--name N] [--base DIR] [--owner-pid PID]
@@ -118,11 +118,19 @@ pgc_free_port() {
   # meant for the first one has bound it (a proxy port picked, then a cluster started on the
   # same port; or two tests running side by side each picking it). Ports handed out to this
   # test ($$: the same in every subshell) are skipped, and so are the ports handed out to any
-  # test on this machine in the last 15 minutes (a shared list, under a lock).
+  # test on this machine in the last 15 minutes (a shared list, under a lock). Ports come from
+  # below the kernel's ephemeral range: a port from inside it could be given to an outgoing
+  # connection (any client on the machine) between the probe and the server's bind, which
+  # happened to a proxy in a full suite run ("port ... is already in use").
   local used="${TMPDIR:-/tmp}/pgcutover-ports.$$" recent="${TMPDIR:-/tmp}/pgcutover-ports.recent"
   local port
-  port=$(/usr/bin/python3 -c 'import fcntl, os, socket, sys, time
+  port=$(/usr/bin/python3 -c 'import fcntl, os, random, socket, sys, time
 used_path, recent_path = sys.argv[1], sys.argv[2]
+try:
+    ephemeral_low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    ephemeral_low = 32768
+low = 20000 if ephemeral_low > 22000 else None  # else: whatever the kernel offers
 try:
     used = set(open(used_path).read().split())
 except OSError:
@@ -141,11 +149,20 @@ with os.fdopen(fd, "r+") as f:
             recent[parts[0]] = parts[1]
     for _ in range(200):
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", random.randrange(low, ephemeral_low) if low else 0))
+        except OSError:  # taken by a listener
+            s.close()
+            continue
         port = str(s.getsockname()[1])
         s.close()
         if port not in used and port not in recent:
             break
+    else:  # 200 taken in a row: let the kernel choose
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+        s.close()
     recent[port] = str(now)
     try:
         f.seek(0)
@@ -825,12 +842,16 @@ pgc_admin_psql() {
 }
 
 pgc_wait_until() {
-  local deadline
+  local deadline started=${EPOCHREALTIME/./} pause=0.1
   deadline=$(pgc__deadline "$1")
   shift
   until "$@"; do
     pgc__before "$deadline" || return 1
-    sleep 0.1
+    # Every 0.1 s for the first second, then every 0.25 s: each poll is a psql or a python3
+    # (a process and often a server backend), and the long waits' polls added up to a
+    # noticeable share of the suite's CPU on 2 cores.
+    ((${EPOCHREALTIME/./} - started < 1000000)) || pause=0.25
+    sleep "$pause"
   done
 }
 
