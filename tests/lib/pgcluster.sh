@@ -23,7 +23,8 @@
 #   pgc_get <name> <key>                 one value of the cluster (keys as printed by `start`).
 #   pgc_make_tls <dir> [label]           test CA + server cert for localhost/127.0.0.1 in <dir>
 #                                        (ca.crt, ca.key, server.crt, server.key); for proxies.
-#   pgc_free_port                        a loopback port the kernel says is free right now.
+#   pgc_free_port                        a loopback port free right now, below the kernel's
+#                                        ephemeral range, not handed out lately.
 #   pgc_wait_until <seconds> <command...>
 #                                        runs <command> until it succeeds (0) or <seconds>
 #                                        pass (1), every 0.1 s for a second then every 0.25 s:
@@ -175,7 +176,6 @@ print(port)' "$used" "$recent") || return 1
   echo "$port"
 }
 
-# Deadlines, in seconds since the epoch with a fraction.
 # Deadlines in microseconds since the epoch, from bash's own clock: a wait loop polls many times
 # per second in every test, so its bookkeeping starts no process. <seconds> may have a fraction.
 pgc__deadline() {
