@@ -21,7 +21,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -86,9 +85,9 @@ def toml_strings(obj):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port as every test gets one (tests/lib/pgcluster.sh free-port says how)."""
+    return int(subprocess.run(["bash", os.path.join(TOP, "tests/lib/pgcluster.sh"), "free-port"],
+                              check=True, capture_output=True, text=True).stdout.strip())
 
 
 def http_get(url, token=None, timeout=3):
