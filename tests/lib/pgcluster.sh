@@ -772,9 +772,8 @@ pgc_start() {
   record=$(bash "$PGC_SELF" start --name "$name" --shape "$shape" --base "$PGC_BASE" \
     --owner-pid "${PGC_OWNER_PID:-$$}" "$@") || return 1
   pgc__adopt "$name" "$record"
-  local ds=$(((${EPOCHREALTIME/./} - started) / 100000))
   echo "pgcluster: started $name ($(pgc_get "$name" shape)) on" \
-    "127.0.0.1:$(pgc_get "$name" port) in ${PGC_DIRS[$name]} ($((ds / 10)).$((ds % 10)) s)" >&2
+    "127.0.0.1:$(pgc_get "$name" port) in ${PGC_DIRS[$name]} ($(pgc_seconds_since "$started") s)" >&2
 }
 
 pgc_start_replica() {
@@ -839,6 +838,12 @@ pgc_admin_psql() {
   shift
   dir=$(pgc__dir_of "$name") || return 1
   psql -X -v ON_ERROR_STOP=1 -d "$(pgc__admin_conninfo "$dir" app)" "$@"
+}
+
+# Seconds, to a tenth, since <microseconds since the epoch> (a ${EPOCHREALTIME/./} taken earlier).
+pgc_seconds_since() {
+  local ds=$(((${EPOCHREALTIME/./} - $1) / 100000))
+  echo "$((ds / 10)).$((ds % 10))"
 }
 
 pgc_wait_until() {

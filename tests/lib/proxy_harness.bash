@@ -48,10 +48,7 @@ fail() {
 # Each passed check says when it passed (seconds since the test started): where a test's time
 # goes is then in every CI log, without rerunning it under a profiler.
 PROXY_STARTED_US=${EPOCHREALTIME/./}
-pass() {
-  local ds=$(((${EPOCHREALTIME/./} - PROXY_STARTED_US) / 100000))
-  echo "ok - $* [$((ds / 10)).$((ds % 10)) s]"
-}
+pass() { echo "ok - $* [$(pgc_seconds_since "$PROXY_STARTED_US") s]"; }
 
 # The proxy's own server certificate for client TLS (CA in $PROXY_DIR/tls/ca.crt).
 pgc_make_tls "$PROXY_DIR/tls" proxy >/dev/null
