@@ -34,6 +34,26 @@ class Stream {
   // while bytes already wait would sleep until more come. (Checked and queued on the shard's one
   // thread, with no reactor run in between: no edge is lost.) Not a coroutine: no frame of its own.
   awaitable<std::tuple<error_code>> wait_read();
+  // The same wait with a completion handler instead of a coroutine: a client parked between
+  // its messages holds this handler and no coroutine frame (ClientSession::park).
+  template <class Handler>
+  void async_wait_read(Handler&& handler) {
+    switch (transport_.index()) {
+      case 0:
+        std::get<0>(transport_).async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
+        return;
+      case 1:
+        std::get<1>(transport_)
+            .async_wait(asio::local::stream_protocol::socket::wait_read,
+                        std::forward<Handler>(handler));
+        return;
+      default:
+        std::get<2>(transport_)
+            ->socket()
+            .async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
+        return;
+    }
+  }
   // Writes the whole buffer.
   awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer buffer);
 

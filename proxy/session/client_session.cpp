@@ -10,6 +10,7 @@
 #include "proxy/pool/route_table.h"
 #include "proxy/pool/server_pool.h"
 #include "proxy/session/client_auth.h"
+#include "proxy/session/end_status.h"
 #include "proxy/session/read_only_error.h"
 #include "proxy/telemetry/held_waits.h"
 
@@ -17,101 +18,18 @@ namespace pgcutover::proxy {
 namespace fe = protocol::frontend;
 namespace be = protocol::backend;
 
-namespace {
-
-// Default SQLSTATE and text of each end reason (PostgreSQL's where it has one).
-struct Fatal {
-  bool send;
-  const char* sqlstate;
-  const char* message;
-};
-Fatal fatal_for(EndReason r) {
-  switch (r) {
-    case EndReason::kClientTerminate:
-    case EndReason::kClientClosed:
-    case EndReason::kTlsFailed:
-    case EndReason::kCancelRequest:
-    case EndReason::kLoginTimeout:
-      return {false, "", ""};
-    case EndReason::kClientProtocol:
-      return {true, "08P01", "invalid frontend message"};
-    case EndReason::kMessageTooLarge:
-      return {true, "08P01", "message exceeds max_message_size"};
-    case EndReason::kTlsRequired:
-      return {true, "28000", "SSL connection is required by pgcutover-proxy"};
-    case EndReason::kAuthFailed:
-      return {true, "28P01", "password authentication failed"};
-    case EndReason::kTooManyClients:
-      return {true, "53300", "sorry, too many clients already"};
-    case EndReason::kUnsupported:
-      return {true, "0A000", "not supported by pgcutover-proxy"};
-    case EndReason::kNoSuchDatabase:
-      return {true, "3D000", "database does not exist"};
-    case EndReason::kServerLogin:
-      return {true, "08006", "could not connect to the database server"};
-    case EndReason::kServerLost:
-      return {true, "08006", "server connection closed unexpectedly"};
-    case EndReason::kParamSync:
-      return {true, "22023", "invalid session parameter"};
-    case EndReason::kIdleTimeout:
-      return {true, "57P05", "terminating connection due to idle-session timeout"};
-    case EndReason::kShutdown:
-      return {true, "57P01", "terminating connection due to administrator command"};
-  }
-  return {true, "XX000", "internal error"};
-}
-
-const char* reason_name(EndReason r) {
-  switch (r) {
-    case EndReason::kClientTerminate:
-      return "client_terminate";
-    case EndReason::kClientClosed:
-      return "client_closed";
-    case EndReason::kClientProtocol:
-      return "client_protocol_error";
-    case EndReason::kMessageTooLarge:
-      return "message_too_large";
-    case EndReason::kLoginTimeout:
-      return "login_timeout";
-    case EndReason::kTlsRequired:
-      return "tls_required";
-    case EndReason::kTlsFailed:
-      return "tls_failed";
-    case EndReason::kAuthFailed:
-      return "auth_failed";
-    case EndReason::kTooManyClients:
-      return "too_many_clients";
-    case EndReason::kUnsupported:
-      return "unsupported";
-    case EndReason::kNoSuchDatabase:
-      return "no_such_database";
-    case EndReason::kServerLogin:
-      return "server_login_failed";
-    case EndReason::kServerLost:
-      return "server_lost";
-    case EndReason::kParamSync:
-      return "param_sync_failed";
-    case EndReason::kIdleTimeout:
-      return "idle_timeout";
-    case EndReason::kShutdown:
-      return "shutdown";
-    case EndReason::kCancelRequest:
-      return "cancel_request";
-  }
-  return "unknown";
-}
-
-}  // namespace
-
 ClientSession::ClientSession(SessionHost& host, std::shared_ptr<Stream> client, std::uint64_t id)
     : host_(host),
       shard_(host.context()),
       settings_(shard_.settings()),
       client_(std::move(client)),
-      id_(id),
-      statements_(static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements), id) {
+      id_(id) {
   track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
                     settings_->config.proxy.max_prepared_statements > 0;
+  if (track_prepared_) {
+    statements_ = std::make_unique<StatementRewriter>(
+        static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements), id);
+  }
   stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
   stats().client_connections_total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -175,12 +93,43 @@ void ClientSession::forward_cancel() {
 
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
-  std::optional<EndStatus> end = co_await login();
-  if (!end) {
-    set_state(ClientState::kIdle);
-    end = co_await relay();
+  if (std::optional<EndStatus> end = co_await login()) {
+    co_await finish(std::move(*end));
+    co_return;
   }
-  co_await finish(std::move(*end));
+  set_state(ClientState::kIdle);
+  co_await converse(false);
+}
+
+awaitable<void> ClientSession::converse(bool readable) {
+  auto self = shared_from_this();
+  std::optional<EndStatus> end = co_await relay(readable);
+  if (end) {
+    co_await finish(std::move(*end));
+  } else {
+    park();
+  }
+}
+
+// Only the relay's own work keeps its coroutine: a server reader runs on its own, a held
+// client waits at the gate in the relay, a probe's answer is awaited there.
+bool ClientSession::may_park() const {
+  return cin_.empty() && !ending_ && !probing_;
+}
+
+// Waits for the client's next bytes with a handler instead of a coroutine. Whatever ends the
+// session meanwhile (terminate(), a lost server, shutdown) cancels the client's operations,
+// which wakes this wait: the relay then finds ending_ set and finishes.
+void ClientSession::park() {
+  parked_ = true;
+  // Between transactions the read buffer goes too; inside one it stays (the answer is near)
+  // until detach() ends the transaction while parked.
+  if (!in_transaction()) cin_.release();
+  client_->async_wait_read([self = shared_from_this()](error_code ec) {
+    self->parked_ = false;
+    if (ec) self->end_with({EndReason::kClientClosed, {}, {}});
+    asio::co_spawn(self->shard_.executor(), self->converse(true), asio::detached);
+  });
 }
 
 // A coroutine of its own so that what login needs (the deadline's timer, the startup and
@@ -398,26 +347,22 @@ void ClientSession::account_client_message(char type) {
   if (tx_.client_sent(type)) stats().queries_total.fetch_add(1, std::memory_order_relaxed);
 }
 
-awaitable<EndStatus> ClientSession::relay() {
+awaitable<std::optional<EndStatus>> ClientSession::relay(bool readable) {
   const std::size_t max_message =
       static_cast<std::size_t>(settings_->config.proxy.max_message_size);
   const bool idle_timeout = settings_->config.proxy.client_idle_timeout.count() > 0;
-  bool need_bytes = false;
+  // Woken from park(): the socket is readable and the idle timer already armed.
+  bool need_bytes = readable;
   for (;;) {
     if (need_bytes) {
-      // Read the client (here, not in a coroutine of its own: an idle client waits in this
-      // frame, and 10,000 idle clients pay for every frame; docs/benchmarks.md).
       need_bytes = false;
-      if (idle_timeout && !in_transaction()) arm_idle_timer();
-      if (cin_.empty() && !in_transaction()) {
-        // Between transactions a client may stay idle for hours: it holds no read buffer then.
-        // Wait for bytes first, then take a buffer to read them into.
-        cin_.release();
-        if (!client_->readable_now()) {
-          auto [wait_ec] = co_await client_->wait_read();
-          if (wait_ec) end_with({EndReason::kClientClosed, {}, {}});
-        }
+      if (!readable) {
+        if (idle_timeout && !in_transaction()) arm_idle_timer();
+        // Nothing buffered and nothing readable: park until the client sends (a client may
+        // stay idle for hours; it then holds no coroutine frame and no read buffer).
+        if (may_park() && !client_->readable_now()) co_return std::nullopt;
       }
+      readable = false;
       if (!ending_) {
         std::size_t room = 0;
         std::uint8_t* p = cin_.prepare(4096, room);
@@ -479,7 +424,7 @@ awaitable<EndStatus> ClientSession::relay() {
         if (ending_) co_return *ending_;
       }
       // A new transaction starts: the pause's snapshot is history.
-      if (cutover_snapshot_.valid) cutover_snapshot_ = {};
+      cutover_snapshot_.reset();
       if (server_ && server_->epoch != shard_.epoch()) {
         // Session mode (or a pinned session) after a retarget: move to the new backend
         // between transactions, taking settings and prepared statements along.
@@ -488,7 +433,7 @@ awaitable<EndStatus> ClientSession::relay() {
       if (!server_ && track_prepared_) {
         // Parse/Close/Sync only: answered here, no server connection needed (see
         // answer_without_server in proxy/session/prepared_statements.h).
-        if (auto local = answer_without_server(cin_.readable(), statements_.statements(),
+        if (auto local = answer_without_server(cin_.readable(), statements_->statements(),
                                                settings_->client_limits)) {
           cin_.consume(local->consumed);
           stats().queries_total.fetch_add(1, std::memory_order_relaxed);
@@ -565,9 +510,9 @@ awaitable<EndStatus> ClientSession::relay() {
       note_client_sql(m.type, data.subspan(n + protocol::kHeaderSize, m.length - 4));
       if (tracking()) {
         replacement.clear();
-        if (statements_.client_message(server_->statements, m.type,
-                                       data.subspan(n + protocol::kHeaderSize, m.length - 4),
-                                       replacement)) {
+        if (statements_->client_message(server_->statements, m.type,
+                                        data.subspan(n + protocol::kHeaderSize, m.length - 4),
+                                        replacement)) {
           to_server_.append(reinterpret_cast<const char*>(data.data()) + seg, n - seg);
           to_server_ += replacement;
           seg = n + m.total();
@@ -703,7 +648,7 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   }
   server_ = std::move(conn);
   note_server_pid();
-  statements_.reset_conversation();
+  if (statements_) statements_->reset_conversation();
   tx_.reset();
   set_state(ClientState::kActive);
   ++readers_;
@@ -720,7 +665,7 @@ void ClientSession::detach(bool reuse) {
   pool_->release(std::move(server_),
                  reuse ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
   server_.reset();
-  statements_.reset_conversation();
+  if (statements_) statements_->reset_conversation();
   tx_.reset();
   if (state_ == ClientState::kActive) set_state(ClientState::kIdle);
 }

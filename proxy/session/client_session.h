@@ -5,10 +5,14 @@
 //
 // The relay: this coroutine reads the client and forwards to the server; while a server
 // connection is assigned, a second coroutine (server_reader) reads the server and forwards to
-// the client. In transaction mode the server connection goes back to the pool at
-// ReadyForQuery 'I' when nothing is outstanding: every Query/FunctionCall/Sync forwarded expects
-// one ReadyForQuery, and Parse/Bind/Describe/Execute/Close/Flush without a Sync keep the
-// connection assigned (DESIGN-NOTES "Wire protocol").
+// the client. Whenever the relay has nothing to do but wait for the client's next bytes, it
+// parks instead (park()): its coroutine ends, a wait handler on the socket holds the session,
+// and the next bytes start the relay again (converse()). An idle client costs the session
+// object and that handler, not a stack of coroutine frames (docs/benchmarks.md). In transaction
+// mode the server connection goes back to the pool at ReadyForQuery 'I' when nothing is
+// outstanding: every Query/FunctionCall/Sync forwarded expects one ReadyForQuery, and
+// Parse/Bind/Describe/Execute/Close/Flush without a Sync keep the connection assigned (DESIGN-NOTES
+// "Wire protocol").
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,7 @@
 #include "proxy/pool/server_connection.h"
 #include "proxy/pool/session_params.h"
 #include "proxy/session/cancel_registry.h"
+#include "proxy/session/end_status.h"
 #include "proxy/session/prepared_statements.h"
 #include "proxy/session/session_host.h"
 #include "proxy/session/session_state.h"
@@ -34,33 +39,6 @@ namespace pgcutover::proxy {
 
 class ServerPool;
 struct Settings;
-
-// Why a session ended; finish() maps it to the FATAL (if any) and the server's fate.
-enum class EndReason {
-  kClientTerminate,  // Terminate message: normal
-  kClientClosed,     // EOF or read/write error on the client side
-  kClientProtocol,   // malformed bytes from the client (08P01)
-  kMessageTooLarge,  // over max_message_size (08P01)
-  kLoginTimeout,     // client_login_timeout
-  kTlsRequired,      // plaintext while client_tls = require (28000)
-  kTlsFailed,        // TLS handshake failed
-  kAuthFailed,       // 28P01
-  kTooManyClients,   // max_client_conn (53300)
-  kUnsupported,      // e.g. replication connections (0A000)
-  kNoSuchDatabase,   // a database name the proxy does not serve (3D000)
-  kServerLogin,      // could not get a first server connection at login
-  kServerLost,       // server connection died while assigned (08006)
-  kParamSync,        // the client's settings were refused by the server
-  kIdleTimeout,      // client_idle_timeout (57P05)
-  kShutdown,         // SIGTERM (57P01)
-  kCancelRequest,    // the connection was a CancelRequest: closes silently
-};
-
-struct EndStatus {
-  EndReason reason = EndReason::kClientClosed;
-  std::string sqlstate;  // overrides the default for the reason when set
-  std::string message;
-};
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
@@ -92,7 +70,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<std::optional<EndStatus>> login();
   awaitable<std::optional<EndStatus>> startup();
   awaitable<std::optional<EndStatus>> authenticate();
-  awaitable<EndStatus> relay();
+  // The conversation from login on (or from a parked wait: `readable`), to the end or to the
+  // next park. nullopt from relay(): parked, nothing left to do until the client sends.
+  awaitable<void> converse(bool readable);
+  awaitable<std::optional<EndStatus>> relay(bool readable);
+  bool may_park() const;
+  void park();
   awaitable<void> finish(EndStatus status);
 
   // relay helpers
@@ -165,11 +148,13 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::chrono::steady_clock::time_point released_at_{};
   void answered_after_hold();
   bool skip_until_sync_ = false;  // an error was reported; discard to the next Sync
+  bool parked_ = false;           // no relay coroutine: a wait handler holds the session
 
   // Transaction mode, max_prepared_statements > 0: the client's named statements, rewritten
   // onto the server connection's shared ones.
+  // Made only then: an idle client that does not track them does not carry the rewriter.
   bool track_prepared_ = false;
-  StatementRewriter statements_;
+  std::unique_ptr<StatementRewriter> statements_;
   std::string to_server_;  // a batch with rewritten messages
   std::string to_client_;  // server output with swallowed or made-up messages
   std::optional<EndStatus> ending_;
@@ -178,14 +163,15 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // What differs from direct (divergence_notice.h): due to be told, and told already.
   unsigned divergences_due_ = 0;
   unsigned divergences_told_ = 0;
-  SessionSnapshot snapshot_;
+  std::unique_ptr<SessionSnapshot> snapshot_;  // the last probe's, while it pins or cannot move
   bool pinned_ = false;
   bool probing_ = false;      // the server reader is asking the server; the relay must not write
   ParamMap startup_desired_;  // settings from the startup packet (what RESET goes back to)
   std::string replay_;        // a move: prepared statements to recreate on the next server
   int replay_ready_ = 0;      // ReadyForQuery messages replay_ produces
-  bool snapshot_wanted_ = false;      // the reader's read was cancelled to take a snapshot
-  SessionSnapshot cutover_snapshot_;  // taken while paused; cleared at the next transaction
+  bool snapshot_wanted_ = false;  // the reader's read was cancelled to take a snapshot
+  // Taken while paused; cleared at the next transaction.
+  std::unique_ptr<SessionSnapshot> cutover_snapshot_;
   int readers_ = 0;
   LazyTimer reader_done_;
   LazyTimer idle_timer_;

@@ -108,7 +108,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       out.append(reinterpret_cast<const char*>(data.data()) + seg, at - seg);
       seg = at;
     };
-    auto synthetic_at_head = [&] { return tracking() && statements_.synthetic_at_head(); };
+    auto synthetic_at_head = [&] { return tracking() && statements_->synthetic_at_head(); };
     while (pos < data.size()) {
       if (passthrough > 0) {
         std::size_t k = std::min(passthrough, data.size() - pos);
@@ -132,14 +132,14 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       if (tracking()) {
         if (synthetic_at_head()) {
           cut(pos);
-          statements_.emit_synthetic(out);
+          statements_->emit_synthetic(out);
         }
         swallow =
-            statements_.server_message(conn->statements, h.type, body, tx_.failed_transaction());
+            statements_->server_message(conn->statements, h.type, body, tx_.failed_transaction());
       }
       if (inspected(h.type)) on_server_message(h.type, body, release_point);
       if (!swallow && h.type == be::kErrorResponse && tx_.outstanding() == 0 &&
-          !tx_.extended_pending() && cutover_snapshot_.valid && !host_.gate().is_open()) {
+          !tx_.extended_pending() && cutover_snapshot_ && !host_.gate().is_open()) {
         // An idle server connection ended while paused (the fence's FATAL 57P01): not the
         // client's end, it moves with its snapshot (lost_while_paused).
         swallow = true;
@@ -203,7 +203,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       drop_passthrough = swallow && passthrough > 0;
       if (passthrough == 0 && synthetic_at_head()) {
         cut(pos);
-        statements_.emit_synthetic(out);
+        statements_->emit_synthetic(out);
       }
     }
     if (broken) {
@@ -260,6 +260,9 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       at_release = tx_.settled() && !writing_to_server_;
     }
     if (at_release) {
+      // The client, answered, may now stay idle for hours: its parked relay gives up the read
+      // buffer it kept through the transaction.
+      if (parked_ && cin_.empty()) cin_.release();
       if (settings_->config.proxy.pool_mode == PoolMode::kTransaction && !pinned_) {
         detach(conn->in.empty());
         refresh_busy();
@@ -293,7 +296,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       if (server_.get() != conn || ending_) break;
       continue;
     }
-    if (ec && cutover_snapshot_.valid && !host_.gate().is_open() && tx_.settled()) {
+    if (ec && cutover_snapshot_ && !host_.gate().is_open() && tx_.settled()) {
       lost_while_paused();
       break;
     }

@@ -52,8 +52,8 @@ void ClientSession::tell_divergences(std::string& out, const ServerConnection& c
 }
 
 std::string ClientSession::unmovable_reasons() const {
-  if (!server_ || !snapshot_.unmovable()) return {};
-  return snapshot_.reasons();
+  if (!server_ || !snapshot_ || !snapshot_->unmovable()) return {};
+  return snapshot_->reasons();
 }
 
 void ClientSession::set_pinned(bool on) {
@@ -61,7 +61,7 @@ void ClientSession::set_pinned(bool on) {
   pinned_ = on;
   stats().pinned_sessions.fetch_add(on ? 1 : -1, std::memory_order_relaxed);
   log::info(on ? "session_pinned" : "session_unpinned",
-            {{"session", std::to_string(id_)}, {"reasons", snapshot_.reasons()}});
+            {{"session", std::to_string(id_)}, {"reasons", snapshot_ ? snapshot_->reasons() : ""}});
 }
 
 // Takes the server's answer as the truth about this session.
@@ -89,11 +89,18 @@ void ClientSession::apply_snapshot(ServerConnection& conn, SessionSnapshot snap)
   conn.synced_for.clear();
   snap.settings.clear();
   snap.prepared.clear();
-  snapshot_ = std::move(snap);
   // Transaction mode: anything another client must not see pins. Session mode: the server is
   // this client's anyway; what counts is what could not move to another backend.
   bool transaction_mode = settings_->config.proxy.pool_mode == PoolMode::kTransaction;
-  set_pinned(transaction_mode ? snapshot_.pins() : snapshot_.unmovable());
+  bool pin = transaction_mode ? snap.pins() : snap.unmovable();
+  // Kept only while it holds something (the reasons reports give): most sessions hold nothing.
+  if (snap.pins() || snap.unmovable()) {
+    if (!snapshot_) snapshot_ = std::make_unique<SessionSnapshot>();
+    *snapshot_ = std::move(snap);
+  } else {
+    snapshot_.reset();
+  }
+  set_pinned(pin);
   refresh_busy();
 }
 
@@ -161,7 +168,7 @@ awaitable<std::optional<EndStatus>> ClientSession::move_to_current_backend() {
   snap.prepared.swap(none);
   apply_snapshot(*old, std::move(snap));
   pool_->release(std::move(old), ServerPool::Return::kClose);
-  statements_.reset_conversation();
+  if (statements_) statements_->reset_conversation();
   tx_.reset();
   co_return std::nullopt;
 }
@@ -186,22 +193,22 @@ awaitable<bool> ClientSession::snapshot_for_cutover(ServerConnection* conn) {
     co_return true;
   }
   if (!snap.valid) co_return snap.usable;
-  cutover_snapshot_ = snap;
+  cutover_snapshot_ = std::make_unique<SessionSnapshot>(snap);
   apply_snapshot(*conn, std::move(snap));
   co_return true;
 }
 
 void ClientSession::lost_while_paused() {
-  if (cutover_snapshot_.unmovable()) {
+  if (cutover_snapshot_->unmovable()) {
     end_with({EndReason::kShutdown, "57P01",
               "terminating connection: the database is moving to a new server (pgcutover "
               "flip) and this session held " +
-                  cutover_snapshot_.reasons() + ", which cannot move; reconnect"});
+                  cutover_snapshot_->reasons() + ", which cannot move; reconnect"});
     client_->cancel();
     return;
   }
   int ready = 0;
-  replay_ = build_prepared_replay(cutover_snapshot_.prepared, track_prepared_, ready);
+  replay_ = build_prepared_replay(cutover_snapshot_->prepared, track_prepared_, ready);
   replay_ready_ = ready;
   log::info("server_lost_while_paused",
             {{"session", std::to_string(id_)},

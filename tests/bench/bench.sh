@@ -113,20 +113,40 @@ max_pause = 20
 listen_port = $admin_port
 token = "$token"
 EOT
-"$PROXY_BIN" -c "$run/proxy.toml" >"$run/proxy.log" 2>&1 &
-proxy_pid=$!
-pids+=("$proxy_pid")
+ready() { pg_isready -q -h 127.0.0.1 -p "$1" -t 1; }
+start_proxy() {
+  "$PROXY_BIN" -c "$run/proxy.toml" >>"$run/proxy.log" 2>&1 &
+  proxy_pid=$!
+  pids+=("$proxy_pid")
+  pgc_wait_until 15 ready "$proxy_port" || { cat "$run/proxy.log"; echo "bench: proxy did not start" >&2; exit 1; }
+}
 
 # ---- PgBouncer, same pool size and TLS certificate ----
-start_pgbouncer "$run" "$DB_PORT" "$password" "$pool" $((idle_n + max_clients + 1000)) "$server_ssl" \
-  "client_tls_sslmode = allow
+start_bouncer() {
+  start_pgbouncer "$run" "$DB_PORT" "$password" "$pool" $((idle_n + max_clients + 1000)) "$server_ssl" \
+    "client_tls_sslmode = allow
 client_tls_cert_file = $run/tls/server.crt
 client_tls_key_file = $run/tls/server.key"
-
-ready() { pg_isready -q -h 127.0.0.1 -p "$1" -t 1; }
-pgc_wait_until 15 ready "$proxy_port" || { cat "$run/proxy.log"; echo "bench: proxy did not start" >&2; exit 1; }
-[ "$(awk '/open files/ {print $4}' "/proc/$bouncer_pid/limits")" -ge "$idle_n" ] ||
-  echo "bench: PgBouncer has fewer descriptors than $idle_n clients need" >&2
+  [ "$(awk '/open files/ {print $4}' "/proc/$bouncer_pid/limits")" -ge "$idle_n" ] ||
+    echo "bench: PgBouncer has fewer descriptors than $idle_n clients need" >&2
+}
+# Both poolers afresh: memory freed by earlier clients stays in a process's heap, and the next
+# set of idle clients would reuse it and look free.
+gone() { # exited: no process, or a zombie (our child, reaped by wait below)
+  local stat
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+  [[ ${stat##*) } == Z* ]]
+}
+restart_poolers() {
+  kill "$proxy_pid" "$bouncer_pid"
+  pgc_wait_until 15 gone "$proxy_pid" && pgc_wait_until 15 gone "$bouncer_pid" ||
+    { echo "bench: a pooler did not stop" >&2; exit 1; }
+  wait "$proxy_pid" "$bouncer_pid" 2>/dev/null || true
+  start_proxy
+  start_bouncer
+}
+start_proxy
+start_bouncer
 
 log "pgbench -i -s $scale"
 pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
@@ -223,14 +243,20 @@ for w in $workloads; do
   done
 done
 
-# ---- 10,000 idle clients, plain and TLS (each set disconnects before the next) ----
-for tls in "" --tls; do
+# ---- 10,000 idle clients, plain and TLS, logged in only and after one query each (an app's
+# pooled connection between requests); each set disconnects before the next ----
+for mode in plain plain-query tls tls-query; do
+  [ "$mode" = plain ] || restart_poolers
+  flags=()
+  case $mode in tls*) flags+=(--tls) ;; esac
+  case $mode in *-query) flags+=(--query) ;; esac
   for t in proxy pgbouncer; do
     if [ "$t" = proxy ]; then port=$proxy_port pid=$proxy_pid; else port=$bouncer_port pid=$bouncer_pid; fi
-    log "$idle_n idle ${tls:+TLS }clients: $t"
+    log "$idle_n idle clients ($mode): $t"
     timeout 300 "$PY" "$here/idle_clients.py" --port "$port" --user app --password "$password" \
-      --pid "$pid" -n "$idle_n" $tls >"$run/idle$tls-$t.json" || log "idle clients through $t failed"
-    cat "$run/idle$tls-$t.json" >&2
+      --pid "$pid" -n "$idle_n" "${flags[@]}" >"$run/idle-$mode-$t.json" ||
+      log "idle clients ($mode) through $t failed"
+    cat "$run/idle-$mode-$t.json" >&2
   done
 done
 

@@ -6,6 +6,9 @@ MD5 or trust, plain TCP), leaves them idle and reports the listener process's me
 
 --tls: each client asks for TLS (SSLRequest, then the handshake, no certificate check) before
 logging in, as libpq's sslmode=require does: the cost of an idle TLS client.
+--query: each client runs one query (SELECT 1) after logging in, then stays idle: the state an
+application's pooled connection is in between its requests (a pooler may keep more for a client
+that has run a query than for one that only logged in).
 
 Prints one JSON object: how many logged in, the listener's RSS before and with them (from
 /proc/PID/status; VmRSS, plus the RSS of its children for PgBouncer-like forks is not needed:
@@ -102,6 +105,21 @@ async def login(host, port, user, password, database, tls=None):
             return reader, writer
 
 
+async def query(reader, writer, sql="select 1"):
+    """One simple Query, read up to its ReadyForQuery; raises on an ErrorResponse."""
+    writer.write(_msg(b"Q", sql.encode() + b"\0"))
+    await writer.drain()
+    error = None
+    while True:
+        kind, body = await _read(reader)
+        if kind == b"E":
+            error = body.decode(errors="replace")
+        elif kind == b"Z":
+            if error:
+                raise RuntimeError("query failed: " + error)
+            return
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -122,6 +140,7 @@ async def main():
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--settle", type=float, default=2.0, help="seconds idle before measuring")
     ap.add_argument("--tls", action="store_true", help="TLS for every client (sslmode=require)")
+    ap.add_argument("--query", action="store_true", help="each client runs SELECT 1, then idles")
     a = ap.parse_args()
     tls = _tls_context() if a.tls else None
 
@@ -132,8 +151,11 @@ async def main():
     async def one():
         async with gate:
             try:
-                conns.append(await asyncio.wait_for(
-                    login(a.host, a.port, a.user, a.password, a.database, tls), 60))
+                conn = await asyncio.wait_for(
+                    login(a.host, a.port, a.user, a.password, a.database, tls), 60)
+                if a.query:
+                    await asyncio.wait_for(query(*conn), 60)
+                conns.append(conn)
             except Exception as e:  # counted and reported, the run goes on
                 errors.append(repr(e))
 
@@ -149,7 +171,7 @@ async def main():
         w.close()
     await asyncio.sleep(0.5)
     print(json.dumps({
-        "requested": a.n, "tls": a.tls, "logged_in": len(conns), "alive_at_measure": alive,
+        "requested": a.n, "tls": a.tls, "query": a.query, "logged_in": len(conns), "alive_at_measure": alive,
         "errors": len(errors), "first_error": errors[0] if errors else "",
         "login_seconds": round(login_s, 2),
         "rss_before_kib": before, "rss_with_clients_kib": with_clients,

@@ -153,9 +153,11 @@ def main():
               "| bytes per client |")
     md.append("|---|---|---|---|---|---|")
     idle = {}
-    for kind, t in (("", "proxy"), ("", "pgbouncer"), ("--tls", "proxy"), ("--tls", "pgbouncer")):
-        j = load_json(os.path.join(run, f"idle{kind}-{t}.json"))
-        label = t + (" (TLS)" if kind else "")
+    for mode, t in ((m, t) for m in ("plain", "plain-query", "tls", "tls-query")
+                    for t in ("proxy", "pgbouncer")):
+        j = load_json(os.path.join(run, f"idle-{mode}-{t}.json"))
+        label = t + (" (TLS)" if mode.startswith("tls") else "")
+        label += ", after a query" if mode.endswith("-query") else ""
         if not j:
             md.append(f"| {label} | failed | | | | |")
             continue
