@@ -26,10 +26,6 @@ ClientSession::ClientSession(SessionHost& host, std::shared_ptr<Stream> client, 
       id_(id) {
   track_prepared_ = settings_->config.proxy.pool_mode == PoolMode::kTransaction &&
                     settings_->config.proxy.max_prepared_statements > 0;
-  if (track_prepared_) {
-    statements_ = std::make_unique<StatementRewriter>(
-        static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements), id);
-  }
   stats().clients[static_cast<int>(ClientState::kLogin)].fetch_add(1, std::memory_order_relaxed);
   stats().client_connections_total.fetch_add(1, std::memory_order_relaxed);
 }
@@ -65,7 +61,7 @@ void ClientSession::refresh_busy() {
 }
 
 void ClientSession::end_with(EndStatus status) {
-  if (!ending_) ending_ = std::move(status);
+  if (!ending_) ending_ = std::make_unique<EndStatus>(std::move(status));
 }
 
 void ClientSession::terminate(EndStatus why) {
@@ -125,11 +121,14 @@ void ClientSession::park() {
   // Between transactions the read buffer goes too; inside one it stays (the answer is near)
   // until detach() ends the transaction while parked.
   if (!in_transaction()) cin_.release();
-  client_->async_wait_read([self = shared_from_this()](error_code ec) {
-    self->parked_ = false;
-    if (ec) self->end_with({EndReason::kClientClosed, {}, {}});
-    asio::co_spawn(self->shard_.executor(), self->converse(true), asio::detached);
-  });
+  // Allocated at its own size: Asio's default recycles the thread's last freed operation
+  // block, a write's (~250 B), and 10,000 parked clients would each hold one.
+  client_->async_wait_read(
+      asio::bind_allocator(std::allocator<void>(), [self = shared_from_this()](error_code ec) {
+        self->parked_ = false;
+        if (ec) self->end_with({EndReason::kClientClosed, {}, {}});
+        asio::co_spawn(self->shard_.executor(), self->converse(true), asio::detached);
+      }));
 }
 
 // A coroutine of its own so that what login needs (the deadline's timer, the startup and
@@ -139,13 +138,14 @@ awaitable<std::optional<EndStatus>> ClientSession::login() {
   // clients must not hold a connection slot: client_login_timeout).
   StreamDeadline login_deadline(shard_.executor(), client_,
                                 settings_->config.proxy.client_login_timeout);
-  std::optional<EndStatus> end = co_await startup();
-  if (!end) end = co_await authenticate();
+  protocol::StartupPacket packet;  // kept for authenticate(), gone with this frame
+  std::optional<EndStatus> end = co_await startup(packet);
+  if (!end) end = co_await authenticate(packet);
   if (login_deadline.fired()) end = EndStatus{EndReason::kLoginTimeout, {}, {}};
   co_return end;
 }
 
-awaitable<std::optional<EndStatus>> ClientSession::startup() {
+awaitable<std::optional<EndStatus>> ClientSession::startup(protocol::StartupPacket& packet) {
   const auto& cfg = settings_->config;
   protocol::Limits limits = settings_->client_limits;
   for (;;) {
@@ -184,16 +184,16 @@ awaitable<std::optional<EndStatus>> ClientSession::startup() {
       case protocol::StartupKind::kStartup:
         break;
     }
-    startup_ = std::move(r.packet);
+    packet = std::move(r.packet);
     break;
   }
   // A newer minor version or protocol options: answer what we speak (3.0, no options) rather
   // than fail, as PostgreSQL does.
   std::vector<std::string_view> unsupported;
-  for (const auto& [name, value] : startup_.params) {
+  for (const auto& [name, value] : packet.params) {
     if (name.rfind("_pq_.", 0) == 0) unsupported.push_back(name);
   }
-  if (startup_.minor > 0 || !unsupported.empty()) {
+  if (packet.minor > 0 || !unsupported.empty()) {
     std::string out;
     protocol::append_negotiate_protocol_version(out, 0, unsupported);
     if (!co_await write_client(out)) co_return EndStatus{EndReason::kClientClosed, {}, {}};
@@ -201,13 +201,13 @@ awaitable<std::optional<EndStatus>> ClientSession::startup() {
   if (cfg.tls.client_tls == ClientTls::kRequire && !client_->is_tls() && !client_->is_unix()) {
     co_return EndStatus{EndReason::kTlsRequired, {}, {}};
   }
-  user_ = std::string(protocol::startup_param(startup_, "user"));
+  user_ = std::string(protocol::startup_param(packet, "user"));
   if (user_.empty())
     co_return EndStatus{EndReason::kClientProtocol, "28000",
                         "no PostgreSQL user name specified in startup packet"};
-  database_ = std::string(protocol::startup_param(startup_, "database"));
+  database_ = std::string(protocol::startup_param(packet, "database"));
   if (database_.empty()) database_ = user_;
-  std::string_view replication = protocol::startup_param(startup_, "replication");
+  std::string_view replication = protocol::startup_param(packet, "replication");
   if (!replication.empty() && replication != "false" && replication != "off" &&
       replication != "0" && replication != "no") {
     co_return EndStatus{EndReason::kUnsupported, "0A000",
@@ -221,7 +221,8 @@ awaitable<std::optional<EndStatus>> ClientSession::startup() {
   co_return std::nullopt;
 }
 
-awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
+awaitable<std::optional<EndStatus>> ClientSession::authenticate(
+    const protocol::StartupPacket& packet) {
   ClientAuthResult auth = co_await authenticate_client(*client_, cin_, *settings_, user_);
   switch (auth.outcome) {
     case ClientAuthResult::Outcome::kOk:
@@ -253,10 +254,8 @@ awaitable<std::optional<EndStatus>> ClientSession::authenticate() {
     if (!pool_->welcome()) co_return EndStatus{EndReason::kServerLogin, {}, {}};
   }
   const ParamMap& welcome = *pool_->welcome();
-  startup_desired_ = startup_settings(startup_);
+  startup_desired_ = startup_settings(packet);
   desired_ = pool_->login_settings(startup_desired_);
-  // Read only at login: an idle client keeps nothing of its startup packet.
-  startup_ = {};
 
   // Session mode: the server connection is the client's for the whole session, so when one is
   // free it is taken now and the client is told its pid, as direct: pg_backend_pid(),
@@ -433,7 +432,7 @@ awaitable<std::optional<EndStatus>> ClientSession::relay(bool readable) {
       if (!server_ && track_prepared_) {
         // Parse/Close/Sync only: answered here, no server connection needed (see
         // answer_without_server in proxy/session/prepared_statements.h).
-        if (auto local = answer_without_server(cin_.readable(), statements_->statements(),
+        if (auto local = answer_without_server(cin_.readable(), rewriter().statements(),
                                                settings_->client_limits)) {
           cin_.consume(local->consumed);
           stats().queries_total.fetch_add(1, std::memory_order_relaxed);
@@ -648,13 +647,21 @@ awaitable<std::optional<EndStatus>> ClientSession::attach() {
   }
   server_ = std::move(conn);
   note_server_pid();
-  if (statements_) statements_->reset_conversation();
+  if (track_prepared_) rewriter().reset_conversation();
   tx_.reset();
   set_state(ClientState::kActive);
   ++readers_;
   asio::co_spawn(shard_.executor(), server_reader(shared_from_this(), server_.get()),
                  asio::detached);
   co_return std::nullopt;
+}
+
+StatementRewriter& ClientSession::rewriter() {
+  if (!statements_) {
+    statements_ = std::make_unique<StatementRewriter>(
+        static_cast<std::size_t>(settings_->config.proxy.max_prepared_statements), id_);
+  }
+  return *statements_;
 }
 
 void ClientSession::detach(bool reuse) {
@@ -665,7 +672,11 @@ void ClientSession::detach(bool reuse) {
   pool_->release(std::move(server_),
                  reuse ? ServerPool::Return::kReuse : ServerPool::Return::kClose);
   server_.reset();
-  if (statements_) statements_->reset_conversation();
+  if (statements_) {
+    statements_->reset_conversation();
+    // A client that keeps no statement between transactions does not keep the rewriter.
+    if (statements_->holds_nothing()) statements_.reset();
+  }
   tx_.reset();
   if (state_ == ClientState::kActive) set_state(ClientState::kIdle);
 }

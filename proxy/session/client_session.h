@@ -68,8 +68,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
  private:
   awaitable<std::optional<EndStatus>> login();
-  awaitable<std::optional<EndStatus>> startup();
-  awaitable<std::optional<EndStatus>> authenticate();
+  awaitable<std::optional<EndStatus>> startup(protocol::StartupPacket& packet);
+  awaitable<std::optional<EndStatus>> authenticate(const protocol::StartupPacket& packet);
   // The conversation from login on (or from a parked wait: `readable`), to the end or to the
   // next park. nullopt from relay(): parked, nothing left to do until the client sends.
   awaitable<void> converse(bool readable);
@@ -118,7 +118,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   ByteBuffer cin_{0};
   std::string user_;
   std::string database_;
-  protocol::StartupPacket startup_;
   CancelRegistry::Key cancel_key_{};
   bool registered_ = false;
   ServerPool* pool_ = nullptr;
@@ -152,12 +151,15 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // Transaction mode, max_prepared_statements > 0: the client's named statements, rewritten
   // onto the server connection's shared ones.
-  // Made only then: an idle client that does not track them does not carry the rewriter.
+  // The rewriter is made on first use (a server connection, or an answer without one) and
+  // dropped at the end of a transaction when it keeps nothing: an idle client that has no
+  // statement carries none.
   bool track_prepared_ = false;
   std::unique_ptr<StatementRewriter> statements_;
-  std::string to_server_;  // a batch with rewritten messages
-  std::string to_client_;  // server output with swallowed or made-up messages
-  std::optional<EndStatus> ending_;
+  StatementRewriter& rewriter();
+  std::string to_server_;              // a batch with rewritten messages
+  std::string to_client_;              // server output with swallowed or made-up messages
+  std::unique_ptr<EndStatus> ending_;  // set once: how the session ends
   // Session state: effects seen since the last probe, the server's last answer, pinning.
   unsigned state_effects_ = 0;
   // What differs from direct (divergence_notice.h): due to be told, and told already.

@@ -46,6 +46,11 @@ class StatementRewriter {
 
   // A server connection was assigned or given back: nothing is outstanding on it.
   void reset_conversation();
+  // Nothing to remember between transactions: no named or unnamed statement, nothing pending.
+  bool holds_nothing() const {
+    return statements_.empty() && !unnamed_ && unnamed_dealloc_.empty() &&
+           portal_dealloc_.empty() && pending_.empty() && !server_skipping_;
+  }
 
   // The client's named statements (an answer without a server reads them; DISCARD ALL on the
   // client's own server connection forgets them).
