@@ -42,29 +42,28 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_b
   }
 }
 
-bool Stream::readable_now() {
-  error_code ec;
-  switch (transport_.index()) {
-    case 0:
-      return std::get<0>(transport_).available(ec) > 0 || ec;
-    case 1:
-      return std::get<1>(transport_).available(ec) > 0 || ec;
-    default:
-      return std::get<2>(transport_)->has_pending() ||
-             std::get<2>(transport_)->socket().available(ec) > 0 || ec;
+std::size_t Stream::read_now(asio::mutable_buffer buffer, error_code& ec) {
+  if (transport_.index() == 2) return std::get<2>(transport_)->read_now(buffer, ec);
+  ec = {};
+  int fd = descriptor();
+  if (fd < 0) {
+    ec = asio::error::bad_descriptor;
+    return 0;
   }
+  ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+  if (n > 0) return static_cast<std::size_t>(n);
+  if (n == 0) {
+    ec = asio::error::eof;
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    ec = asio::error::would_block;
+  } else {
+    ec = error_code(errno, boost::system::system_category());
+  }
+  return 0;
 }
 
-awaitable<std::tuple<error_code>> Stream::wait_read() {
-  switch (transport_.index()) {
-    case 0:
-      return std::get<0>(transport_).async_wait(tcp::socket::wait_read, use_nothrow);
-    case 1:
-      return std::get<1>(transport_)
-          .async_wait(asio::local::stream_protocol::socket::wait_read, use_nothrow);
-    default:
-      return std::get<2>(transport_)->socket().async_wait(tcp::socket::wait_read, use_nothrow);
-  }
+bool Stream::buffered() const {
+  return transport_.index() == 2 && std::get<2>(transport_)->has_pending();
 }
 
 awaitable<std::tuple<error_code, std::size_t>> Stream::write(asio::const_buffer buffer) {

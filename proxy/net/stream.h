@@ -26,16 +26,18 @@ class Stream {
   // Connects a plain TCP stream (the first one of `endpoints` that answers).
   awaitable<error_code> connect(const tcp::resolver::results_type& endpoints);
   awaitable<std::tuple<error_code, std::size_t>> read_some(asio::mutable_buffer buffer);
-  // Bytes (or EOF) are waiting to be read: in the socket, or on TLS in OpenSSL's buffers (which
-  // the socket no longer shows).
-  bool readable_now();
-  // Completes when the socket becomes readable, without a buffer: an idle client waits here
-  // holding none. Call only when !readable_now(): the reactor is edge-triggered, a wait queued
-  // while bytes already wait would sleep until more come. (Checked and queued on the shard's one
-  // thread, with no reactor run in between: no edge is lost.) Not a coroutine: no frame of its own.
-  awaitable<std::tuple<error_code>> wait_read();
-  // The same wait with a completion handler instead of a coroutine: a client parked between
-  // its messages holds this handler and no coroutine frame (ClientSession::park).
+  // Bytes wait inside the stream object itself (on TLS, decrypted or read ahead by OpenSSL),
+  // where no readiness of the socket will announce them. No system call.
+  bool buffered() const;
+  // One read without waiting, for a socket just reported readable (a parked wait completed):
+  // the bytes, EOF as asio::error::eof, or would_block (then read_some). No coroutine, no
+  // completion to post: the parked client's bytes are in the buffer when the relay starts.
+  std::size_t read_now(asio::mutable_buffer buffer, error_code& ec);
+  // Completes when the socket becomes readable, without a buffer: a parked client waits here
+  // holding none (ClientSession::park). Call only when !buffered(). Bytes that came before the
+  // wait are not missed: a wait for readiness is never tried speculatively by Asio's reactor,
+  // it re-arms the descriptor (EPOLL_CTL_MOD), and the kernel reports a descriptor that is
+  // already readable at once.
   template <class Handler>
   void async_wait_read(Handler&& handler) {
     switch (transport_.index()) {

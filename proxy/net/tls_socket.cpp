@@ -79,6 +79,28 @@ awaitable<error_code> TlsSocket::handshake(bool as_server) {
   }
 }
 
+std::size_t TlsSocket::read_now(asio::mutable_buffer buffer, error_code& ec) {
+  ec = {};
+  if (buffer.size() == 0) return 0;
+  if (!ssl_ || !socket_.is_open()) {
+    ec = asio::error::bad_descriptor;
+    return 0;
+  }
+  ERR_clear_error();
+  errno = 0;
+  std::size_t n = 0;
+  if (SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n) == 1) {
+    drained_ = n < buffer.size() && !has_pending();  // as in read_some
+    return n;
+  }
+  int err = SSL_get_error(ssl_, 0);
+  int saved = errno;
+  ec = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE
+           ? error_code(asio::error::would_block)
+           : tls_error(err, saved);
+  return 0;
+}
+
 awaitable<std::tuple<error_code, std::size_t>> TlsSocket::read_some(asio::mutable_buffer buffer) {
   if (buffer.size() == 0) co_return std::tuple{error_code{}, std::size_t{0}};
   // The last read emptied the socket: what comes next is an answer still on its way, so wait

@@ -42,6 +42,9 @@ class TlsSocket {
   awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer buffer);
   // OpenSSL holds bytes (decrypted or not) that the socket no longer shows.
   bool has_pending() const { return ssl_ && SSL_has_pending(ssl_) == 1; }
+  // One read without waiting (the socket was just reported readable): the bytes, or
+  // would_block when OpenSSL needs more from the socket than it has.
+  std::size_t read_now(asio::mutable_buffer buffer, error_code& ec);
 
  private:
   // Waits until the socket is ready for what the failed call's SSL error (WANT_READ or

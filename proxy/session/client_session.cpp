@@ -359,19 +359,24 @@ awaitable<std::optional<EndStatus>> ClientSession::relay(bool readable) {
         if (idle_timeout && !in_transaction()) arm_idle_timer();
         // Nothing buffered and nothing readable: park until the client sends (a client may
         // stay idle for hours; it then holds no coroutine frame and no read buffer).
-        if (may_park() && !client_->readable_now()) co_return std::nullopt;
+        if (may_park() && !client_->buffered()) co_return std::nullopt;
       }
-      readable = false;
       if (!ending_) {
         std::size_t room = 0;
         std::uint8_t* p = cin_.prepare(4096, room);
-        auto [ec, n] = co_await client_->read_some(asio::buffer(p, room));
+        error_code ec;
+        std::size_t n = 0;
+        // Woken by readiness: read at once (no speculative read posted, no suspension).
+        if (readable) n = client_->read_now(asio::buffer(p, room), ec);
+        if (!readable || ec == asio::error::would_block)
+          std::tie(ec, n) = co_await client_->read_some(asio::buffer(p, room));
         if (ec) end_with({EndReason::kClientClosed, {}, {}});
         if (!ending_) {
           cin_.commit(n);
           stats().client_bytes_received.fetch_add(n, std::memory_order_relaxed);
         }
       }
+      readable = false;
       if (idle_timeout) idle_timer_.cancel();
     }
     if (ending_) co_return *ending_;
