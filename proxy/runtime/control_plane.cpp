@@ -96,7 +96,9 @@ bool ControlPlane::start(std::string& error) {
   auto admin = std::make_unique<AdminServer>(admin_options_);
   AdminRouteOptions routes;
   routes.metrics_text = [this] {
-    exporter_.refresh(stats(), plane_.active().backend);
+    auto total = std::make_unique<Stats>();  // ~10 KB: every set added up
+    add_up_stats(*total);
+    exporter_.refresh(*total, plane_.active().backend);
     return metrics_.render_text();
   };
   routes.publish_lag = [this](const LagReading& r) {

@@ -175,6 +175,7 @@ void Shard::start() {
   maintenance_timer_ = std::make_unique<asio::steady_timer>(io_);
   asio::co_spawn(io_, maintenance(), asio::detached);
   thread_ = std::thread([this] {
+    use_own_stats();
     auto guard = asio::make_work_guard(io_);
     io_.run();
   });

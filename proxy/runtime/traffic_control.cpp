@@ -65,15 +65,15 @@ ClientWaits ShardTrafficControl::client_waits(Millis settle) {
 }
 
 int ShardTrafficControl::transactions_in_flight() {
-  return static_cast<int>(stats().servers_in_transaction.load(std::memory_order_relaxed));
+  return static_cast<int>(stats_total(&Stats::servers_in_transaction));
 }
 
 int ShardTrafficControl::held_clients() {
-  return static_cast<int>(stats().held_clients.load(std::memory_order_relaxed));
+  return static_cast<int>(stats_total(&Stats::held_clients));
 }
 
 int ShardTrafficControl::pinned_sessions() {
-  return static_cast<int>(stats().pinned_sessions.load(std::memory_order_relaxed));
+  return static_cast<int>(stats_total(&Stats::pinned_sessions));
 }
 
 std::vector<ClientInfo> ShardTrafficControl::blockers() {

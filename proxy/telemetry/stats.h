@@ -1,6 +1,8 @@
 // Counters and gauges of the data plane as plain atomics: the hot path only does relaxed
 // increments; proxy/telemetry/metrics.* and the admin API read them to export without touching the
-// session code. One process-wide instance, shared by all shards.
+// session code. One set per shard thread, so that no core increments a cache line another core
+// writes (a transaction moves about a dozen of them), and one set for every other thread; the
+// readers add them up.
 #pragma once
 
 #include <array>
@@ -31,7 +33,7 @@ enum class ServerState : std::uint8_t {
 inline constexpr std::size_t kServerStateCount = 3;
 std::string_view to_string(ServerState s);
 
-struct Stats {
+struct alignas(64) Stats {
   using Counter = std::atomic<std::uint64_t>;
   using Gauge = std::atomic<std::int64_t>;
 
@@ -67,6 +69,13 @@ struct Stats {
   void count_error(std::string_view sqlstate);
 };
 
+// The calling thread's set: its shard's (after use_own_stats()), or the shared one.
 Stats& stats();
+// The calling thread counts into a set of its own from now on (each shard's thread, at start).
+void use_own_stats();
+// Every set added up into `out` (all zero before).
+void add_up_stats(Stats& out);
+// One gauge, added up over every set.
+std::int64_t stats_total(Stats::Gauge Stats::*gauge);
 
 }  // namespace pgcutover::proxy

@@ -132,6 +132,13 @@ on_target=$(pgc_psql tgt -At -c "select count(*) from pgbench_history")
 [ "$on_target" = $((before + processed)) ] || fail "target has $on_target history rows, want $before + $processed"
 pass "every acknowledged transaction is on the target exactly once ($on_target history rows)"
 
+# ---- /metrics counts what the shards counted (each shard thread keeps its own counters) ----
+metrics=$(curl -sS -m 10 -H "Authorization: Bearer $PROXY_TEST_ADMIN_TOKEN" "$ADMIN/metrics") || fail "GET /metrics"
+counted=$(awk '/^pgcutover_transactions_total / {printf "%d", $2}' <<<"$metrics")
+[ "${counted:-0}" -ge "$processed" ] ||
+  fail "/metrics counts ${counted:-no} transactions, pgbench made $processed through the proxy"
+pass "/metrics: pgcutover_transactions_total $counted >= the $processed pgbench transactions"
+
 # ---- the next query runs on the new backend; the state survived a restart ----
 [ "$(proxy_psql "$dsn" -c "select inet_server_port()")" = "$TGT_PORT" ] || fail "query after the flip did not run on the target"
 grep -q '"target"' "$PROXY_DIR/state.json" || fail "state file does not name the target: $(cat "$PROXY_DIR/state.json")"
