@@ -75,13 +75,20 @@ json::array Cutover::rollback() {
               : "could not remove the fence on " + from_name() + " (" + u.error +
                     "): run `pgcutoverctl recover` once it answers");
   }
+  // The epochs known from here on: the status read above (a pause does not move an epoch) and
+  // what the flips back answer. Not read again: every fleet-wide read waits for the slowest
+  // proxy, and a dead one costs each read a whole admin timeout.
+  std::vector<uint64_t> epochs;
+  for (const auto& a : st) epochs.push_back(a.ok ? a.epoch : 0);
   if (!on_to.empty()) {
-    auto again = fleet.status();
     std::vector<std::string> bodies;
     for (size_t i : on_to)
       bodies.push_back(
-          json::serialize(json::object{{"backend", from_name()}, {"epoch", again[i].epoch}}));
+          json::serialize(json::object{{"backend", from_name()}, {"epoch", st[i].epoch}}));
     auto r = fleet.call(on_to, "POST", "/v1/flip", bodies, milliseconds(10000));
+    for (size_t k = 0; k < on_to.size() && k < r.size(); ++k)
+      if (r[k].reachable && on_to[k] < epochs.size())
+        epochs[on_to[k]] = std::max(epochs[on_to[k]], r[k].epoch);
     // The rollback's own pause is part of what the clients saw: the figures run to its end.
     for (const auto& x : r) figures.reopened(x);
     note(all_ok(r) ? "flipped back to " + from_name()
@@ -89,8 +96,7 @@ json::array Cutover::rollback() {
   }
   if (authority_recorded) {
     uint64_t epoch = 0;
-    for (const auto& a : fleet.status())
-      if (a.ok) epoch = std::max(epoch, a.epoch);
+    for (uint64_t e : epochs) epoch = std::max(epoch, e);
     std::string p = fleet.record_authority(from_name(), epoch);
     note(p.empty() ? "fleet authority back on " + from_name()
                    : "could not record the fleet authority: " + p);
