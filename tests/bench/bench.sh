@@ -3,7 +3,8 @@
 # PostgreSQL, in one run on one machine, so that the ratios carry over to another machine:
 #   - pgbench select-only, tpcb-like, -M extended, -M prepared, -C at 1, 32 and 256 clients
 #     (and from the 1-client runs: the latency each pooler adds per query);
-#   - RSS with 10,000 idle logged-in clients (proxy and PgBouncer);
+#   - RSS with 10,000 idle clients, plain and TLS, logged in only and after one query each
+#     (proxy and PgBouncer, each set on freshly started poolers);
 #   - full TLS handshakes per second (proxy and PgBouncer, same certificate);
 #   - `pgcutoverctl validate` throughput (MB/s per side);
 #   - the write pause of 20 flips under pgbench tpcb-like (p50/p99/max).
