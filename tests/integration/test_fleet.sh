@@ -222,8 +222,10 @@ pass "a proxy that missed the flip (control sessions cut, no reconnect due for 2
 
 # ---- a member SIGKILLed while paused: the run aborts as for an unreachable proxy ----
 rc=0
+revert_started=${EPOCHREALTIME/./}
 PGCUTOVER_TEST_HOOK_BEFORE_STEP="fence:kill -KILL ${PROXY_PIDS[3]}" \
   ctl revert --json --admin-timeout 2 "${ADMIN_OPTS[@]}" || rc=$?
+revert_s=$(pgc_seconds_since "$revert_started")
 [ $rc = 1 ] || fail "revert with a member killed while paused exited $rc, expected 1: $(cat "$PROXY_DIR/ctl.err")"
 python3 - "$PROXY_DIR/ctl.out" <<'PY' || fail "the revert's report: $(head -c 1500 "$PROXY_DIR/ctl.out")"
 import json, sys
@@ -238,7 +240,7 @@ pgc_wait_until 10 fleet_is $((N + 2)) running target || fail "after the aborted 
 ctl fleet --json
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); m=[x for x in d["members"] if x["name"]=="dyno-3"][0]; sys.exit(0 if not m["live"] else 1)' "$PROXY_DIR/ctl.out" ||
   fail "the SIGKILLed proxy is still listed live"
-pass "a member SIGKILLed while paused: the revert rolled back, the other $((N + 2)) run on the target, the dead one is listed as vanished"
+pass "a member SIGKILLed while paused: the revert rolled back in $revert_s s (admin timeout 2 s), the other $((N + 2)) run on the target, the dead one is listed as vanished"
 
 # Nothing the fleet did made a proxy log a bug (a shard asked before it ran, say).
 bugs=$(grep -l "event=bug_" "$PROXY_DIR"/p*.log || true)
