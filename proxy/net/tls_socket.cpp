@@ -79,10 +79,12 @@ awaitable<error_code> TlsSocket::handshake(bool as_server) {
   }
 }
 
-std::size_t TlsSocket::read_now(asio::mutable_buffer buffer, error_code& ec) {
+// One SSL_read_ex: the bytes, or the SSL error that stopped it (`want`: WANT_READ or
+// WANT_WRITE, `ec` empty) or the failure in `ec`. The one place that reads, for both paths.
+std::size_t TlsSocket::read_once(asio::mutable_buffer buffer, error_code& ec, int& want) {
   ec = {};
-  if (buffer.size() == 0) return 0;
-  if (!ssl_ || !socket_.is_open()) {
+  want = 0;
+  if (!socket_.is_open()) {
     ec = asio::error::bad_descriptor;
     return 0;
   }
@@ -90,15 +92,31 @@ std::size_t TlsSocket::read_now(asio::mutable_buffer buffer, error_code& ec) {
   errno = 0;
   std::size_t n = 0;
   if (SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n) == 1) {
-    drained_ = n < buffer.size() && !has_pending();  // as in read_some
+    // With read-ahead OpenSSL asked the socket for a whole buffer: a short answer and
+    // nothing left over means the socket had no more.
+    drained_ = n < buffer.size() && !has_pending();
     return n;
   }
   int err = SSL_get_error(ssl_, 0);
   int saved = errno;
-  ec = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE
-           ? error_code(asio::error::would_block)
-           : tls_error(err, saved);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+    want = err;
+  else
+    ec = tls_error(err, saved);
   return 0;
+}
+
+std::size_t TlsSocket::read_now(asio::mutable_buffer buffer, error_code& ec) {
+  ec = {};
+  if (buffer.size() == 0) return 0;
+  if (!ssl_) {
+    ec = asio::error::bad_descriptor;
+    return 0;
+  }
+  int want = 0;
+  std::size_t n = read_once(buffer, ec, want);
+  if (want != 0) ec = asio::error::would_block;
+  return n;
 }
 
 awaitable<std::tuple<error_code, std::size_t>> TlsSocket::read_some(asio::mutable_buffer buffer) {
@@ -113,21 +131,11 @@ awaitable<std::tuple<error_code, std::size_t>> TlsSocket::read_some(asio::mutabl
   }
   drained_ = false;
   for (;;) {
-    if (!socket_.is_open()) co_return std::tuple{error_code(asio::error::bad_descriptor), 0};
-    ERR_clear_error();
-    errno = 0;
-    std::size_t n = 0;
-    if (SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n) == 1) {
-      // With read-ahead OpenSSL asked the socket for a whole buffer: a short answer and
-      // nothing left over means the socket had no more.
-      drained_ = n < buffer.size() && !has_pending();
-      co_return std::tuple{error_code{}, n};
-    }
-    int err = SSL_get_error(ssl_, 0);
-    int saved = errno;
-    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
-      co_return std::tuple{tls_error(err, saved), std::size_t{0}};
-    if (error_code ec = co_await wait_for(err)) co_return std::tuple{ec, std::size_t{0}};
+    error_code ec;
+    int want = 0;
+    std::size_t n = read_once(buffer, ec, want);
+    if (want == 0) co_return std::tuple{ec, n};
+    if (error_code wait_ec = co_await wait_for(want)) co_return std::tuple{wait_ec, std::size_t{0}};
   }
 }
 

@@ -50,6 +50,7 @@ class TlsSocket {
   // Waits until the socket is ready for what the failed call's SSL error (WANT_READ or
   // WANT_WRITE) asks; an error when the wait failed or the socket was closed meanwhile.
   awaitable<error_code> wait_for(int ssl_error);
+  std::size_t read_once(asio::mutable_buffer buffer, error_code& ec, int& want);
 
   tcp::socket socket_;
   SSL* ssl_ = nullptr;
