@@ -119,7 +119,7 @@ bool ClientSession::may_park() const {
 void ClientSession::park() {
   parked_ = true;
   // Between transactions the read buffer goes too; inside one it stays (the answer is near)
-  // until detach() ends the transaction while parked.
+  // until the server reader reaches the transaction's end while this client is parked.
   if (!in_transaction()) cin_.release();
   // Allocated at its own size: Asio's default recycles the thread's last freed operation
   // block, a write's (~250 B), and 10,000 parked clients would each hold one.
