@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <optional>
 #include <regex>
 
 namespace pgcutover::control {
@@ -63,32 +64,36 @@ AdminResponse admin_request(const AdminEndpoint& proxy, const std::string& metho
   // https: the proxy's certificate is verified against ca_file (or the system's trust store)
   // and must name the host of admin_url, as curl and libpq's verify-full do. No way to skip it:
   // the token travels in this connection.
-  ssl::context ctx(ssl::context::tls_client);
+  // Made only for https: an OpenSSL context costs about a millisecond, and the pause and flip
+  // calls run while every held client waits.
+  std::optional<ssl::context> ctx;
   if (tls) {
-    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
-    ctx.set_verify_mode(ssl::verify_peer);
+    ctx.emplace(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    ctx->set_verify_mode(ssl::verify_peer);
     beast::error_code ec;
     if (!proxy.ca_file.empty()) {
-      ctx.load_verify_file(proxy.ca_file, ec);
+      ctx->load_verify_file(proxy.ca_file, ec);
       if (ec) {
         out.error = "cannot read ca_file " + proxy.ca_file + ": " + ec.message();
         return out;
       }
     } else {
-      ctx.set_default_verify_paths(ec);
+      ctx->set_default_verify_paths(ec);
     }
   }
 
+  beast::error_code not_ip;
+  asio::ip::make_address(host, not_ip);
+  const bool numeric_host = !not_ip;
   asio::io_context ioc;
   tcp::resolver resolver(ioc);
   beast::tcp_stream plain(ioc);
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
   if (tls) {
-    secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, ctx);
+    secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *ctx);
     SSL* s = secure->native_handle();
-    beast::error_code not_ip;
-    asio::ip::make_address(host, not_ip);
-    if (!not_ip) {
+    if (numeric_host) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s), host.c_str());
     } else {
       SSL_set_tlsext_host_name(s, host.c_str());
@@ -114,7 +119,7 @@ AdminResponse admin_request(const AdminEndpoint& proxy, const std::string& metho
   // One deadline for the whole exchange: every async step re-arms the stream's timer with
   // what is left of it.
   const auto deadline = Clock::now() + timeout;
-  resolver.async_resolve(host, port, [&](beast::error_code ec, tcp::resolver::results_type rs) {
+  auto on_resolved = [&](beast::error_code ec, tcp::resolver::results_type rs) {
     if (ec) {
       failure = "resolve " + host + ": " + ec.message();
       return;
@@ -142,7 +147,17 @@ AdminResponse admin_request(const AdminEndpoint& proxy, const std::string& metho
         exchange(*secure, req, buffer, res, failure, deadline);
       });
     });
-  });
+  };
+  if (numeric_host) {
+    // An address needs no lookup: resolved here, without the thread Asio starts for an
+    // asynchronous lookup.
+    beast::error_code ec;
+    auto rs = resolver.resolve(host, port,
+                               tcp::resolver::numeric_host | tcp::resolver::numeric_service, ec);
+    on_resolved(ec, rs);
+  } else {
+    resolver.async_resolve(host, port, on_resolved);
+  }
   ioc.run_for(timeout + std::chrono::milliseconds(100));
   if (!ioc.stopped()) {
     // The resolver has no timer of its own; give up on it here.

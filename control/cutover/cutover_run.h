@@ -90,6 +90,7 @@ struct Cutover {
   // the gate reopens: TLS and SCRAM, hundreds of ms for a dozen at once). The fence itself is
   // lifted right after the source's, long before any gate opens on the destination.
   bool to_fenced = false;
+  bool to_unfenced = false;  // the fence step lifted that fence
 
   Cutover(CommandContext& c, Direction d)
       : ctx(c),
@@ -179,7 +180,8 @@ struct Cutover {
   bool step(FlipStep s, F&& body) {
     test_hook_before(s);
     auto tj = Clock::now();
-    if (!dry_run && !log({{"event", "start"}, {"step", step_name(s)}})) return false;
+    if (!dry_run && !log({{"event", "start"}, {"step", step_name(s)}}, start_needs_sync(s)))
+      return false;
     auto t0 = Clock::now();
     json::object data;
     bool ok = body(data);

@@ -88,4 +88,9 @@ std::vector<FlipStep> steps_to_undo(const JournalSummary& s) {
   return undo;
 }
 
+bool start_needs_sync(FlipStep s) {
+  // Kept in step with steps_to_undo and steps_to_finish: neither lists these two.
+  return s != FlipStep::kCatchUp && s != FlipStep::kSequences;
+}
+
 }  // namespace pgcutover::control

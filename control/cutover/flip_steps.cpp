@@ -159,6 +159,7 @@ bool Cutover::fence_step(json::object& d) {
     // Nothing writes to the side being left any more: the destination's fence can go now
     // (the sequences step lifts it otherwise).
     FenceResult u = unfence(to_admin(), roles_for(to()));
+    to_unfenced = u.ok;
     if (u.ok) d["destination_unfenced"] = true;
   }
   d["summary"] = std::to_string(roles.size()) + " role(s) read-only on " + from_name() + ", " +
@@ -184,8 +185,9 @@ std::string Cutover::side_lost(const std::string& error) {
 }
 
 bool Cutover::sequences(json::object& d) {
-  // The destination may still carry a fence from an earlier revert.
-  unfence(to_admin(), roles_for(to()));
+  // The destination may still carry a fence from an earlier revert, which the fence step lifts;
+  // asked again only when that failed (each round trip here holds the writes).
+  if (to_fenced && !to_unfenced && !dry_run) to_unfenced = unfence(to_admin(), roles_for(to())).ok;
   SequenceSync s = sync_sequences(from(), to(), sequence_margin, dry_run);
   if (!s.ok) {
     failure = s.error;
@@ -225,7 +227,8 @@ bool Cutover::replication(json::object& d) {
   auto t0 = Clock::now();
   if (!set_link_enabled(subscriber_of(cur), cur, false, failure)) return false;
   auto t1 = Clock::now();
-  if (!prepare_link(publisher_of(next), next, publisher_of(cur), cur, failure)) return false;
+  // The publications were made in step 1: only the slot is left to make here.
+  if (!create_slot(publisher_of(next), next, failure)) return false;
   d["reverse"] = true;
   d["disable_ms"] = ms_between(t0, t1);
   d["slot_ms"] = ms_between(t1, Clock::now());

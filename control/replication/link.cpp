@@ -115,15 +115,28 @@ bool create_publications(PgConn& publisher, const LinkNames& link, PgConn& peer,
 bool prepare_link(PgConn& publisher, const LinkNames& link, PgConn& peer,
                   const LinkNames& peer_link, std::string& error) {
   if (!create_publications(publisher, link, peer, peer_link, error)) return false;
-  if (!slot_exists(publisher, link.slot)) {
-    // Waits for transactions in progress on the publisher. The publications exist first: a
-    // walsender decoding from a point before its publication was created fails.
-    PgResult r =
-        publisher.exec("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {link.slot});
-    if (!r) {
-      error = "creating slot " + link.slot + ": " + r.error().message;
-      return false;
-    }
+  return create_slot(publisher, link, error);
+}
+
+bool create_slot(PgConn& publisher, const LinkNames& link, std::string& error) {
+  // One round trip (the flip makes the slot while every proxy holds its writes): the slot is
+  // created only when missing and only after a publication of the link exists, since a
+  // walsender decoding from a point before its publication was created fails. Waits for the
+  // transactions in progress on the publisher.
+  PgResult r = publisher.exec(
+      "SELECT CASE WHEN s.present THEN 'present' WHEN NOT p.present THEN 'no publication' "
+      "ELSE (SELECT 'created' FROM pg_create_logical_replication_slot($1, 'pgoutput')) END "
+      "FROM (SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1) AS present) s, "
+      "(SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname IN ($2, $3)) AS present) p",
+      {link.slot, link.publication, link.insert_only_publication});
+  if (!r) {
+    error = "creating slot " + link.slot + ": " + r.error().message;
+    return false;
+  }
+  if (r.get(0, 0) == "no publication") {
+    error = "creating slot " + link.slot + ": no publication " + link.publication + " or " +
+            link.insert_only_publication + " on the publisher";
+    return false;
   }
   return true;
 }
@@ -150,9 +163,11 @@ bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publi
 }
 
 bool set_link_enabled(PgConn& subscriber, const LinkNames& link, bool enabled, std::string& error) {
-  if (!link_exists(subscriber, link)) return true;
+  // Tried directly, one round trip (the flip disables while writes are held): a subscription
+  // that does not exist (undefined_object) has nothing to enable or disable.
   PgResult r = subscriber.exec_script("ALTER SUBSCRIPTION " + quote_ident(link.subscription) +
                                       (enabled ? " ENABLE" : " DISABLE"));
+  if (!r && r.error().sqlstate == "42704") return true;
   if (!r) {
     error = "ALTER SUBSCRIPTION " + link.subscription + (enabled ? " ENABLE: " : " DISABLE: ") +
             r.error().message;

@@ -37,6 +37,9 @@ bool create_publications(PgConn& publisher, const LinkNames& link, PgConn& peer,
 // on, every change on `publisher` is kept for the subscription made later. Idempotent.
 bool prepare_link(PgConn& publisher, const LinkNames& link, PgConn& peer,
                   const LinkNames& peer_link, std::string& error);
+// The slot of `link` on `publisher` when it is missing, once a publication of the link exists
+// there (create_publications). One round trip. Idempotent.
+bool create_slot(PgConn& publisher, const LinkNames& link, std::string& error);
 // prepare_link, then the subscription on `subscriber` connecting with `publisher_conninfo`,
 // attached to the slot, copy_data = false. Idempotent.
 bool create_link(PgConn& publisher, PgConn& subscriber, const std::string& publisher_conninfo,

@@ -114,6 +114,33 @@ TEST(control_flip, RollbackUndoesStartedStepsNewestFirst) {
   EXPECT_TRUE(steps_to_undo(run_until(FlipStep::kPreconditions, std::nullopt)).empty());
 }
 
+// A step whose start is written without fsync may be lost in a crash: the journal then ends
+// at the last synced start (with the step before it done), and the recovery must be the same
+// as from the lost start itself: same action, same undo list.
+TEST(control_flip, AStartLeftUnsyncedRecoversLikeTheStepBefore) {
+  std::optional<FlipStep> synced, done_before_synced, previous;
+  int unsynced = 0;
+  for (FlipStep s : kAllSteps) {
+    if (start_needs_sync(s)) {
+      synced = s;
+      done_before_synced = previous;
+    } else {
+      ++unsynced;
+      ASSERT_TRUE(synced.has_value()) << step_name(s);
+      JournalSummary lost = run_until(synced, done_before_synced);
+      JournalSummary kept = run_until(s, previous);
+      EXPECT_EQ(decide_recovery(lost), decide_recovery(kept)) << step_name(s);
+      EXPECT_EQ(steps_to_undo(lost), steps_to_undo(kept)) << step_name(s);
+      EXPECT_EQ(steps_to_finish(lost), steps_to_finish(kept)) << step_name(s);
+    }
+    previous = s;
+  }
+  EXPECT_EQ(unsynced, 2);  // catch-up and sequences
+  EXPECT_TRUE(start_needs_sync(FlipStep::kFence));
+  EXPECT_TRUE(start_needs_sync(FlipStep::kReplication));
+  EXPECT_TRUE(start_needs_sync(FlipStep::kFlip));
+}
+
 // summarize() follows the last run only and reads its direction.
 TEST(control_flip, SummaryFollowsTheLastRun) {
   auto recs = parse_journal(
