@@ -126,7 +126,8 @@ bool create_slot(PgConn& publisher, const LinkNames& link, std::string& error) {
   PgResult r = publisher.exec(
       "SELECT CASE WHEN s.present THEN 'present' WHEN NOT p.present THEN 'no publication' "
       "ELSE (SELECT 'created' FROM pg_create_logical_replication_slot($1, 'pgoutput')) END "
-      "FROM (SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1) AS present) s, "
+      "FROM (SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1) AS present) "
+      "s, "
       "(SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname IN ($2, $3)) AS present) p",
       {link.slot, link.publication, link.insert_only_publication});
   if (!r) {
