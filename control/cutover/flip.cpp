@@ -220,7 +220,7 @@ int run_recover(CommandContext& ctx) {
   c.reverse_possible = src.reverse.value_or(false);
   auto started = [&](FlipStep s) { return js.last_started && *js.last_started >= s; };
   c.paused = started(FlipStep::kPause);
-  c.fenced = started(FlipStep::kFence);
+  c.fenced = started(FlipStep::kPause);  // the fence's start is not fsync'd (flip_plan.h)
   c.swapped = started(FlipStep::kReplication) && c.reverse_possible;
   std::string what = std::string("recovering run ") + js.run_id + " (" +
                      direction_name(js.direction) + ") from " + src.where + ", stopped after " +

@@ -82,15 +82,21 @@ std::vector<FlipStep> steps_to_undo(const JournalSummary& s) {
   if (s.last_done && *s.last_done > last) last = *s.last_done;
   std::vector<FlipStep> undo;
   // Newest first; catch-up and sequences change nothing that must be undone (the destination
-  // is not serving; a sequence moved forward is harmless).
-  for (FlipStep st : {FlipStep::kReplication, FlipStep::kFence, FlipStep::kPause})
-    if (st <= last) undo.push_back(st);
+  // is not serving; a sequence moved forward is harmless). The fence is undone once the pause
+  // started: lifting a fence that never came is harmless (the roles of a serving side are
+  // writable), and the fence's start then needs no fsync of its own inside the pause.
+  if (last >= FlipStep::kReplication) undo.push_back(FlipStep::kReplication);
+  if (last >= FlipStep::kPause) {
+    undo.push_back(FlipStep::kFence);
+    undo.push_back(FlipStep::kPause);
+  }
   return undo;
 }
 
 bool start_needs_sync(FlipStep s) {
-  // Kept in step with steps_to_undo and steps_to_finish: neither lists these two.
-  return s != FlipStep::kCatchUp && s != FlipStep::kSequences;
+  // Kept in step with steps_to_undo and steps_to_finish: the fence is undone from the pause's
+  // start on, and neither lists catch-up or sequences.
+  return s != FlipStep::kFence && s != FlipStep::kCatchUp && s != FlipStep::kSequences;
 }
 
 }  // namespace pgcutover::control

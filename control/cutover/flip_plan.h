@@ -72,10 +72,10 @@ RecoveryAction decide_recovery(const JournalSummary& s);
 std::vector<FlipStep> steps_to_finish(const JournalSummary& s);
 std::vector<FlipStep> steps_to_undo(const JournalSummary& s);
 
-// Whether a step's "start" record must be on disk before the step runs. Not for the steps that
-// leave nothing to undo or finish (catch-up, sequences): a crash in one of them recovers as
-// one in the step before, and the next step's record carries theirs to disk. Each fsync inside
-// the pause is time every held client waits.
+// Whether a step's "start" record must be on disk before the step runs. Not for the steps whose
+// recovery is the same as the step before's (the fence, undone from the pause's start on;
+// catch-up and sequences, which leave nothing to undo or finish): the next synced record
+// carries theirs to disk. Each fsync inside the pause is time every held client waits.
 bool start_needs_sync(FlipStep s);
 
 }  // namespace pgcutover::control

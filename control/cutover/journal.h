@@ -2,7 +2,8 @@
 // goes on, so a controller that dies anywhere leaves a record of how far it got, and
 // `pgcutoverctl recover` can finish or roll back (flip_plan.h decides which). A step's "done"
 // is written without its own fsync: recovery goes by the steps started, and the next record's
-// fsync carries it (each fsync inside the write pause is time every held client waits).
+// fsync carries it; so is the "start" of a step whose recovery is the step before's
+// (start_needs_sync). Each fsync inside the write pause is time every held client waits.
 //
 //   {"run":"1718000000-4242","event":"begin","direction":"forward","t":..., "data":{...}}
 //   {"run":"...","event":"start","step":"fence","t":...}

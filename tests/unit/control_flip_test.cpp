@@ -105,9 +105,13 @@ TEST(control_flip, RecoveryRollsBackBeforeTheFlipAndFinishesFromIt) {
             (std::vector<FlipStep>{FlipStep::kFlip, FlipStep::kResume, FlipStep::kSubscribe}));
 }
 
-// The undo list holds exactly the started steps that changed something, newest first.
+// The undo list holds the started steps that changed something, newest first, and the fence
+// from the pause's start on.
 TEST(control_flip, RollbackUndoesStartedStepsNewestFirst) {
   EXPECT_EQ(steps_to_undo(run_until(FlipStep::kFence, FlipStep::kPause)),
+            (std::vector<FlipStep>{FlipStep::kFence, FlipStep::kPause}));
+  // The fence's own start is not fsync'd: a pause started may have fenced.
+  EXPECT_EQ(steps_to_undo(run_until(FlipStep::kPause, FlipStep::kPreconditions)),
             (std::vector<FlipStep>{FlipStep::kFence, FlipStep::kPause}));
   EXPECT_EQ(steps_to_undo(run_until(FlipStep::kReplication, FlipStep::kSequences)),
             (std::vector<FlipStep>{FlipStep::kReplication, FlipStep::kFence, FlipStep::kPause}));
@@ -135,8 +139,8 @@ TEST(control_flip, AStartLeftUnsyncedRecoversLikeTheStepBefore) {
     }
     previous = s;
   }
-  EXPECT_EQ(unsynced, 2);  // catch-up and sequences
-  EXPECT_TRUE(start_needs_sync(FlipStep::kFence));
+  EXPECT_EQ(unsynced, 3);  // fence, catch-up and sequences
+  EXPECT_TRUE(start_needs_sync(FlipStep::kPause));
   EXPECT_TRUE(start_needs_sync(FlipStep::kReplication));
   EXPECT_TRUE(start_needs_sync(FlipStep::kFlip));
 }
