@@ -259,7 +259,7 @@ ScramStep ScramClient::handle_server_first(std::string_view server_first) {
   if (*iterations > max_iterations_) return fail("SCRAM iteration count over the limit");
   if (!skip_extensions(r)) return fail("malformed SCRAM server-first-message");
 
-  ScramKeys k = derive_scram_keys(password_, *salt, *iterations);
+  ScramKeys k = cached_scram_keys(password_, *salt, *iterations);
   // "c=biws" is base64("n,,"): no channel binding, which is what we sent.
   const std::string without_proof = "c=biws,r=" + std::string(*nonce);
   const std::string am = auth_message(client_first_bare_, server_first, without_proof);

@@ -9,6 +9,7 @@
 
 #include "protocol/auth.h"
 #include "protocol/base64.h"
+#include "protocol/scram_internal.h"
 
 namespace pgcutover::protocol {
 namespace {
@@ -115,6 +116,35 @@ TEST(AuthScram, ClientMatchesRfc7677VectorWithEmptyUserName) {
   // And it accepts the server signature computed the same way.
   const std::string server_sig = hmac(hmac(salted_s, "Server Key"), auth_message);
   EXPECT_TRUE(client.handle_server_final("v=" + base64_encode(server_sig)).ok);
+}
+
+// A pool's second connection as the same role takes its keys from the cache: the same proof as
+// a fresh derivation, and the server still authenticates it; another salt, count or password is
+// another entry; the cache stays bounded.
+TEST(AuthScram, ClientKeysComeFromTheCacheUnchanged) {
+  const std::string salt = *base64_decode(kRfcSaltB64);
+  for (int round = 0; round < 2; ++round) {
+    const ScramKeys fresh = derive_scram_keys(kRfcPassword, salt, 4096);
+    const ScramKeys cached = cached_scram_keys(kRfcPassword, salt, 4096);
+    EXPECT_EQ(cached.client_key, fresh.client_key) << round;
+    EXPECT_EQ(cached.stored_key, fresh.stored_key) << round;
+    EXPECT_EQ(cached.server_key, fresh.server_key) << round;
+    const Outcome o = run_exchange(kRfcPassword, rfc_verifier());
+    EXPECT_TRUE(o.server_ok) << round << ": " << o.server_error;
+    EXPECT_TRUE(o.client_ok) << round;
+    // Same salt and count, another password: not the cached keys.
+    EXPECT_FALSE(run_exchange("pencil ", rfc_verifier()).server_ok) << round;
+  }
+  const ScramKeys other_count = cached_scram_keys(kRfcPassword, salt, 4097);
+  const ScramKeys other_password = cached_scram_keys("pencil2", salt, 4096);
+  const ScramKeys other_salt = cached_scram_keys(kRfcPassword, salt + "x", 4096);
+  const ScramKeys rfc = cached_scram_keys(kRfcPassword, salt, 4096);
+  EXPECT_NE(other_count.client_key, rfc.client_key);
+  EXPECT_NE(other_password.client_key, rfc.client_key);
+  EXPECT_NE(other_salt.client_key, rfc.client_key);
+  EXPECT_EQ(other_salt.client_key, derive_scram_keys(kRfcPassword, salt + "x", 4096).client_key);
+  for (int i = 0; i < 40; ++i) cached_scram_keys("p", "salt" + std::to_string(i), 1);
+  EXPECT_EQ(scram_key_cache_entries(), 32u);
 }
 
 // The RFC's StoredKey/ServerKey for "pencil" agree with an independent derivation.
