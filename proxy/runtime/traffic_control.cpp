@@ -156,9 +156,9 @@ bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout, bo
   if (!endpoint) return false;
   auto shards = plane_.shards();
   if (shards.empty()) return false;
-  // Each shard opens, in parallel, as many connections (TCP, TLS, authentication) as its pools
-  // have open now (at least one in all, which proves the backend takes our credentials and
-  // certificate before any client is held for it) and keeps them in its warm pool; retarget()
+  // Each shard opens, beside the other shards, as many connections (TCP, TLS, authentication)
+  // as its pools have open now (at least one in all, which proves the backend takes our credentials
+  // and certificate before any client is held for it) and keeps them in its warm pool; retarget()
   // hands them to the pools. Bounded by the pools' sizes; closed after prewarm_ttl.
   struct Round {
     std::mutex mu;
@@ -182,11 +182,12 @@ bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout, bo
       if (want == 0 && shard->index() == 0) want = 1;
       struct ShardRound {
         std::vector<std::unique_ptr<ServerConnection>> conns;
-        std::size_t left = 0;
+        std::size_t to_start = 0;  // connections no opener has begun yet
+        std::size_t left = 0;      // connections not finished yet
         int failed = 0;
       };
       auto mine = std::make_shared<ShardRound>();
-      mine->left = want;
+      mine->to_start = mine->left = want;
       auto shard_done = [shard, round, mine, backend, ttl] {
         std::lock_guard lock(round->mu);
         round->opened += static_cast<int>(mine->conns.size());
@@ -198,24 +199,32 @@ bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout, bo
         shard_done();
         return;
       }
-      for (std::size_t i = 0; i < want; ++i) {
+      // A few connections after one another rather than all at once: each costs the server a
+      // backend process (fork, TLS, authentication), and eight at once took both cores from the
+      // application's statements for ~20 ms just before the pause. Up to 8 per opener, so that
+      // a large pool to a distant server still warms within the timeout.
+      const std::size_t openers = (want + 7) / 8;
+      for (std::size_t i = 0; i < openers; ++i)
         asio::co_spawn(
             shard->io(),
             [endpoint, settings, connect_timeout, mine, shard_done, extra]() -> awaitable<void> {
-              ConnectResult r = co_await connect_server(endpoint, 0, connect_timeout,
-                                                        settings->server_limits, extra);
-              if (r.conn) {
-                mine->conns.push_back(std::move(r.conn));
-              } else {
-                ++mine->failed;
-                log::warn("prewarm_failed", {{"backend", endpoint->backend.name},
-                                             {"sqlstate", r.error.sqlstate},
-                                             {"error", r.error.message}});
+              while (mine->to_start > 0) {
+                --mine->to_start;
+                ConnectResult r = co_await connect_server(endpoint, 0, connect_timeout,
+                                                          settings->server_limits, extra);
+                if (r.conn) {
+                  mine->conns.push_back(std::move(r.conn));
+                } else {
+                  ++mine->failed;
+                  log::warn("prewarm_failed", {{"backend", endpoint->backend.name},
+                                               {"sqlstate", r.error.sqlstate},
+                                               {"error", r.error.message}});
+                }
+                // Counted when it ends, so the last opener to finish reports the shard.
+                if (--mine->left == 0) shard_done();
               }
-              if (--mine->left == 0) shard_done();
             },
             asio::detached);
-      }
     });
   }
   if (answer.wait_for(timeout + std::chrono::milliseconds(500)) != std::future_status::ready)
