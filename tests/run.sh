@@ -16,8 +16,10 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-# Debian's tools first, for the builds and every test (tests/lib/pgcluster.sh says why).
-case ":$PATH:" in :/usr/bin:*) ;; *) export PATH=/usr/bin:$PATH ;; esac
+# PostgreSQL's and Debian's tools first, for the builds and every test (tests/lib/pgcluster.sh
+# says why).
+pg_bin=${PGCUTOVER_PG_BIN:-/usr/lib/postgresql/15/bin}
+case ":$PATH:" in :$pg_bin:/usr/bin:*) ;; *) export PATH=$pg_bin:/usr/bin:$PATH ;; esac
 cd "$top"
 build_dir=${PGCUTOVER_BUILD_DIR:-$top/build}
 export PGCUTOVER_BUILD_DIR=$build_dir

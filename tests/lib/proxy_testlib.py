@@ -14,9 +14,11 @@ TOP = os.environ.get("PGCUTOVER_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "../.."))
 PROXY_BIN = os.environ.get("PGCUTOVER_PROXY_BIN") or os.path.join(TOP, "build/proxy/pgcutover-proxy")
 PGCLUSTER = os.path.join(TOP, "tests/lib/pgcluster.sh")
-# Debian's python3 and tools first for every child (tests/lib/pgcluster.sh says why).
-if not os.environ.get("PATH", "").startswith("/usr/bin:"):
-    os.environ["PATH"] = "/usr/bin:" + os.environ.get("PATH", "")
+# PostgreSQL's tools, then Debian's python3 and tools, first for every child
+# (tests/lib/pgcluster.sh says why).
+_PG_BIN = os.environ.get("PGCUTOVER_PG_BIN", "/usr/lib/postgresql/15/bin")
+if not os.environ.get("PATH", "").startswith(_PG_BIN + ":/usr/bin:"):
+    os.environ["PATH"] = _PG_BIN + ":/usr/bin:" + os.environ.get("PATH", "")
 
 
 def fail(msg):
