@@ -567,8 +567,10 @@ Check check_target_schema(PgConn& target) {
 Check check_way_back(PgConn& source, PgConn& target, const std::string& method) {
   Check c{"way_back", CheckStatus::kPass, "", "", {}};
   c.data["method"] = method;
-  bool logical_captured = false;
-  if (method == "logical") {
+  const ReplicationMethod* m = method.empty() ? nullptr : find_method(method);
+  const WayBackKinds kinds = m ? m->way_back_kinds() : WayBackKinds{};
+  bool logical_captured = false;  // a capture because the source's role cannot subscribe
+  if (kinds.reverse_subscription) {
     bool can = target_can_subscribe(source);  // the same test, on the source's role
     c.data["reverse_subscription"] = can;
     if (can) {
@@ -578,9 +580,9 @@ Check check_way_back(PgConn& source, PgConn& target, const std::string& method) 
       return c;
     }
     // Otherwise the flip gives the target the trigger method's capture: judged below.
-    logical_captured = true;
+    logical_captured = kinds.target_capture;
   }
-  if (method == "trigger" || logical_captured) {
+  if (kinds.target_capture) {
     PgError e;
     auto tables = list_user_tables(target, false, e);
     if (!tables) return query_failed(c.id, "target", e);

@@ -74,6 +74,9 @@ class LogicalMethod final : public ReplicationMethod {
   MethodNeeds needs() const override {
     return {.logical_decoding = true, .target_subscription = true};
   }
+  WayBackKinds way_back_kinds() const override {
+    return {.reverse_subscription = true, .target_capture = true};
+  }
   int start(CommandContext& ctx) const override { return logical_start(ctx); }
   int status(CommandContext& ctx) const override { return logical_status(ctx); }
   int stop(CommandContext& ctx) const override { return logical_stop(ctx); }

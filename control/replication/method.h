@@ -34,6 +34,14 @@ struct MethodNeeds {
   bool continuous = true;        // the target follows the source until the cutover
 };
 
+// How a revert after the flip can bring the destination's writes back, as the preflight judges
+// it before anything runs: by subscribing the side left behind to the destination (when its
+// role can), and otherwise by a trigger capture on the destination (table ownership only).
+struct WayBackKinds {
+  bool reverse_subscription = false;
+  bool target_capture = false;
+};
+
 // What a method reads before the pause so as to spend less inside it (the trigger method: both
 // sides' captured tables). One per run, owned by the run, filled by the method as it likes.
 struct FlipMemo {
@@ -72,6 +80,8 @@ class ReplicationMethod {
 
   virtual std::string_view name() const = 0;
   virtual MethodNeeds needs() const = 0;
+  // None by default: a revert after the first write on the destination loses writes.
+  virtual WayBackKinds way_back_kinds() const { return {}; }
 
   // `replicate start | status | stop`, exit code as the command's.
   virtual int start(CommandContext& ctx) const = 0;

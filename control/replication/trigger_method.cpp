@@ -51,6 +51,7 @@ class TriggerMethod final : public ReplicationMethod {
   std::string_view name() const override { return "trigger"; }
   // The log is keyed by primary key; installing triggers needs ownership, nothing more.
   MethodNeeds needs() const override { return {.primary_keys = true, .table_ownership = true}; }
+  WayBackKinds way_back_kinds() const override { return {.target_capture = true}; }
   int start(CommandContext& ctx) const override { return trigger_start(ctx); }
   int status(CommandContext& ctx) const override { return trigger_status(ctx); }
   int stop(CommandContext& ctx) const override { return trigger_stop(ctx); }

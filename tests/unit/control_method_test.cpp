@@ -46,6 +46,18 @@ TEST(control_method, NeedsMatchWhatEachMethodAsksOfTheDatabases) {
   EXPECT_FALSE(dump_method().needs().logical_decoding);
 }
 
+// The way back the preflight promises is the one the flip builds: a capture on the target for
+// exactly the methods whose revert runs over the trigger method's capture, a reverse
+// subscription for the logical method only, nothing for the others.
+TEST(control_method, WayBackThePreflightPromisesIsTheOneTheFlipBuilds) {
+  for (const ReplicationMethod* m :
+       {&logical_method(), &trigger_method(), &external_method(), &dump_method()}) {
+    const WayBackKinds k = m->way_back_kinds();
+    EXPECT_EQ(k.target_capture, &m->way_back_method() == &trigger_method()) << m->name();
+    EXPECT_EQ(k.reverse_subscription, m == &logical_method()) << m->name();
+  }
+}
+
 TEST(control_method, OnlyReplicatingMethodsProveCatchUp) {
   EXPECT_TRUE(logical_method().proves_catch_up());
   EXPECT_TRUE(external_method().proves_catch_up());
