@@ -83,10 +83,11 @@ if [ $# -eq 0 ]; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
     export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
   fi
-  # -O1 -g1 (line tables only): half the compile time of -O2 -g on a cold cache, same findings
-  # (the sanitizers' own recommendation is -O1), file:line in every report.
+  # -O0 -g1 (line tables only): the same findings, file:line in every report, and the cheapest
+  # cold build. Measured with ccache off (2026-12-07): -O1 389 s, -O0 234 s to build; the
+  # sanitizer suite ran 122-126 s at -O1, 139 s at -O0.
   cmake -S "$top" -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_SANITIZE=ON \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" "${launcher[@]}" >/dev/null
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -g1 -DNDEBUG" "${launcher[@]}" >/dev/null
   cmake --build "$asan_dir" -j "$jobs" --target unit_tests integration_tests pgcutover-proxy pgcutoverctl
   end_stage "sanitizer build"
   # Leaks are reported by LeakSanitizer at exit; a leak is a failure like any other.
