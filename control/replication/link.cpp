@@ -123,12 +123,13 @@ bool create_slot(PgConn& publisher, const LinkNames& link, std::string& error) {
   // created only when missing and only after a publication of the link exists, since a
   // walsender decoding from a point before its publication was created fails. Waits for the
   // transactions in progress on the publisher.
+  // CASE evaluates a branch's sub-select only when it reaches it: the slot is made last.
   PgResult r = publisher.exec(
-      "SELECT CASE WHEN s.present THEN 'present' WHEN NOT p.present THEN 'no publication' "
-      "ELSE (SELECT 'created' FROM pg_create_logical_replication_slot($1, 'pgoutput')) END "
-      "FROM (SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1) AS present) "
-      "s, "
-      "(SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname IN ($2, $3)) AS present) p",
+      "SELECT CASE "
+      "WHEN EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1) THEN 'present' "
+      "WHEN NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname IN ($2, $3)) "
+      "THEN 'no publication' "
+      "ELSE (SELECT 'created' FROM pg_create_logical_replication_slot($1, 'pgoutput')) END",
       {link.slot, link.publication, link.insert_only_publication});
   if (!r) {
     error = "creating slot " + link.slot + ": " + r.error().message;
