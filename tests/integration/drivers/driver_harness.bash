@@ -102,10 +102,24 @@ drivers_run() {
     elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
     drivers_check_totals "$label, $mode mode" "$rounds"
     if [ "$mode" = transaction ]; then
-      # The driver's statements really were prepared server-side, under the proxy's names.
+      # Named statements really are prepared server-side, under the proxy's names: one prepared
+      # and the catalog read in one transaction, which pins the server connection. (Read from a
+      # later connection instead, the answer depended on which pooled server connection it
+      # got: the workload's DEALLOCATE ALL after a ROLLBACK empties the one it runs on.)
       local shared
-      shared=$(PGPASSWORD=$PROXY_USER_PASSWORD proxy_psql "$(proxy_dsn disable)" \
-        -c "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgc\_%'")
+      shared=$(/usr/bin/python3 - <<'PY'
+import os
+import psycopg
+conn = psycopg.connect(host=os.environ["DRV_HOST"], port=os.environ["DRV_PORT"],
+                       user=os.environ["DRV_USER"], dbname=os.environ["DRV_DBNAME"],
+                       password=os.environ["DRV_PASSWORD"], sslmode="disable",
+                       prepare_threshold=0, autocommit=True)
+with conn.transaction():
+    conn.execute("SELECT %s::int", (1,))
+    print(conn.execute("SELECT count(*) FROM pg_prepared_statements "
+                       "WHERE name LIKE 'pgc\\_%%'").fetchone()[0])
+PY
+      )
       [ "${shared:-0}" -gt 0 ] || fail "$label: no proxy-prepared statement on the server connection"
     fi
     # The proxy's own consistency checks: responses out of the order it expected, or more
