@@ -157,9 +157,10 @@ bool ShardTrafficControl::prewarm(const std::string& backend, Millis timeout, bo
   auto shards = plane_.shards();
   if (shards.empty()) return false;
   // Each shard opens, beside the other shards, as many connections (TCP, TLS, authentication)
-  // as its pools have open now (at least one in all, which proves the backend takes our credentials
-  // and certificate before any client is held for it) and keeps them in its warm pool; retarget()
-  // hands them to the pools. Bounded by the pools' sizes; closed after prewarm_ttl.
+  // as its pools have open now (at least one in all, which proves the backend takes our
+  // credentials and certificate before any client is held for it) and keeps them in its warm
+  // pool; retarget() hands them to the pools. Bounded by the pools' sizes; closed after
+  // prewarm_ttl.
   struct Round {
     std::mutex mu;
     std::promise<void> done;
