@@ -68,7 +68,16 @@ drivers_dir=$top/tests/integration/drivers
 if [ -f "$drivers_dir/package.json" ]; then
   if [ ! -d "$drivers_dir/node_modules/pg" ] || [ ! -d "$drivers_dir/node_modules/pg-copy-streams" ]; then
     echo "== bootstrap: npm ci in tests/integration/drivers"
-    (cd "$drivers_dir" && npm ci --no-audit --no-fund --silent >/dev/null)
+    npm_log=$(mktemp)
+    if ! (cd "$drivers_dir" && npm ci --no-audit --no-fund >"$npm_log" 2>&1); then
+      tail -n 20 "$npm_log" >&2
+      rm -f "$npm_log"
+      echo "bootstrap.sh: npm ci failed (above): the driver tests need node-postgres from the" \
+        "npm registry. Check that this machine reaches it (npm ping) and trusts its certificate" \
+        "(npm config get cafile; NODE_EXTRA_CA_CERTS for a proxy's own CA), then run again." >&2
+      exit 1
+    fi
+    rm -f "$npm_log"
   fi
 fi
 
