@@ -8,41 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "control/db/subprocess.h"
+#include "tests/integration/ctl_runner.h"
 #include "tests/lib/pg_cluster.h"
 
 namespace pgcutover::testing {
 namespace {
 
 namespace json = boost::json;
-
-// A Heroku-shaped source whose plan allows logical replication (wal_level=logical, REPLICATION).
-ClusterOptions logical_source_options() {
-  ClusterOptions o;
-  o.logical = true;
-  return o;
-}
-
-struct CtlRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-// Runs the real binary (CTest sets PGCUTOVER_CTL_BIN), capturing both streams.
-CtlRun ctl(std::vector<std::string> args) {
-  const char* bin = std::getenv("PGCUTOVER_CTL_BIN");
-  if (bin == nullptr) bin = PGCUTOVER_CTL_BIN_PATH;
-  args.insert(args.begin(), bin ? bin : "pgcutoverctl");
-  auto r = control::run_client_tool(args, control::ConnSpec{});
-  return {r.exit_code, r.output, r.errors};
-}
-
-json::object parse_object(const std::string& text) {
-  boost::system::error_code ec;
-  auto v = json::parse(text, ec);
-  if (ec || !v.is_object()) return {};
-  return v.as_object();
-}
 
 const json::object* find_check(const json::object& report, const std::string& id) {
   if (!report.contains("checks")) return nullptr;

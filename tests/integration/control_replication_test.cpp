@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "control/db/subprocess.h"
+#include "tests/integration/ctl_runner.h"
 #include "tests/lib/pg_cluster.h"
 
 namespace pgcutover::testing {
@@ -17,34 +17,7 @@ namespace {
 
 namespace json = boost::json;
 
-// A Heroku-shaped source whose plan allows logical replication (wal_level=logical, REPLICATION).
-ClusterOptions logical_source_options() {
-  ClusterOptions o;
-  o.logical = true;
-  return o;
-}
 using std::chrono::seconds;
-
-struct CtlRun {
-  int exit_code = -1;
-  std::string out, err;
-  double seconds = 0;
-};
-
-CtlRun ctl(std::vector<std::string> args) {
-  const char* bin = std::getenv("PGCUTOVER_CTL_BIN");
-  if (bin == nullptr) bin = PGCUTOVER_CTL_BIN_PATH;
-  args.insert(args.begin(), bin ? bin : "pgcutoverctl");
-  auto r = control::run_client_tool(args, control::ConnSpec{});
-  return {r.exit_code, r.output, r.errors, r.seconds};
-}
-
-json::object parse_object(const std::string& text) {
-  boost::system::error_code ec;
-  auto v = json::parse(text, ec);
-  if (ec || !v.is_object()) return {};
-  return v.as_object();
-}
 
 // The ends as pgcutoverctl sees them: the app roles over TLS.
 std::vector<std::string> ends(const PgCluster& source, const PgCluster& target) {

@@ -16,15 +16,11 @@ namespace {
 
 using Kind = PendingResponse::Kind;
 
-protocol::Bytes bytes(const std::string& s) {
-  return protocol::as_bytes(s);
-}
-
 // The backend messages in `wire`, as their type letters.
 std::string types_of(const std::string& wire) {
   std::string out;
   protocol::Limits limits;
-  protocol::Bytes in = bytes(wire);
+  protocol::Bytes in = protocol::as_bytes(wire);
   while (!in.empty()) {
     auto f = protocol::decode_frame(in, limits);
     if (f.status != protocol::DecodeStatus::kMessage) return out + "?";
@@ -58,11 +54,11 @@ TEST(AnswerWithoutServer, ParseAndSyncIsAnsweredAndRecorded) {
   // libpq's PQprepare: Parse + Sync.
   std::string in;
   std::string types("\x00\x00\x00\x17", 4);  // int4
-  protocol::append_parse(in, "P_0", "SELECT $1", 1, bytes(types));
+  protocol::append_parse(in, "P_0", "SELECT $1", 1, protocol::as_bytes(types));
   protocol::append_sync(in);
   in += "tail";  // the next batch, not consumed
   ClientStatements st;
-  auto a = answer_without_server(bytes(in), st, protocol::Limits{});
+  auto a = answer_without_server(protocol::as_bytes(in), st, protocol::Limits{});
   ASSERT_TRUE(a);
   EXPECT_EQ(a->consumed, in.size() - 4);
   EXPECT_EQ(types_of(a->reply), "1Z");
@@ -83,7 +79,7 @@ TEST(AnswerWithoutServer, SeveralParsesClosesAndABareSync) {
   protocol::append_sync(in);
   ClientStatements st;
   st["old"] = StatementDef{"pgc_x", "SELECT 0", 0, ""};
-  auto a = answer_without_server(bytes(in), st, protocol::Limits{});
+  auto a = answer_without_server(protocol::as_bytes(in), st, protocol::Limits{});
   ASSERT_TRUE(a);
   EXPECT_EQ(types_of(a->reply), "1331Z");
   EXPECT_EQ(st.count("a") + st.count("b"), 2u);
@@ -91,7 +87,7 @@ TEST(AnswerWithoutServer, SeveralParsesClosesAndABareSync) {
 
   std::string sync;
   protocol::append_sync(sync);
-  auto b = answer_without_server(bytes(sync), st, protocol::Limits{});
+  auto b = answer_without_server(protocol::as_bytes(sync), st, protocol::Limits{});
   ASSERT_TRUE(b);
   EXPECT_EQ(types_of(b->reply), "Z");
 }
@@ -99,7 +95,7 @@ TEST(AnswerWithoutServer, SeveralParsesClosesAndABareSync) {
 TEST(AnswerWithoutServer, AnythingElseNeedsTheServerAndChangesNothing) {
   ClientStatements st;
   auto refused = [&](const std::string& in) {
-    return !answer_without_server(bytes(in), st, protocol::Limits{}) && st.empty();
+    return !answer_without_server(protocol::as_bytes(in), st, protocol::Limits{}) && st.empty();
   };
   std::string no_sync;
   protocol::append_parse(no_sync, "a", "SELECT 1", 0, {});
@@ -121,7 +117,7 @@ TEST(AnswerWithoutServer, AnythingElseNeedsTheServerAndChangesNothing) {
   EXPECT_TRUE(refused(describe));
 
   std::string bind = no_sync;
-  protocol::append_bind(bind, "", "a", bytes(std::string(6, '\0')));
+  protocol::append_bind(bind, "", "a", protocol::as_bytes(std::string(6, '\0')));
   protocol::append_sync(bind);
   EXPECT_TRUE(refused(bind));
 

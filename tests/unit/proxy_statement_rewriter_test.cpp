@@ -33,10 +33,6 @@ std::vector<Message> split(const std::string& bytes) {
   return out;
 }
 
-protocol::Bytes bytes(const std::string& s) {
-  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
 std::string types(const std::string& whole) {
   return std::string(1, whole[0]);
 }
@@ -51,7 +47,7 @@ struct Client {
     std::string to_server;
     for (const auto& [type, body] : split(batch)) {
       std::string replacement;
-      if (rewriter.client_message(conn, type, bytes(body), replacement)) {
+      if (rewriter.client_message(conn, type, protocol::as_bytes(body), replacement)) {
         to_server += replacement;
       } else {
         to_server += type;
@@ -74,7 +70,7 @@ struct Client {
         rewriter.emit_synthetic(made_up);
         for (const auto& m : split(made_up)) seen += m.first;
       }
-      if (!rewriter.server_message(conn, type, bytes(body), false)) seen += type;
+      if (!rewriter.server_message(conn, type, protocol::as_bytes(body), false)) seen += type;
     }
     if (rewriter.synthetic_at_head()) {
       made_up.clear();
@@ -96,7 +92,7 @@ std::string parse(std::string_view name, std::string_view query) {
 }
 std::string bind(std::string_view statement) {
   std::string m, rest = bind_rest();
-  protocol::append_bind(m, "", statement, bytes(rest));
+  protocol::append_bind(m, "", statement, protocol::as_bytes(rest));
   return m;
 }
 std::string execute_sync() {
