@@ -11,7 +11,8 @@
 #     BENCH_ROUNDS=3 BENCH_SERVER_TLS=1 BENCH_POOL=20 BENCH_SCALE=10 tests/bench/ab_proxies.sh A B
 #
 # Prints, per cell: tps and pooler CPU (user + system) microseconds per transaction, medians of
-# the rounds, and the ratios A/PgBouncer, B/PgBouncer and B/A.
+# the rounds, and the ratios A/PgBouncer, B/PgBouncer and B/A. BENCH_SYSCALLS=1 adds each
+# pooler's system calls per transaction (strace; BENCH_ROUNDS=0 for that table alone).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -eq 2 ] || { sed -n '2,14p' "$0"; exit 2; }
@@ -119,10 +120,49 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
+# BENCH_SYSCALLS=1: after the rounds, one more run per cell and pooler under `strace -c -f`
+# (which slows the pooler: these runs are not in the CPU table), printing the pooler's system
+# calls per transaction by call.
+if [ "${BENCH_SYSCALLS:-0}" = 1 ]; then
+  command -v strace >/dev/null || { echo "ab: BENCH_SYSCALLS=1 needs strace (apt-get install strace)" >&2; exit 2; }
+  traced() { # <pid>: every thread of the pooler has a tracer
+    local t
+    for t in /proc/"$1"/task/*; do
+      grep -q '^TracerPid:[[:space:]]*[1-9]' "$t/status" || return 1
+    done
+  }
+  for w in $workloads; do
+    for c in $clients_list; do
+      for t in pgbouncer a b; do
+        case $t in
+          a) port=$port_a pid=$pid_a ;;
+          b) port=$port_b pid=$pid_b ;;
+          pgbouncer) port=$port_p pid=$pid_p ;;
+        esac
+        case $w in
+          select-only) args=(-b select-only) ;;
+          tpcb-like) args=(-b tpcb-like) ;;
+          extended) args=(-b select-only -M extended) ;;
+        esac
+        j=$((c < 2 ? 1 : 2))
+        strace -f -c -q -p "$pid" -o "$run/strace-$w-$c-$t.txt" &
+        spid=$!
+        pgc_wait_until 10 traced "$pid" || { echo "ab: strace did not attach to $pid" >&2; exit 1; }
+        out=$(timeout $((seconds + 60)) pgbench -n -c "$c" -j "$j" -T "$seconds" -h 127.0.0.1 -p "$port" -U app "${args[@]}" app 2>&1) ||
+          { echo "$out" >&2; exit 1; }
+        kill -INT "$spid"
+        wait "$spid" || true
+        n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+        echo "$w $c $t $n $run/strace-$w-$c-$t.txt" >>"$run/syscalls"
+      done
+    done
+  done
+fi
+
 echo "A = $bin_a"
 echo "B = $bin_b"
 echo "server TLS: $server_ssl, $seconds s per run, $rounds rounds (medians), pool $pool, scale $scale, $(nproc) cores, $(pgbouncer --version | head -1)"
-/usr/bin/python3 - "$run/results" <<'PY'
+[ -s "$run/results" ] && /usr/bin/python3 - "$run/results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 cells = list(dict.fromkeys((r[0], r[1]) for r in rows))
@@ -137,3 +177,25 @@ for w, c in cells:
     print(f"| {w} | {c} | {p[0]:.0f} | {a[0]:.0f} | {b[0]:.0f} | {p[1]:.1f} | {a[1]:.1f} | {b[1]:.1f} | "
           f"{a[1] / p[1]:.2f} | {b[1] / p[1]:.2f} | {b[1] / a[1]:.2f} |")
 PY
+if [ -f "$run/syscalls" ]; then
+  echo
+  echo "System calls per transaction (strace -c -f, one run per cell, not the runs above):"
+  /usr/bin/python3 - "$run/syscalls" <<'PY'
+import sys
+print("| workload | clients | pooler | all | by call |")
+print("|---|---|---|---|---|")
+for line in open(sys.argv[1]):
+    w, c, t, n, path = line.split()
+    calls = {}
+    for l in open(path):
+        f = l.split()
+        # % time, seconds, usecs/call, calls, [errors], syscall
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            calls[f[-1]] = int(f[3])
+    n = int(n)
+    total = sum(calls.values()) / n
+    top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+    name = {"pgbouncer": "PgBouncer", "a": "A", "b": "B"}[t]
+    print(f"| {w} | {c} | {name} | {total:.2f} | " + ", ".join(f"{k} {v / n:.2f}" for k, v in top) + " |")
+PY
+fi
