@@ -92,6 +92,7 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
   const std::size_t max_message = settings_->server_limits.max_message;
   std::size_t passthrough = 0;  // bytes of a streamed message still to forward (or drop)
   bool drop_passthrough = false;
+  unsigned full_reads = 0;
   bool mine = true;
   while (mine) {
     protocol::Bytes data = conn->in.readable();
@@ -279,8 +280,8 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
     if (probed && !conn->in.empty()) continue;  // messages that came during the probe
     error_code ec;
     std::size_t n = 0;
+    std::size_t room = 0;
     if (!snapshot_wanted_) {  // (asked while this coroutine was not reading: take it now)
-      std::size_t room = 0;
       std::uint8_t* p = conn->in.prepare(4096, room);
       std::tie(ec, n) = co_await server->read_some(asio::buffer(p, room));
       if (server_.get() != conn || ending_) break;  // stopped on purpose (finish/detach)
@@ -309,6 +310,13 @@ awaitable<void> ClientSession::server_reader(std::shared_ptr<ClientSession> self
       break;
     }
     conn->in.commit(n);
+    // A large result streams through here without ever suspending when both sockets keep up
+    // (TLS reads and writes the socket takes at once complete inline): every 16 full buffers,
+    // the shard's other sessions get their turn.
+    if (n == room && ++full_reads % 16 == 0) {
+      co_await asio::post(shard_.executor(), use_nothrow);
+      if (server_.get() != conn || ending_) break;
+    }
   }
   if (--readers_ == 0) reader_done_.cancel();
   co_return;
