@@ -58,9 +58,6 @@ class Stream {
   }
   // Writes the whole buffer.
   awaitable<std::tuple<error_code, std::size_t>> write(asio::const_buffer buffer);
-  // As much of the buffer as a plain socket takes without waiting (all of it, mostly); `ec` set
-  // only on a failure, never for a full socket buffer. Plain TCP and Unix sockets only.
-  std::size_t send_now(asio::const_buffer buffer, error_code& ec);
 
   // Server-side TLS handshake (the proxy terminating a client's TLS). Only on plain TCP.
   awaitable<error_code> tls_accept(asio::ssl::context& ctx);
@@ -88,6 +85,9 @@ class Stream {
 
  private:
   int descriptor();  // the socket's, -1 when closed
+  // As much of the buffer as a plain socket takes without waiting (all of it, mostly); `ec` set
+  // only on a failure, never for a full socket buffer. Plain TCP and Unix sockets only.
+  std::size_t send_now(asio::const_buffer buffer, error_code& ec);
 
   using Tls = std::unique_ptr<TlsSocket>;
   std::variant<tcp::socket, asio::local::stream_protocol::socket, Tls> transport_;
