@@ -80,22 +80,36 @@ done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-# one <port> <pid> <clients> <workload> -> "tps cpu_us_per_txn"
-one() {
-  local args out c0 c1 n tps
-  case $4 in
+# pooler <a|b|pgbouncer>: sets port and pid
+pooler() {
+  case $1 in
+    a) port=$port_a pid=$pid_a ;;
+    b) port=$port_b pid=$pid_b ;;
+    pgbouncer) port=$port_p pid=$pid_p ;;
+  esac
+}
+# pgbench_run <port> <clients> <workload> <seconds>: pgbench's output (exits on failure)
+pgbench_run() {
+  local args out
+  case $3 in
     select-only) args=(-b select-only) ;;
     tpcb-like) args=(-b tpcb-like) ;;
     extended) args=(-b select-only -M extended) ;;
-    *) echo "ab: unknown workload $4" >&2; exit 2 ;;
+    *) echo "ab: unknown workload $3" >&2; exit 2 ;;
   esac
-  local j=$(($3 < 2 ? 1 : 2))
-  timeout 60 pgbench -n -c "$3" -j "$j" -T 1 -h 127.0.0.1 -p "$1" -U app "${args[@]}" app >/dev/null 2>&1 || true
+  out=$(timeout $(($4 + 60)) pgbench -n -c "$2" -j $(($2 < 2 ? 1 : 2)) -T "$4" -h 127.0.0.1 -p "$1" \
+    -U app "${args[@]}" app 2>&1) || { echo "$out" >&2; exit 1; }
+  echo "$out"
+}
+txns_of() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$1"; }
+# one <port> <pid> <clients> <workload> -> "tps cpu_us_per_txn"
+one() {
+  local out c0 c1 n tps
+  (pgbench_run "$1" "$3" "$4" 1 >/dev/null 2>&1) || true  # warm-up
   c0=$(cpu_ticks "$2")
-  out=$(timeout $((seconds + 60)) pgbench -n -c "$3" -j "$j" -T "$seconds" -h 127.0.0.1 -p "$1" -U app "${args[@]}" app 2>&1) ||
-    { echo "$out" >&2; exit 1; }
+  out=$(pgbench_run "$1" "$3" "$4" "$seconds")
   c1=$(cpu_ticks "$2")
-  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  n=$(txns_of "$out")
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
   awk -v t="$tps" -v a="$c0" -v b="$c1" -v n="$n" -v hz="$hz" 'BEGIN { printf "%s %.1f\n", t, (b - a) * 1000000 / hz / n }'
 }
@@ -107,11 +121,7 @@ for ((r = 1; r <= rounds; r++)); do
   for w in $workloads; do
     for c in $clients_list; do
       for t in "${order[@]}"; do
-        case $t in
-          a) port=$port_a pid=$pid_a ;;
-          b) port=$port_b pid=$pid_b ;;
-          pgbouncer) port=$port_p pid=$pid_p ;;
-        esac
+        pooler "$t"
         read -r tps cpu < <(one "$port" "$pid" "$c" "$w")
         log "round $r $w $c clients $t: $tps tps, $cpu us/txn"
         echo "$w $c $t $tps $cpu" >>"$run/results"
@@ -134,25 +144,14 @@ if [ "${BENCH_SYSCALLS:-0}" = 1 ]; then
   for w in $workloads; do
     for c in $clients_list; do
       for t in pgbouncer a b; do
-        case $t in
-          a) port=$port_a pid=$pid_a ;;
-          b) port=$port_b pid=$pid_b ;;
-          pgbouncer) port=$port_p pid=$pid_p ;;
-        esac
-        case $w in
-          select-only) args=(-b select-only) ;;
-          tpcb-like) args=(-b tpcb-like) ;;
-          extended) args=(-b select-only -M extended) ;;
-        esac
-        j=$((c < 2 ? 1 : 2))
+        pooler "$t"
         strace -f -c -q -p "$pid" -o "$run/strace-$w-$c-$t.txt" &
         spid=$!
         pgc_wait_until 10 traced "$pid" || { echo "ab: strace did not attach to $pid" >&2; exit 1; }
-        out=$(timeout $((seconds + 60)) pgbench -n -c "$c" -j "$j" -T "$seconds" -h 127.0.0.1 -p "$port" -U app "${args[@]}" app 2>&1) ||
-          { echo "$out" >&2; exit 1; }
+        out=$(pgbench_run "$port" "$c" "$w" "$seconds")
         kill -INT "$spid"
         wait "$spid" || true
-        n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+        n=$(txns_of "$out")
         echo "$w $c $t $n $run/strace-$w-$c-$t.txt" >>"$run/syscalls"
       done
     done
