@@ -34,14 +34,30 @@ awaitable<error_code> Stream::connect(const tcp::resolver::results_type& endpoin
 }
 
 awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_buffer buffer) {
+  error_code ec;
+  std::size_t n = 0;
   switch (transport_.index()) {
     case 0:
-      co_return co_await std::get<0>(transport_).async_read_some(buffer, use_nothrow);
+      std::tie(ec, n) = co_await std::get<0>(transport_).async_read_some(buffer, use_nothrow);
+      break;
     case 1:
-      co_return co_await std::get<1>(transport_).async_read_some(buffer, use_nothrow);
+      std::tie(ec, n) = co_await std::get<1>(transport_).async_read_some(buffer, use_nothrow);
+      break;
     default:
       co_return co_await std::get<2>(transport_)->read_some(buffer);
   }
+  // Asio's own read: its reactor has noted a short one (an "exhausted" socket) itself.
+  drained_ = !ec && n < buffer.size();
+  co_return std::tuple{ec, n};
+}
+
+void Stream::note_read(std::size_t asked, std::size_t got, const error_code& ec) {
+  drained_ = ec == asio::error::would_block || (!ec && got < asked);
+  if (!drained_) return;
+  if (transport_.index() == 0)
+    edge_wait::note_drained(std::get<0>(transport_));
+  else
+    edge_wait::note_drained(std::get<1>(transport_));
 }
 
 std::size_t Stream::read_now(asio::mutable_buffer buffer, error_code& ec) {
@@ -53,14 +69,22 @@ std::size_t Stream::read_now(asio::mutable_buffer buffer, error_code& ec) {
     return 0;
   }
   ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
-  if (n > 0) return static_cast<std::size_t>(n);
+  if (n > 0) {
+    note_read(buffer.size(), static_cast<std::size_t>(n), ec);
+    return static_cast<std::size_t>(n);
+  }
   if (n == 0) {
     ec = asio::error::eof;
-  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
     ec = asio::error::would_block;
+  } else if (errno == EINTR) {
+    ec = asio::error::would_block;
+    drained_ = false;  // interrupted, not empty: the wait re-arms
+    return 0;
   } else {
     ec = error_code(errno, boost::system::system_category());
   }
+  note_read(buffer.size(), 0, ec);
   return 0;
 }
 

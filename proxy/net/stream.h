@@ -12,6 +12,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "proxy/net/asio.h"
+#include "proxy/net/edge_wait.h"
 #include "proxy/net/tls_socket.h"
 
 namespace pgcutover::proxy {
@@ -35,24 +36,23 @@ class Stream {
   std::size_t read_now(asio::mutable_buffer buffer, error_code& ec);
   // Completes when the socket becomes readable, without a buffer: a parked client waits here
   // holding none (ClientSession::park). Call only when !buffered(). Bytes that came before the
-  // wait are not missed: a wait for readiness is never tried speculatively by Asio's reactor,
-  // it re-arms the descriptor (EPOLL_CTL_MOD), and the kernel reports a descriptor that is
-  // already readable at once.
+  // wait are not missed: when the last read emptied the socket, only a new edge can bring bytes
+  // and the reactor notes it (edge_wait.h: no system call to start the wait); otherwise the
+  // wait re-arms the descriptor (EPOLL_CTL_MOD), and the kernel reports one that is already
+  // readable at once.
   template <class Handler>
   void async_wait_read(Handler&& handler) {
     switch (transport_.index()) {
       case 0:
-        std::get<0>(transport_).async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
+        edge_wait::async_wait_readable(std::get<0>(transport_), drained_,
+                                       std::forward<Handler>(handler));
         return;
       case 1:
-        std::get<1>(transport_)
-            .async_wait(asio::local::stream_protocol::socket::wait_read,
-                        std::forward<Handler>(handler));
+        edge_wait::async_wait_readable(std::get<1>(transport_), drained_,
+                                       std::forward<Handler>(handler));
         return;
       default:
-        std::get<2>(transport_)
-            ->socket()
-            .async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
+        std::get<2>(transport_)->async_wait_readable(std::forward<Handler>(handler));
         return;
     }
   }
@@ -89,8 +89,12 @@ class Stream {
   // only on a failure, never for a full socket buffer. Plain TCP and Unix sockets only.
   std::size_t send_now(asio::const_buffer buffer, error_code& ec);
 
+  // A plain socket's last read ended it emptied: a short read, or EAGAIN (TLS keeps its own).
+  void note_read(std::size_t asked, std::size_t got, const error_code& ec);
+
   using Tls = std::unique_ptr<TlsSocket>;
   std::variant<tcp::socket, asio::local::stream_protocol::socket, Tls> transport_;
+  bool drained_ = false;
 };
 
 }  // namespace pgcutover::proxy

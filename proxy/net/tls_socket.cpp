@@ -39,6 +39,21 @@ TlsSocket::TlsSocket(tcp::socket socket, SSL_CTX* ctx, bool release_buffers)
   // Read as much as the socket has in one recv (several records for a pipelined batch), not a
   // record header and then its body: half the syscalls. has_pending() sees what it buffered.
   SSL_set_read_ahead(ssl_, 1);
+  BIO* bio = SSL_get_rbio(ssl_);
+  if (bio) {
+    BIO_set_callback_arg(bio, reinterpret_cast<char*>(this));
+    BIO_set_callback_ex(bio, &TlsSocket::on_bio);
+  }
+}
+
+long TlsSocket::on_bio(BIO* bio, int oper, const char*, std::size_t len, int, long, int ret,
+                       std::size_t* processed) {
+  if (oper != (BIO_CB_READ | BIO_CB_RETURN)) return ret;
+  auto* self = reinterpret_cast<TlsSocket*>(BIO_get_callback_arg(bio));
+  // One BIO read is one recv() on the descriptor (the socket BIO).
+  self->emptied_ = ret > 0 ? (processed && *processed < len) : BIO_should_retry(bio) != 0;
+  if (self->emptied_) edge_wait::note_drained(self->socket_);
+  return ret;
 }
 
 TlsSocket::~TlsSocket() {
@@ -50,7 +65,7 @@ awaitable<error_code> TlsSocket::wait_for(int ssl_error) {
   // never hand OpenSSL a descriptor that is not ours any more.
   if (!socket_.is_open()) co_return asio::error::bad_descriptor;
   if (ssl_error == SSL_ERROR_WANT_READ) {
-    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+    auto [ec] = co_await edge_wait::async_wait_readable(socket_, emptied_, use_nothrow);
     co_return ec ? ec : (socket_.is_open() ? error_code{} : asio::error::bad_descriptor);
   }
   if (ssl_error == SSL_ERROR_WANT_WRITE) {
@@ -92,9 +107,6 @@ std::size_t TlsSocket::read_once(asio::mutable_buffer buffer, error_code& ec, in
   errno = 0;
   std::size_t n = 0;
   if (SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n) == 1) {
-    // With read-ahead OpenSSL asked the socket for a whole buffer: a short answer and
-    // nothing left over means the socket had no more.
-    drained_ = n < buffer.size() && !has_pending();
     return n;
   }
   int err = SSL_get_error(ssl_, 0);
@@ -121,15 +133,14 @@ std::size_t TlsSocket::read_now(asio::mutable_buffer buffer, error_code& ec) {
 
 awaitable<std::tuple<error_code, std::size_t>> TlsSocket::read_some(asio::mutable_buffer buffer) {
   if (buffer.size() == 0) co_return std::tuple{error_code{}, std::size_t{0}};
-  // The last read emptied the socket: what comes next is an answer still on its way, so wait
-  // for it rather than make OpenSSL try a read() that fails with EAGAIN first (one system call
-  // per statement on a pooled server connection). The wait checks readiness when it is armed,
-  // so a guess that was wrong costs a wait that returns at once, never a lost byte.
-  if (drained_ && !has_pending()) {
+  // OpenSSL's last read emptied the socket: what comes next is an answer still on its way, so
+  // wait for it rather than make OpenSSL try a read() that fails with EAGAIN first (one system
+  // call per statement on a pooled server connection). Bytes that came since complete the
+  // wait at once (edge_wait.h).
+  if (emptied_ && !has_pending()) {
     if (error_code ec = co_await wait_for(SSL_ERROR_WANT_READ))
       co_return std::tuple{ec, std::size_t{0}};
   }
-  drained_ = false;
   for (;;) {
     error_code ec;
     int want = 0;

@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "proxy/net/asio.h"
+#include "proxy/net/edge_wait.h"
 
 namespace pgcutover::proxy {
 
@@ -45,18 +46,28 @@ class TlsSocket {
   // One read without waiting (the socket was just reported readable): the bytes, or
   // would_block when OpenSSL needs more from the socket than it has.
   std::size_t read_now(asio::mutable_buffer buffer, error_code& ec);
+  // Completes when the socket is readable (a parked TLS client; only when !has_pending()).
+  template <class Handler>
+  void async_wait_readable(Handler&& handler) {
+    edge_wait::async_wait_readable(socket_, emptied_, std::forward<Handler>(handler));
+  }
 
  private:
   // Waits until the socket is ready for what the failed call's SSL error (WANT_READ or
   // WANT_WRITE) asks; an error when the wait failed or the socket was closed meanwhile.
   awaitable<error_code> wait_for(int ssl_error);
   std::size_t read_once(asio::mutable_buffer buffer, error_code& ec, int& want);
+  // Sees each of OpenSSL's reads of the socket (a BIO callback) and keeps emptied_.
+  static long on_bio(BIO* bio, int oper, const char* argp, std::size_t len, int argi, long argl,
+                     int ret, std::size_t* processed);
 
   tcp::socket socket_;
   SSL* ssl_ = nullptr;
-  // The last read returned less than asked and left nothing inside OpenSSL: the next read
-  // waits for readiness first.
-  bool drained_ = false;
+  // OpenSSL's last read of the socket found it empty (EAGAIN, or fewer bytes than asked):
+  // bytes can come only with a new edge, which the reactor notes (edge_wait.h). Exact, from the
+  // BIO callback: OpenSSL with read-ahead may fill its buffer and leave more in the socket, so
+  // a short SSL_read is no proof.
+  bool emptied_ = false;
 };
 
 }  // namespace pgcutover::proxy

@@ -367,7 +367,12 @@ awaitable<std::optional<EndStatus>> ClientSession::relay(bool readable) {
         error_code ec;
         std::size_t n = 0;
         // Woken by readiness: read at once (no speculative read posted, no suspension).
-        if (readable) n = client_->read_now(asio::buffer(p, room), ec);
+        if (readable) {
+          n = client_->read_now(asio::buffer(p, room), ec);
+          // Nothing there: the wake was for bytes an earlier read already took (a wait that
+          // skipped epoll's re-arm may see such an edge; net/edge_wait.h). Park again.
+          if (ec == asio::error::would_block && may_park()) co_return std::nullopt;
+        }
         if (!readable || ec == asio::error::would_block)
           std::tie(ec, n) = co_await client_->read_some(asio::buffer(p, room));
         if (ec) end_with({EndReason::kClientClosed, {}, {}});
