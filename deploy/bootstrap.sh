@@ -20,11 +20,18 @@ for arg in "$@"; do
   esac
 done
 
-# Everything comes from Debian 12's own archive.
-packages=(
-  build-essential cmake pkg-config ccache git clang clang-format libclang-rt-14-dev
+# Everything comes from Debian 12's own archive. What the build needs is installed first; the
+# tools the tests, the demo and the benchmarks run (servers, drivers, languages, the fuzz
+# compiler) are installed while the build compiles: installing them keeps about one core busy
+# and the network, and a cold build needs both cores, so the two overlap (docs/testing.md has the
+# cold CI's stages).
+build_packages=(
+  build-essential cmake pkg-config ccache git
   libboost1.81-dev libssl-dev libpq-dev prometheus-cpp-dev libtomlplusplus-dev
   libgtest-dev googletest
+)
+tool_packages=(
+  clang clang-format libclang-rt-14-dev
   postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
   python3 python3-psycopg python3-asyncpg python3-yaml python3-matplotlib
   default-jdk-headless libpostgresql-jdbc-java ruby ruby-pg ruby-activerecord nodejs
@@ -37,19 +44,27 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo_cmd=(sudo)
 fi
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+apt_updated=0
+# Installs those of the given packages that are missing. --force-unsafe-io: dpkg skips its
+# fsync per unpacked file (what Debian's own container images configure); a machine that
+# crashes during the install runs bootstrap.sh again.
+install_missing() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
   echo "== bootstrap: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq || true
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+  if [ "$apt_updated" -eq 0 ]; then
+    "${sudo_cmd[@]}" apt-get update -qq || true
+    apt_updated=1
+  fi
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-unsafe-io "${missing[@]}" >/dev/null
+}
 
-# Debian's postgresql package starts a cluster on 5432; the tests do not need it and it
-# only takes memory. Leave it if the admin uses it, but never depend on it.
+install_missing "${build_packages[@]}"
 
 # PostgreSQL refuses to run as root; CI runs as root. Test clusters run as this user.
 pg_user=${PGCUTOVER_PG_USER:-pgcutover}
@@ -57,31 +72,50 @@ if [ "$(id -u)" -eq 0 ] && ! id "$pg_user" >/dev/null 2>&1; then
   useradd --system --create-home --home-dir "/var/lib/$pg_user" --shell /bin/bash "$pg_user"
 fi
 
-# node-postgres for the driver tests comes from the npm registry (not in Debian 12), pinned by
-# tests/integration/drivers/package-lock.json. npm ships inside some nodejs builds; Debian's
-# own nodejs needs the npm package beside it.
-if ! command -v npm >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
-fi
-drivers_dir=$top/tests/integration/drivers
-if [ -f "$drivers_dir/package.json" ]; then
-  if [ ! -d "$drivers_dir/node_modules/pg" ] || [ ! -d "$drivers_dir/node_modules/pg-copy-streams" ]; then
-    echo "== bootstrap: npm ci in tests/integration/drivers"
-    npm_log=$(mktemp)
-    if ! (cd "$drivers_dir" && npm ci --no-audit --no-fund >"$npm_log" 2>&1); then
-      tail -n 20 "$npm_log" >&2
-      rm -f "$npm_log"
-      echo "bootstrap.sh: npm ci failed (above): the driver tests need node-postgres from the" \
-        "npm registry. Check that this machine reaches it (npm ping) and trusts its certificate" \
-        "(npm config get cafile; NODE_EXTRA_CA_CERTS for a proxy's own CA), then run again." >&2
-      exit 1
-    fi
+# The tools' packages, then node-postgres for the driver tests: it comes from the npm registry
+# (not in Debian 12), pinned by tests/integration/drivers/package-lock.json. npm ships inside
+# some nodejs builds; Debian's own nodejs needs the npm package beside it.
+# Debian's postgresql package starts a cluster on 5432; the tests do not need it and it only
+# takes memory. Leave it if the admin uses it, but never depend on it.
+install_tools() {
+  install_missing "${tool_packages[@]}"
+  command -v npm >/dev/null || install_missing npm
+  local drivers_dir=$top/tests/integration/drivers
+  [ -f "$drivers_dir/package.json" ] || return 0
+  [ ! -d "$drivers_dir/node_modules/pg" ] || [ ! -d "$drivers_dir/node_modules/pg-copy-streams" ] ||
+    return 0
+  echo "== bootstrap: npm ci in tests/integration/drivers"
+  local npm_log
+  npm_log=$(mktemp)
+  if ! (cd "$drivers_dir" && npm ci --no-audit --no-fund >"$npm_log" 2>&1); then
+    tail -n 20 "$npm_log" >&2
     rm -f "$npm_log"
+    echo "bootstrap.sh: npm ci failed (above): the driver tests need node-postgres from the" \
+      "npm registry. Check that this machine reaches it (npm ping) and trusts its certificate" \
+      "(npm config get cafile; NODE_EXTRA_CA_CERTS for a proxy's own CA), then run again." >&2
+    return 1
   fi
-fi
+  rm -f "$npm_log"
+}
 
-if [ "$do_build" -eq 1 ]; then
-  # The build recipe is shared with deploy/docker/Dockerfile.
-  PGCUTOVER_BUILD_DIR=$build_dir "$here/build.sh"
+if [ "$do_build" -eq 0 ]; then
+  install_tools
+  exit 0
 fi
+# The tools install in the background while the build compiles (the build recipe is shared with
+# deploy/docker/Dockerfile); their messages are printed when both are done.
+tools_log=$(mktemp)
+install_tools >"$tools_log" 2>&1 &
+tools_pid=$!
+build_status=0
+PGCUTOVER_BUILD_DIR=$build_dir "$here/build.sh" || build_status=$?
+tools_status=0
+wait "$tools_pid" || tools_status=$?
+cat "$tools_log"
+rm -f "$tools_log"
+if [ "$tools_status" -ne 0 ]; then
+  echo "bootstrap.sh: installing the tests' and the demo's tools failed (above); run again" \
+    "when the cause is fixed" >&2
+  exit "$tools_status"
+fi
+exit "$build_status"
