@@ -87,9 +87,9 @@ if [ $# -eq 0 ]; then
   # cold build. Measured with ccache off (2026-12-07): -O1 389 s, -O0 234 s to build; the
   # sanitizer suite ran 122-126 s at -O1, 139 s at -O0. A unity build (several sources per
   # compiler run, so Asio's and Boost's headers are parsed once per batch): 280 s against 375 s
-  # on a slower machine the same day. This build is made once per CI run and rarely edited
-  # against, so a batch rebuilt for one changed file costs little; the release build in build/,
-  # the one developers rebuild, compiles file by file.
+  # on a slower machine the same day (batches of 16 instead of 8: 222 s against 234 s, not
+  # worth larger batches). The release build in build/ is a unity build too when
+  # deploy/build.sh creates it (its --help says how to make it file by file).
   cmake -S "$top" -B "$asan_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_SANITIZE=ON \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -g1 -DNDEBUG" -DCMAKE_UNITY_BUILD=ON \
     "${launcher[@]}" >/dev/null
