@@ -30,6 +30,8 @@ struct Pair {
     acceptor.accept(near);
     near.non_blocking(true);
   }
+  std::optional<error_code> done;  // the wait's outcome, once it completed
+
   // A read of ours, as the relay's: how many bytes, or -1 when the socket was empty.
   ssize_t read_all() {
     char sink[256];
@@ -40,19 +42,28 @@ struct Pair {
       total += n;
     }
   }
+  // Reads the socket empty and says so, as the relay does before it parks.
+  void drain() {
+    EXPECT_EQ(read_all(), -1);
+    edge_wait::note_drained(near);
+  }
+  void wait(bool drained) {
+    edge_wait::async_wait_readable(near, drained, [this](error_code ec) { done = ec; });
+  }
   void send(const char* bytes) { asio::write(far, asio::buffer(bytes, std::strlen(bytes))); }
   // Until the near socket has bytes in the kernel (loopback delivery is quick, not instant).
   bool readable_within(int ms) {
     pollfd p{near.native_handle(), POLLIN, 0};
     return ::poll(&p, 1, ms) == 1;
   }
-  // Runs the loop until `done` or 5 s.
-  bool run_until(const std::optional<error_code>& done) {
+  void run_for(std::chrono::milliseconds d) {
+    io.restart();
+    io.run_for(d);
+  }
+  // Runs the loop until the wait completed or 5 s passed.
+  bool run_until_done() {
     auto until = std::chrono::steady_clock::now() + 5s;
-    while (!done && std::chrono::steady_clock::now() < until) {
-      io.restart();
-      io.run_for(50ms);
-    }
+    while (!done && std::chrono::steady_clock::now() < until) run_for(50ms);
     return done.has_value();
   }
 };
@@ -65,16 +76,13 @@ TEST(EdgeWait, IsTheOneThisPlatformBuilds) {
 
 TEST(EdgeWait, AWaitAfterADrainSleepsUntilBytesCome) {
   Pair p;
-  EXPECT_EQ(p.read_all(), -1);
-  edge_wait::note_drained(p.near);
-  std::optional<error_code> done;
-  edge_wait::async_wait_readable(p.near, true, [&](error_code ec) { done = ec; });
-  p.io.restart();
-  p.io.run_for(100ms);
-  EXPECT_FALSE(done) << "completed with nothing to read";
+  p.drain();
+  p.wait(true);
+  p.run_for(100ms);
+  EXPECT_FALSE(p.done) << "completed with nothing to read";
   p.send("Q");
-  ASSERT_TRUE(p.run_until(done));
-  EXPECT_FALSE(*done);
+  ASSERT_TRUE(p.run_until_done());
+  EXPECT_FALSE(*p.done);
   EXPECT_EQ(p.read_all(), 1);
 }
 
@@ -82,8 +90,7 @@ TEST(EdgeWait, AWaitAfterADrainSleepsUntilBytesCome) {
 // edge (epoll_wait) while nothing waits on the socket. A wait started afterwards must complete.
 TEST(EdgeWait, BytesWhoseEdgeTheReactorTookBeforeTheWaitAreSeen) {
   Pair p;
-  EXPECT_EQ(p.read_all(), -1);
-  edge_wait::note_drained(p.near);
+  p.drain();
   p.send("QQ");
   ASSERT_TRUE(p.readable_within(5000));
   // The loop runs epoll_wait while a timer is pending: the near socket's edge comes and goes
@@ -91,13 +98,11 @@ TEST(EdgeWait, BytesWhoseEdgeTheReactorTookBeforeTheWaitAreSeen) {
   asio::steady_timer timer(p.io, 50ms);
   bool fired = false;
   timer.async_wait([&](error_code) { fired = true; });
-  p.io.restart();
-  p.io.run_for(2s);
+  p.run_for(2s);
   ASSERT_TRUE(fired);
-  std::optional<error_code> done;
-  edge_wait::async_wait_readable(p.near, true, [&](error_code ec) { done = ec; });
-  ASSERT_TRUE(p.run_until(done)) << "an edge taken before the wait was lost";
-  EXPECT_FALSE(*done);
+  p.wait(true);
+  ASSERT_TRUE(p.run_until_done()) << "an edge taken before the wait was lost";
+  EXPECT_FALSE(*p.done);
   EXPECT_EQ(p.read_all(), 2);
 }
 
@@ -108,24 +113,20 @@ TEST(EdgeWait, BytesLeftByAShortReadAreSeen) {
   ASSERT_TRUE(p.readable_within(5000));
   char one;
   ASSERT_EQ(::recv(p.near.native_handle(), &one, 1, MSG_DONTWAIT), 1);
-  std::optional<error_code> done;
-  edge_wait::async_wait_readable(p.near, false, [&](error_code ec) { done = ec; });
-  ASSERT_TRUE(p.run_until(done));
+  p.wait(false);
+  ASSERT_TRUE(p.run_until_done());
   EXPECT_EQ(p.read_all(), 2);
 }
 
 TEST(EdgeWait, ClosingTheSocketEndsTheWait) {
   Pair p;
-  EXPECT_EQ(p.read_all(), -1);
-  edge_wait::note_drained(p.near);
-  std::optional<error_code> done;
-  edge_wait::async_wait_readable(p.near, true, [&](error_code ec) { done = ec; });
-  p.io.restart();
-  p.io.run_for(50ms);
-  ASSERT_FALSE(done);
+  p.drain();
+  p.wait(true);
+  p.run_for(50ms);
+  ASSERT_FALSE(p.done);
   p.near.close();
-  ASSERT_TRUE(p.run_until(done));
-  EXPECT_EQ(*done, asio::error::operation_aborted);
+  ASSERT_TRUE(p.run_until_done());
+  EXPECT_EQ(*p.done, asio::error::operation_aborted);
 }
 
 }  // namespace
