@@ -89,7 +89,8 @@ class Stream {
   // only on a failure, never for a full socket buffer. Plain TCP and Unix sockets only.
   std::size_t send_now(asio::const_buffer buffer, error_code& ec);
 
-  // A plain socket's last read ended it emptied: a short read, or EAGAIN (TLS keeps its own).
+  // After a read of ours on a plain socket: whether it left the socket empty (a short read, or
+  // EAGAIN), told to the reactor when it did (edge_wait.h). TlsSocket keeps its own.
   void note_read(std::size_t asked, std::size_t got, const error_code& ec);
 
   using Tls = std::unique_ptr<TlsSocket>;
