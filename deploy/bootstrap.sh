@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine for pgcutover: installs every package the build, tests,
-# demo and benchmarks need, makes sure the unprivileged user that runs test PostgreSQL
-# servers exists, then configures and builds (RelWithDebInfo) into build/.
+# Sets up a fresh Debian 12 machine for pgcutover: installs every package the build, tests and
+# demo need (and the benchmarks', with --bench), makes sure the unprivileged user that runs test
+# PostgreSQL servers exists, then configures and builds (RelWithDebInfo) into build/.
 # Idempotent: a second run installs nothing and only rebuilds what changed.
 #
 #   deploy/bootstrap.sh              install + build
 #   deploy/bootstrap.sh --no-build   install only
+#   deploy/bootstrap.sh --bench      also what only the benchmarks need (PgBouncer, matplotlib);
+#                                    the benchmark scripts run `--no-build --bench` themselves
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 build_dir=${PGCUTOVER_BUILD_DIR:-$top/build}
 do_build=1
+bench=0
 for arg in "$@"; do
   case "$arg" in
     --no-build) do_build=0 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bench) bench=1 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bootstrap.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,11 +36,14 @@ build_packages=(
 )
 tool_packages=(
   clang clang-format libclang-rt-14-dev
-  postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer openssl
-  python3 python3-psycopg python3-asyncpg python3-yaml python3-matplotlib
+  postgresql-15 postgresql-client-15 postgresql-contrib openssl
+  python3 python3-psycopg python3-asyncpg python3-yaml
   default-jdk-headless libpostgresql-jdbc-java ruby ruby-pg ruby-activerecord nodejs
   iproute2 procps util-linux curl
 )
+# Only the benchmarks: the pooler they compare with, and the charts of docs/benchmarks.md
+# (matplotlib brings NumPy and SymPy: about 20 s of installation no test needs).
+bench_packages=(pgbouncer python3-matplotlib)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -73,29 +80,24 @@ if [ "$(id -u)" -eq 0 ] && ! id "$pg_user" >/dev/null 2>&1; then
 fi
 
 # The tools' packages, then node-postgres for the driver tests: it comes from the npm registry
-# (not in Debian 12), pinned by tests/integration/drivers/package-lock.json. npm ships inside
-# some nodejs builds; Debian's own nodejs needs the npm package beside it.
+# (not in Debian 12), pinned by tests/integration/drivers/package-lock.json and fetched by
+# npm_fetch.py (what `npm ci` does for it, without Debian's npm and its ~300 packages).
 # Debian's postgresql package starts a cluster on 5432; the tests do not need it and it only
 # takes memory. Leave it if the admin uses it, but never depend on it.
 install_tools() {
   install_missing "${tool_packages[@]}"
-  command -v npm >/dev/null || install_missing npm
+  [ "$bench" -eq 0 ] || install_missing "${bench_packages[@]}"
   local drivers_dir=$top/tests/integration/drivers
-  [ -f "$drivers_dir/package.json" ] || return 0
+  [ -f "$drivers_dir/package-lock.json" ] || return 0
   [ ! -d "$drivers_dir/node_modules/pg" ] || [ ! -d "$drivers_dir/node_modules/pg-copy-streams" ] ||
     return 0
-  echo "== bootstrap: npm ci in tests/integration/drivers"
-  local npm_log
-  npm_log=$(mktemp)
-  if ! (cd "$drivers_dir" && npm ci --no-audit --no-fund >"$npm_log" 2>&1); then
-    tail -n 20 "$npm_log" >&2
-    rm -f "$npm_log"
-    echo "bootstrap.sh: npm ci failed (above): the driver tests need node-postgres from the" \
-      "npm registry. Check that this machine reaches it (npm ping) and trusts its certificate" \
-      "(npm config get cafile; NODE_EXTRA_CA_CERTS for a proxy's own CA), then run again." >&2
+  echo "== bootstrap: node-postgres for tests/integration/drivers (deploy/npm_fetch.py)"
+  if ! /usr/bin/python3 "$here/npm_fetch.py" "$drivers_dir" >&2; then
+    echo "bootstrap.sh: fetching node-postgres failed (above): the driver tests need it from the" \
+      "npm registry. Check that this machine reaches it (curl https://registry.npmjs.org/pg)" \
+      "and trusts its certificate (NODE_EXTRA_CA_CERTS for a proxy's own CA), then run again." >&2
     return 1
   fi
-  rm -f "$npm_log"
 }
 
 if [ "$do_build" -eq 0 ]; then

@@ -18,7 +18,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -eq 2 ] || { sed -n '2,14p' "$0"; exit 2; }
 bin_a=$1 bin_b=$2
 for b in "$bin_a" "$bin_b"; do [ -x "$b" ] || { echo "ab: not executable: $b" >&2; exit 2; }; done
-command -v pgbouncer >/dev/null || { echo "ab: pgbouncer not installed (deploy/bootstrap.sh)" >&2; exit 2; }
+# PgBouncer and matplotlib are installed for the benchmarks only.
+"$top/deploy/bootstrap.sh" --no-build --bench
 seconds=${BENCH_SECONDS:-10}
 rounds=${BENCH_ROUNDS:-3}
 workloads=${BENCH_WORKLOADS:-"select-only tpcb-like extended"}

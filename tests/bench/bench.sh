@@ -32,7 +32,8 @@ PY=/usr/bin/python3
 for b in "$PROXY_BIN" "$CTL_BIN"; do
   [ -x "$b" ] || { echo "bench: not built: $b (run deploy/build.sh first)" >&2; exit 1; }
 done
-command -v pgbouncer >/dev/null || { echo "bench: pgbouncer not installed (deploy/bootstrap.sh)" >&2; exit 1; }
+# PgBouncer and matplotlib are installed for the benchmarks only.
+"$top/deploy/bootstrap.sh" --no-build --bench
 seconds=${BENCH_SECONDS:-10}
 clients_list=${BENCH_CLIENTS:-"1 32 256"}
 workloads=${BENCH_WORKLOADS:-"select-only tpcb-like extended prepared connect"}

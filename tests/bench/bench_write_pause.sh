@@ -49,6 +49,8 @@
 # (tests/lib/pgcluster.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# PgBouncer (the scripted cutover compared with) is installed for the benchmarks only.
+"$top/deploy/bootstrap.sh" --no-build --bench
 PY=/usr/bin/python3
 methods=${BENCH_METHODS:-trigger logical pgbouncer}
 rounds=${BENCH_ROUNDS:-5}

@@ -6,5 +6,5 @@
 # checked in PostgreSQL afterwards (driver_harness.bash).
 . "$(dirname "$0")/driver_harness.bash"
 [ -d "$DRV_DIR/node_modules/pg" ] && [ -d "$DRV_DIR/node_modules/pg-copy-streams" ] ||
-  fail "node-postgres missing: run deploy/bootstrap.sh (npm install in tests/integration/drivers)"
+  fail "node-postgres missing: run deploy/bootstrap.sh (it fetches it into tests/integration/drivers/node_modules)"
 drivers_run node-postgres node "$DRV_DIR/node_pg_workload.js"
