@@ -9,7 +9,7 @@
 // descriptor's "try speculative" flag, and an operation started as speculative is attempted at
 // once while that flag is set. So:
 //  - a read of ours that empties the socket (a short recv, or EAGAIN) clears the flag
-//    (note_drained): from then on only a new edge sets it;
+//    (note_read): from then on only a new edge sets it;
 //  - the wait starts as a speculative operation whose attempt is "ready" (async_wait_readable):
 //    flag set (an edge came since the drain) -> the wait completes at once; flag clear -> the
 //    wait is queued without a system call, and the next edge completes it.
@@ -76,18 +76,23 @@ void start_wait(Socket& socket, Handler& handler) {
 }  // namespace detail
 #endif
 
-// After a read of ours (a recv, or OpenSSL's) found the socket empty: a short read or EAGAIN.
+// After each read of ours on the socket (a recv, or OpenSSL's): whether it left the socket
+// empty (EAGAIN, or fewer bytes than asked), told to the reactor when it did. The caller keeps
+// the answer as its next wait's `drained`.
 template <class Socket>
-void note_drained(Socket& socket) {
+bool note_read(Socket& socket, bool would_block, std::size_t asked, std::size_t got) {
+  bool emptied = would_block || (got > 0 && got < asked);
 #if PGCUTOVER_EDGE_WAIT
-  detail::clear_read_flag(detail::ImplOf<Socket>::of(socket).get_implementation().reactor_data_);
+  if (emptied)
+    detail::clear_read_flag(detail::ImplOf<Socket>::of(socket).get_implementation().reactor_data_);
 #else
   (void)socket;
 #endif
+  return emptied;
 }
 
 // Completes when the socket is readable (or at once, when bytes may be waiting). `drained`: the
-// last read of the socket emptied it and note_drained was called then; otherwise, and for a
+// last read of the socket emptied it, as note_read answered; otherwise, and for a
 // handler with a cancellation slot, this is socket.async_wait(wait_read).
 template <class Socket, class Token>
 auto async_wait_readable(Socket& socket, bool drained, Token&& token) {

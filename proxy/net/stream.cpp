@@ -52,12 +52,11 @@ awaitable<std::tuple<error_code, std::size_t>> Stream::read_some(asio::mutable_b
 }
 
 void Stream::note_read(std::size_t asked, std::size_t got, const error_code& ec) {
-  drained_ = ec == asio::error::would_block || (!ec && got < asked);
-  if (!drained_) return;
+  bool would_block = ec == asio::error::would_block;
   if (transport_.index() == 0)
-    edge_wait::note_drained(std::get<0>(transport_));
+    drained_ = edge_wait::note_read(std::get<0>(transport_), would_block, asked, got);
   else
-    edge_wait::note_drained(std::get<1>(transport_));
+    drained_ = edge_wait::note_read(std::get<1>(transport_), would_block, asked, got);
 }
 
 std::size_t Stream::read_now(asio::mutable_buffer buffer, error_code& ec) {

@@ -51,8 +51,8 @@ long TlsSocket::on_bio(BIO* bio, int oper, const char*, std::size_t len, int, lo
   if (oper != (BIO_CB_READ | BIO_CB_RETURN)) return ret;
   auto* self = reinterpret_cast<TlsSocket*>(BIO_get_callback_arg(bio));
   // One BIO read is one recv() on the descriptor (the socket BIO).
-  self->emptied_ = ret > 0 ? (processed && *processed < len) : BIO_should_retry(bio) != 0;
-  if (self->emptied_) edge_wait::note_drained(self->socket_);
+  self->emptied_ = edge_wait::note_read(self->socket_, ret <= 0 && BIO_should_retry(bio) != 0, len,
+                                        ret > 0 && processed ? *processed : 0);
   return ret;
 }
 
