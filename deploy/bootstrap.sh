@@ -25,8 +25,8 @@ for arg in "$@"; do
 done
 
 # Everything comes from Debian 12's own archive. What the build needs is installed first; the
-# tools the tests, the demo and the benchmarks run (servers, drivers, languages, the fuzz
-# compiler) are installed while the build compiles: installing them keeps about one core busy
+# tools the tests and the demo run (servers, drivers, languages, the fuzz compiler) are
+# installed while the build compiles: installing them keeps about one core busy
 # and the network, and a cold build needs both cores, so the two overlap (docs/testing.md has the
 # cold CI's stages).
 build_packages=(
@@ -42,7 +42,8 @@ tool_packages=(
   iproute2 procps util-linux curl
 )
 # Only the benchmarks: the pooler they compare with, and the charts of docs/benchmarks.md
-# (matplotlib brings NumPy and SymPy: about 20 s of installation no test needs).
+# (matplotlib brings NumPy, SymPy and fontTools, which no test needs: SymPy's configuration
+# alone took 8 s in a cold run).
 bench_packages=(pgbouncer python3-matplotlib)
 
 sudo_cmd=()
