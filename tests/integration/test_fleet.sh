@@ -123,10 +123,12 @@ INSERT INTO ledger (client) VALUES (:client_id);
 SQL
 base=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
 export PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require
+# Paced like ledger_load (tests/lib/proxy_harness.bash says why): 25 transactions a second per
+# client, writes all the time across the flip.
 run_bench() { # <port> <log> <seconds> [pgbench options]
   local port=$1 log=$2 secs=$3
   shift 3
-  timeout 120 pgbench -n -c 4 -j 1 -T "$secs" -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" "$@" \
+  timeout 120 pgbench -n -c 4 -j 1 -T "$secs" -R 100 -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" "$@" \
     -h 127.0.0.1 -p "$port" -U app app >"$log" 2>&1
 }
 run_bench "${PORTS[1]}" "$PROXY_DIR/bench1.log" 8 &

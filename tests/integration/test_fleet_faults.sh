@@ -191,11 +191,11 @@ echo "drill 2 starts $(since "$T0") s in"
 cat >"$PROXY_DIR/ledger.sql" <<'SQL'
 INSERT INTO ledger (client) VALUES (:client_id);
 SQL
-bench_start() { # <cluster it writes to> <log>: pgbench through proxy 1 (tpcb-like + a ledger insert)
+bench_start() { # <cluster it writes to> <log>: pgbench through proxy 1 (tpcb-like + a ledger insert, paced as ledger_load)
   local before
   before=$(pgc_admin_psql "$1" -XAtc "select count(*) from ledger")
   PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 4 -j 1 -T 5 \
-    -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "${PORTS[1]}" -U app app >"$PROXY_DIR/$2" 2>&1 &
+    -R 100 -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "${PORTS[1]}" -U app app >"$PROXY_DIR/$2" 2>&1 &
   BENCH=$!
   pgc_wait_until 10 bash -c "[ \$(psql -XAtd '$(pgc_get "$1" admin_url)' -c 'select count(*) from ledger') -gt $((before + 20)) ]" ||
     fail "pgbench does not write"

@@ -101,9 +101,10 @@ SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 SELECT inet_server_port(), pg_is_in_recovery();
 SQL
 export PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require
-timeout 120 pgbench -n -c 8 -j 1 -T 8 -h 127.0.0.1 -p "$PROXY_PORT" -U app app >"$PROXY_DIR/writes.bench" 2>&1 &
+# Both loads paced (25 transactions a second per client, as ledger_load and for the same reason).
+timeout 120 pgbench -n -c 8 -j 1 -T 8 -R 200 -h 127.0.0.1 -p "$PROXY_PORT" -U app app >"$PROXY_DIR/writes.bench" 2>&1 &
 writes=$!
-(cd "$PROXY_DIR" && timeout 120 pgbench -n -c 4 -j 1 -T 8 -l --log-prefix=reads -f "$PROXY_DIR/reads.sql" \
+(cd "$PROXY_DIR" && timeout 120 pgbench -n -c 4 -j 1 -T 8 -R 100 -l --log-prefix=reads -f "$PROXY_DIR/reads.sql" \
   -h 127.0.0.1 -p "$PROXY_PORT" -U app app_reports >"$PROXY_DIR/reads.bench" 2>&1) &
 reads=$!
 hist() { PGPASSWORD= psql -XAtd "$SRC_ADMIN_URL" -c "select count(*) from pgbench_history"; }
