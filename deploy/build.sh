@@ -22,7 +22,11 @@ launcher=()
 if command -v ccache >/dev/null; then
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   # Fresh clones live at other paths: make cache hits independent of where the tree is.
-  export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
+  # Depend mode: on a miss ccache takes the headers from the compiler's own -MD output instead
+  # of running the preprocessor once more. Measured on 2 cores, release build from an empty
+  # cache (2026-12-07): 183 s in ccache's default mode, 164 s in depend mode, 160 s without
+  # ccache; warm, every object a direct hit either way (6 s).
+  export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1
 fi
 # A new build directory is configured for the cheapest cold build: a unity build (several
 # sources per compiler run, so Asio's and Boost's headers are parsed, and their templates

@@ -81,7 +81,7 @@ if [ $# -eq 0 ]; then
   launcher=()
   if command -v ccache >/dev/null; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
+    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1 # deploy/build.sh says why
   fi
   # -O0 -g1 (line tables only): the same findings, file:line in every report, and the cheapest
   # cold build. Measured with ccache off (2026-12-07): -O1 389 s, -O0 234 s to build; the
@@ -112,7 +112,7 @@ if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
   launcher=()
   if command -v ccache >/dev/null; then
     launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1
+    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1 # deploy/build.sh says why
   fi
   # 5 s per target: a smoke run (each decoder's corpus and a few hundred thousand inputs);
   # the long runs are in docs/testing.md.
