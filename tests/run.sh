@@ -64,6 +64,13 @@ save_test_times() { # <build dir> <suite>
 "$top/deploy/bootstrap.sh"
 end_stage "packages + release build (bootstrap)"
 
+# The sanitizer and fuzz builds use ccache as deploy/build.sh does (it says why these settings).
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1
+fi
+
 status=0
 echo "== tests: ctest in $build_dir"
 restore_test_times "$build_dir" release
@@ -78,11 +85,6 @@ end_stage "release: every test"
 if [ $# -eq 0 ]; then
   asan_dir="$top/build-asan"
   echo "== tests: ASan + UBSan run in $asan_dir"
-  launcher=()
-  if command -v ccache >/dev/null; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1 # deploy/build.sh says why
-  fi
   # -O0 -g1 (line tables only): the same findings, file:line in every report, and the cheapest
   # cold build. Measured with ccache off (2026-12-07): -O1 389 s, -O0 234 s to build; the
   # sanitizer suite ran 122-126 s at -O1, 139 s at -O0. A unity build (several sources per
@@ -109,11 +111,6 @@ fi
 if [ $# -eq 0 ] && command -v clang++ >/dev/null; then
   fuzz_dir="$top/build-fuzz"
   echo "== tests: fuzz smoke run in $fuzz_dir"
-  launcher=()
-  if command -v ccache >/dev/null; then
-    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-    export CCACHE_BASEDIR="$top" CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1 # deploy/build.sh says why
-  fi
   # 5 s per target: a smoke run (each decoder's corpus and a few hundred thousand inputs);
   # the long runs are in docs/testing.md.
   cmake -S "$top" -B "$fuzz_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGCUTOVER_FUZZ=ON \

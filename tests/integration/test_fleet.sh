@@ -118,22 +118,11 @@ pgc_wait_until 10 fleet_is "$N" running source || fail "not every proxy resumed:
 pass "pause and resume reach every proxy (fleet and admin API); a held insert waited and went through"
 
 # ---- the flip under load, through the databases only ----
-cat >"$PROXY_DIR/ledger.sql" <<'SQL'
-INSERT INTO ledger (client) VALUES (:client_id);
-SQL
 base=$(pgc_admin_psql src -XAtc "select count(*) from ledger")
 export PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require
-# Paced like ledger_load (tests/lib/proxy_harness.bash says why): 25 transactions a second per
-# client, writes all the time across the flip.
-run_bench() { # <port> <log> <seconds> [pgbench options]
-  local port=$1 log=$2 secs=$3
-  shift 3
-  timeout 120 pgbench -n -c 4 -j 1 -T "$secs" -R 100 -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" "$@" \
-    -h 127.0.0.1 -p "$port" -U app app >"$log" 2>&1
-}
-run_bench "${PORTS[1]}" "$PROXY_DIR/bench1.log" 8 &
+ledger_load "$PROXY_DIR/bench1.log" "${PORTS[1]}" 4 8
 b1=$!
-run_bench "${PORTS[2]}" "$PROXY_DIR/bench2.log" 8 -C &
+ledger_load "$PROXY_DIR/bench2.log" "${PORTS[2]}" 4 8 -C
 b2=$!
 pgc_wait_until 10 bash -c "[ \$(PGPASSWORD= psql -XAtd '$SRC_ADMIN_URL' -c 'select count(*) from ledger') -gt $((base + 20)) ]" ||
   fail "pgbench does not write"

@@ -188,14 +188,10 @@ pass "the source restarted: all $N proxies write on it again, live in both datab
 
 # ---- 2. two controllers at once ----
 echo "drill 2 starts $(since "$T0") s in"
-cat >"$PROXY_DIR/ledger.sql" <<'SQL'
-INSERT INTO ledger (client) VALUES (:client_id);
-SQL
-bench_start() { # <cluster it writes to> <log>: pgbench through proxy 1 (tpcb-like + a ledger insert, paced as ledger_load)
+bench_start() { # <cluster it writes to> <log>: ledger_load through proxy 1
   local before
   before=$(pgc_admin_psql "$1" -XAtc "select count(*) from ledger")
-  PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 120 pgbench -n -c 4 -j 1 -T 5 \
-    -R 100 -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "${PORTS[1]}" -U app app >"$PROXY_DIR/$2" 2>&1 &
+  ledger_load "$PROXY_DIR/$2" "${PORTS[1]}" 4 5
   BENCH=$!
   pgc_wait_until 10 bash -c "[ \$(psql -XAtd '$(pgc_get "$1" admin_url)' -c 'select count(*) from ledger') -gt $((before + 20)) ]" ||
     fail "pgbench does not write"
@@ -203,7 +199,7 @@ bench_start() { # <cluster it writes to> <log>: pgbench through proxy 1 (tpcb-li
 bench_end() { # <log>: waits; 0 failed transactions; ACKED := the acknowledged ledger inserts
   wait "$BENCH" || fail "pgbench failed: $(tail -5 "$PROXY_DIR/$1")"
   grep -q "number of failed transactions: 0 " "$PROXY_DIR/$1" || fail "failed transactions in $1"
-  ACKED=$(grep -A3 "ledger.sql" "$PROXY_DIR/$1" | grep -oE '[0-9]+ transactions' | head -1 | cut -d' ' -f1)
+  ACKED=$(acked "$PROXY_DIR/$1")
 }
 # settled <backend> <epoch>: every proxy running there at that epoch, the authority the same in
 # both databases, the side left fenced, the other not, and one replication link running the

@@ -198,11 +198,13 @@ tpcb() { grep -A3 "TPC-B" "$1" | grep -oE '[0-9]+ transactions' | head -1 | cut 
 # flat out, it took all the CPU it could for a minute, and the test beside it in the suite
 # waited; what the drills check (every acknowledged row once, nothing failed, the pause held
 # the clients) needs writes all the time, not as many as possible.
-ledger_load() { # <log> <proxy port> <clients> <seconds>
+ledger_load() { # <log> <proxy port> <clients> <seconds> [more pgbench options, e.g. -C]
+  local log=$1 port=$2 clients=$3 seconds=$4
+  shift 4
   [ -f "$PROXY_DIR/ledger.sql" ] || echo "INSERT INTO ledger (client) VALUES (:client_id);" >"$PROXY_DIR/ledger.sql"
-  PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c "$3" -j 1 -T "$4" \
-    -R $(($3 * 25)) \
-    -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$2" -U app app >"$1" 2>&1 &
+  PGPASSWORD=$PROXY_USER_PASSWORD PGSSLMODE=require timeout 240 pgbench -n -c "$clients" -j 1 \
+    -T "$seconds" -R $((clients * 25)) "$@" \
+    -b tpcb-like@9 -f "$PROXY_DIR/ledger.sql@1" -h 127.0.0.1 -p "$port" -U app app >"$log" 2>&1 &
 }
 
 # A proxy the controller commands over its admin API ($PROXY_DIR/p1.toml, transaction mode,
