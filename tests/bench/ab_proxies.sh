@@ -10,9 +10,13 @@
 #   BENCH_WORKLOADS="select-only tpcb-like extended" BENCH_CLIENTS="1 32" BENCH_SECONDS=10 \
 #     BENCH_ROUNDS=3 BENCH_SERVER_TLS=1 BENCH_POOL=20 BENCH_SCALE=10 tests/bench/ab_proxies.sh A B
 #
-# Prints, per cell: tps and pooler CPU (user + system) microseconds per transaction, medians of
+# Prints, per cell: tps, pooler CPU (user + system) microseconds per transaction and the
+# pooler's context switches per transaction (every thread's, voluntary + involuntary: each one is
+# a sleep and a wake-up, which on a VM costs the pooler CPU beyond the system call), medians of
 # the rounds, and the ratios A/PgBouncer, B/PgBouncer and B/A. BENCH_SYSCALLS=1 adds each
 # pooler's system calls per transaction (strace; BENCH_ROUNDS=0 for that table alone).
+# BENCH_THREADS_A / BENCH_THREADS_B set `threads` in that proxy's config (default: the proxy's
+# own, one shard thread per core); A and B may then be the same binary.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 [ $# -eq 2 ] || { sed -n '2,14p' "$0"; exit 2; }
@@ -43,12 +47,14 @@ log "pgbench -i -s $scale"
 pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
 pgc_admin_psql db -XAtc "vacuum analyze" >/dev/null
 
-start_proxy() { # <name> <binary>: sets proxy_port and proxy_pid (no subshell: cleanup kills it)
-  local port
+start_proxy() { # <name> <binary> [threads]: sets proxy_port and proxy_pid (no subshell: cleanup kills it)
+  local port threads_line=
   port=$(pgc_free_port)
+  [ -z "${3:-}" ] || threads_line="threads = $3"
   cat >"$run/$1.toml" <<EOT
 [proxy]
 listen_port = $port
+$threads_line
 pool_mode = "transaction"
 default_pool_size = $pool
 max_client_conn = 2000
@@ -67,9 +73,9 @@ EOT
   pids+=($!)
   proxy_port=$port proxy_pid=$!
 }
-start_proxy a "$bin_a"
+start_proxy a "$bin_a" "${BENCH_THREADS_A:-}"
 port_a=$proxy_port pid_a=$proxy_pid
-start_proxy b "$bin_b"
+start_proxy b "$bin_b" "${BENCH_THREADS_B:-}"
 port_b=$proxy_port pid_b=$proxy_pid
 
 start_pgbouncer "$run" "$DB_PORT" "$password" "$pool" 2000 "$server_ssl"
@@ -80,6 +86,9 @@ for p in "$port_a" "$port_b"; do
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Context switches of every thread of <pid> so far (a thread that ended takes its count along:
+# the poolers' threads live as long as they do).
+switches() { cat /proc/"$1"/task/*/status | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n }'; }
 hz=$(getconf CLK_TCK)
 # pooler <a|b|pgbouncer>: sets port and pid
 pooler() {
@@ -103,16 +112,17 @@ pgbench_run() {
   echo "$out"
 }
 txns_of() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$1"; }
-# one <port> <pid> <clients> <workload> -> "tps cpu_us_per_txn"
+# one <port> <pid> <clients> <workload> -> "tps cpu_us_per_txn switches_per_txn"
 one() {
-  local out c0 c1 n tps
+  local out c0 c1 s0 s1 n tps
   (pgbench_run "$1" "$3" "$4" 1 >/dev/null 2>&1) || true  # warm-up
-  c0=$(cpu_ticks "$2")
+  c0=$(cpu_ticks "$2") s0=$(switches "$2")
   out=$(pgbench_run "$1" "$3" "$4" "$seconds")
-  c1=$(cpu_ticks "$2")
+  c1=$(cpu_ticks "$2") s1=$(switches "$2")
   n=$(txns_of "$out")
   tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
-  awk -v t="$tps" -v a="$c0" -v b="$c1" -v n="$n" -v hz="$hz" 'BEGIN { printf "%s %.1f\n", t, (b - a) * 1000000 / hz / n }'
+  awk -v t="$tps" -v a="$c0" -v b="$c1" -v s="$s0" -v e="$s1" -v n="$n" -v hz="$hz" \
+    'BEGIN { printf "%s %.1f %.2f\n", t, (b - a) * 1000000 / hz / n, (e - s) / n }'
 }
 
 : >"$run/results"
@@ -123,9 +133,9 @@ for ((r = 1; r <= rounds; r++)); do
     for c in $clients_list; do
       for t in "${order[@]}"; do
         pooler "$t"
-        read -r tps cpu < <(one "$port" "$pid" "$c" "$w")
-        log "round $r $w $c clients $t: $tps tps, $cpu us/txn"
-        echo "$w $c $t $tps $cpu" >>"$run/results"
+        read -r tps cpu sw < <(one "$port" "$pid" "$c" "$w")
+        log "round $r $w $c clients $t: $tps tps, $cpu us/txn, $sw context switches/txn"
+        echo "$w $c $t $tps $cpu $sw" >>"$run/results"
       done
     done
   done
@@ -162,20 +172,21 @@ fi
 echo "A = $bin_a"
 echo "B = $bin_b"
 echo "server TLS: $server_ssl, $seconds s per run, $rounds rounds (medians), pool $pool, scale $scale, $(nproc) cores, $(pgbouncer --version | head -1)"
+echo "proxy threads: A ${BENCH_THREADS_A:-default}, B ${BENCH_THREADS_B:-default}"
 [ -s "$run/results" ] && /usr/bin/python3 - "$run/results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 cells = list(dict.fromkeys((r[0], r[1]) for r in rows))
-print("| workload | clients | PgBouncer tps | A tps | B tps | PgBouncer µs/txn | A µs/txn | B µs/txn | A/PgBouncer CPU | B/PgBouncer CPU | B/A CPU |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| workload | clients | PgBouncer tps | A tps | B tps | PgBouncer µs/txn | A µs/txn | B µs/txn | A/PgBouncer CPU | B/PgBouncer CPU | B/A CPU | switches/txn PgBouncer, A, B |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for w, c in cells:
     m = {}
     for t in ("pgbouncer", "a", "b"):
         v = [r for r in rows if r[0] == w and r[1] == c and r[2] == t]
-        m[t] = (statistics.median(float(x[3]) for x in v), statistics.median(float(x[4]) for x in v))
+        m[t] = tuple(statistics.median(float(x[i]) for x in v) for i in (3, 4, 5))
     p, a, b = m["pgbouncer"], m["a"], m["b"]
     print(f"| {w} | {c} | {p[0]:.0f} | {a[0]:.0f} | {b[0]:.0f} | {p[1]:.1f} | {a[1]:.1f} | {b[1]:.1f} | "
-          f"{a[1] / p[1]:.2f} | {b[1] / p[1]:.2f} | {b[1] / a[1]:.2f} |")
+          f"{a[1] / p[1]:.2f} | {b[1] / p[1]:.2f} | {b[1] / a[1]:.2f} | {p[2]:.2f}, {a[2]:.2f}, {b[2]:.2f} |")
 PY
 if [ -f "$run/syscalls" ]; then
   echo

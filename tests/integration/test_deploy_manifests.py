@@ -684,6 +684,10 @@ def check_heroku(tmp):
     check(got["health"] == 200, "heroku: the proxy's admin API answers inside the dyno")
     check(not got["leaked"], "heroku: backend URL and admin token are not in the app's environment")
     check("p%40ss" not in cfg_text and token not in cfg_text, "heroku: the written TOML holds no secret")
+    # One shard thread by default, as PgBouncer (docs/heroku.md says why): the proxy shares the
+    # dyno's CPU with the app, and every shard would hold a share of the dyno's small pool.
+    threads = tomllib.loads(cfg_text).get("proxy", {}).get("threads")
+    check(threads == 1, f"heroku: the proxy runs one shard thread by default (threads = {threads})")
     # Fleet mode is on by default (docs/heroku.md): the member is named after the dyno.
     fleet = tomllib.loads(cfg_text).get("fleet", {})
     check(fleet.get("enabled") is True and "name" not in fleet,
