@@ -15,6 +15,12 @@
 # a sleep and a wake-up, which on a VM costs the pooler CPU beyond the system call), medians of
 # the rounds, and the ratios A/PgBouncer, B/PgBouncer and B/A. BENCH_SYSCALLS=1 adds each
 # pooler's system calls per transaction (strace; BENCH_ROUNDS=0 for that table alone).
+# BENCH_PROFILE=1 adds one `perf record` run per cell and pooler (its report, by library and by
+# function, in build/bench/ab-profile-<workload>-<clients>-<pooler>.txt, the samples with their call
+# graphs beside it in .perf.data; BENCH_PROFILE_CALLGRAPH=dwarf for call graphs through libraries
+# built without frame pointers, such as libc).
+# BENCH_CLIENT_TLS=1: pgbench reaches both poolers over TLS too (sslmode=require, one certificate
+# made for the run), the issue's "client TLS on for both" row.
 # BENCH_THREADS_A / BENCH_THREADS_B set `threads` in that proxy's config (default: the proxy's
 # own, one shard thread per core); A and B may then be the same binary.
 set -euo pipefail
@@ -32,6 +38,7 @@ pool=${BENCH_POOL:-20}
 scale=${BENCH_SCALE:-10}
 server_ssl=disable
 [ "${BENCH_SERVER_TLS:-1}" = 1 ] && server_ssl=require
+client_tls=${BENCH_CLIENT_TLS:-0}
 
 # Clusters, PgBouncer, $run, pids, cleanup at exit, log.
 . "$top/tests/bench/bench_run.bash" pgcutover-ab
@@ -46,6 +53,18 @@ export PGPASSWORD=$password PGSSLMODE=disable
 log "pgbench -i -s $scale"
 pgbench -i -s "$scale" -q -h 127.0.0.1 -p "$DB_PORT" -U app app >/dev/null 2>&1
 pgc_admin_psql db -XAtc "vacuum analyze" >/dev/null
+# Client TLS: one certificate for both poolers; the pooler-side settings below.
+proxy_client_tls='client_tls = "disable"' bouncer_client_tls=
+if [ "$client_tls" = 1 ]; then
+  pgc_make_tls "$run/tls" bench >/dev/null
+  chmod 644 "$run"/tls/*
+  proxy_client_tls="client_tls = \"require\"
+cert_file = \"$run/tls/server.crt\"
+key_file = \"$run/tls/server.key\""
+  bouncer_client_tls="client_tls_sslmode = require
+client_tls_cert_file = $run/tls/server.crt
+client_tls_key_file = $run/tls/server.key"
+fi
 
 start_proxy() { # <name> <binary> [threads]: sets proxy_port and proxy_pid (no subshell: cleanup kills it)
   local port threads_line=
@@ -61,7 +80,7 @@ max_client_conn = 2000
 state_file = "$run/$1.state.json"
 log_level = "warn"
 [proxy.tls]
-client_tls = "disable"
+$proxy_client_tls
 [users.app]
 password = "$password"
 [backends.source]
@@ -78,7 +97,9 @@ port_a=$proxy_port pid_a=$proxy_pid
 start_proxy b "$bin_b" "${BENCH_THREADS_B:-}"
 port_b=$proxy_port pid_b=$proxy_pid
 
-start_pgbouncer "$run" "$DB_PORT" "$password" "$pool" 2000 "$server_ssl"
+start_pgbouncer "$run" "$DB_PORT" "$password" "$pool" 2000 "$server_ssl" "$bouncer_client_tls"
+# pgbench to the poolers: over TLS with BENCH_CLIENT_TLS=1 (the direct runs above stay plain).
+[ "$client_tls" = 1 ] && export PGSSLMODE=require
 port_p=$bouncer_port pid_p=$bouncer_pid
 ready() { pg_isready -q -h 127.0.0.1 -p "$1" -t 1; }
 for p in "$port_a" "$port_b"; do
@@ -169,10 +190,40 @@ if [ "${BENCH_SYSCALLS:-0}" = 1 ]; then
   done
 fi
 
+# BENCH_PROFILE=1: one more run per cell and pooler with `perf record` on the pooler (sampling
+# costs it a little: not in the CPU table), reported by library and by function.
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then
+  command -v perf >/dev/null || { echo "ab: BENCH_PROFILE=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
+  profile_dir=${PGCUTOVER_BUILD_DIR:-$top/build}/bench
+  mkdir -p "$profile_dir"
+  for w in $workloads; do
+    for c in $clients_list; do
+      for t in pgbouncer a b; do
+        pooler "$t"
+        perf record -q -F 999 --call-graph "${BENCH_PROFILE_CALLGRAPH:-fp}" -p "$pid" -o "$run/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
+        ppid_=$!
+        out=$(pgbench_run "$port" "$c" "$w" "$seconds")
+        wait "$ppid_" || true
+        f="$profile_dir/ab-profile-$w-$c-$t.txt"
+        {
+          echo "# $w, $c clients, $t: $(txns_of "$out") transactions; share of the sampled CPU"
+          perf report -i "$run/perf.data" --no-children -g none --sort dso --stdio --percent-limit 1 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | sed 's/ *$//'
+          echo
+          perf report -i "$run/perf.data" --no-children -g none --sort dso,symbol --stdio \
+            --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -60
+        } >"$f"
+        mv "$run/perf.data" "${f%.txt}.perf.data"
+        log "profile: $f (perf report -i ${f%.txt}.perf.data for more)"
+      done
+    done
+  done
+fi
+
 echo "A = $bin_a"
 echo "B = $bin_b"
 echo "server TLS: $server_ssl, $seconds s per run, $rounds rounds (medians), pool $pool, scale $scale, $(nproc) cores, $(pgbouncer --version | head -1)"
-echo "proxy threads: A ${BENCH_THREADS_A:-default}, B ${BENCH_THREADS_B:-default}"
+echo "proxy threads: A ${BENCH_THREADS_A:-default}, B ${BENCH_THREADS_B:-default}; pgbench to the poolers over TLS: $([ "$client_tls" = 1 ] && echo yes || echo no)"
 [ -s "$run/results" ] && /usr/bin/python3 - "$run/results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
