@@ -20,12 +20,12 @@
 # graphs beside it in .perf.data; BENCH_PROFILE_CALLGRAPH=dwarf for call graphs through libraries
 # built without frame pointers, such as libc).
 # BENCH_CLIENT_TLS=1: pgbench reaches both poolers over TLS too (sslmode=require, one certificate
-# made for the run), the issue's "client TLS on for both" row.
+# made for the run): what a dyno whose app reaches the proxy with sslmode=require pays.
 # BENCH_THREADS_A / BENCH_THREADS_B set `threads` in that proxy's config (default: the proxy's
 # own, one shard thread per core); A and B may then be the same binary.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-[ $# -eq 2 ] || { sed -n '2,14p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2; }
 bin_a=$1 bin_b=$2
 for b in "$bin_a" "$bin_b"; do [ -x "$b" ] || { echo "ab: not executable: $b" >&2; exit 2; }; done
 # PgBouncer and matplotlib are installed for the benchmarks only.
@@ -201,17 +201,18 @@ if [ "${BENCH_PROFILE:-0}" = 1 ]; then
       for t in pgbouncer a b; do
         pooler "$t"
         perf record -q -F 999 --call-graph "${BENCH_PROFILE_CALLGRAPH:-fp}" -p "$pid" -o "$run/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
-        ppid_=$!
+        perf_pid=$!
         out=$(pgbench_run "$port" "$c" "$w" "$seconds")
-        wait "$ppid_" || true
+        wait "$perf_pid" || true
         f="$profile_dir/ab-profile-$w-$c-$t.txt"
         {
           echo "# $w, $c clients, $t: $(txns_of "$out") transactions; share of the sampled CPU"
+          # (A report with no lines, or head closing the pipe early, is not a failure.)
           perf report -i "$run/perf.data" --no-children -g none --sort dso --stdio --percent-limit 1 2>/dev/null |
-            grep -v '^#' | grep -v '^$' | sed 's/ *$//'
+            grep -v -e '^#' -e '^$' | sed 's/ *$//' || true
           echo
           perf report -i "$run/perf.data" --no-children -g none --sort dso,symbol --stdio \
-            --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *$//' | head -60
+            --percent-limit 0.5 2>/dev/null | grep -v -e '^#' -e '^$' | sed 's/ *$//' | head -60 || true
         } >"$f"
         mv "$run/perf.data" "${f%.txt}.perf.data"
         log "profile: $f (perf report -i ${f%.txt}.perf.data for more)"
