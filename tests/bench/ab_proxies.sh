@@ -133,10 +133,13 @@ pgbench_run() {
   echo "$out"
 }
 txns_of() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$1"; }
+# warm_up <port> <clients> <workload>: one second of the workload first, so that what is
+# measured next is the steady state (the pool's server connections and their TLS handshakes made).
+warm_up() { (pgbench_run "$1" "$2" "$3" 1 >/dev/null 2>&1) || true; }
 # one <port> <pid> <clients> <workload> -> "tps cpu_us_per_txn switches_per_txn"
 one() {
   local out c0 c1 s0 s1 n tps
-  (pgbench_run "$1" "$3" "$4" 1 >/dev/null 2>&1) || true  # warm-up
+  warm_up "$1" "$3" "$4"
   c0=$(cpu_ticks "$2") s0=$(switches "$2")
   out=$(pgbench_run "$1" "$3" "$4" "$seconds")
   c1=$(cpu_ticks "$2") s1=$(switches "$2")
@@ -177,6 +180,7 @@ if [ "${BENCH_SYSCALLS:-0}" = 1 ]; then
     for c in $clients_list; do
       for t in pgbouncer a b; do
         pooler "$t"
+        warm_up "$port" "$c" "$w"
         strace -f -c -q -p "$pid" -o "$run/strace-$w-$c-$t.txt" &
         spid=$!
         pgc_wait_until 10 traced "$pid" || { echo "ab: strace did not attach to $pid" >&2; exit 1; }
@@ -200,6 +204,7 @@ if [ "${BENCH_PROFILE:-0}" = 1 ]; then
     for c in $clients_list; do
       for t in pgbouncer a b; do
         pooler "$t"
+        warm_up "$port" "$c" "$w"
         perf record -q -F 999 --call-graph "${BENCH_PROFILE_CALLGRAPH:-fp}" -p "$pid" -o "$run/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
         perf_pid=$!
         out=$(pgbench_run "$port" "$c" "$w" "$seconds")
