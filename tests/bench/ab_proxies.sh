@@ -15,6 +15,8 @@
 # a sleep and a wake-up, which on a VM costs the pooler CPU beyond the system call), medians of
 # the rounds, and the ratios A/PgBouncer, B/PgBouncer and B/A. BENCH_SYSCALLS=1 adds each
 # pooler's system calls per transaction (strace; BENCH_ROUNDS=0 for that table alone).
+# BENCH_MALLOCS=1 adds each pooler's calls to malloc per transaction (a uprobe on libc, perf stat;
+# needs root).
 # BENCH_PROFILE=1 adds one `perf record` run per cell and pooler (its report, by library and by
 # function, in build/bench/ab-profile-<workload>-<clients>-<pooler>.txt, the samples with their call
 # graphs beside it in .perf.data; BENCH_PROFILE_CALLGRAPH=dwarf for call graphs through libraries
@@ -194,6 +196,34 @@ if [ "${BENCH_SYSCALLS:-0}" = 1 ]; then
   done
 fi
 
+# BENCH_MALLOCS=1: one more run per cell and pooler counting the pooler's calls to libc's
+# malloc (a uprobe, `perf stat`): heap allocations per transaction.
+if [ "${BENCH_MALLOCS:-0}" = 1 ]; then
+  command -v perf >/dev/null || { echo "ab: BENCH_MALLOCS=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
+  libc=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ { print $NF; exit }')
+  [ -n "$libc" ] || libc=/lib/x86_64-linux-gnu/libc.so.6
+  # A probe of our own name, removed again at the end (a uprobe needs root, as perf record -p).
+  perf probe -q -d probe_libc:pgcutover_ab_malloc >/dev/null 2>&1 || true
+  perf probe -q -x "$libc" --add pgcutover_ab_malloc=malloc ||
+    { echo "ab: could not add a uprobe on $libc's malloc (root and a kernel with uprobes needed)" >&2; exit 2; }
+  for w in $workloads; do
+    for c in $clients_list; do
+      for t in pgbouncer a b; do
+        pooler "$t"
+        warm_up "$port" "$c" "$w"
+        perf stat -x, -e probe_libc:pgcutover_ab_malloc -p "$pid" -o "$run/mallocs-$w-$c-$t.csv" &
+        stat_pid=$!
+        out=$(pgbench_run "$port" "$c" "$w" "$seconds")
+        kill -INT "$stat_pid"
+        wait "$stat_pid" || true
+        calls=$(awk -F, '/pgcutover_ab_malloc/ { print $1; exit }' "$run/mallocs-$w-$c-$t.csv")
+        echo "$w $c $t $(txns_of "$out") ${calls:-0}" >>"$run/mallocs"
+      done
+    done
+  done
+  perf probe -q -d probe_libc:pgcutover_ab_malloc >/dev/null 2>&1 || true
+fi
+
 # BENCH_PROFILE=1: one more run per cell and pooler with `perf record` on the pooler (sampling
 # costs it a little: not in the CPU table), reported by library and by function.
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then
@@ -245,6 +275,15 @@ for w, c in cells:
     print(f"| {w} | {c} | {p[0]:.0f} | {a[0]:.0f} | {b[0]:.0f} | {p[1]:.1f} | {a[1]:.1f} | {b[1]:.1f} | "
           f"{a[1] / p[1]:.2f} | {b[1] / p[1]:.2f} | {b[1] / a[1]:.2f} | {p[2]:.2f}, {a[2]:.2f}, {b[2]:.2f} |")
 PY
+if [ -f "$run/mallocs" ]; then
+  echo
+  echo "Calls to malloc per transaction (a uprobe, one run per cell, not the runs above):"
+  echo "| workload | clients | PgBouncer | A | B |"
+  echo "|---|---|---|---|---|"
+  awk '{ v[$1 " " $2 " " $3] = ($4 > 0 ? $5 / $4 : 0); if (!($1 " " $2 in seen)) { seen[$1 " " $2] = 1; order[++n] = $1 " " $2 } }
+    END { for (i = 1; i <= n; i++) { split(order[i], k, " ");
+      printf "| %s | %s | %.1f | %.1f | %.1f |\n", k[1], k[2], v[order[i] " pgbouncer"], v[order[i] " a"], v[order[i] " b"] } }' "$run/mallocs"
+fi
 if [ -f "$run/syscalls" ]; then
   echo
   echo "System calls per transaction (strace -c -f, one run per cell, not the runs above):"
