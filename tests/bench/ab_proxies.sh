@@ -138,6 +138,21 @@ txns_of() { sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\
 # warm_up <port> <clients> <workload>: one second of the workload first, so that what is
 # measured next is the steady state (the pool's server connections and their TLS handshakes made).
 warm_up() { (pgbench_run "$1" "$2" "$3" 1 >/dev/null 2>&1) || true; }
+# each_extra_run <function>: the extra measurements after the rounds (system calls, mallocs,
+# profiles) run the workload once more per cell and pooler, warmed up. <function> is called with
+# <workload> <clients> <pooler> after `pooler` set $port and $pid; it runs the pgbench itself.
+each_extra_run() {
+  local w c t
+  for w in $workloads; do
+    for c in $clients_list; do
+      for t in pgbouncer a b; do
+        pooler "$t"
+        warm_up "$port" "$c" "$w"
+        "$1" "$w" "$c" "$t"
+      done
+    done
+  done
+}
 # one <port> <pid> <clients> <workload> -> "tps cpu_us_per_txn switches_per_txn"
 one() {
   local out c0 c1 s0 s1 n tps
@@ -178,22 +193,17 @@ if [ "${BENCH_SYSCALLS:-0}" = 1 ]; then
       grep -q '^TracerPid:[[:space:]]*[1-9]' "$t/status" || return 1
     done
   }
-  for w in $workloads; do
-    for c in $clients_list; do
-      for t in pgbouncer a b; do
-        pooler "$t"
-        warm_up "$port" "$c" "$w"
-        strace -f -c -q -p "$pid" -o "$run/strace-$w-$c-$t.txt" &
-        spid=$!
-        pgc_wait_until 10 traced "$pid" || { echo "ab: strace did not attach to $pid" >&2; exit 1; }
-        out=$(pgbench_run "$port" "$c" "$w" "$seconds")
-        kill -INT "$spid"
-        wait "$spid" || true
-        n=$(txns_of "$out")
-        echo "$w $c $t $n $run/strace-$w-$c-$t.txt" >>"$run/syscalls"
-      done
-    done
-  done
+  count_syscalls() { # <workload> <clients> <pooler>
+    local spid out
+    strace -f -c -q -p "$pid" -o "$run/strace-$1-$2-$3.txt" &
+    spid=$!
+    pgc_wait_until 10 traced "$pid" || { echo "ab: strace did not attach to $pid" >&2; exit 1; }
+    out=$(pgbench_run "$port" "$2" "$1" "$seconds")
+    kill -INT "$spid"
+    wait "$spid" || true
+    echo "$1 $2 $3 $(txns_of "$out") $run/strace-$1-$2-$3.txt" >>"$run/syscalls"
+  }
+  each_extra_run count_syscalls
 fi
 
 # BENCH_MALLOCS=1: one more run per cell and pooler counting the pooler's calls to libc's
@@ -206,21 +216,17 @@ if [ "${BENCH_MALLOCS:-0}" = 1 ]; then
   perf probe -q -d probe_libc:pgcutover_ab_malloc >/dev/null 2>&1 || true
   perf probe -q -x "$libc" --add pgcutover_ab_malloc=malloc ||
     { echo "ab: could not add a uprobe on $libc's malloc (root and a kernel with uprobes needed)" >&2; exit 2; }
-  for w in $workloads; do
-    for c in $clients_list; do
-      for t in pgbouncer a b; do
-        pooler "$t"
-        warm_up "$port" "$c" "$w"
-        perf stat -x, -e probe_libc:pgcutover_ab_malloc -p "$pid" -o "$run/mallocs-$w-$c-$t.csv" &
-        stat_pid=$!
-        out=$(pgbench_run "$port" "$c" "$w" "$seconds")
-        kill -INT "$stat_pid"
-        wait "$stat_pid" || true
-        calls=$(awk -F, '/pgcutover_ab_malloc/ { print $1; exit }' "$run/mallocs-$w-$c-$t.csv")
-        echo "$w $c $t $(txns_of "$out") ${calls:-0}" >>"$run/mallocs"
-      done
-    done
-  done
+  count_mallocs() { # <workload> <clients> <pooler>
+    local stat_pid out calls csv=$run/mallocs-$1-$2-$3.csv
+    perf stat -x, -e probe_libc:pgcutover_ab_malloc -p "$pid" -o "$csv" &
+    stat_pid=$!
+    out=$(pgbench_run "$port" "$2" "$1" "$seconds")
+    kill -INT "$stat_pid"
+    wait "$stat_pid" || true
+    calls=$(awk -F, '/pgcutover_ab_malloc/ { print $1; exit }' "$csv")
+    echo "$1 $2 $3 $(txns_of "$out") ${calls:-0}" >>"$run/mallocs"
+  }
+  each_extra_run count_mallocs
   perf probe -q -d probe_libc:pgcutover_ab_malloc >/dev/null 2>&1 || true
 fi
 
@@ -230,30 +236,25 @@ if [ "${BENCH_PROFILE:-0}" = 1 ]; then
   command -v perf >/dev/null || { echo "ab: BENCH_PROFILE=1 needs perf (apt-get install linux-perf)" >&2; exit 2; }
   profile_dir=${PGCUTOVER_BUILD_DIR:-$top/build}/bench
   mkdir -p "$profile_dir"
-  for w in $workloads; do
-    for c in $clients_list; do
-      for t in pgbouncer a b; do
-        pooler "$t"
-        warm_up "$port" "$c" "$w"
-        perf record -q -F 999 --call-graph "${BENCH_PROFILE_CALLGRAPH:-fp}" -p "$pid" -o "$run/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
-        perf_pid=$!
-        out=$(pgbench_run "$port" "$c" "$w" "$seconds")
-        wait "$perf_pid" || true
-        f="$profile_dir/ab-profile-$w-$c-$t.txt"
-        {
-          echo "# $w, $c clients, $t: $(txns_of "$out") transactions; share of the sampled CPU"
-          # (A report with no lines, or head closing the pipe early, is not a failure.)
-          perf report -i "$run/perf.data" --no-children -g none --sort dso --stdio --percent-limit 1 2>/dev/null |
-            grep -v -e '^#' -e '^$' | sed 's/ *$//' || true
-          echo
-          perf report -i "$run/perf.data" --no-children -g none --sort dso,symbol --stdio \
-            --percent-limit 0.5 2>/dev/null | grep -v -e '^#' -e '^$' | sed 's/ *$//' | head -60 || true
-        } >"$f"
-        mv "$run/perf.data" "${f%.txt}.perf.data"
-        log "profile: $f (perf report -i ${f%.txt}.perf.data for more)"
-      done
-    done
-  done
+  record_profile() { # <workload> <clients> <pooler>
+    local perf_pid out f=$profile_dir/ab-profile-$1-$2-$3.txt
+    perf record -q -F 999 --call-graph "${BENCH_PROFILE_CALLGRAPH:-fp}" -p "$pid" -o "$run/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
+    perf_pid=$!
+    out=$(pgbench_run "$port" "$2" "$1" "$seconds")
+    wait "$perf_pid" || true
+    {
+      echo "# $1, $2 clients, $3: $(txns_of "$out") transactions; share of the sampled CPU"
+      # (A report with no lines, or head closing the pipe early, is not a failure.)
+      perf report -i "$run/perf.data" --no-children -g none --sort dso --stdio --percent-limit 1 2>/dev/null |
+        grep -v -e '^#' -e '^$' | sed 's/ *$//' || true
+      echo
+      perf report -i "$run/perf.data" --no-children -g none --sort dso,symbol --stdio \
+        --percent-limit 0.5 2>/dev/null | grep -v -e '^#' -e '^$' | sed 's/ *$//' | head -60 || true
+    } >"$f"
+    mv "$run/perf.data" "${f%.txt}.perf.data"
+    log "profile: $f (perf report -i ${f%.txt}.perf.data for more)"
+  }
+  each_extra_run record_profile
 fi
 
 echo "A = $bin_a"
